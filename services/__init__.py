@@ -1,0 +1,1 @@
+"""LLM Trading Arena: five services over NATS sharing only ``services.common``."""

@@ -1,0 +1,1 @@
+"""Code shared by every service: contracts, subjects, settings, bus, clock, runner."""

@@ -1,0 +1,433 @@
+"""Wire contracts: one immutable pydantic model per NATS message.
+
+Money, prices and quantities are ``Decimal`` (JSON strings on the wire, so no
+precision is lost between services). Every message carries ``schema_version``;
+a consumer rejects (and dead-letters) a version it does not know.
+``proto/`` is generated from these models by ``python -m services.common.proto``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.common.subjects import valid_token
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+def _agent_id(value: str) -> str:
+    if not valid_token(value):
+        raise ValueError("agent_id must be lower-case letters, digits, '-' or '_'")
+    return value
+
+
+AgentId = Annotated[str, AfterValidator(_agent_id)]
+Money = Decimal
+Price = Decimal
+Quantity = Decimal
+
+
+class Message(BaseModel):
+    """Base of every message: immutable, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+# ---------------------------------------------------------------- cycle
+
+
+class CycleStarted(Message):
+    """``arena.cycle.started``: the market opens a trading cycle."""
+
+    cycle_id: str
+    sequence: int = Field(ge=1)
+    started_at: datetime
+    decision_deadline: datetime
+    symbols: tuple[str, ...]
+    agents: tuple[AgentId, ...] = Field(
+        default=(), description="Agents expected to decide in this cycle (the active line-up)."
+    )
+
+
+class AgentOutcome(Message):
+    agent_id: AgentId
+    status: Literal["applied", "missed"]
+    opened: int = 0
+    closed: int = 0
+    rejected: int = 0
+
+
+class CycleCompleted(Message):
+    """``arena.cycle.completed``: every verdict applied, or the deadline passed."""
+
+    cycle_id: str
+    completed_at: datetime
+    duration_seconds: float
+    timed_out: bool
+    outcomes: tuple[AgentOutcome, ...]
+
+
+# ---------------------------------------------------------------- market
+
+
+class Candle(Message):
+    open_time: datetime
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Decimal
+
+
+class Indicators(Message):
+    """Technical indicators of the latest closed candle; ``None`` when not computable yet."""
+
+    rsi_7: float | None = None
+    rsi_14: float | None = None
+    ema_20: float | None = None
+    ema_50: float | None = None
+    macd: float | None = None
+    macd_signal: float | None = None
+    macd_hist: float | None = None
+    bb_upper: float | None = None
+    bb_middle: float | None = None
+    bb_lower: float | None = None
+    atr_14: float | None = None
+
+
+class SymbolSnapshot(Message):
+    symbol: str
+    last_price: Price
+    mark_price: Price
+    price_change_pct_24h: Decimal
+    volume_24h: Decimal
+    high_24h: Price
+    low_24h: Price
+    funding_rate: Decimal
+    next_funding_time: datetime
+    candles: tuple[Candle, ...]
+    indicators: Indicators
+
+
+class MarketSnapshot(Message):
+    """``arena.market.snapshot``: the one view of the market every agent gets for a cycle."""
+
+    cycle_id: str
+    taken_at: datetime
+    decision_deadline: datetime
+    source: str = Field(description="simulator, binance or replay")
+    symbols: tuple[SymbolSnapshot, ...]
+    unavailable: dict[str, str] = Field(
+        default_factory=dict, description="Symbol -> reason it is missing from this snapshot."
+    )
+
+    def symbol(self, symbol: str) -> SymbolSnapshot | None:
+        return next((s for s in self.symbols if s.symbol == symbol), None)
+
+
+class TickPrice(Message):
+    symbol: str
+    last_price: Price
+    mark_price: Price
+    high: Price
+    low: Price
+
+
+class MarketTick(Message):
+    """``arena.market.tick``: prices between cycles, for stops, targets and liquidations."""
+
+    tick_id: str
+    at: datetime
+    prices: tuple[TickPrice, ...]
+
+
+# ---------------------------------------------------------------- decisions
+
+
+class TradeAction(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    CLOSE = "CLOSE"
+    HOLD = "HOLD"
+
+
+class Action(Message):
+    action: TradeAction
+    symbol: str | None = None
+    margin_usd: Money | None = None
+    leverage: int | None = None
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    invalidation: str | None = None
+
+
+class Usage(Message):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Money = Decimal(0)
+
+
+class Decision(Message):
+    """``arena.decision.proposed.<agent>``: one agent's answer to one cycle."""
+
+    decision_id: str = Field(description='"<cycle_id>:<agent_id>"')
+    cycle_id: str
+    agent_id: AgentId
+    decided_at: datetime
+    decision_deadline: datetime
+    actions: tuple[Action, ...]
+    reasoning: str = ""
+    model: str = ""
+    prompt_sha256: str | None = None
+    usage: Usage | None = None
+    error: str | None = Field(default=None, description="Why this is a forced HOLD, if it is.")
+
+    @staticmethod
+    def make_id(cycle_id: str, agent_id: str) -> str:
+        return f"{cycle_id}:{agent_id}"
+
+
+class Reason(Message):
+    """A machine-readable rejection reason with a human message."""
+
+    code: str
+    message: str
+
+
+class ActionResult(Message):
+    index: int = Field(ge=0)
+    action: Action
+    approved: bool
+    reasons: tuple[Reason, ...] = ()
+
+
+class Verdict(Message):
+    """``arena.decision.verdict.<agent>``: risk's answer, one result per action."""
+
+    verdict_id: str
+    decided_at: datetime
+    decision: Decision
+    results: tuple[ActionResult, ...]
+
+
+# ---------------------------------------------------------------- ledger events
+
+
+class PositionSide(StrEnum):
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+class PositionStatus(StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    LIQUIDATED = "LIQUIDATED"
+
+
+class PositionView(Message):
+    position_id: str
+    agent_id: AgentId
+    symbol: str
+    side: PositionSide
+    status: PositionStatus
+    entry_price: Price
+    current_price: Price
+    quantity: Quantity
+    leverage: int
+    margin: Money
+    unrealized_pnl: Money
+    liquidation_price: Price | None = None
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+
+class PositionEvent(Message):
+    """``arena.ledger.position.<agent>``: a position opened or closed."""
+
+    event_id: str
+    kind: Literal["opened", "closed"]
+    cycle_id: str | None
+    position: PositionView
+    exit_price: Price | None = None
+    realized_pnl: Money | None = None
+    fee: Money
+    exit_reason: str | None = None
+    at: datetime
+
+
+class AccountView(Message):
+    agent_id: AgentId
+    display_name: str
+    provider: str
+    model_name: str
+    balance: Money
+    margin_used: Money
+    equity: Money
+    total_pnl: Money
+    realized_pnl: Money
+    unrealized_pnl: Money
+    total_fees: Money
+    total_trades: int
+    winning_trades: int
+    losing_trades: int
+    open_positions: int
+    is_active: bool
+
+
+class AccountEvent(Message):
+    """``arena.ledger.account.<agent>``: an account's balances changed."""
+
+    event_id: str
+    account: AccountView
+    at: datetime
+
+
+# ---------------------------------------------------------------- agents
+
+
+class Heartbeat(Message):
+    """``arena.agent.heartbeat.<agent>``: the agent is alive, or disabled and why."""
+
+    agent_id: AgentId
+    display_name: str
+    provider: str
+    model: str
+    status: Literal["ok", "disabled"]
+    reason: str | None = None
+    at: datetime
+
+
+class LlmCall(Message):
+    """``arena.llm.call.<agent>``: one call to a model provider, stored in ``llm_api_calls``."""
+
+    call_id: str
+    agent_id: AgentId
+    cycle_id: str
+    provider: str
+    model: str
+    response_time_ms: int
+    prompt_tokens: int
+    completion_tokens: int
+    estimated_cost: Money
+    success: bool
+    error: str | None = None
+    called_at: datetime
+
+
+# ---------------------------------------------------------------- queries (request-reply)
+
+
+class PortfolioQuery(Message):
+    agent_id: AgentId
+
+
+class Portfolio(Message):
+    account: AccountView
+    positions: tuple[PositionView, ...]
+
+
+class AccountsQuery(Message):
+    pass
+
+
+class Accounts(Message):
+    accounts: tuple[AccountView, ...]
+
+
+class LeaderboardQuery(Message):
+    pass
+
+
+class LeaderboardEntry(Message):
+    rank: int
+    agent_id: AgentId
+    display_name: str
+    equity: Money
+    return_pct: Decimal
+    realized_pnl: Money
+    unrealized_pnl: Money
+    total_fees: Money
+    total_trades: int
+    win_rate: Decimal
+    open_positions: int
+
+
+class Leaderboard(Message):
+    entries: tuple[LeaderboardEntry, ...]
+
+
+class SnapshotQuery(Message):
+    pass
+
+
+class SnapshotReply(Message):
+    snapshot: MarketSnapshot | None
+
+
+class SchedulerCommand(Message):
+    """Body of ``arena.scheduler.status|trigger|pause|resume`` requests."""
+
+    requested_by: str = "unknown"
+
+
+class SchedulerStatus(Message):
+    running: bool
+    paused: bool
+    source: str
+    cycle_seconds: float
+    current_cycle_id: str | None
+    next_run_at: datetime | None
+    cycles_started: int
+    cycles_completed: int
+    cycles_failed: int
+    cycles_skipped: int
+    last_duration_seconds: float | None
+    mean_duration_seconds: float | None
+
+
+class ErrorReply(Message):
+    """Reply of a request that could not be answered; ``code`` is machine-readable."""
+
+    code: Literal["not_found", "bad_request", "unavailable", "internal"]
+    message: str
+
+
+# Every message published on a subject, for proto/ generation and the gateway's relay.
+EVENT_MODELS: tuple[type[Message], ...] = (
+    CycleStarted,
+    CycleCompleted,
+    MarketSnapshot,
+    MarketTick,
+    Decision,
+    Verdict,
+    PositionEvent,
+    AccountEvent,
+    Heartbeat,
+    LlmCall,
+)
+QUERY_MODELS: tuple[type[Message], ...] = (
+    PortfolioQuery,
+    Portfolio,
+    AccountsQuery,
+    Accounts,
+    LeaderboardQuery,
+    Leaderboard,
+    SnapshotQuery,
+    SnapshotReply,
+    SchedulerCommand,
+    SchedulerStatus,
+    ErrorReply,
+)

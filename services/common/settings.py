@@ -1,0 +1,126 @@
+"""Configuration from the environment (and ``.env``), read once at start-up.
+
+Every service reads the same ``Settings``; the trading limits in it are the ones the
+risk service enforces and the agents' prompt states, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class TradingLimits(BaseModel):
+    """The rules of the game, shared by risk, ledger and the agents' prompt."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_margin_usd: Decimal = Decimal(10)
+    max_margin_usd: Decimal = Decimal(30)
+    min_leverage: int = 1
+    max_leverage: int = 10
+    max_open_positions: int = 3
+    max_margin_utilisation: Decimal = Decimal("0.9")
+    taker_fee_rate: Decimal = Decimal("0.0005")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    database_pooler: bool | None = Field(
+        default=None,
+        alias="DATABASE_POOLER",
+        description="Disable server-side prepared statements (PgBouncer / Supabase pooler). "
+        "Detected from the URL when unset.",
+    )
+    agents_file: Path = Field(
+        default=PROJECT_ROOT / "config" / "agents.toml", alias="ARENA_AGENTS_FILE"
+    )
+    agent_id: str | None = Field(default=None, alias="AGENT_ID")
+    cycle_seconds: float = Field(default=300, gt=0, alias="ARENA_CYCLE_SECONDS")
+    decision_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        alias="ARENA_DECISION_SECONDS",
+        description="Time agents have to decide; default 80 % of the cycle.",
+    )
+    tick_seconds: float = Field(default=60, gt=0, alias="ARENA_TICK_SECONDS")
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_SYMBOLS, alias="ARENA_SYMBOLS"
+    )
+    initial_balance: Decimal = Field(default=Decimal(100), gt=0, alias="ARENA_INITIAL_BALANCE")
+    seed: int = Field(default=42, alias="ARENA_SEED")
+    market_source: str = Field(default="auto", alias="MARKET_SOURCE")
+    binance_base_url: str = Field(default="https://fapi.binance.com", alias="BINANCE_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    deepseek_api_key: SecretStr | None = Field(default=None, alias="DEEPSEEK_API_KEY")
+    admin_token: SecretStr | None = Field(default=None, alias="ARENA_ADMIN_TOKEN")
+    gateway_host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
+    gateway_port: int = Field(default=8000, ge=0, le=65535, alias="GATEWAY_PORT")
+    metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."
+    )
+    log_dir: Path | None = Field(default=None, alias="LOG_DIR")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    max_deliver: int = Field(default=5, ge=1, alias="ARENA_MAX_DELIVER")
+    request_timeout: float = Field(default=2.0, gt=0, alias="ARENA_REQUEST_TIMEOUT")
+
+    min_margin_usd: Decimal = Field(default=Decimal(10), alias="ARENA_MIN_MARGIN_USD")
+    max_margin_usd: Decimal = Field(default=Decimal(30), alias="ARENA_MAX_MARGIN_USD")
+    max_leverage: int = Field(default=10, ge=1, alias="ARENA_MAX_LEVERAGE")
+    max_open_positions: int = Field(default=3, ge=1, alias="ARENA_MAX_OPEN_POSITIONS")
+    max_margin_utilisation: Decimal = Field(
+        default=Decimal("0.9"), gt=0, le=1, alias="ARENA_MAX_MARGIN_UTILISATION"
+    )
+    taker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, alias="ARENA_TAKER_FEE_RATE")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("ARENA_SYMBOLS must name at least one symbol")
+        return value
+
+    @property
+    def limits(self) -> TradingLimits:
+        return TradingLimits(
+            min_margin_usd=self.min_margin_usd,
+            max_margin_usd=self.max_margin_usd,
+            max_leverage=self.max_leverage,
+            max_open_positions=self.max_open_positions,
+            max_margin_utilisation=self.max_margin_utilisation,
+            taker_fee_rate=self.taker_fee_rate,
+        )
+
+    @property
+    def decision_window(self) -> timedelta:
+        seconds = self.decision_seconds or self.cycle_seconds * 0.8
+        return timedelta(seconds=seconds)
+
+    @property
+    def uses_pooler(self) -> bool:
+        if self.database_pooler is not None:
+            return self.database_pooler
+        url = self.database_url or ""
+        return "pooler" in url or ":6543" in url or "pgbouncer=true" in url

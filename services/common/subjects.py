@@ -1,0 +1,94 @@
+"""Every NATS subject the arena uses. No subject string is written anywhere else.
+
+Events (published through JetStream, stream ``ARENA``) and request-reply subjects
+(core NATS, never captured by a stream: a stream would answer requests with a PubAck)
+live in disjoint trees so the stream's subject filters cannot swallow a query.
+"""
+
+from __future__ import annotations
+
+import re
+
+# JetStream streams
+STREAM = "ARENA"
+DLQ_STREAM = "ARENA_DLQ"
+
+# Events
+CYCLE_STARTED = "arena.cycle.started"
+CYCLE_COMPLETED = "arena.cycle.completed"
+MARKET_SNAPSHOT = "arena.market.snapshot"
+MARKET_TICK = "arena.market.tick"
+DECISION_PROPOSED_ALL = "arena.decision.proposed.*"
+DECISION_VERDICT_ALL = "arena.decision.verdict.*"
+LEDGER_POSITION_ALL = "arena.ledger.position.*"
+LEDGER_ACCOUNT_ALL = "arena.ledger.account.*"
+AGENT_HEARTBEAT_ALL = "arena.agent.heartbeat.*"
+LLM_CALL_ALL = "arena.llm.call.*"
+
+STREAM_SUBJECTS: tuple[str, ...] = (
+    "arena.cycle.*",
+    MARKET_SNAPSHOT,
+    MARKET_TICK,
+    DECISION_PROPOSED_ALL,
+    DECISION_VERDICT_ALL,
+    LEDGER_POSITION_ALL,
+    LEDGER_ACCOUNT_ALL,
+    AGENT_HEARTBEAT_ALL,
+    LLM_CALL_ALL,
+)
+
+# Dead letters: "arena.dlq.<service>", kept in their own stream.
+DLQ_ALL = "arena.dlq.*"
+
+# Request-reply (core NATS)
+LEDGER_QUERY_PORTFOLIO = "arena.ledger.query.portfolio"
+LEDGER_QUERY_ACCOUNTS = "arena.ledger.query.accounts"
+LEDGER_QUERY_LEADERBOARD = "arena.ledger.query.leaderboard"
+MARKET_QUERY_SNAPSHOT = "arena.market.query.snapshot"
+SCHEDULER_STATUS = "arena.scheduler.status"
+SCHEDULER_TRIGGER = "arena.scheduler.trigger"
+SCHEDULER_PAUSE = "arena.scheduler.pause"
+SCHEDULER_RESUME = "arena.scheduler.resume"
+
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def valid_token(value: str) -> bool:
+    """True when ``value`` can be one subject token (agent ids, service names)."""
+    return bool(_TOKEN.match(value))
+
+
+def _token(value: str) -> str:
+    if not valid_token(value):
+        raise ValueError(
+            f"{value!r} cannot be used in a subject: use lower-case letters, digits, '-' or '_'"
+        )
+    return value
+
+
+def decision_proposed(agent_id: str) -> str:
+    return f"arena.decision.proposed.{_token(agent_id)}"
+
+
+def decision_verdict(agent_id: str) -> str:
+    return f"arena.decision.verdict.{_token(agent_id)}"
+
+
+def ledger_position(agent_id: str) -> str:
+    return f"arena.ledger.position.{_token(agent_id)}"
+
+
+def ledger_account(agent_id: str) -> str:
+    return f"arena.ledger.account.{_token(agent_id)}"
+
+
+def agent_heartbeat(agent_id: str) -> str:
+    return f"arena.agent.heartbeat.{_token(agent_id)}"
+
+
+def llm_call(agent_id: str) -> str:
+    return f"arena.llm.call.{_token(agent_id)}"
+
+
+def dead_letter(service: str) -> str:
+    return f"arena.dlq.{_token(service)}"

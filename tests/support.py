@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: waiting on conditions, running services in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from services.common.clock import Clock
+from services.common.runner import Factory, ServiceHost
+from services.common.settings import Settings
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``check`` until it returns a truthy value; fail with the last value after ``timeout``.
+
+    Exceptions raised by ``check`` count as "not yet" (the last one is reported).
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result  # type: ignore[return-value]
+            last = result
+        except AssertionError as exc:
+            last = exc
+        except Exception as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    name: str, factory: Factory, settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[ServiceHost]:
+    """Run one service in-process (same sequence as ``python -m services.<name>``)."""
+    host = ServiceHost(name, factory, settings, clock)
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()

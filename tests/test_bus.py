@@ -1,0 +1,150 @@
+"""The bus against a real nats-server: ack after success, retries, dead letters, requests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.common import subjects
+from services.common.bus import (
+    Bus,
+    BusMetrics,
+    ConsumerSpec,
+    Delivery,
+    NotFound,
+    RemoteError,
+    Unavailable,
+)
+from services.common.contracts import (
+    AccountsQuery,
+    CycleStarted,
+    ErrorReply,
+    PortfolioQuery,
+    SchedulerCommand,
+    SchedulerStatus,
+)
+from tests.support import eventually
+
+
+def _cycle(n: int) -> CycleStarted:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    return CycleStarted(
+        cycle_id=f"c{n}", sequence=n, started_at=now, decision_deadline=now, symbols=("BTCUSDT",)
+    )
+
+
+async def _bus(nats_url: str, name: str = "test", max_deliver: int = 3) -> tuple[Bus, BusMetrics]:
+    metrics = BusMetrics(CollectorRegistry())
+    bus = await Bus.connect(nats_url, name, metrics, max_deliver=max_deliver)
+    await bus.ensure_streams()
+    return bus, metrics
+
+
+async def test_ensure_streams_is_idempotent(nats_url: str) -> None:
+    bus, _ = await _bus(nats_url)
+    await bus.ensure_streams()
+    await bus.ensure_streams()
+    await bus.close()
+
+
+async def test_duplicate_msg_id_is_delivered_once(nats_url: str) -> None:
+    bus, metrics = await _bus(nats_url)
+    seen: list[str] = []
+
+    async def handler(message: CycleStarted, delivery: Delivery) -> None:
+        seen.append(delivery.msg_id)
+
+    bus.consume(ConsumerSpec("t-dup", subjects.CYCLE_STARTED), CycleStarted, handler)
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(2), msg_id="c2")
+    await eventually(lambda: len(seen) == 2, what="two deliveries")
+    assert seen == ["c1", "c2"]
+    assert metrics.duplicates.labels("CycleStarted")._value.get() == 1
+    await bus.close()
+
+
+async def test_failed_handler_is_retried_then_succeeds(nats_url: str) -> None:
+    bus, metrics = await _bus(nats_url)
+    attempts: list[int] = []
+
+    async def flaky(message: CycleStarted, delivery: Delivery) -> None:
+        attempts.append(delivery.num_delivered)
+        if delivery.num_delivered < 2:
+            raise RuntimeError("database hiccup")
+
+    spec = ConsumerSpec("t-retry", subjects.CYCLE_STARTED, retry_delays=(0.05,))
+    bus.consume(spec, CycleStarted, flaky)
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await eventually(lambda: metrics.consumed.labels("t-retry")._value.get() == 1)
+    assert attempts == [1, 2]
+    assert metrics.redelivered.labels("t-retry")._value.get() == 1
+    await bus.close()
+
+
+async def test_poison_message_is_dead_lettered_and_next_one_processed(nats_url: str) -> None:
+    bus, metrics = await _bus(nats_url)
+    seen: list[str] = []
+
+    async def handler(message: CycleStarted, delivery: Delivery) -> None:
+        seen.append(message.cycle_id)
+
+    bus.consume(ConsumerSpec("t-poison", subjects.CYCLE_STARTED), CycleStarted, handler)
+    dead = await bus._nc.subscribe(subjects.dead_letter("test"))
+    await bus.publish_raw(subjects.CYCLE_STARTED, b"{not json")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(7), msg_id="c7")
+    await eventually(lambda: seen == ["c7"], what="the good message after the poison one")
+    letter = await dead.next_msg(timeout=5)
+    assert letter.data == b"{not json"
+    assert letter.headers is not None
+    assert letter.headers["Arena-Dlq-Subject"] == subjects.CYCLE_STARTED
+    assert metrics.dead_lettered.labels("t-poison", "malformed")._value.get() == 1
+    await bus.close()
+
+
+async def test_always_failing_message_dead_letters_after_max_deliver(nats_url: str) -> None:
+    bus, metrics = await _bus(nats_url, max_deliver=3)
+    attempts: list[int] = []
+
+    async def broken(message: CycleStarted, delivery: Delivery) -> None:
+        attempts.append(delivery.num_delivered)
+        raise RuntimeError("always")
+
+    spec = ConsumerSpec("t-max", subjects.CYCLE_STARTED, retry_delays=(0.02,))
+    bus.consume(spec, CycleStarted, broken)
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await eventually(lambda: metrics.dead_lettered.labels("t-max", "max_deliver")._value.get() == 1)
+    assert attempts == [1, 2, 3]
+    await bus.close()
+
+
+async def test_request_reply_and_typed_errors(nats_url: str) -> None:
+    server, _ = await _bus(nats_url, "server")
+    client, _ = await _bus(nats_url, "client")
+
+    async def status(_: SchedulerCommand) -> SchedulerStatus:
+        return SchedulerStatus(
+            running=True, paused=False, source="simulator", cycle_seconds=5,
+            current_cycle_id=None, next_run_at=None, cycles_started=1, cycles_completed=1,
+            cycles_failed=0, cycles_skipped=0, last_duration_seconds=None,
+            mean_duration_seconds=None,
+        )
+
+    async def portfolio(query: PortfolioQuery) -> SchedulerStatus:
+        raise NotFound(f"no agent {query.agent_id}")
+
+    await server.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, status)
+    await server.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, portfolio)
+    reply = await client.request(subjects.SCHEDULER_STATUS, SchedulerCommand(), SchedulerStatus)
+    assert reply.cycles_completed == 1
+    with pytest.raises(RemoteError) as not_found:
+        await client.request(
+            subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="nobody"), SchedulerStatus
+        )
+    assert not_found.value.reply == ErrorReply(code="not_found", message="no agent nobody")
+    with pytest.raises(Unavailable):
+        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus, 0.5)
+    await asyncio.gather(server.close(), client.close())
