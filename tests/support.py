@@ -35,7 +35,7 @@ async def eventually(
             if inspect.isawaitable(result):
                 result = await result
             if result:
-                return result  # type: ignore[return-value]
+                return result
             last = result
         except AssertionError as exc:
             last = exc

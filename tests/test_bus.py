@@ -58,11 +58,11 @@ async def test_duplicate_msg_id_is_delivered_once(nats_url: str) -> None:
         seen.append(delivery.msg_id)
 
     bus.consume(ConsumerSpec("t-dup", subjects.CYCLE_STARTED), CycleStarted, handler)
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(2), msg_id="c2")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(2), natural_id="c2")
     await eventually(lambda: len(seen) == 2, what="two deliveries")
-    assert seen == ["c1", "c2"]
+    assert seen == [f"{subjects.CYCLE_STARTED}:c1", f"{subjects.CYCLE_STARTED}:c2"]
     assert metrics.duplicates.labels("CycleStarted")._value.get() == 1
     await bus.close()
 
@@ -78,7 +78,7 @@ async def test_failed_handler_is_retried_then_succeeds(nats_url: str) -> None:
 
     spec = ConsumerSpec("t-retry", subjects.CYCLE_STARTED, retry_delays=(0.05,))
     bus.consume(spec, CycleStarted, flaky)
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await eventually(lambda: metrics.consumed.labels("t-retry")._value.get() == 1)
     assert attempts == [1, 2]
     assert metrics.redelivered.labels("t-retry")._value.get() == 1
@@ -95,7 +95,7 @@ async def test_poison_message_is_dead_lettered_and_next_one_processed(nats_url: 
     bus.consume(ConsumerSpec("t-poison", subjects.CYCLE_STARTED), CycleStarted, handler)
     dead = await bus._nc.subscribe(subjects.dead_letter("test"))
     await bus.publish_raw(subjects.CYCLE_STARTED, b"{not json")
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(7), msg_id="c7")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(7), natural_id="c7")
     await eventually(lambda: seen == ["c7"], what="the good message after the poison one")
     letter = await dead.next_msg(timeout=5)
     assert letter.data == b"{not json"
@@ -115,7 +115,7 @@ async def test_always_failing_message_dead_letters_after_max_deliver(nats_url: s
 
     spec = ConsumerSpec("t-max", subjects.CYCLE_STARTED, retry_delays=(0.02,))
     bus.consume(spec, CycleStarted, broken)
-    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), msg_id="c1")
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await eventually(lambda: metrics.dead_lettered.labels("t-max", "max_deliver")._value.get() == 1)
     assert attempts == [1, 2, 3]
     await bus.close()
@@ -127,9 +127,17 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
 
     async def status(_: SchedulerCommand) -> SchedulerStatus:
         return SchedulerStatus(
-            running=True, paused=False, source="simulator", cycle_seconds=5,
-            current_cycle_id=None, next_run_at=None, cycles_started=1, cycles_completed=1,
-            cycles_failed=0, cycles_skipped=0, last_duration_seconds=None,
+            running=True,
+            paused=False,
+            source="simulator",
+            cycle_seconds=5,
+            current_cycle_id=None,
+            next_run_at=None,
+            cycles_started=1,
+            cycles_completed=1,
+            cycles_failed=0,
+            cycles_skipped=0,
+            last_duration_seconds=None,
             mean_duration_seconds=None,
         )
 

@@ -2,7 +2,7 @@
 
 - ``Bus.connect`` retries until the server answers, then reconnects forever.
 - ``ensure_streams`` creates or updates the event stream and the dead-letter stream.
-- ``publish`` sets ``Nats-Msg-Id`` so JetStream drops duplicates inside its window.
+- ``publish`` sets ``Nats-Msg-Id`` (subject + natural id) so JetStream drops duplicates.
 - ``consume`` runs a durable pull consumer: a message is acked only after its handler
   returned; a handler error naks it with back-off; a message that cannot be decoded, or
   that failed ``max_deliver`` times, goes to ``arena.dlq.<service>`` and is counted.
@@ -267,8 +267,13 @@ class Bus:
 
     # ------------------------------------------------------------ events
 
-    async def publish(self, subject: str, message: Message, msg_id: str) -> None:
-        """Publish an event to JetStream; a repeated ``msg_id`` is dropped by the server."""
+    async def publish(self, subject: str, message: Message, natural_id: str) -> None:
+        """Publish an event to JetStream with ``Nats-Msg-Id: <subject>:<natural_id>``.
+
+        ``natural_id`` is the event's own id (cycle_id, decision_id, tick_id, outbox id), so
+        publishing the same event twice within the duplicate window stores it once.
+        """
+        msg_id = f"{subject}:{natural_id}"
         ack = await self._js.publish(subject, message.to_bytes(), headers={MSG_ID: msg_id})
         kind = type(message).__name__
         self._metrics.published.labels(kind).inc()
@@ -409,9 +414,7 @@ class Bus:
 
     # ------------------------------------------------------------ request-reply
 
-    async def serve(
-        self, subject: str, request_type: type[M], handler: RequestHandler[M]
-    ) -> None:
+    async def serve(self, subject: str, request_type: type[M], handler: RequestHandler[M]) -> None:
         """Answer requests on ``subject`` (queue group, so replicas share the load)."""
 
         async def on_request(msg: Msg) -> None:

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -60,7 +61,7 @@ def ops_app(registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]) -
 class HttpServer:
     """Serve an ASGI app on a pre-bound socket inside the running event loop."""
 
-    def __init__(self, app: object, sock: socket.socket) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self._sock = sock
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = EmbeddedServer(config)
