@@ -6,23 +6,21 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from services.common.clock import Clock
 from services.common.runner import Factory, ServiceHost
 from services.common.settings import Settings
 
-T = TypeVar("T")
-
 
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Any],
     *,
     timeout: float = 15.0,
     interval: float = 0.05,
     what: str = "condition",
-) -> T:
+) -> Any:
     """Poll ``check`` until it returns a truthy value; fail with the last value after ``timeout``.
 
     Exceptions raised by ``check`` count as "not yet" (the last one is reported).

@@ -404,6 +404,7 @@ class Bus:
                 log.exception("listener on %s failed", subject)
 
         await self._nc.subscribe(subject, cb=on_message)
+        await self._nc.flush()
 
     async def _dead_letter_core(self, consumer: str, msg: Msg, error: str) -> None:
         log.error("malformed message on %s: %s", msg.subject, error)
@@ -437,6 +438,7 @@ class Bus:
                 await msg.respond(reply.to_bytes())
 
         await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
+        await self._nc.flush()  # the server knows the subscription before we return
 
     async def request(
         self, subject: str, message: Message, reply_type: type[R], timeout: float = 2.0

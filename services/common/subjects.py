@@ -25,6 +25,14 @@ LEDGER_ACCOUNT_ALL = "arena.ledger.account.*"
 AGENT_HEARTBEAT_ALL = "arena.agent.heartbeat.*"
 LLM_CALL_ALL = "arena.llm.call.*"
 
+# Per-agent subjects; the last token is the agent id.
+DECISION_PROPOSED_TEMPLATE = "arena.decision.proposed.{agent_id}"
+DECISION_VERDICT_TEMPLATE = "arena.decision.verdict.{agent_id}"
+LEDGER_POSITION_TEMPLATE = "arena.ledger.position.{agent_id}"
+LEDGER_ACCOUNT_TEMPLATE = "arena.ledger.account.{agent_id}"
+AGENT_HEARTBEAT_TEMPLATE = "arena.agent.heartbeat.{agent_id}"
+LLM_CALL_TEMPLATE = "arena.llm.call.{agent_id}"
+
 STREAM_SUBJECTS: tuple[str, ...] = (
     "arena.cycle.*",
     MARKET_SNAPSHOT,
@@ -67,27 +75,27 @@ def _token(value: str) -> str:
 
 
 def decision_proposed(agent_id: str) -> str:
-    return f"arena.decision.proposed.{_token(agent_id)}"
+    return DECISION_PROPOSED_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def decision_verdict(agent_id: str) -> str:
-    return f"arena.decision.verdict.{_token(agent_id)}"
+    return DECISION_VERDICT_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def ledger_position(agent_id: str) -> str:
-    return f"arena.ledger.position.{_token(agent_id)}"
+    return LEDGER_POSITION_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def ledger_account(agent_id: str) -> str:
-    return f"arena.ledger.account.{_token(agent_id)}"
+    return LEDGER_ACCOUNT_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def agent_heartbeat(agent_id: str) -> str:
-    return f"arena.agent.heartbeat.{_token(agent_id)}"
+    return AGENT_HEARTBEAT_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def llm_call(agent_id: str) -> str:
-    return f"arena.llm.call.{_token(agent_id)}"
+    return LLM_CALL_TEMPLATE.format(agent_id=_token(agent_id))
 
 
 def dead_letter(service: str) -> str:

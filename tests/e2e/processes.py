@@ -1,0 +1,109 @@
+"""Services as real operating-system processes, for end-to-end and crash tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from services.common.settings import PROJECT_ROOT
+from tests.support import eventually
+
+
+class ServiceProcess:
+    """``python -m services.<module>`` with its own environment and a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.args = args
+        self.log_path = log_dir / f"{name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc
+
+    def start(self) -> ServiceProcess:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.module}", *self.args],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def log_entries(self) -> list[dict[str, object]]:
+        """JSON log lines written since the last start."""
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_offset)
+            text = f.read().decode(errors="replace")
+        entries = []
+        for line in text.splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return entries
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "<no log>"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def wait_started(self, timeout: float = 30.0) -> int:
+        """Wait for the runner's "<name> started" line; return the metrics port."""
+
+        def started() -> int | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
+                )
+            for entry in self.log_entries():
+                if str(entry.get("msg", "")).endswith(" started") and "metrics_port" in entry:
+                    return int(str(entry["metrics_port"]))
+            return None
+
+        try:
+            port: int = await eventually(started, timeout=timeout, what=f"{self.name} start")
+            return port
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- {self.name} log ---\n{self.tail()}") from None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait; returns the exit code (SIGKILL only if it hangs)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return self._proc.returncode if self._proc else 0
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            raise AssertionError(
+                f"{self.name} did not stop within {timeout}s of SIGTERM:\n{self.tail()}"
+            ) from None
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
