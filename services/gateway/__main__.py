@@ -1,0 +1,4 @@
+from services.common.runner import main
+from services.gateway.service import build
+
+main("gateway", build)

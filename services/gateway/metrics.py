@@ -1,0 +1,70 @@
+"""The gateway's Prometheus metrics, and the ASGI pieces that expose and feed them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_asgi_app
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNMATCHED_ROUTE = "unmatched"
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.ws_clients = Gauge(
+            "arena_gateway_ws_clients", "WebSocket clients connected now.", registry=registry
+        )
+        self.ws_messages_sent = Counter(
+            "arena_gateway_ws_messages_sent",
+            "Messages sent to WebSocket clients (one per client and message).",
+            registry=registry,
+        )
+        self.ws_clients_dropped = Counter(
+            "arena_gateway_ws_clients_dropped",
+            "WebSocket clients disconnected because they did not keep up.",
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "arena_gateway_http_requests",
+            "HTTP requests answered, by route template and status code.",
+            ["route", "status"],
+            registry=registry,
+        )
+
+
+class HttpMetricsMiddleware:
+    """Counts HTTP requests by route *template*, so ids in paths cannot explode the labels."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_record)
+        finally:
+            # The router stores the matched route in the (shared) scope.
+            template = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            self._metrics.http_requests.labels(template, str(status)).inc()
+
+
+class MetricsEndpoint:
+    """``/metrics`` as a raw ASGI app: Starlette routes a class instance without the
+    trailing-slash redirect a ``Mount`` would add."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._app = make_asgi_app(registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)

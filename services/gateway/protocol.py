@@ -1,0 +1,58 @@
+"""The WebSocket protocol of SPEC.md: every message is ``{type, data, timestamp}``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.contracts import AccountView, LeaderboardEntry, SchedulerStatus
+
+
+class EventType(StrEnum):
+    """Every ``type`` SPEC.md lists; the gateway sends a subset until the dashboard issue."""
+
+    CONNECTION = "connection"
+    INITIAL_DATA = "initial_data"
+    MARKET_SNAPSHOT = "market_snapshot"
+    SCHEDULER_STATUS = "scheduler_status"
+    CYCLE_START = "cycle_start"
+    CYCLE_COMPLETE = "cycle_complete"
+    LLM_DECISION = "llm_decision"
+    POSITION_UPDATE = "position_update"
+    ACCOUNT_UPDATE = "account_update"
+    ERROR = "error"
+
+
+class WsMessage(BaseModel):
+    """One message to a WebSocket client."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    data: dict[str, Any]
+    timestamp: datetime
+
+
+class ConnectionData(BaseModel):
+    """``data`` of the ``connection`` message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    server_time: datetime
+
+
+class InitialData(BaseModel):
+    """``data`` of ``initial_data``: what answered in time; a missing part is null."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accounts: tuple[AccountView, ...] | None = None
+    leaderboard: tuple[LeaderboardEntry, ...] | None = None
+    scheduler_status: SchedulerStatus | None = None
+    unavailable: dict[str, str] = Field(
+        default_factory=dict, description="Part -> why it is null (the service did not answer)."
+    )
