@@ -1,0 +1,43 @@
+"""Turns a source's market data into the cycle's ``MarketSnapshot`` (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.common.contracts import MarketSnapshot, SymbolSnapshot
+from services.market.indicators import compute_indicators
+from services.market.source import MarketData, SymbolData
+
+
+def symbol_snapshot(data: SymbolData) -> SymbolSnapshot:
+    return SymbolSnapshot(
+        symbol=data.symbol,
+        last_price=data.last_price,
+        mark_price=data.mark_price,
+        price_change_pct_24h=data.price_change_pct_24h,
+        volume_24h=data.volume_24h,
+        high_24h=data.high_24h,
+        low_24h=data.low_24h,
+        funding_rate=data.funding_rate,
+        next_funding_time=data.next_funding_time,
+        candles=data.candles,
+        indicators=compute_indicators(data.candles),
+    )
+
+
+def build_snapshot(
+    *,
+    cycle_id: str,
+    taken_at: datetime,
+    decision_deadline: datetime,
+    source: str,
+    data: MarketData,
+) -> MarketSnapshot:
+    return MarketSnapshot(
+        cycle_id=cycle_id,
+        taken_at=taken_at,
+        decision_deadline=decision_deadline,
+        source=source,
+        symbols=tuple(symbol_snapshot(s) for s in data.symbols),
+        unavailable=dict(data.unavailable),
+    )

@@ -1,0 +1,73 @@
+"""What a market source gives the scheduler, whichever source it is.
+
+Every source (simulator now; Binance and replay later) answers the same two calls, so
+nothing after the source knows where prices come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from services.common.contracts import Candle, TickPrice
+
+FUNDING_HOURS = (0, 8, 16)
+
+
+@dataclass(frozen=True)
+class SymbolData:
+    """One symbol's market state, before indicators are computed."""
+
+    symbol: str
+    last_price: Decimal
+    mark_price: Decimal
+    price_change_pct_24h: Decimal
+    volume_24h: Decimal
+    high_24h: Decimal
+    low_24h: Decimal
+    funding_rate: Decimal
+    next_funding_time: datetime
+    candles: tuple[Candle, ...]
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """A source's answer for one snapshot; a symbol it could not read is in ``unavailable``."""
+
+    symbols: tuple[SymbolData, ...]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+class MarketSource(Protocol):
+    @property
+    def name(self) -> str:
+        """simulator, binance or replay: shown in snapshots and the scheduler status."""
+        ...
+
+    async def snapshot_data(self, now: datetime) -> MarketData:
+        """Every configured symbol's state as of ``now``."""
+        ...
+
+    async def tick(self, now: datetime) -> tuple[TickPrice, ...]:
+        """Advance to the next price step and return it (last, mark, the step's high/low)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the source holds (connections, files)."""
+        ...
+
+
+class SourceError(RuntimeError):
+    """The configured source cannot be used; raised at start-up."""
+
+
+def next_funding_time(now: datetime) -> datetime:
+    """The next 00/08/16 UTC funding instant strictly after ``now``."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for hour in FUNDING_HOURS:
+        candidate = day + timedelta(hours=hour)
+        if candidate > now:
+            return candidate
+    return day + timedelta(days=1)
