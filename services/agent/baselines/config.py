@@ -1,0 +1,30 @@
+"""What a baseline is built with: the rules of the game and its own identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.common.contracts import MarketSnapshot, SymbolSnapshot
+from services.common.settings import TradingLimits
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    agent_id: str
+    limits: TradingLimits
+    symbols: tuple[str, ...]
+    seed: int
+
+    @property
+    def mid_margin(self) -> Decimal:
+        return (self.limits.min_margin_usd + self.limits.max_margin_usd) / 2
+
+    def tradable(self, snapshot: MarketSnapshot) -> tuple[SymbolSnapshot, ...]:
+        """The snapshot's symbols the arena trades, in a stable order."""
+        allowed = set(self.symbols)
+        return tuple(sorted((s for s in snapshot.symbols if s.symbol in allowed), key=_key))
+
+
+def _key(s: SymbolSnapshot) -> str:
+    return s.symbol

@@ -1,0 +1,65 @@
+"""The agent's periodic "still here" on ``arena.agent.heartbeat.<agent>``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Literal
+
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.clock import Clock
+from services.common.contracts import Heartbeat
+from services.common.lineup import AgentSpec
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+
+
+class Heartbeater:
+    def __init__(
+        self, bus: Bus, clock: Clock, spec: AgentSpec, interval: float = HEARTBEAT_SECONDS
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._spec = spec
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.status: Literal["ok", "disabled"] = "ok"
+        self.reason: str | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat:{self._spec.id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def beat(self) -> Heartbeat:
+        return Heartbeat(
+            agent_id=self._spec.id,
+            display_name=self._spec.display_name,
+            provider=self._spec.provider,
+            model=self._spec.model,
+            status=self.status,
+            reason=self.reason,
+            at=self._clock.now(),
+        )
+
+    async def _run(self) -> None:
+        subject = subjects.agent_heartbeat(self._spec.id)
+        while True:
+            heartbeat = self.beat()
+            try:
+                await self._bus.publish(
+                    subject, heartbeat, natural_id=f"{self._spec.id}:{heartbeat.at.isoformat()}"
+                )
+            except Exception as exc:
+                # A missed heartbeat is what a heartbeat is for; the next one may get through.
+                log.warning("heartbeat not published: %s", exc)
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,54 @@
+"""Who this agent process is, and how it decides: resolved once, at start-up."""
+
+from __future__ import annotations
+
+from services.agent.baselines import BASELINES, BaselineConfig
+from services.agent.strategy import Strategy
+from services.common.lineup import AgentSpec, LineupError, load_lineup
+from services.common.settings import Settings
+
+BASELINE_PROVIDER = "baseline"
+
+
+class AgentConfigError(ValueError):
+    """The agent cannot start as configured; the message says what to change."""
+
+
+def resolve_agent(settings: Settings) -> AgentSpec:
+    """This process's line-up entry, from ``AGENT_ID`` and ``ARENA_AGENTS_FILE``."""
+    try:
+        lineup = load_lineup(settings.agents_file)
+    except LineupError as exc:
+        raise AgentConfigError(str(exc)) from exc
+    known = ", ".join(a.id for a in lineup.agents)
+    if not settings.agent_id:
+        raise AgentConfigError(f"AGENT_ID is not set; the line-up has: {known}")
+    try:
+        return lineup.get(settings.agent_id)
+    except KeyError:
+        raise AgentConfigError(
+            f"AGENT_ID={settings.agent_id!r} is not in {settings.agents_file} (known: {known})"
+        ) from None
+
+
+def build_strategy(spec: AgentSpec, settings: Settings) -> Strategy:
+    """The strategy the spec names. LLM providers arrive with issue 5."""
+    if spec.provider != BASELINE_PROVIDER:
+        raise AgentConfigError(
+            f"agent {spec.id!r}: provider {spec.provider!r} is not supported yet "
+            f"(supported: {BASELINE_PROVIDER})"
+        )
+    factory = BASELINES.get(spec.model)
+    if factory is None:
+        raise AgentConfigError(
+            f"agent {spec.id!r}: no baseline named {spec.model!r} "
+            f"(baselines: {', '.join(BASELINES)})"
+        )
+    return factory(
+        BaselineConfig(
+            agent_id=spec.id,
+            limits=settings.limits,
+            symbols=settings.symbols,
+            seed=settings.seed,
+        )
+    )

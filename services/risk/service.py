@@ -1,0 +1,90 @@
+"""The risk service: every proposed decision in, one verdict out.
+
+The portfolio is read from the ledger at validation time; when the ledger does not
+answer the handler raises, so the bus redelivers the decision later instead of judging
+it against a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.common import subjects
+from services.common.bus import Bus, ConsumerSpec, Delivery, PermanentError
+from services.common.clock import Clock
+from services.common.contracts import Decision, Portfolio, PortfolioQuery
+from services.common.runner import ServiceContext
+from services.risk.metrics import RiskMetrics
+from services.risk.validator import Validator
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "risk"
+
+
+class RiskService:
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock,
+        validator: Validator,
+        metrics: RiskMetrics,
+        request_timeout: float = 2.0,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._validator = validator
+        self._metrics = metrics
+        self._request_timeout = request_timeout
+        self._started = False
+
+    async def start(self) -> None:
+        self._bus.consume(
+            ConsumerSpec(CONSUMER, subjects.DECISION_PROPOSED_ALL), Decision, self.handle
+        )
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+
+    def readiness(self) -> dict[str, bool]:
+        return {"consumer": self._started}
+
+    async def handle(self, decision: Decision, delivery: Delivery) -> None:
+        speaker = delivery.subject.rsplit(".", 1)[-1]
+        if decision.agent_id != speaker:
+            # An agent may only speak for itself: retrying cannot make this valid.
+            raise PermanentError(
+                f"decision {decision.decision_id} names agent {decision.agent_id!r} "
+                f"but was published by {speaker!r}"
+            )
+        portfolio = await self._bus.request(
+            subjects.LEDGER_QUERY_PORTFOLIO,
+            PortfolioQuery(agent_id=decision.agent_id),
+            Portfolio,
+            timeout=self._request_timeout,
+        )
+        started = self._clock.monotonic()
+        verdict = self._validator.validate(decision, portfolio, self._clock.now())
+        self._metrics.record(verdict, self._clock.monotonic() - started)
+        await self._bus.publish(
+            subjects.decision_verdict(decision.agent_id), verdict, natural_id=verdict.verdict_id
+        )
+        log.info(
+            "verdict %s: %d of %d actions approved",
+            verdict.verdict_id,
+            sum(r.approved for r in verdict.results),
+            len(verdict.results),
+            extra={"agent_id": decision.agent_id, "cycle_id": decision.cycle_id},
+        )
+
+
+async def build(ctx: ServiceContext) -> RiskService:
+    settings = ctx.settings
+    return RiskService(
+        bus=ctx.bus,
+        clock=ctx.clock,
+        validator=Validator.for_symbols(settings.limits, settings.symbols),
+        metrics=RiskMetrics(ctx.registry),
+        request_timeout=settings.request_timeout,
+    )

@@ -1,0 +1,189 @@
+"""The agent in-process against a real nats-server, with a stand-in ledger responder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.agent.heartbeat import Heartbeater
+from services.agent.identity import resolve_agent
+from services.agent.metrics import AgentMetrics
+from services.agent.service import AgentService, build, consumer_name
+from services.agent.strategy import StrategyResult
+from services.common import subjects
+from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
+from services.common.contracts import (
+    Decision,
+    Heartbeat,
+    Indicators,
+    MarketSnapshot,
+    Portfolio,
+    PortfolioQuery,
+    TradeAction,
+)
+from services.common.runner import ServiceContext, ServiceHost
+from services.common.settings import Settings
+from tests.agent.builders import NOW, portfolio, snapshot, symbol_snapshot
+from tests.support import eventually, running
+
+UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
+    await test_bus.ensure_streams()
+    yield test_bus
+    await test_bus.close()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(AGENT_ID="momentum")
+
+
+async def decisions_on(bus: Bus) -> list[Decision]:
+    seen: list[Decision] = []
+
+    async def collect(decision: Decision) -> None:
+        seen.append(decision)
+
+    await bus.subscribe_core(subjects.DECISION_PROPOSED_ALL, Decision, collect)
+    return seen
+
+
+async def serve_ledger(bus: Bus, book: Portfolio) -> list[str]:
+    asked: list[str] = []
+
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        asked.append(query.agent_id)
+        return book
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    return asked
+
+
+async def consuming(bus: Bus, agent_id: str = "momentum") -> None:
+    """The agent only sees snapshots published after its consumer exists (deliver new)."""
+    js = bus._nc.jetstream()
+    await eventually(
+        lambda: js.consumer_info(subjects.STREAM, consumer_name(agent_id)),
+        what="the agent's consumer",
+    )
+
+
+def market(cycle_id: str, clock: ManualClock, seconds_left: float = 60) -> MarketSnapshot:
+    return snapshot(
+        symbol_snapshot("BTCUSDT", indicators=UP),
+        cycle_id=cycle_id,
+        deadline=clock.now() + timedelta(seconds=seconds_left),
+    )
+
+
+async def publish(bus: Bus, snap: MarketSnapshot) -> None:
+    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
+
+
+def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
+    return host.registry.get_sample_value(name, labels)
+
+
+async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings) -> None:
+    asked = await serve_ledger(bus, portfolio())
+    decisions = await decisions_on(bus)
+    heartbeats: list[Heartbeat] = []
+
+    async def beat(heartbeat: Heartbeat) -> None:
+        heartbeats.append(heartbeat)
+
+    await bus.subscribe_core(subjects.agent_heartbeat("momentum"), Heartbeat, beat)
+    clock = ManualClock(NOW)
+    async with running("agent-momentum", build, settings, clock) as host:
+        await consuming(bus)
+        for n in (1, 2, 3):
+            await publish(bus, market(f"c{n}", clock))
+        await eventually(lambda: len(decisions) == 3, what="three decisions")
+        assert [d.decision_id for d in decisions] == ["c1:momentum", "c2:momentum", "c3:momentum"]
+        first = decisions[0]
+        assert (first.agent_id, first.model, first.error) == ("momentum", "ema-cross", None)
+        assert first.decision_deadline == NOW + timedelta(seconds=60)
+        assert [(a.action, a.symbol) for a in first.actions] == [(TradeAction.BUY, "BTCUSDT")]
+        assert "EMA20" in first.reasoning
+        assert asked == ["momentum"] * 3
+        await eventually(lambda: heartbeats, what="a heartbeat")
+        assert (heartbeats[0].agent_id, heartbeats[0].status) == ("momentum", "ok")
+        decided = sample(host, "arena_agent_decisions_total", agent="momentum", outcome="decided")
+        assert decided == 3
+        latency = sample(host, "arena_agent_decision_latency_seconds_count", agent="momentum")
+        assert latency == 3
+
+
+async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) -> None:
+    await serve_ledger(bus, portfolio())
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+    async with running("agent-momentum", build, settings, clock) as host:
+        await consuming(bus)
+        stale = market("c1", clock, seconds_left=10)
+        clock.advance(11)
+        await publish(bus, stale)
+        await publish(bus, market("c2", clock))
+        # Snapshots are handled in order: once c2 is decided, c1 was seen and skipped.
+        await eventually(lambda: decisions, what="the fresh snapshot's decision")
+        assert [d.cycle_id for d in decisions] == ["c2"]
+        assert sample(host, "arena_agent_snapshots_skipped_total", agent="momentum") == 1
+
+
+async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
+    bus: Bus, settings: Settings
+) -> None:
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+    async with running("agent-momentum", build, settings, clock) as host:
+        await consuming(bus)
+        await publish(bus, market("c1", clock))
+        await eventually(lambda: decisions, what="a forced HOLD")
+        (decision,) = decisions
+        assert [a.action for a in decision.actions] == [TradeAction.HOLD]
+        assert decision.error is not None
+        assert "portfolio unavailable" in decision.error
+        assert subjects.LEDGER_QUERY_PORTFOLIO in decision.error
+        outcome = "portfolio_unavailable"
+        assert sample(host, "arena_agent_decisions_total", agent="momentum", outcome=outcome) == 1
+
+
+class Exploding:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+        raise ZeroDivisionError("the model divided by zero")
+
+
+async def test_a_failing_strategy_becomes_a_hold_and_the_agent_carries_on(
+    bus: Bus, settings: Settings
+) -> None:
+    await serve_ledger(bus, portfolio())
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+
+    async def exploding_agent(ctx: ServiceContext) -> AgentService:
+        spec = resolve_agent(ctx.settings)
+        return AgentService(
+            spec=spec,
+            strategy=Exploding(),
+            bus=ctx.bus,
+            clock=ctx.clock,
+            metrics=AgentMetrics(ctx.registry),
+            heartbeat=Heartbeater(ctx.bus, ctx.clock, spec),
+        )
+
+    async with running("agent-momentum", exploding_agent, settings, clock):
+        await consuming(bus)
+        await publish(bus, market("c1", clock))
+        await publish(bus, market("c2", clock))
+        await eventually(lambda: len(decisions) == 2, what="two forced HOLDs")
+        for decision in decisions:
+            assert [a.action for a in decision.actions] == [TradeAction.HOLD]
+            assert decision.error == "strategy failed: ZeroDivisionError: the model divided by zero"

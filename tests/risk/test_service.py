@@ -1,0 +1,131 @@
+"""The risk service in-process against a real nats-server, with a stand-in ledger responder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
+
+from services.common import subjects
+from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
+from services.common.contracts import Portfolio, PortfolioQuery, Verdict
+from services.common.settings import Settings
+from services.risk.service import build
+from tests.risk.builders import buy, close, decision, portfolio
+from tests.support import eventually, running
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
+    await test_bus.ensure_streams()
+    yield test_bus
+    await test_bus.close()
+
+
+async def verdicts_on(bus: Bus) -> list[Verdict]:
+    seen: list[Verdict] = []
+
+    async def collect(verdict: Verdict) -> None:
+        seen.append(verdict)
+
+    await bus.subscribe_core(subjects.DECISION_VERDICT_ALL, Verdict, collect)
+    return seen
+
+
+async def serve_ledger(bus: Bus, books: dict[str, Portfolio]) -> None:
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        return books[query.agent_id]
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+
+
+async def dead_letters(bus: Bus) -> list[Msg]:
+    letters: list[Msg] = []
+
+    async def collect(msg: Msg) -> None:
+        letters.append(msg)
+
+    await bus._nc.subscribe(subjects.dead_letter("risk"), cb=collect)
+    return letters
+
+
+async def test_publishes_approved_and_rejected_verdicts(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    await serve_ledger(bus, {"momentum": portfolio("ETHUSDT")})
+    verdicts = await verdicts_on(bus)
+    async with running("risk", build, make_settings(), ManualClock()) as host:
+        proposed = decision(buy("BTCUSDT"), buy("SOLUSDT", margin="31"), close("XRPUSDT"))
+        await bus.publish(subjects.decision_proposed("momentum"), proposed, proposed.decision_id)
+        await eventually(lambda: len(verdicts) == 1, what="one verdict")
+        (verdict,) = verdicts
+        assert verdict.verdict_id == proposed.decision_id
+        assert [(r.approved, [x.code for x in r.reasons]) for r in verdict.results] == [
+            (True, []),
+            (False, ["margin_out_of_range"]),
+            (False, ["no_open_position"]),
+        ]
+        registry = host.registry
+        assert registry.get_sample_value("arena_risk_verdicts_total", {"agent": "momentum"}) == 1
+        for code in ("margin_out_of_range", "no_open_position"):
+            assert registry.get_sample_value("arena_risk_rejections_total", {"code": code}) == 1
+        assert registry.get_sample_value("arena_risk_validation_seconds_count") == 1
+
+
+async def test_malformed_decision_is_dead_lettered_and_the_next_processed(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    await serve_ledger(bus, {"momentum": portfolio()})
+    verdicts = await verdicts_on(bus)
+    letters = await dead_letters(bus)
+    async with running("risk", build, make_settings()):
+        await bus.publish_raw(subjects.decision_proposed("momentum"), b'{"actions": "lots"}')
+        good = decision(buy("BTCUSDT"), cycle_id="c2")
+        await bus.publish(subjects.decision_proposed("momentum"), good, good.decision_id)
+        await eventually(lambda: [v.verdict_id for v in verdicts] == ["c2:momentum"])
+        await eventually(lambda: len(letters) == 1, what="the dead letter")
+        assert letters[0].data == b'{"actions": "lots"}'
+
+
+async def test_an_agent_speaking_for_another_is_dead_lettered(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    await serve_ledger(bus, {"momentum": portfolio(), "random": portfolio(agent_id="random")})
+    verdicts = await verdicts_on(bus)
+    letters = await dead_letters(bus)
+    async with running("risk", build, make_settings()) as host:
+        impostor = decision(buy("BTCUSDT"), agent_id="random")
+        await bus.publish(subjects.decision_proposed("momentum"), impostor, impostor.decision_id)
+        honest = decision(buy("BTCUSDT"), cycle_id="c2")
+        await bus.publish(subjects.decision_proposed("momentum"), honest, honest.decision_id)
+        await eventually(lambda: [v.verdict_id for v in verdicts] == ["c2:momentum"])
+        await eventually(lambda: len(letters) == 1, what="the dead letter")
+        assert letters[0].headers is not None
+        assert "published by 'momentum'" in letters[0].headers["Arena-Dlq-Error"]
+        dead = host.registry.get_sample_value(
+            "arena_messages_dead_lettered_total", {"consumer": "risk", "reason": "rejected"}
+        )
+        assert dead == 1
+
+
+async def test_waits_for_the_ledger_rather_than_guessing(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    verdicts = await verdicts_on(bus)
+    async with running("risk", build, make_settings(ARENA_REQUEST_TIMEOUT=0.2)) as host:
+        proposed = decision(buy("BTCUSDT"))
+        await bus.publish(subjects.decision_proposed("momentum"), proposed, proposed.decision_id)
+        await eventually(
+            lambda: host.registry.get_sample_value(
+                "arena_messages_failed_total", {"consumer": "risk"}
+            ),
+            what="a failed attempt while the ledger is away",
+        )
+        assert verdicts == []
+        await serve_ledger(bus, {"momentum": portfolio()})
+        await eventually(lambda: len(verdicts) == 1, what="the verdict once the ledger answers")
+        assert verdicts[0].results[0].approved
