@@ -26,6 +26,7 @@ from services.common.lineup import load_lineup
 from services.common.settings import PROJECT_ROOT, Settings
 
 DEFAULT_NATS_PORT = 4222
+HONCHO_STOPPED_BY_SIGTERM = 128 + signal.SIGTERM
 
 
 def say(line: str) -> None:
@@ -89,14 +90,20 @@ def run(data_dir: Path) -> int:
             start_new_session=True,
         )
 
+        stopping = False
+
         def forward(signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
             say("stopping every process")
             if honcho.poll() is None:
                 honcho.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
-        return honcho.wait()
+        code = honcho.wait()
+        # honcho answers a SIGTERM with 143 even when every process stopped cleanly.
+        return 0 if stopping and code == HONCHO_STOPPED_BY_SIGTERM else code
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if nats is not None:

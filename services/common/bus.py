@@ -111,6 +111,9 @@ class ConsumerSpec:
     ack_wait_seconds: float = 30.0
     batch: int = 16
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+    # 1 keeps strict order even across a crash: nothing newer is delivered while a
+    # message is unacked (a killed consumer's message comes back after ack_wait).
+    max_ack_pending: int | None = None
 
 
 class BusMetrics:
@@ -312,6 +315,7 @@ class Bus:
             deliver_policy=DeliverPolicy.NEW if spec.deliver_new_only else DeliverPolicy.ALL,
             ack_wait=spec.ack_wait_seconds,
             max_deliver=-1,
+            max_ack_pending=spec.max_ack_pending,
         )
         try:
             info = await self._js.consumer_info(subjects.STREAM, spec.durable)
@@ -327,19 +331,26 @@ class Bus:
     ) -> None:
         sub = await self._subscribe(spec)
         log.info("consuming %s as %s", spec.filter_subject, spec.durable)
-        while not self._stopping.is_set():
-            try:
-                batch = await sub.fetch(spec.batch, timeout=1.0)
-            except NatsTimeoutError:
-                continue
-            except Exception as exc:
-                if self._stopping.is_set():
-                    return
-                log.warning("fetch on %s failed: %s", spec.durable, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in batch:
-                await self._handle(spec, message_type, handler, msg)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    batch = await sub.fetch(spec.batch, timeout=1.0)
+                except NatsTimeoutError:
+                    continue
+                except Exception as exc:
+                    if self._stopping.is_set():
+                        return
+                    log.warning("fetch on %s failed: %s", spec.durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in batch:
+                    await self._handle(spec, message_type, handler, msg)
+        finally:
+            # Left to ``nc.drain()``, a pull subscription can hang it for good: the status
+            # reply of a fetch cancelled by ``close`` waits in its queue with no reader.
+            # Unacked messages are redelivered anyway, so drop the subscription instead.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _handle(
         self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M], msg: Msg
