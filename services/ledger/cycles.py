@@ -1,0 +1,58 @@
+"""Closing a cycle: when every expected agent's verdict is applied, or the deadline passed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.common import subjects
+from services.common.contracts import AgentOutcome, CycleCompleted
+from services.ledger import store
+from services.ledger.outbox import enqueue
+
+
+def outcome(agent_id: str, results: list[dict[str, Any]] | None) -> AgentOutcome:
+    """One agent's part in a cycle, from its decision's stored results (None: it missed)."""
+    if results is None:
+        return AgentOutcome(agent_id=agent_id, status="missed")
+    kinds = [r.get("outcome") for r in results]
+    return AgentOutcome(
+        agent_id=agent_id,
+        status="applied",
+        opened=kinds.count("opened"),
+        closed=kinds.count("closed"),
+        rejected=kinds.count("rejected"),
+    )
+
+
+async def complete_cycle(
+    conn: asyncpg.Connection, cycle_id: str, now: datetime, *, deadline_passed: bool
+) -> CycleCompleted | None:
+    """Complete ``cycle_id`` if it is running and done (or ``deadline_passed``).
+
+    Runs in the caller's transaction; enqueues ``CycleCompleted`` and returns it.
+    """
+    row = await store.cycle(conn, cycle_id, for_update=True)
+    if row is None or not row.running:
+        return None
+    decided = await store.decision_results(conn, cycle_id)
+    everyone_decided = all(agent in decided for agent in row.expected_agents)
+    if not everyone_decided and not deadline_passed:
+        return None
+    agents = list(row.expected_agents) + sorted(set(decided) - set(row.expected_agents))
+    timed_out = not everyone_decided
+    duration = max((now - row.started_at).total_seconds(), 0.0)
+    event = CycleCompleted(
+        cycle_id=cycle_id,
+        completed_at=now,
+        duration_seconds=duration,
+        timed_out=timed_out,
+        outcomes=tuple(outcome(a, decided.get(a)) for a in agents),
+    )
+    await store.finish_cycle(
+        conn, cycle_id, "timed_out" if timed_out else "completed", now, duration
+    )
+    await enqueue(conn, subjects.CYCLE_COMPLETED, cycle_id, event)
+    return event

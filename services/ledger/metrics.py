@@ -1,0 +1,47 @@
+"""The ledger's Prometheus metrics, on the service's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class LedgerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.verdicts_applied = Counter(
+            "arena_ledger_verdicts_applied",
+            "Verdicts applied (each once, duplicates excluded).",
+            registry=registry,
+        )
+        self.rejections = Counter(
+            "arena_ledger_rejections",
+            "Actions recorded in rejected_decisions, by reason code (risk's or the ledger's).",
+            ["code"],
+            registry=registry,
+        )
+        self.positions_opened = Counter(
+            "arena_ledger_positions_opened", "Positions opened.", registry=registry
+        )
+        self.positions_closed = Counter(
+            "arena_ledger_positions_closed", "Positions closed.", registry=registry
+        )
+        self.duplicates = Counter(
+            "arena_ledger_duplicates_skipped",
+            "Messages or verdicts already applied, skipped without effect, by consumer.",
+            ["consumer"],
+            registry=registry,
+        )
+        self.cycles_completed = Counter(
+            "arena_ledger_cycles_completed",
+            "Cycles completed, by whether the deadline ran out.",
+            ["timed_out"],
+            registry=registry,
+        )
+        self.equity = Gauge(
+            "arena_ledger_equity_usd",
+            "Equity per agent: balance + margin in use + unrealized PnL.",
+            ["agent"],
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "arena_ledger_outbox_pending", "Outbox events not published yet.", registry=registry
+        )

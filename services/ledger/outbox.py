@@ -1,0 +1,104 @@
+"""The outbox: events are written in the effect's transaction and published afterwards.
+
+``enqueue`` runs inside the caller's transaction; ``OutboxRelay`` publishes unsent rows
+in id order and marks them sent. A crash between commit and publish only delays an
+event: the next relay pass (or the next start) publishes it, and JetStream drops the
+copy if the crash came after the publish but before the mark (same ``Nats-Msg-Id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from services.common.bus import Bus
+from services.common.clock import Clock
+from services.common.contracts import EVENT_MODELS, Message
+from services.ledger.metrics import LedgerMetrics
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[str, type[Message]] = {m.__name__: m for m in EVENT_MODELS}
+
+
+async def enqueue(conn: asyncpg.Connection, subject: str, event_id: str, message: Message) -> None:
+    """Write one event to publish once the surrounding transaction commits."""
+    name = type(message).__name__
+    if name not in _MODELS:
+        raise TypeError(f"{name} is not an event model")
+    await conn.execute(
+        "INSERT INTO outbox (event_id, subject, message_type, payload) "
+        "VALUES ($1, $2, $3, $4::jsonb)",
+        event_id,
+        subject,
+        name,
+        message.model_dump_json(),
+    )
+
+
+class OutboxRelay:
+    """Publishes the outbox; woken after each commit that wrote to it, and polling anyway."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        clock: Clock,
+        metrics: LedgerMetrics,
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 100,
+    ) -> None:
+        self._pool = pool
+        self._bus = bus
+        self._clock = clock
+        self._metrics = metrics
+        self._poll_seconds = poll_seconds
+        self._batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await self.publish_pending() == self._batch:
+                    pass
+                await self._update_pending_gauge()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay pass failed, will retry: %r", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent events in id order; return how many were sent."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
+            rows = await conn.fetch(
+                "SELECT id, event_id, subject, message_type, payload::text AS payload "
+                "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
+                "FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            for row in rows:
+                model = _MODELS[row["message_type"]]
+                message = model.model_validate_json(row["payload"])
+                await self._bus.publish(row["subject"], message, natural_id=row["event_id"])
+                await conn.execute(
+                    "UPDATE outbox SET published_at = $2 WHERE id = $1",
+                    row["id"],
+                    self._clock.now(),
+                )
+        return len(rows)
+
+    async def _update_pending_gauge(self) -> None:
+        async with self._pool.acquire() as conn:
+            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        self._metrics.outbox_pending.set(pending)

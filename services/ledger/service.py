@@ -1,0 +1,311 @@
+"""The ledger service: consumers, deadline watcher, outbox relay and queries, wired together.
+
+Every consumed message's effect commits in one transaction with its id in
+``processed_messages``; a redelivered or duplicated message therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+import asyncpg
+
+from services.common import subjects
+from services.common.bus import Bus, ConsumerSpec, Delivery, PermanentError
+from services.common.clock import Clock
+from services.common.contracts import (
+    AccountsQuery,
+    CycleCompleted,
+    CycleStarted,
+    LeaderboardQuery,
+    LlmCall,
+    MarketSnapshot,
+    MarketTick,
+    PortfolioQuery,
+    Verdict,
+)
+from services.common.lineup import Lineup, load_lineup
+from services.common.runner import ServiceContext
+from services.ledger import accounting, store
+from services.ledger.cycles import complete_cycle
+from services.ledger.database import create_pool
+from services.ledger.marks import mark_to_market
+from services.ledger.metrics import LedgerMetrics
+from services.ledger.migrate import apply_migrations
+from services.ledger.outbox import OutboxRelay
+from services.ledger.queries import LedgerQueries
+from services.ledger.verdicts import Applied, NotReady, VerdictApplier
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CYCLES = ConsumerSpec("ledger-cycles", subjects.CYCLE_STARTED, ack_wait_seconds=10)
+SNAPSHOTS = ConsumerSpec("ledger-snapshots", subjects.MARKET_SNAPSHOT, ack_wait_seconds=10)
+# One verdict at a time, in order, even across a crash: a close must follow its open.
+VERDICTS = ConsumerSpec(
+    "ledger-verdicts",
+    subjects.DECISION_VERDICT_ALL,
+    ack_wait_seconds=15,
+    batch=1,
+    max_ack_pending=1,
+)
+TICKS = ConsumerSpec("ledger-ticks", subjects.MARKET_TICK)
+LLM_CALLS = ConsumerSpec("ledger-llm-calls", subjects.LLM_CALL_ALL)
+
+
+class LedgerService:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        clock: Clock,
+        pool: asyncpg.Pool,
+        lineup: Lineup,
+        taker_fee_rate: Decimal,
+        metrics: LedgerMetrics,
+        settle_grace_seconds: float = 5.0,
+        watch_interval_seconds: float = 0.25,
+        input_wait_seconds: float = 8.0,
+        maintenance_margin_rate: Decimal = accounting.DEFAULT_MAINTENANCE_MARGIN_RATE,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._pool = pool
+        self._lineup = lineup
+        self._metrics = metrics
+        self._settle_grace = timedelta(seconds=settle_grace_seconds)
+        self._watch_interval = watch_interval_seconds
+        # Below VERDICTS.ack_wait_seconds, so a waiting verdict is not redelivered meanwhile.
+        self._input_wait = input_wait_seconds
+        self._applier = VerdictApplier(taker_fee_rate, maintenance_margin_rate)
+        self._queries = LedgerQueries(pool)
+        self._relay = OutboxRelay(pool, bus, clock, metrics)
+        self._arrival = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._refresh_equity()
+        self._tasks = [
+            asyncio.create_task(self._relay.run(), name="ledger-outbox-relay"),
+            asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
+        ]
+        self._bus.consume(CYCLES, CycleStarted, self._on_cycle_started)
+        self._bus.consume(SNAPSHOTS, MarketSnapshot, self._on_snapshot)
+        self._bus.consume(VERDICTS, Verdict, self._on_verdict)
+        self._bus.consume(TICKS, MarketTick, self._on_tick)
+        self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
+        await self._bus.serve(
+            subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, self._queries.portfolio
+        )
+        await self._bus.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, self._queries.accounts)
+        await self._bus.serve(
+            subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, self._queries.leaderboard
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        # Send what is committed now rather than at the next start.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._relay.publish_pending(), 5)
+        try:
+            # Waits for a handler still in its transaction; a stuck one must not block exit.
+            await asyncio.wait_for(self._pool.close(), 10)
+        except TimeoutError:
+            self._pool.terminate()
+
+    def readiness(self) -> dict[str, bool]:
+        return {"database": not self._pool.is_closing() and self._pool.get_size() > 0}
+
+    # ------------------------------------------------------------ exactly-once core
+
+    async def _once(
+        self,
+        consumer: str,
+        delivery: Delivery,
+        effect: Callable[[asyncpg.Connection], Awaitable[T]],
+    ) -> T | None:
+        """Run ``effect`` and record ``delivery.msg_id`` in one transaction; None if seen."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await store.claim_message(conn, delivery.msg_id, consumer):
+                    duplicate = True
+                    result = None
+                else:
+                    duplicate = False
+                    result = await effect(conn)
+        except asyncpg.ForeignKeyViolationError as exc:
+            # An agent the ledger has no account for: retrying cannot help.
+            raise PermanentError(str(exc)) from exc
+        if duplicate:
+            self._metrics.duplicates.labels(consumer).inc()
+        return result
+
+    # ------------------------------------------------------------ consumers
+
+    async def _on_cycle_started(self, message: CycleStarted, delivery: Delivery) -> None:
+        expected = message.agents or tuple(a.id for a in self._lineup.active)
+
+        async def effect(conn: asyncpg.Connection) -> None:
+            await store.insert_cycle(conn, message, expected)
+
+        await self._once(CYCLES.durable, delivery, effect)
+        await self._announce_arrival()
+
+    async def _on_snapshot(self, message: MarketSnapshot, delivery: Delivery) -> None:
+        async def effect(conn: asyncpg.Connection) -> bool:
+            # A cycle has one snapshot: another copy must not re-mark the books.
+            if await store.snapshot_stored(conn, message.cycle_id):
+                return False
+            await store.insert_market_data(conn, message)
+            await mark_to_market(
+                conn, {s.symbol: s.mark_price for s in message.symbols}, self._clock.now()
+            )
+            return True
+
+        stored = await self._once(SNAPSHOTS.durable, delivery, effect)
+        if stored is False:
+            self._metrics.duplicates.labels(SNAPSHOTS.durable).inc()
+        await self._announce_arrival()
+        await self._refresh_equity()
+
+    async def _on_verdict(self, message: Verdict, delivery: Delivery) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._input_wait
+
+        async def effect(conn: asyncpg.Connection) -> Applied:
+            return await self._applier.apply(conn, message, self._clock.now())
+
+        while True:
+            try:
+                applied = await self._once(VERDICTS.durable, delivery, effect)
+                break
+            except NotReady:
+                # The cycle or snapshot consumer is behind; waiting here keeps verdict order.
+                remaining = give_up - loop.time()
+                if remaining <= 0:
+                    raise
+                await self._wait_for_arrival(min(remaining, 0.5))
+        if applied is None:
+            return
+        if applied.duplicate:
+            self._metrics.duplicates.labels(VERDICTS.durable).inc()
+            return
+        self._metrics.verdicts_applied.inc()
+        self._metrics.positions_opened.inc(applied.opened)
+        self._metrics.positions_closed.inc(applied.closed)
+        for code in applied.rejection_codes:
+            self._metrics.rejections.labels(code).inc()
+        self._completed(applied.cycle_completed)
+        self._relay.wake()
+        await self._refresh_equity()
+
+    async def _on_tick(self, message: MarketTick, delivery: Delivery) -> None:
+        async def effect(conn: asyncpg.Connection) -> list[str]:
+            return await mark_to_market(
+                conn, {p.symbol: p.mark_price for p in message.prices}, self._clock.now()
+            )
+
+        if await self._once(TICKS.durable, delivery, effect):
+            await self._refresh_equity()
+
+    async def _on_llm_call(self, message: LlmCall, delivery: Delivery) -> None:
+        async def effect(conn: asyncpg.Connection) -> None:
+            await store.insert_llm_call(conn, message)
+
+        await self._once(LLM_CALLS.durable, delivery, effect)
+
+    # ------------------------------------------------------------ deadlines
+
+    async def _watch_deadlines(self) -> None:
+        while True:
+            try:
+                await self.complete_overdue_cycles()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("deadline watcher pass failed, will retry: %r", exc)
+            await asyncio.sleep(self._watch_interval)
+
+    async def complete_overdue_cycles(self) -> int:
+        """Time out every running cycle whose deadline plus the settle grace has passed."""
+        now = self._clock.now()
+        async with self._pool.acquire() as conn:
+            overdue = await store.overdue_cycles(conn, now - self._settle_grace)
+        completed = 0
+        for cycle_id in overdue:
+            async with self._pool.acquire() as conn, conn.transaction():
+                event = await complete_cycle(conn, cycle_id, now, deadline_passed=True)
+            if event is not None:
+                completed += 1
+                self._completed(event)
+                self._relay.wake()
+        return completed
+
+    def _completed(self, event: CycleCompleted | None) -> None:
+        if event is None:
+            return
+        self._metrics.cycles_completed.labels(str(event.timed_out).lower()).inc()
+        log.info(
+            "cycle %s completed%s",
+            event.cycle_id,
+            " (timed out)" if event.timed_out else "",
+            extra={"cycle_id": event.cycle_id, "duration_seconds": event.duration_seconds},
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    async def _announce_arrival(self) -> None:
+        async with self._arrival:
+            self._arrival.notify_all()
+
+    async def _wait_for_arrival(self, timeout: float) -> None:
+        async with self._arrival:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrival.wait(), timeout)
+
+    async def _refresh_equity(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await store.accounts(conn)
+        except Exception as exc:
+            log.warning("cannot refresh the equity gauge: %r", exc)
+            return
+        for row in rows:
+            self._metrics.equity.labels(row.llm_id).set(float(row.book.equity))
+
+
+async def build(ctx: ServiceContext) -> LedgerService:
+    """The runner's factory: connect, migrate, open one account per agent of the line-up."""
+    settings = ctx.settings
+    lineup = load_lineup(settings.agents_file)
+    pool = await create_pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            async with conn.transaction():
+                await store.upsert_accounts(conn, lineup, settings.initial_balance, ctx.clock.now())
+    except BaseException:
+        await pool.close()
+        raise
+    return LedgerService(
+        bus=ctx.bus,
+        clock=ctx.clock,
+        pool=pool,
+        lineup=lineup,
+        taker_fee_rate=settings.taker_fee_rate,
+        metrics=LedgerMetrics(ctx.registry),
+    )

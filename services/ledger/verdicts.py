@@ -1,0 +1,302 @@
+"""Applying one verdict inside one transaction: opens, closes, rejections, events.
+
+The ledger executes what risk approved at the cycle's snapshot price, but still refuses
+(and records, with a ``ledger_`` reason code) an approved action it cannot apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.common import subjects
+from services.common.bus import PermanentError
+from services.common.contracts import (
+    AccountEvent,
+    Action,
+    ActionResult,
+    CycleCompleted,
+    PositionEvent,
+    PositionSide,
+    TradeAction,
+    Verdict,
+)
+from services.ledger import accounting, store
+from services.ledger.accounting import Book
+from services.ledger.cycles import complete_cycle
+from services.ledger.outbox import enqueue
+from services.ledger.store import CycleRow
+from services.ledger.views import account_view, position_view
+
+CYCLE_CLOSED = "ledger_cycle_closed"
+INSUFFICIENT_BALANCE = "ledger_insufficient_balance"
+POSITION_OPEN = "ledger_position_open"
+NOTHING_TO_CLOSE = "ledger_nothing_to_close"
+NO_PRICE = "ledger_no_price"
+INVALID_ACTION = "ledger_invalid_action"
+EXIT_DECISION = "decision"
+
+_TRADING = (TradeAction.BUY, TradeAction.SELL, TradeAction.CLOSE)
+
+
+class NotReady(Exception):
+    """The verdict's cycle or snapshot is not stored yet; applying it later will work."""
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Applied:
+    """What one verdict did, for metrics after the commit."""
+
+    duplicate: bool = False
+    opened: int = 0
+    closed: int = 0
+    rejection_codes: list[str] = field(default_factory=list)
+    cycle_completed: CycleCompleted | None = None
+
+
+@dataclass
+class _Run:
+    """The state threaded through one verdict's actions."""
+
+    verdict: Verdict
+    cycle: CycleRow
+    prices: dict[str, Decimal]
+    book: Book
+    now: datetime
+    applied: Applied
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+class VerdictApplier:
+    def __init__(
+        self,
+        taker_fee_rate: Decimal,
+        maintenance_margin_rate: Decimal = accounting.DEFAULT_MAINTENANCE_MARGIN_RATE,
+    ) -> None:
+        self._fee_rate = taker_fee_rate
+        self._mmr = maintenance_margin_rate
+
+    async def apply(self, conn: asyncpg.Connection, verdict: Verdict, now: datetime) -> Applied:
+        """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op)."""
+        decision = verdict.decision
+        if await store.decision_exists(conn, decision.decision_id):
+            return Applied(duplicate=True)
+        account = await store.account(conn, decision.agent_id, for_update=True)
+        if account is None:
+            raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
+        cycle = await store.cycle(conn, decision.cycle_id, for_update=True)
+        if cycle is None:
+            raise NotReady(f"cycle {decision.cycle_id} is not stored yet")
+        prices = await store.snapshot_prices(conn, decision.cycle_id)
+        if not prices and cycle.running and _trades_something(verdict):
+            raise NotReady(f"the snapshot of cycle {decision.cycle_id} is not stored yet")
+
+        run = _Run(verdict, cycle, prices, account.book, now, Applied())
+        for result in sorted(verdict.results, key=lambda r: r.index):
+            await self._one(conn, run, result)
+
+        await store.save_book(conn, account.llm_id, run.book, now)
+        await store.insert_decision(conn, verdict, run.results, now)
+        updated = await store.account(conn, account.llm_id)
+        assert updated is not None
+        await enqueue(
+            conn,
+            subjects.ledger_account(account.llm_id),
+            f"account:{decision.decision_id}",
+            AccountEvent(
+                event_id=f"account:{decision.decision_id}",
+                account=account_view(updated),
+                at=now,
+            ),
+        )
+        if cycle.running:
+            run.applied.cycle_completed = await complete_cycle(
+                conn, cycle.cycle_id, now, deadline_passed=False
+            )
+        return run.applied
+
+    async def _one(self, conn: asyncpg.Connection, run: _Run, result: ActionResult) -> None:
+        action = result.action
+        entry: dict[str, Any] = {
+            "index": result.index,
+            "action": action.action.value,
+            "symbol": action.symbol,
+            "approved": result.approved,
+        }
+        run.results.append(entry)
+        if not result.approved:
+            codes = [r.code for r in result.reasons] or ["risk_rejected"]
+            message = "; ".join(r.message for r in result.reasons) or "rejected by risk"
+            await self._reject(conn, run, entry, action, codes=codes, message=message)
+            return
+        if action.action is TradeAction.HOLD:
+            entry["outcome"] = "held"
+            return
+        try:
+            if not run.cycle.running:
+                raise _Refused(
+                    CYCLE_CLOSED,
+                    f"cycle {run.cycle.cycle_id} is already {run.cycle.status}; "
+                    "its prices have moved on",
+                )
+            if action.action is TradeAction.CLOSE:
+                await self._close(conn, run, entry, action)
+            else:
+                await self._open(conn, run, entry, action)
+        except _Refused as refused:
+            await self._reject(
+                conn, run, entry, action, codes=[refused.code], message=refused.message
+            )
+
+    async def _open(
+        self, conn: asyncpg.Connection, run: _Run, entry: dict[str, Any], action: Action
+    ) -> None:
+        agent = run.verdict.decision.agent_id
+        if action.symbol is None or action.margin_usd is None or action.leverage is None:
+            raise _Refused(INVALID_ACTION, "an open needs a symbol, margin_usd and leverage")
+        price = self._price(run, action.symbol)
+        if await store.open_position_for(conn, agent, action.symbol) is not None:
+            raise _Refused(POSITION_OPEN, f"a {action.symbol} position is already open")
+        side = PositionSide.LONG if action.action is TradeAction.BUY else PositionSide.SHORT
+        try:
+            opening = accounting.open_position(
+                side,
+                price,
+                action.margin_usd,
+                action.leverage,
+                fee_rate=self._fee_rate,
+                maintenance_margin_rate=self._mmr,
+            )
+        except accounting.AccountingError as exc:
+            raise _Refused(INVALID_ACTION, str(exc)) from exc
+        if not run.book.can_afford(opening):
+            raise _Refused(
+                INSUFFICIENT_BALANCE,
+                f"balance {run.book.balance} does not cover margin {opening.margin} "
+                f"plus fee {opening.fee}",
+            )
+        position = await store.insert_position(
+            conn,
+            agent,
+            action.symbol,
+            opening,
+            stop_loss=action.stop_loss,
+            take_profit=action.take_profit,
+            cycle_id=run.cycle.cycle_id,
+            now=run.now,
+        )
+        await store.insert_open_trade(conn, position, opening, run.now)
+        run.book = run.book.opened(opening)
+        event_id = f"position:{position.id}:opened"
+        await enqueue(
+            conn,
+            subjects.ledger_position(agent),
+            event_id,
+            PositionEvent(
+                event_id=event_id,
+                kind="opened",
+                cycle_id=run.cycle.cycle_id,
+                position=position_view(position),
+                fee=opening.fee,
+                at=run.now,
+            ),
+        )
+        entry.update(outcome="opened", position_id=str(position.id))
+        run.applied.opened += 1
+
+    async def _close(
+        self, conn: asyncpg.Connection, run: _Run, entry: dict[str, Any], action: Action
+    ) -> None:
+        agent = run.verdict.decision.agent_id
+        if action.symbol is None:
+            raise _Refused(INVALID_ACTION, "a close needs a symbol")
+        position = await store.open_position_for(conn, agent, action.symbol, for_update=True)
+        if position is None:
+            raise _Refused(NOTHING_TO_CLOSE, f"no open {action.symbol} position to close")
+        price = self._price(run, action.symbol)
+        closing = accounting.close_position(
+            position.side,
+            position.entry_price,
+            position.quantity,
+            position.margin,
+            price,
+            fee_rate=self._fee_rate,
+        )
+        closed = await store.close_position(conn, position.id, closing, run.now)
+        await store.insert_close_trade(
+            conn,
+            position,
+            closing,
+            exit_reason=EXIT_DECISION,
+            cycle_id=run.cycle.cycle_id,
+            now=run.now,
+        )
+        run.book = run.book.closed(position.margin, position.unrealized_pnl, closing)
+        event_id = f"position:{position.id}:closed"
+        await enqueue(
+            conn,
+            subjects.ledger_position(agent),
+            event_id,
+            PositionEvent(
+                event_id=event_id,
+                kind="closed",
+                cycle_id=run.cycle.cycle_id,
+                position=position_view(closed),
+                exit_price=closing.exit_price,
+                realized_pnl=closing.realized_pnl,
+                fee=closing.fee,
+                exit_reason=EXIT_DECISION,
+                at=run.now,
+            ),
+        )
+        entry.update(outcome="closed", position_id=str(position.id))
+        run.applied.closed += 1
+
+    @staticmethod
+    def _price(run: _Run, symbol: str) -> Decimal:
+        price = run.prices.get(symbol)
+        if price is None:
+            raise _Refused(NO_PRICE, f"cycle {run.cycle.cycle_id} has no price for {symbol}")
+        return price
+
+    @staticmethod
+    async def _reject(
+        conn: asyncpg.Connection,
+        run: _Run,
+        entry: dict[str, Any],
+        action: Action,
+        *,
+        codes: list[str],
+        message: str,
+    ) -> None:
+        decision = run.verdict.decision
+        await store.insert_rejection(
+            conn,
+            llm_id=decision.agent_id,
+            symbol=action.symbol,
+            decision=action.action.value,
+            reasoning=decision.reasoning,
+            rejection_reason=message,
+            confidence=action.confidence,
+            decision_id=decision.decision_id,
+            cycle_id=decision.cycle_id,
+            reason_codes=codes,
+            now=run.now,
+        )
+        entry.update(outcome="rejected", reason_codes=codes)
+        run.applied.rejection_codes.extend(codes)
+
+
+def _trades_something(verdict: Verdict) -> bool:
+    return any(r.approved and r.action.action in _TRADING for r in verdict.results)

@@ -1,0 +1,95 @@
+"""``python -m services.ledger verify``: recompute every account from the rows beneath it.
+
+balance == initial_balance + sum(realized PnL) - sum(fees) - sum(margin of open positions),
+and every counter equals its recount. Issue 6 adds funding and the decision hash chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from services.ledger import store
+from services.ledger.store import AccountRow
+
+
+@dataclass(frozen=True)
+class Recount:
+    """What the trades and positions say an account should hold."""
+
+    realized_pnl: Decimal
+    total_fees: Decimal
+    open_margin: Decimal
+    open_unrealized: Decimal
+    open_positions: int
+    total_trades: int
+    winning_trades: int
+    losing_trades: int
+
+
+def reconcile(account: AccountRow, recount: Recount) -> list[str]:
+    """Every way ``account`` disagrees with ``recount``, one line each (empty: it agrees)."""
+    expected_balance = (
+        account.initial_balance + recount.realized_pnl - recount.total_fees - recount.open_margin
+    )
+    expected_total_pnl = recount.realized_pnl - recount.total_fees + recount.open_unrealized
+    checks: list[tuple[str, object, object]] = [
+        ("balance", account.balance, expected_balance),
+        ("margin_used", account.margin_used, recount.open_margin),
+        ("realized_pnl", account.realized_pnl, recount.realized_pnl),
+        ("unrealized_pnl", account.unrealized_pnl, recount.open_unrealized),
+        ("total_fees", account.total_fees, recount.total_fees),
+        ("total_pnl", account.total_pnl, expected_total_pnl),
+        ("open_positions", account.open_positions, recount.open_positions),
+        ("total_trades", account.total_trades, recount.total_trades),
+        ("winning_trades", account.winning_trades, recount.winning_trades),
+        ("losing_trades", account.losing_trades, recount.losing_trades),
+    ]
+    return [
+        f"{account.llm_id}: {name} is {actual}, the rows say {expected}"
+        for name, actual, expected in checks
+        if actual != expected
+    ]
+
+
+_RECOUNT = """
+SELECT a.llm_id,
+       coalesce(t.realized, 0)   AS realized_pnl,
+       coalesce(t.fees, 0)       AS total_fees,
+       coalesce(p.margin, 0)     AS open_margin,
+       coalesce(p.unrealized, 0) AS open_unrealized,
+       coalesce(p.n, 0)          AS open_positions,
+       coalesce(t.n, 0)          AS total_trades,
+       coalesce(t.wins, 0)       AS winning_trades,
+       coalesce(t.losses, 0)     AS losing_trades
+FROM llm_accounts a
+LEFT JOIN (
+    SELECT llm_id, sum(coalesce(realized_pnl, 0)) AS realized, sum(fees) AS fees,
+           count(*)::int AS n,
+           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl > 0))::int AS wins,
+           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl <= 0))::int AS losses
+    FROM trades GROUP BY llm_id
+) t ON t.llm_id = a.llm_id
+LEFT JOIN (
+    SELECT llm_id, sum(margin) AS margin, sum(unrealized_pnl) AS unrealized, count(*)::int AS n
+    FROM positions WHERE status = 'OPEN' GROUP BY llm_id
+) p ON p.llm_id = a.llm_id
+"""
+
+
+async def verify(conn: asyncpg.Connection) -> list[str]:
+    """All mismatches across all accounts, read in one consistent snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        accounts = {a.llm_id: a for a in await store.accounts(conn)}
+        recounts = {
+            r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
+            for r in await conn.fetch(_RECOUNT)
+        }
+    problems: list[str] = []
+    for llm_id, account in sorted(accounts.items()):
+        problems += reconcile(account, recounts[llm_id])
+        if account.balance < 0:
+            problems.append(f"{llm_id}: balance {account.balance} is negative")
+    return problems

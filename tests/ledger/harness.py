@@ -1,0 +1,86 @@
+"""An in-process ledger on real NATS and Postgres, with the events it emits collected."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from services.common import subjects
+from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
+from services.common.contracts import AccountEvent, CycleCompleted, Message, PositionEvent
+from services.common.runner import ServiceHost
+from services.common.settings import Settings
+from services.ledger.service import LedgerService, build
+from tests.support import eventually, running
+
+
+@dataclass
+class Ledger:
+    host: ServiceHost
+    bus: Bus
+    db: asyncpg.Connection
+    clock: ManualClock
+    positions: list[PositionEvent] = field(default_factory=list)
+    accounts: list[AccountEvent] = field(default_factory=list)
+    completed: list[CycleCompleted] = field(default_factory=list)
+
+    @property
+    def service(self) -> LedgerService:
+        assert isinstance(self.host.service, LedgerService)
+        return self.host.service
+
+    async def publish(self, subject: str, message: Message, natural_id: str) -> None:
+        await self.bus.publish(subject, message, natural_id)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.host.registry.get_sample_value(name, labels) or 0.0
+
+    async def count(self, sql: str, *args: Any) -> int:
+        return int(await self.db.fetchval(sql, *args))
+
+    async def decided(self, decision_id: str) -> bool:
+        return bool(
+            await self.db.fetchval("SELECT 1 FROM decisions WHERE decision_id = $1", decision_id)
+        )
+
+    async def wait_decided(self, decision_id: str) -> None:
+        await eventually(lambda: self.decided(decision_id), what=f"{decision_id} applied")
+
+    async def account(self, agent: str) -> asyncpg.Record:
+        return await self.db.fetchrow("SELECT * FROM llm_accounts WHERE llm_id = $1", agent)
+
+
+@contextlib.asynccontextmanager
+async def ledger(
+    make_settings: Callable[..., Settings], database_url: str, **env: Any
+) -> AsyncIterator[Ledger]:
+    clock = ManualClock()
+    settings = make_settings(DATABASE_URL=database_url, **env)
+    bus = await Bus.connect(settings.nats_url, "ledger-test", BusMetrics(CollectorRegistry()))
+    db = await asyncpg.connect(database_url)
+    try:
+        async with running("ledger", build, settings, clock) as host:
+            harness = Ledger(host, bus, db, clock)
+
+            async def on_position(event: PositionEvent) -> None:
+                harness.positions.append(event)
+
+            async def on_account(event: AccountEvent) -> None:
+                harness.accounts.append(event)
+
+            async def on_completed(event: CycleCompleted) -> None:
+                harness.completed.append(event)
+
+            await bus.subscribe_core(subjects.LEDGER_POSITION_ALL, PositionEvent, on_position)
+            await bus.subscribe_core(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, on_account)
+            await bus.subscribe_core(subjects.CYCLE_COMPLETED, CycleCompleted, on_completed)
+            yield harness
+    finally:
+        await db.close()
+        await bus.close()

@@ -1,0 +1,75 @@
+"""``verify`` recomputes every account from its rows: it passes on honest books only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+
+from services.common import subjects
+from services.common.settings import PROJECT_ROOT, Settings
+from services.ledger.verify import verify
+from tests.ledger.harness import ledger
+from tests.ledger.messages import approved, buy, close, cycle_started, sell, snapshot, verdict
+from tests.support import eventually
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+
+
+def _cli_verify(database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.ledger", "verify"],
+        cwd=PROJECT_ROOT,
+        check=False,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_verify_passes_on_honest_books_and_names_a_tampered_balance(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        agents = ("momentum", "random")
+        for n, (btc, eth) in enumerate([(95000, 3000), (97000, 2950), (94000, 3100)], start=1):
+            now = lg.clock.now()
+            cycle_id = f"c{n}"
+            prices = {BTC: Decimal(btc), ETH: Decimal(eth)}
+            await lg.publish(
+                subjects.CYCLE_STARTED, cycle_started(cycle_id, n, now, agents), cycle_id
+            )
+            await lg.publish(subjects.MARKET_SNAPSHOT, snapshot(cycle_id, now, prices), cycle_id)
+            actions = (
+                [approved(buy(BTC, 10, 5)), approved(sell(ETH, 12, 3))]
+                if n % 2
+                else [approved(close(BTC)), approved(close(ETH))]
+            )
+            for agent in agents:
+                v = verdict(cycle_id, agent, now, *actions)
+                await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+        await eventually(lambda: len(lg.completed) == 3, what="three cycles")
+
+        assert await lg.count("SELECT count(*) FROM trades") == 12
+        assert await verify(lg.db) == []
+
+        await lg.db.execute("UPDATE llm_accounts SET balance = balance + 1 WHERE llm_id = 'random'")
+        problems = await verify(lg.db)
+        assert len(problems) == 1
+        assert problems[0].startswith("random: balance is ")
+
+    result = _cli_verify(database_url)
+    assert result.returncode == 1, result.stderr
+    assert "random: balance" in result.stdout
+
+
+async def test_verify_cli_says_ok_on_honest_books(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url):
+        pass  # start-up alone migrates and opens the accounts
+    result = _cli_verify(database_url)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
