@@ -57,7 +57,7 @@ async def test_duplicate_msg_id_is_delivered_once(nats_url: str) -> None:
     async def handler(message: CycleStarted, delivery: Delivery) -> None:
         seen.append(delivery.msg_id)
 
-    bus.consume(ConsumerSpec("t-dup", subjects.CYCLE_STARTED), CycleStarted, handler)
+    await bus.consume(ConsumerSpec("t-dup", subjects.CYCLE_STARTED), CycleStarted, handler)
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(2), natural_id="c2")
@@ -77,7 +77,7 @@ async def test_failed_handler_is_retried_then_succeeds(nats_url: str) -> None:
             raise RuntimeError("database hiccup")
 
     spec = ConsumerSpec("t-retry", subjects.CYCLE_STARTED, retry_delays=(0.05,))
-    bus.consume(spec, CycleStarted, flaky)
+    await bus.consume(spec, CycleStarted, flaky)
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await eventually(lambda: metrics.consumed.labels("t-retry")._value.get() == 1)
     assert attempts == [1, 2]
@@ -92,7 +92,7 @@ async def test_poison_message_is_dead_lettered_and_next_one_processed(nats_url: 
     async def handler(message: CycleStarted, delivery: Delivery) -> None:
         seen.append(message.cycle_id)
 
-    bus.consume(ConsumerSpec("t-poison", subjects.CYCLE_STARTED), CycleStarted, handler)
+    await bus.consume(ConsumerSpec("t-poison", subjects.CYCLE_STARTED), CycleStarted, handler)
     dead = await bus._nc.subscribe(subjects.dead_letter("test"))
     await bus.publish_raw(subjects.CYCLE_STARTED, b"{not json")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(7), natural_id="c7")
@@ -114,7 +114,7 @@ async def test_always_failing_message_dead_letters_after_max_deliver(nats_url: s
         raise RuntimeError("always")
 
     spec = ConsumerSpec("t-max", subjects.CYCLE_STARTED, retry_delays=(0.02,))
-    bus.consume(spec, CycleStarted, broken)
+    await bus.consume(spec, CycleStarted, broken)
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await eventually(lambda: metrics.dead_lettered.labels("t-max", "max_deliver")._value.get() == 1)
     assert attempts == [1, 2, 3]

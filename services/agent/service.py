@@ -57,7 +57,7 @@ class AgentService:
         spec = ConsumerSpec(
             consumer_name(self._spec.id), subjects.MARKET_SNAPSHOT, deliver_new_only=True
         )
-        self._bus.consume(spec, MarketSnapshot, self.handle)
+        await self._bus.consume(spec, MarketSnapshot, self.handle)
         self._heartbeat.start()
         self._started = True
 

@@ -299,11 +299,18 @@ class Bus:
         await self._js.publish(subjects.dead_letter(self._service), msg.data, headers=headers)
         self._metrics.dead_lettered.labels(consumer, reason).inc()
 
-    def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
-        """Start a durable pull-consumer loop in the background (stopped by ``close``)."""
+    async def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
+        """Create (or bind) the durable consumer, then run its loop in the background.
+
+        Returns once the consumer exists on the server, so a ``deliver_new_only``
+        consumer sees every message published after this call.
+        """
+        sub = await self._subscribe(spec)
+        log.info("consuming %s as %s", spec.filter_subject, spec.durable)
         self._tasks.append(
             asyncio.create_task(
-                self._consume_loop(spec, message_type, handler), name=f"consume:{spec.durable}"
+                self._consume_loop(sub, spec, message_type, handler),
+                name=f"consume:{spec.durable}",
             )
         )
 
@@ -327,10 +334,12 @@ class Bus:
         return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
 
     async def _consume_loop(
-        self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]
+        self,
+        sub: JetStreamContext.PullSubscription,
+        spec: ConsumerSpec,
+        message_type: type[M],
+        handler: Handler[M],
     ) -> None:
-        sub = await self._subscribe(spec)
-        log.info("consuming %s as %s", spec.filter_subject, spec.durable)
         try:
             while not self._stopping.is_set():
                 try:

@@ -98,11 +98,11 @@ class LedgerService:
             asyncio.create_task(self._relay.run(), name="ledger-outbox-relay"),
             asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
         ]
-        self._bus.consume(CYCLES, CycleStarted, self._on_cycle_started)
-        self._bus.consume(SNAPSHOTS, MarketSnapshot, self._on_snapshot)
-        self._bus.consume(VERDICTS, Verdict, self._on_verdict)
-        self._bus.consume(TICKS, MarketTick, self._on_tick)
-        self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
+        await self._bus.consume(CYCLES, CycleStarted, self._on_cycle_started)
+        await self._bus.consume(SNAPSHOTS, MarketSnapshot, self._on_snapshot)
+        await self._bus.consume(VERDICTS, Verdict, self._on_verdict)
+        await self._bus.consume(TICKS, MarketTick, self._on_tick)
+        await self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
         await self._bus.serve(
             subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, self._queries.portfolio
         )

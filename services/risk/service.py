@@ -39,7 +39,7 @@ class RiskService:
         self._started = False
 
     async def start(self) -> None:
-        self._bus.consume(
+        await self._bus.consume(
             ConsumerSpec(CONSUMER, subjects.DECISION_PROPOSED_ALL), Decision, self.handle
         )
         self._started = True

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
-from services.agent.service import AgentService, build, consumer_name
+from services.agent.service import AgentService, build
 from services.agent.strategy import StrategyResult
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
@@ -67,15 +67,6 @@ async def serve_ledger(bus: Bus, book: Portfolio) -> list[str]:
     return asked
 
 
-async def consuming(bus: Bus, agent_id: str = "momentum") -> None:
-    """The agent only sees snapshots published after its consumer exists (deliver new)."""
-    js = bus._nc.jetstream()
-    await eventually(
-        lambda: js.consumer_info(subjects.STREAM, consumer_name(agent_id)),
-        what="the agent's consumer",
-    )
-
-
 def market(cycle_id: str, clock: ManualClock, seconds_left: float = 60) -> MarketSnapshot:
     return snapshot(
         symbol_snapshot("BTCUSDT", indicators=UP),
@@ -103,7 +94,6 @@ async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings)
     await bus.subscribe_core(subjects.agent_heartbeat("momentum"), Heartbeat, beat)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
-        await consuming(bus)
         for n in (1, 2, 3):
             await publish(bus, market(f"c{n}", clock))
         await eventually(lambda: len(decisions) == 3, what="three decisions")
@@ -127,7 +117,6 @@ async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) 
     decisions = await decisions_on(bus)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
-        await consuming(bus)
         stale = market("c1", clock, seconds_left=10)
         clock.advance(11)
         await publish(bus, stale)
@@ -144,7 +133,6 @@ async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
     decisions = await decisions_on(bus)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
-        await consuming(bus)
         await publish(bus, market("c1", clock))
         await eventually(lambda: decisions, what="a forced HOLD")
         (decision,) = decisions
@@ -180,7 +168,6 @@ async def test_a_failing_strategy_becomes_a_hold_and_the_agent_carries_on(
         )
 
     async with running("agent-momentum", exploding_agent, settings, clock):
-        await consuming(bus)
         await publish(bus, market("c1", clock))
         await publish(bus, market("c2", clock))
         await eventually(lambda: len(decisions) == 2, what="two forced HOLDs")
