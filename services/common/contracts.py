@@ -363,10 +363,171 @@ class LeaderboardEntry(Message):
     total_trades: int
     win_rate: Decimal
     open_positions: int
+    total_funding: Money = Decimal(0)
+    llm_cost_usd: Money = Decimal(0)
+    net_return_pct: Decimal = Field(
+        default=Decimal(0), description="Return after subtracting the LLM cost."
+    )
+    parse_failures: int = 0
+    rejections: int = 0
 
 
 class Leaderboard(Message):
     entries: tuple[LeaderboardEntry, ...]
+
+
+class Page(Message):
+    """Pagination of list queries: newest first, ``offset`` rows skipped."""
+
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class PositionsQuery(Message):
+    agent_id: AgentId | None = None
+    status: Literal["open", "closed", "all"] = "open"
+    page: Page = Page()
+
+
+class Positions(Message):
+    positions: tuple[PositionView, ...]
+    total: int
+
+
+class TradeView(Message):
+    """One execution: an open (exit fields empty) or a close."""
+
+    trade_id: str
+    agent_id: AgentId
+    position_id: str
+    cycle_id: str | None
+    symbol: str
+    action: Literal["BUY", "SELL"]
+    side: PositionSide
+    entry_price: Price
+    exit_price: Price | None
+    quantity: Quantity
+    realized_pnl: Money | None
+    pnl_percentage: Decimal | None
+    fees: Money
+    exit_reason: str | None
+    executed_at: datetime
+    closed_at: datetime | None
+
+
+class TradesQuery(Message):
+    agent_id: AgentId | None = None
+    page: Page = Page()
+
+
+class Trades(Message):
+    trades: tuple[TradeView, ...]
+    total: int
+
+
+class DecisionRecord(Message):
+    """A decision as the ledger stored it, with risk's results and the ledger's outcome."""
+
+    decision: Decision
+    results: tuple[ActionResult, ...]
+    applied_at: datetime | None
+
+
+class DecisionsQuery(Message):
+    agent_id: AgentId | None = None
+    page: Page = Page()
+
+
+class Decisions(Message):
+    decisions: tuple[DecisionRecord, ...]
+    total: int
+
+
+class EquityPoint(Message):
+    agent_id: AgentId
+    at: datetime
+    equity: Money
+    balance: Money
+    margin_used: Money
+    unrealized_pnl: Money
+    total_fees: Money
+    total_funding: Money
+
+
+class EquityQuery(Message):
+    agent_id: AgentId | None = None
+    since: datetime | None = None
+    limit: int = Field(default=2000, ge=1, le=20000)
+
+
+class EquitySeries(Message):
+    points: tuple[EquityPoint, ...]
+
+
+class AgentStats(Message):
+    """Everything the leaderboard shows for one agent, each recomputable from the rows."""
+
+    agent_id: AgentId
+    display_name: str
+    equity: Money
+    return_pct: Decimal
+    realized_pnl: Money
+    unrealized_pnl: Money
+    total_fees: Money
+    total_funding: Money
+    llm_cost_usd: Money
+    net_return_pct: Decimal
+    total_trades: int
+    winning_trades: int
+    losing_trades: int
+    win_rate: Decimal
+    average_win: Money | None
+    average_loss: Money | None
+    max_drawdown_pct: Decimal
+    sharpe_ratio: Decimal | None
+    parse_failures: int
+    rejections_by_reason: dict[str, int]
+
+
+class StatsQuery(Message):
+    pass
+
+
+class Stats(Message):
+    agents: tuple[AgentStats, ...]
+
+
+class VerifyQuery(Message):
+    pass
+
+
+class VerifyReport(Message):
+    ok: bool
+    checked_accounts: int
+    checked_decisions: int
+    problems: tuple[str, ...]
+
+
+class PricesQuery(Message):
+    pass
+
+
+class Prices(Message):
+    at: datetime | None
+    source: str
+    prices: tuple[TickPrice, ...]
+
+
+class SymbolQuery(Message):
+    symbol: str
+
+
+class SymbolReply(Message):
+    """The latest snapshot data of one symbol (ticker, funding, candles, indicators)."""
+
+    cycle_id: str
+    taken_at: datetime
+    symbol: SymbolSnapshot
 
 
 class SnapshotQuery(Message):
@@ -419,6 +580,22 @@ EVENT_MODELS: tuple[type[Message], ...] = (
     LlmCall,
 )
 QUERY_MODELS: tuple[type[Message], ...] = (
+    PositionsQuery,
+    Positions,
+    TradesQuery,
+    Trades,
+    DecisionsQuery,
+    Decisions,
+    EquityQuery,
+    EquitySeries,
+    StatsQuery,
+    Stats,
+    VerifyQuery,
+    VerifyReport,
+    PricesQuery,
+    Prices,
+    SymbolQuery,
+    SymbolReply,
     PortfolioQuery,
     Portfolio,
     AccountsQuery,
