@@ -16,13 +16,13 @@ import websockets
 
 from devstack.ports import free_port
 from services.common.lineup import load_lineup
-from services.common.settings import PROJECT_ROOT
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
-AGENTS = tuple(a.id for a in load_lineup(PROJECT_ROOT / "config" / "agents.toml").active)
+LINEUP = Path(__file__).with_name("lineup.toml")
+AGENTS = tuple(a.id for a in load_lineup(LINEUP).active)
 CYCLES = 3
 
 
@@ -37,6 +37,7 @@ def arena_env(nats_url: str, database_url: str) -> dict[str, str]:
         "MARKET_SOURCE": "simulator",
         "GATEWAY_PORT": str(free_port()),
         "METRICS_PORT": "0",
+        "ARENA_AGENTS_FILE": str(LINEUP),
     }
 
 

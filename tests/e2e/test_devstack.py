@@ -16,7 +16,8 @@ import pytest
 
 from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
-from services.common.settings import PROJECT_ROOT
+from services.common.lineup import load_lineup
+from services.common.settings import PROJECT_ROOT, Settings
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +88,7 @@ async def test_run_starts_everything_stops_everything_and_keeps_the_race(tmp_pat
     log = tmp_path / "run.log"
     first, code = await _run_until_cycles(data_dir, log, cycles=2)
     assert code == 0, log.read_text()[-3000:]
-    assert len(first["accounts"]) == 3
+    assert len(first["accounts"]) == len(load_lineup(Settings(_env_file=None).agents_file).agents)
     assert "admin token (shown once" in log.read_text()
 
     log.write_text("")
