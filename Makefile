@@ -19,12 +19,13 @@ run: install
 	$(PY) -m devstack run
 
 test: install
+	sh scripts/ensure-test-tools.sh
 	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services devstack tests
+	$(VENV)/bin/mypy services devstack deploy bench tests
 	$(VENV)/bin/lint-imports
 
 format: install

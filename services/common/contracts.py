@@ -105,6 +105,14 @@ class Indicators(Message):
     atr_14: float | None = None
 
 
+class SymbolFilters(Message):
+    """The exchange's trading filters of a symbol: price tick, quantity step, minimum notional."""
+
+    tick_size: Price
+    step_size: Quantity
+    min_notional: Money
+
+
 class SymbolSnapshot(Message):
     symbol: str
     last_price: Price
@@ -117,6 +125,13 @@ class SymbolSnapshot(Message):
     next_funding_time: datetime
     candles: tuple[Candle, ...]
     indicators: Indicators
+    filters: SymbolFilters | None = Field(
+        default=None, description="Exchange filters (binance exchangeInfo, simulator table)."
+    )
+    context_4h: Indicators | None = Field(
+        default=None,
+        description="Longer-term context: EMA 20/50, ATR 14, RSI 14 on 4-hour candles.",
+    )
 
 
 class MarketSnapshot(Message):
@@ -178,6 +193,11 @@ class Usage(Message):
     cost_usd: Money = Decimal(0)
 
 
+# ``Decision.error`` starts with this when the model's answer could not be parsed; the
+# ledger counts those as parse failures (other errors: disabled agent, provider down).
+PARSE_ERROR_PREFIX = "parse error: "
+
+
 class Decision(Message):
     """``arena.decision.proposed.<agent>``: one agent's answer to one cycle."""
 
@@ -192,6 +212,12 @@ class Decision(Message):
     prompt_sha256: str | None = None
     usage: Usage | None = None
     error: str | None = Field(default=None, description="Why this is a forced HOLD, if it is.")
+    prompt_version: str | None = Field(default=None, description="Prompt template version.")
+    prompt: str | None = Field(default=None, description="The full prompt sent (audit, replay).")
+    raw_response: str | None = Field(default=None, description="The model's raw answer text.")
+    thinking: str | None = Field(
+        default=None, description="The model's separate reasoning text (DeepSeek, <think>)."
+    )
 
     @staticmethod
     def make_id(cycle_id: str, agent_id: str) -> str:
@@ -325,6 +351,8 @@ class LlmCall(Message):
     success: bool
     error: str | None = None
     called_at: datetime
+    attempt: int = Field(default=1, ge=1, description="1 for the first try of a cycle's call.")
+    status_code: int | None = Field(default=None, description="The provider's HTTP status.")
 
 
 # ---------------------------------------------------------------- queries (request-reply)

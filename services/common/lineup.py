@@ -16,7 +16,9 @@ class AgentSpec(BaseModel):
 
     id: AgentId
     display_name: str
-    provider: str = Field(description="anthropic, openai, deepseek, openai-compatible, baseline")
+    provider: str = Field(
+        description="anthropic, openai, deepseek, openai-compatible, baseline, replay"
+    )
     model: str
     base_url: str | None = None
     api_key_env: str | None = None
@@ -26,6 +28,22 @@ class AgentSpec(BaseModel):
     price_input_per_mtok: Decimal = Decimal(0)
     price_output_per_mtok: Decimal = Decimal(0)
     enabled: bool = True
+    seed: int | None = Field(default=None, description="Baselines: overrides ARENA_SEED.")
+    json_schema: bool = Field(
+        default=False, description="Ask for the JSON-schema response format (openai)."
+    )
+    max_retries: int = Field(default=2, ge=0, description="Retries on 429, 5xx, 529.")
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    reask_on_parse_error: bool = Field(
+        default=True, description="Ask once more, with the error, when the answer is unusable."
+    )
+    circuit_failures: int = Field(default=5, ge=1, description="Failed cycles that open it.")
+    circuit_reset_seconds: float = Field(default=300, gt=0)
+    recordings: str | None = Field(
+        default=None,
+        description="Directory of recorded responses: read by provider replay, "
+        "written by the other LLM providers.",
+    )
 
 
 class Lineup(BaseModel):

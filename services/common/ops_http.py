@@ -26,7 +26,9 @@ class EmbeddedServer(uvicorn.Server):
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before serving, so a port of 0 resolves to a known free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP lets asyncio set TCP_NODELAY; without it Nagle's algorithm and delayed
+    # ACKs add about 40 ms to every response.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)

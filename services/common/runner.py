@@ -96,6 +96,7 @@ class ServiceHost:
             self.name,
             BusMetrics(self.registry),
             max_deliver=settings.max_deliver,
+            credentials=str(settings.nats_creds) if settings.nats_creds else None,
         )
         await self.bus.ensure_streams()
         context = ServiceContext(self.name, settings, self.bus, self._clock, self.registry)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     )
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    nats_creds: Path | None = Field(
+        default=None,
+        alias="NATS_CREDS",
+        description="NATS credentials file (JWT + NKey); a user and password can go in NATS_URL.",
+    )
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     database_pooler: bool | None = Field(
         default=None,
@@ -70,6 +75,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, alias="ARENA_ADMIN_TOKEN")
     gateway_host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
     gateway_port: int = Field(default=8000, ge=0, le=65535, alias="GATEWAY_PORT")
+    ws_queue_size: int = Field(
+        default=256,
+        ge=1,
+        alias="ARENA_WS_QUEUE_SIZE",
+        description="Messages queued per WebSocket client before it is dropped as too slow.",
+    )
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."
@@ -87,6 +98,11 @@ class Settings(BaseSettings):
         default=Decimal("0.9"), gt=0, le=1, alias="ARENA_MAX_MARGIN_UTILISATION"
     )
     taker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, alias="ARENA_TAKER_FEE_RATE")
+    instruments_file: Path | None = Field(
+        default=None,
+        alias="ARENA_INSTRUMENTS_FILE",
+        description="TOML overrides of the instrument table (services/common/instruments.py).",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
