@@ -29,13 +29,22 @@ def _column(candles: Sequence[Candle], field: str) -> FloatArray:
     return np.array([float(getattr(c, field)) for c in candles], dtype=np.float64)
 
 
+def columns(candles: Sequence[Candle]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(high, low, close) of ``candles`` as float arrays."""
+    return _column(candles, "high"), _column(candles, "low"), _column(candles, "close")
+
+
 def compute_indicators(candles: Sequence[Candle]) -> Indicators:
     """Indicators of the last candle of ``candles`` (oldest first)."""
     if not candles:
         return Indicators()
-    close = _column(candles, "close")
-    high = _column(candles, "high")
-    low = _column(candles, "low")
+    return indicators_of(*columns(candles))
+
+
+def indicators_of(high: FloatArray, low: FloatArray, close: FloatArray) -> Indicators:
+    """The full indicator set from (oldest first) high, low and close arrays."""
+    if len(close) == 0:
+        return Indicators()
     macd, macd_signal, macd_hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
     bb_upper, bb_middle, bb_lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2)
     return Indicators(
@@ -49,5 +58,23 @@ def compute_indicators(candles: Sequence[Candle]) -> Indicators:
         bb_upper=_last(bb_upper),
         bb_middle=_last(bb_middle),
         bb_lower=_last(bb_lower),
+        atr_14=_last(talib.ATR(high, low, close, timeperiod=14)),
+    )
+
+
+def context_indicators(candles: Sequence[Candle]) -> Indicators | None:
+    """The 4-hour context (EMA 20/50, ATR 14, RSI 14); ``None`` without 4 h candles."""
+    if not candles:
+        return None
+    return context_of(*columns(candles))
+
+
+def context_of(high: FloatArray, low: FloatArray, close: FloatArray) -> Indicators | None:
+    if len(close) == 0:
+        return None
+    return Indicators(
+        rsi_14=_last(talib.RSI(close, timeperiod=14)),
+        ema_20=_last(talib.EMA(close, timeperiod=20)),
+        ema_50=_last(talib.EMA(close, timeperiod=50)),
         atr_14=_last(talib.ATR(high, low, close, timeperiod=14)),
     )

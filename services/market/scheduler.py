@@ -10,6 +10,11 @@ Semantics (SPEC.md's APScheduler job, made explicit):
 - pause stops new cycles (a running one finishes), resume continues on the grid, a
   manual trigger starts a cycle now unless one is running.
 Ticks are published on their own timer, so prices keep moving while agents decide.
+
+With a paced source (replay) the clock follows the data instead: a cycle starts as soon
+as the previous one completed (or failed), after the ticks of one cycle period of bars;
+timestamps are the data's, while decision deadlines stay on the wall clock, since agents
+and the ledger wait in real time.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from services.common.contracts import (
 from services.common.settings import Settings
 from services.market.metrics import MarketMetrics
 from services.market.snapshot import build_snapshot
-from services.market.source import MarketSource
+from services.market.source import MarketSource, PacedSource
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +135,10 @@ class CycleScheduler:
         source: MarketSource,
         config: SchedulerConfig,
         metrics: MarketMetrics,
+        paced: PacedSource | None = None,
     ) -> None:
+        self._paced = paced
+        self._replay_done = False
         self._bus = bus
         self._clock = clock
         self._source = source
@@ -146,6 +154,7 @@ class CycleScheduler:
         self._current: _Cycle | None = None
         self._next_run_at: datetime | None = None
         self._latest: MarketSnapshot | None = None
+        self._latest_tick: MarketTick | None = None
         self._started = 0
         self._completed = 0
         self._failed = 0
@@ -157,6 +166,10 @@ class CycleScheduler:
 
     async def start(self) -> None:
         await self._bus.subscribe_core(subjects.CYCLE_COMPLETED, CycleCompleted, self._on_completed)
+        if self._paced is not None:
+            self._next_run_at = self._paced.now()
+            self._tasks = [asyncio.create_task(self._run_paced(), name="market:replay")]
+            return
         self._next_run_at = self._clock.now()
         self._tasks = [
             asyncio.create_task(self._run(), name="market:scheduler"),
@@ -178,6 +191,14 @@ class CycleScheduler:
     @property
     def latest_snapshot(self) -> MarketSnapshot | None:
         return self._latest
+
+    @property
+    def latest_tick(self) -> MarketTick | None:
+        return self._latest_tick
+
+    @property
+    def source_name(self) -> str:
+        return self._source.name
 
     # ------------------------------------------------------------ control
 
@@ -209,6 +230,10 @@ class CycleScheduler:
     def resume(self) -> SchedulerStatus:
         if self._paused:
             self._paused = False
+            if self._paced is not None:
+                log.info("replay resumed")
+                self._wake.set()
+                return self.status()
             now = self._clock.now()
             # Slots that fell inside the pause were not missed, so they are not skipped.
             due = self._next_run_at or now
@@ -266,11 +291,52 @@ class CycleScheduler:
                     if self._current is None:
                         await self._begin_cycle()
 
+    def _market_now(self) -> datetime:
+        return self._paced.now() if self._paced is not None else self._clock.now()
+
+    async def _run_paced(self) -> None:
+        """Replay: cycles back to back, each after one cycle period of bars played as ticks."""
+        paced = self._paced
+        assert paced is not None
+        bars_per_cycle = max(1, round(self._config.cycle_seconds / paced.step.total_seconds()))
+        first = True
+        while not self._stopped.is_set():
+            self._wake.clear()
+            cycle = self._current
+            if cycle is not None:
+                remaining = cycle.fail_at_mono - self._clock.monotonic()
+                if remaining <= 0:
+                    log.warning("cycle %s: no completion in time, counted failed", cycle.cycle_id)
+                    self._finish(cycle, completed=False)
+                else:
+                    await self._sleep(remaining)
+                continue
+            if self._paused or self._replay_done:
+                await self._sleep(None)
+                continue
+            if not first and paced.remaining() < bars_per_cycle:
+                self._replay_done = True
+                self._next_run_at = None
+                log.warning(
+                    "replay finished at %s after %d cycles", paced.now().isoformat(), self._started
+                )
+                continue
+            if not first:
+                for _ in range(bars_per_cycle):
+                    await self._publish_tick()
+            first = False
+            async with self._start_lock:
+                if self._current is None:
+                    await self._begin_cycle()
+            if paced.remaining() >= bars_per_cycle:
+                self._next_run_at = paced.now() + bars_per_cycle * paced.step
+
     async def _begin_cycle(self) -> None:
         config = self._config
-        now = self._clock.now()
+        wall = self._clock.now()
+        now = self._paced.now() if self._paced is not None else wall
         cycle_id = new_id(now)
-        deadline = now + config.decision_window
+        deadline = wall + config.decision_window
         try:
             async with self._source_lock:
                 data = await self._source.snapshot_data(now)
@@ -377,9 +443,10 @@ class CycleScheduler:
                 log.exception("publishing a market tick failed")
 
     async def _publish_tick(self) -> None:
-        now = self._clock.now()
         async with self._source_lock:
-            prices = await self._source.tick(now)
+            prices = await self._source.tick(self._clock.now())
+        now = self._market_now()
         tick = MarketTick(tick_id=new_id(now, precise=True), at=now, prices=prices)
         await self._bus.publish(subjects.MARKET_TICK, tick, natural_id=tick.tick_id)
+        self._latest_tick = tick
         self._metrics.ticks.inc()

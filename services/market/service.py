@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from services.common import subjects
-from services.common.bus import BadRequest, Bus
+from services.common.bus import BadRequest, Bus, NotFound
 from services.common.contracts import (
+    Prices,
+    PricesQuery,
     SchedulerCommand,
     SchedulerStatus,
     SnapshotQuery,
     SnapshotReply,
+    SymbolQuery,
+    SymbolReply,
 )
 from services.common.lineup import load_lineup
 from services.common.runner import ServiceContext
 from services.market.metrics import MarketMetrics
+from services.market.prices import latest_prices
+from services.market.replay import ReplaySource
 from services.market.scheduler import CycleRunning, CycleScheduler, SchedulerConfig
 from services.market.selection import create_source
 from services.market.source import MarketSource
 
 
 class MarketService:
-    def __init__(self, bus: Bus, scheduler: CycleScheduler, source: MarketSource) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        scheduler: CycleScheduler,
+        source: MarketSource,
+        symbols: tuple[str, ...],
+    ) -> None:
         self._bus = bus
         self._scheduler = scheduler
         self._source = source
+        self._symbols = symbols
 
     async def start(self) -> None:
         bus = self._bus
@@ -31,6 +44,8 @@ class MarketService:
         await bus.serve(subjects.SCHEDULER_PAUSE, SchedulerCommand, self._pause)
         await bus.serve(subjects.SCHEDULER_RESUME, SchedulerCommand, self._resume)
         await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, self._snapshot)
+        await bus.serve(subjects.MARKET_QUERY_PRICES, PricesQuery, self._prices)
+        await bus.serve(subjects.MARKET_QUERY_SYMBOL, SymbolQuery, self._symbol)
         await self._scheduler.start()
 
     async def stop(self) -> None:
@@ -58,10 +73,32 @@ class MarketService:
     async def _snapshot(self, _: SnapshotQuery) -> SnapshotReply:
         return SnapshotReply(snapshot=self._scheduler.latest_snapshot)
 
+    async def _prices(self, _: PricesQuery) -> Prices:
+        scheduler = self._scheduler
+        return latest_prices(
+            scheduler.source_name, scheduler.latest_snapshot, scheduler.latest_tick
+        )
+
+    async def _symbol(self, query: SymbolQuery) -> SymbolReply:
+        symbol = query.symbol.strip().upper()
+        if symbol not in self._symbols:
+            raise NotFound(
+                f"symbol {query.symbol!r} is not traded here; configured symbols: "
+                f"{', '.join(self._symbols)}"
+            )
+        snapshot = self._scheduler.latest_snapshot
+        if snapshot is None:
+            raise NotFound(f"no market snapshot yet for {symbol}: the first cycle has not started")
+        data = snapshot.symbol(symbol)
+        if data is None:
+            reason = snapshot.unavailable.get(symbol, "missing from the latest snapshot")
+            raise NotFound(f"{symbol} is unavailable in cycle {snapshot.cycle_id}: {reason}")
+        return SymbolReply(cycle_id=snapshot.cycle_id, taken_at=snapshot.taken_at, symbol=data)
+
 
 async def build(ctx: ServiceContext) -> MarketService:
     settings = ctx.settings
-    source = create_source(settings, ctx.clock.now())
+    source = await create_source(settings, ctx.clock)
     agents = tuple(a.id for a in load_lineup(settings.agents_file).active)
     scheduler = CycleScheduler(
         bus=ctx.bus,
@@ -69,5 +106,6 @@ async def build(ctx: ServiceContext) -> MarketService:
         source=source,
         config=SchedulerConfig.from_settings(settings, agents),
         metrics=MarketMetrics(ctx.registry),
+        paced=source if isinstance(source, ReplaySource) else None,
     )
-    return MarketService(ctx.bus, scheduler, source)
+    return MarketService(ctx.bus, scheduler, source, settings.symbols)

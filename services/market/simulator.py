@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from services.common.contracts import Candle, TickPrice
+from services.common.contracts import Candle, SymbolFilters, TickPrice
+from services.common.instruments import InstrumentTable
 from services.market.source import MarketData, SymbolData, next_funding_time
 
 MINUTE = timedelta(minutes=1)
 HISTORY_MINUTES = 24 * 60  # enough for the 24 h statistics and 100 five-minute candles
 CANDLE_MINUTES = 5
 CANDLE_COUNT = 100
+CONTEXT_HOURS = 4
+CONTEXT_COUNT = 60  # 4-hour candles of warm-up history, enough for EMA 50
 
 # Volatility multipliers of the hidden regimes: calm, normal, stormy.
 REGIMES = (0.6, 1.0, 2.4)
@@ -45,6 +48,9 @@ class SymbolProfile:
     volume_per_minute: float
 
 
+# Starting price, tick size (as Binance USD-M lists it), volume step, volatility, volume.
+# Quantity steps and minimum notionals come from the arena's instrument table, so the
+# snapshot's filters are the ones risk and the ledger enforce.
 PROFILES: dict[str, SymbolProfile] = {
     "BTCUSDT": SymbolProfile(95_000.0, Decimal("0.1"), Decimal("0.001"), 0.030, 110.0),
     "ETHUSDT": SymbolProfile(3_400.0, Decimal("0.01"), Decimal("0.001"), 0.040, 1_500.0),
@@ -152,13 +158,27 @@ class _Walker:
 class MarketSimulator:
     """Several symbols walking together; one :meth:`step` is one simulated minute."""
 
-    def __init__(self, seed: int, symbols: Iterable[str], start: datetime) -> None:
+    def __init__(
+        self,
+        seed: int,
+        symbols: Iterable[str],
+        start: datetime,
+        instruments: InstrumentTable | None = None,
+    ) -> None:
         self.symbols = tuple(symbols)
+        self._instruments = instruments or InstrumentTable()
         self._market_rng = random.Random(f"{seed}:market")
         self._walkers = {s: _Walker(seed, s, profile_for(s)) for s in self.symbols}
         self._bars: dict[str, deque[Bar]] = {s: deque(maxlen=HISTORY_MINUTES) for s in self.symbols}
         minute = start.replace(second=0, microsecond=0)
         self._next_open = minute - HISTORY_MINUTES * MINUTE
+        self._context: dict[str, deque[Candle]] = {
+            s: deque(
+                _context_history(seed, s, profile_for(s), self._next_open), maxlen=CONTEXT_COUNT
+            )
+            for s in self.symbols
+        }
+        self._forming: dict[str, list[Bar]] = {s: [] for s in self.symbols}
         for _ in range(HISTORY_MINUTES):
             self.step()
 
@@ -169,9 +189,21 @@ class MarketSimulator:
         for symbol, walker in self._walkers.items():
             bar = walker.step(self._next_open, shock)
             self._bars[symbol].append(bar)
+            self._aggregate_context(symbol, bar)
             bars[symbol] = bar
         self._next_open += MINUTE
         return bars
+
+    def _aggregate_context(self, symbol: str, bar: Bar) -> None:
+        forming = self._forming[symbol]
+        if forming and _context_start(bar.open_time) != _context_start(forming[0].open_time):
+            self._context[symbol].append(_candle(_context_start(forming[0].open_time), forming))
+            forming.clear()
+        forming.append(bar)
+
+    def candles_4h(self, symbol: str) -> tuple[Candle, ...]:
+        """Closed 4-hour candles, oldest first (warm-up history, then the walk's own)."""
+        return tuple(self._context[symbol])
 
     def bars(self, symbol: str) -> Sequence[Bar]:
         """The last 24 h of one-minute bars of ``symbol``, oldest first."""
@@ -189,6 +221,14 @@ class MarketSimulator:
         ]
         return tuple(complete[-count:])
 
+    def _filters(self, symbol: str) -> SymbolFilters:
+        instrument = self._instruments[symbol]
+        return SymbolFilters(
+            tick_size=instrument.tick_size,
+            step_size=instrument.step_size,
+            min_notional=instrument.min_notional,
+        )
+
     def symbol_data(self, symbol: str, now: datetime) -> SymbolData:
         day = self._bars[symbol]
         last = day[-1]
@@ -205,7 +245,45 @@ class MarketSimulator:
             funding_rate=last.funding_rate,
             next_funding_time=next_funding_time(now),
             candles=self.candles(symbol),
+            candles_4h=self.candles_4h(symbol),
+            filters=self._filters(symbol),
         )
+
+
+def _context_start(at: datetime) -> datetime:
+    return at.replace(hour=at.hour - at.hour % CONTEXT_HOURS, minute=0, second=0, microsecond=0)
+
+
+def _context_history(seed: int, symbol: str, profile: SymbolProfile, end: datetime) -> list[Candle]:
+    """Coarse 4-hour candles before the minute walk begins, walked backwards from its start.
+
+    Only the 4 h indicators read them; a separate generator keeps the minute walk unchanged.
+    """
+    rng = random.Random(f"{seed}:{symbol}:4h")
+    sigma = profile.daily_volatility * math.sqrt(CONTEXT_HOURS / 24)
+    tick, step = profile.tick_size, timedelta(hours=CONTEXT_HOURS)
+    close = profile.start_price
+    start = _context_start(end)
+    candles: list[Candle] = []
+    for k in range(1, CONTEXT_COUNT + 1):
+        open_ = close * math.exp(-rng.gauss(0.0, sigma))
+        high = max(open_, close) * math.exp(abs(rng.gauss(0.0, sigma * 0.4)))
+        low = min(open_, close) * math.exp(-abs(rng.gauss(0.0, sigma * 0.4)))
+        candles.append(
+            Candle(
+                open_time=start - k * step,
+                open=quantize(open_, tick),
+                high=quantize(high, tick, ROUND_CEILING),
+                low=quantize(low, tick, ROUND_FLOOR),
+                close=quantize(close, tick),
+                volume=quantize(
+                    profile.volume_per_minute * 240 * (0.5 + rng.random()), profile.volume_step
+                ),
+            )
+        )
+        close = open_
+    candles.reverse()
+    return candles
 
 
 def _candle(start: datetime, bars: Sequence[Bar]) -> Candle:
@@ -222,8 +300,14 @@ def _candle(start: datetime, bars: Sequence[Bar]) -> Candle:
 class SimulatorSource:
     """The simulator as a :class:`~services.market.source.MarketSource`: one tick, one minute."""
 
-    def __init__(self, seed: int, symbols: Iterable[str], start: datetime) -> None:
-        self._simulator = MarketSimulator(seed, symbols, start)
+    def __init__(
+        self,
+        seed: int,
+        symbols: Iterable[str],
+        start: datetime,
+        instruments: InstrumentTable | None = None,
+    ) -> None:
+        self._simulator = MarketSimulator(seed, symbols, start, instruments)
 
     @property
     def name(self) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.common.contracts import MarketSnapshot, SymbolSnapshot
-from services.market.indicators import compute_indicators
+from services.market.indicators import columns, context_of, indicators_of
 from services.market.source import MarketData, SymbolData
 
 
 def symbol_snapshot(data: SymbolData) -> SymbolSnapshot:
+    arrays = data.arrays
+    main = (arrays.high, arrays.low, arrays.close) if arrays else columns(data.candles)
+    context = data.arrays_4h
+    longer = (context.high, context.low, context.close) if context else columns(data.candles_4h)
     return SymbolSnapshot(
         symbol=data.symbol,
         last_price=data.last_price,
@@ -21,7 +25,9 @@ def symbol_snapshot(data: SymbolData) -> SymbolSnapshot:
         funding_rate=data.funding_rate,
         next_funding_time=data.next_funding_time,
         candles=data.candles,
-        indicators=compute_indicators(data.candles),
+        indicators=indicators_of(*main),
+        filters=data.filters,
+        context_4h=context_of(*longer),
     )
 
 

@@ -1,7 +1,7 @@
 """What a market source gives the scheduler, whichever source it is.
 
-Every source (simulator now; Binance and replay later) answers the same two calls, so
-nothing after the source knows where prices come from.
+Every source (simulator, Binance, replay) answers the same calls, so nothing after the
+source knows where prices come from.
 """
 
 from __future__ import annotations
@@ -11,9 +11,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from services.common.contracts import Candle, TickPrice
+from services.common.contracts import Candle, SymbolFilters, TickPrice
+from services.market.indicators import FloatArray
 
 FUNDING_HOURS = (0, 8, 16)
+
+
+@dataclass(frozen=True)
+class CandleArrays:
+    """Float (high, low, close) columns of a candle series, when the source already has them."""
+
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,11 @@ class SymbolData:
     funding_rate: Decimal
     next_funding_time: datetime
     candles: tuple[Candle, ...]
+    candles_4h: tuple[Candle, ...] = ()
+    filters: SymbolFilters | None = None
+    # Optional float columns of ``candles`` / ``candles_4h``, so indicators skip converting.
+    arrays: CandleArrays | None = field(default=None, compare=False)
+    arrays_4h: CandleArrays | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,20 @@ class MarketSource(Protocol):
 
     async def aclose(self) -> None:
         """Release what the source holds (connections, files)."""
+        ...
+
+
+class PacedSource(Protocol):
+    """A source whose data sets the clock (replay): cycles follow it, not the wall clock."""
+
+    step: timedelta
+
+    def now(self) -> datetime:
+        """The market's current time."""
+        ...
+
+    def remaining(self) -> int:
+        """Price steps (ticks) left."""
         ...
 
 

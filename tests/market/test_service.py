@@ -19,10 +19,14 @@ from services.common.contracts import (
     CycleStarted,
     MarketSnapshot,
     MarketTick,
+    Prices,
+    PricesQuery,
     SchedulerCommand,
     SchedulerStatus,
     SnapshotQuery,
     SnapshotReply,
+    SymbolQuery,
+    SymbolReply,
 )
 from services.common.lineup import load_lineup
 from services.common.runner import ServiceHost
@@ -290,3 +294,34 @@ async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
             return (await obs.status()).cycles_completed == 1
 
         await eventually(completed, what="a completion after the malformed one")
+
+
+async def test_price_and_symbol_queries(
+    make_settings: Callable[..., Settings], nats_url: str
+) -> None:
+    async with observing(nats_url) as obs, running("market", build, make_settings(**FAST)):
+        prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        assert prices.source == "simulator"
+        await eventually(lambda: obs.snapshots, what="a snapshot")
+        snapshot = obs.snapshots[0][1]
+        reply = await obs.bus.request(
+            subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="BTCUSDT"), SymbolReply
+        )
+        assert reply.cycle_id == snapshot.cycle_id
+        assert reply.symbol == snapshot.symbol("BTCUSDT")
+        assert reply.symbol.context_4h is not None and reply.symbol.filters is not None
+        await eventually(lambda: obs.ticks, what="a tick")
+
+        async def tick_prices() -> Prices | None:
+            answer = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+            return answer if answer.at is not None and answer.at > snapshot.taken_at else None
+
+        latest: Prices = await eventually(tick_prices, what="prices from a tick")
+        assert [p.symbol for p in latest.prices] == list(DEFAULT_SYMBOLS)
+        with pytest.raises(RemoteError) as missing:
+            await obs.bus.request(
+                subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="FOOUSDT"), SymbolReply
+            )
+        assert missing.value.reply.code == "not_found"
+        assert "FOOUSDT" in missing.value.reply.message
+        assert "BTCUSDT, ETHUSDT" in missing.value.reply.message

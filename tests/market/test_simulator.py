@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.common.instruments import InstrumentTable
 from services.common.settings import DEFAULT_SYMBOLS
 from services.market.simulator import PROFILES, MarketSimulator, SimulatorSource
 from services.market.source import next_funding_time
@@ -95,3 +96,19 @@ def test_next_funding_time_is_the_next_eight_hour_mark() -> None:
     assert next_funding_time(datetime(2025, 1, 1, 23, 30, tzinfo=UTC)) == datetime(
         2025, 1, 2, 0, tzinfo=UTC
     )
+
+
+async def test_snapshot_data_has_the_instrument_filters_and_4h_context() -> None:
+    instruments = InstrumentTable().overridden({"BTCUSDT": {"min_notional": "100"}})
+    source = SimulatorSource(42, ("BTCUSDT", "DOGEUSDT"), START, instruments)
+    data = await source.snapshot_data(START)
+    btc, doge = data.symbols
+    assert btc.filters is not None and btc.filters.tick_size == Decimal("0.1")
+    assert btc.filters.min_notional == Decimal(100)
+    assert doge.filters is not None
+    assert doge.filters.step_size == InstrumentTable()["DOGEUSDT"].step_size
+    assert len(btc.candles_4h) == 60
+    times = [c.open_time for c in btc.candles_4h]
+    assert all(t.hour % 4 == 0 and t.minute == 0 for t in times)
+    assert all(b - a == timedelta(hours=4) for a, b in itertools.pairwise(times))
+    assert times[-1] + timedelta(hours=4) <= START

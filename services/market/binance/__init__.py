@@ -1,0 +1,1 @@
+"""Binance USD-M futures: the REST client, its wire format and the market source on top."""

@@ -1,0 +1,196 @@
+"""Historical replay: Binance public-data klines played back bar by bar.
+
+The clock follows the data: the market "now" is the close of the last bar played. Each
+tick plays one bar (one minute with 1m files); a cycle sees the candles closed by then.
+Everything that does not depend on the cursor (five-minute and four-hour candles, float
+columns, running volume sums) is computed once at load, so a cycle is a few slices.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import accumulate
+from pathlib import Path
+
+import numpy as np
+
+from services.common.contracts import Candle, TickPrice
+from services.market.replay_csv import INTERVALS, KlineRow, ReplayDataError, find_files, load_symbol
+from services.market.source import CandleArrays, MarketData, SymbolData, next_funding_time
+
+log = logging.getLogger(__name__)
+
+CANDLE_COUNT = 100
+CONTEXT_COUNT = 60
+DAY = timedelta(hours=24)
+PERCENT_QUANTUM = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class _Candles:
+    """Closed candles of one width with their close times and float columns."""
+
+    ends: list[datetime]
+    candles: list[Candle]
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+
+    def until(self, now: datetime, count: int) -> tuple[tuple[Candle, ...], CandleArrays]:
+        stop = bisect.bisect_right(self.ends, now)
+        start = max(0, stop - count)
+        return tuple(self.candles[start:stop]), CandleArrays(
+            self.high[start:stop], self.low[start:stop], self.close[start:stop]
+        )
+
+
+def _aggregate(rows: Sequence[KlineRow], step: timedelta, width: timedelta) -> _Candles:
+    per_bucket = width // step
+    buckets: dict[datetime, list[KlineRow]] = {}
+    for row in rows:
+        offset = (row.open_time - datetime.min.replace(tzinfo=row.open_time.tzinfo)) % width
+        buckets.setdefault(row.open_time - offset, []).append(row)
+    candles = [
+        Candle(
+            open_time=start,
+            open=group[0].open,
+            high=max(r.high for r in group),
+            low=min(r.low for r in group),
+            close=group[-1].close,
+            volume=sum((r.volume for r in group), Decimal(0)),
+        )
+        for start, group in buckets.items()
+        if len(group) == per_bucket
+    ]
+    return _Candles(
+        ends=[c.open_time + width for c in candles],
+        candles=candles,
+        high=np.array([float(c.high) for c in candles], dtype=np.float64),
+        low=np.array([float(c.low) for c in candles], dtype=np.float64),
+        close=np.array([float(c.close) for c in candles], dtype=np.float64),
+    )
+
+
+class _Series:
+    """One symbol's bars and everything derived from them."""
+
+    def __init__(self, symbol: str, rows: list[KlineRow], step: timedelta) -> None:
+        self.symbol = symbol
+        self.rows = rows
+        self.step = step
+        self.times = [r.open_time for r in rows]
+        self.high = np.array([float(r.high) for r in rows], dtype=np.float64)
+        self.low = np.array([float(r.low) for r in rows], dtype=np.float64)
+        self.volume_sums = [Decimal(0), *accumulate(r.volume for r in rows)]
+        self.five = _aggregate(rows, step, timedelta(minutes=5))
+        self.four_hours = _aggregate(rows, step, timedelta(hours=4))
+
+    def last_index(self, now: datetime) -> int:
+        """Index of the last bar closed at ``now``."""
+        return bisect.bisect_right(self.times, now - self.step) - 1
+
+    def data(self, now: datetime) -> SymbolData:
+        i = self.last_index(now)
+        if i < 0:
+            raise ReplayDataError(f"{self.symbol} has no bar before {now.isoformat()}")
+        j = bisect.bisect_left(self.times, now - DAY)
+        rows = self.rows
+        last, first = rows[i], rows[j]
+        candles, arrays = self.five.until(now, CANDLE_COUNT)
+        context, arrays_4h = self.four_hours.until(now, CONTEXT_COUNT)
+        return SymbolData(
+            symbol=self.symbol,
+            last_price=last.close,
+            mark_price=last.close,
+            price_change_pct_24h=((last.close - first.open) / first.open * 100).quantize(
+                PERCENT_QUANTUM
+            ),
+            volume_24h=self.volume_sums[i + 1] - self.volume_sums[j],
+            high_24h=rows[j + int(np.argmax(self.high[j : i + 1]))].high,
+            low_24h=rows[j + int(np.argmin(self.low[j : i + 1]))].low,
+            # Kline files carry no funding: replay trades without it (documented).
+            funding_rate=Decimal(0),
+            next_funding_time=next_funding_time(now),
+            candles=candles,
+            candles_4h=context,
+            arrays=arrays,
+            arrays_4h=arrays_4h,
+        )
+
+    def tick(self, now: datetime) -> TickPrice:
+        bar = self.rows[self.last_index(now)]
+        return TickPrice(
+            symbol=self.symbol,
+            last_price=bar.close,
+            mark_price=bar.close,
+            high=bar.high,
+            low=bar.low,
+        )
+
+
+class ReplaySource:
+    """A :class:`~services.market.source.MarketSource` whose clock is the data's."""
+
+    def __init__(self, series: Iterable[_Series], warmup_candles: int = CANDLE_COUNT) -> None:
+        self._series = tuple(series)
+        steps = {s.step for s in self._series}
+        if len(steps) != 1:
+            raise ReplayDataError("every replayed symbol needs the same interval (1m or 5m)")
+        self.step = steps.pop()
+        begin = max(s.times[0] for s in self._series)
+        end = min(s.times[-1] for s in self._series)
+        if begin > end:
+            raise ReplayDataError("the replayed symbols' files do not overlap in time")
+        self._timeline = sorted({t for s in self._series for t in s.times if begin <= t <= end})
+        warmup = warmup_candles * (timedelta(minutes=5) // self.step)
+        # Short data still replays: then the warm-up is three quarters of it.
+        self._cursor = min(warmup, len(self._timeline) * 3 // 4)
+        log.info(
+            "replay of %s from %s to %s, %d bars",
+            ", ".join(s.symbol for s in self._series),
+            self.now().isoformat(),
+            (self._timeline[-1] + self.step).isoformat(),
+            len(self._timeline),
+        )
+
+    @classmethod
+    def from_directory(cls, directory: Path, symbols: Iterable[str]) -> ReplaySource:
+        files = find_files(directory)
+        series = []
+        for symbol in symbols:
+            interval, rows = load_symbol(files, symbol)
+            if not rows:
+                raise ReplayDataError(f"the {symbol} files in {directory} have no rows")
+            series.append(_Series(symbol, rows, INTERVALS[interval]))
+        return cls(series)
+
+    @property
+    def name(self) -> str:
+        return "replay"
+
+    def now(self) -> datetime:
+        """The market's time: the close of the last bar played."""
+        return self._timeline[self._cursor - 1] + self.step if self._cursor else self._timeline[0]
+
+    def remaining(self) -> int:
+        """Bars not played yet."""
+        return len(self._timeline) - self._cursor
+
+    async def snapshot_data(self, now: datetime) -> MarketData:
+        at = self.now()
+        return MarketData(symbols=tuple(s.data(at) for s in self._series))
+
+    async def tick(self, now: datetime) -> tuple[TickPrice, ...]:
+        if not self.remaining():
+            raise ReplayDataError("the replay data is exhausted")
+        self._cursor += 1
+        at = self.now()
+        return tuple(s.tick(at) for s in self._series)
+
+    async def aclose(self) -> None:
+        return None
