@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from services.agent.identity import AgentConfigError, build_strategy, resolve_agent
+from services.agent.factory import check_spec
+from services.agent.identity import AgentConfigError, resolve_agent
 from services.agent.service import build, consumer_name
 from services.common.logs import configure_logging
 from services.common.runner import main
@@ -17,7 +18,7 @@ def run() -> None:
     try:
         # Fail before connecting anywhere: a misconfigured agent should say so at once.
         spec = resolve_agent(settings)
-        build_strategy(spec, settings)
+        check_spec(spec, settings)
     except AgentConfigError as exc:
         configure_logging("agent", settings.log_level, settings.log_dir)
         logging.getLogger("services.agent").critical("agent cannot start: %s", exc)

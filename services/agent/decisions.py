@@ -1,61 +1,42 @@
-"""Turning a strategy's answer, or the lack of one, into the Decision the agent publishes."""
+"""Turning a trader's answer into the Decision the agent publishes."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
-from services.agent.strategy import HOLD, Strategy, StrategyResult
-from services.common.contracts import Decision, MarketSnapshot, Portfolio
+from services.agent.strategy import HOLD
+from services.agent.trader import Outcome, TraderAnswer
+from services.common.contracts import Decision, MarketSnapshot
 from services.common.lineup import AgentSpec
 
-
-class Outcome(StrEnum):
-    """How a cycle's decision came about (the ``outcome`` label of the decisions metric)."""
-
-    DECIDED = "decided"
-    STRATEGY_ERROR = "strategy_error"
-    PORTFOLIO_UNAVAILABLE = "portfolio_unavailable"
+__all__ = ["Outcome", "forced_hold", "make_decision"]
 
 
 def make_decision(
-    spec: AgentSpec,
-    snapshot: MarketSnapshot,
-    result: StrategyResult,
-    decided_at: datetime,
-    error: str | None = None,
+    spec: AgentSpec, snapshot: MarketSnapshot, answer: TraderAnswer, decided_at: datetime
 ) -> Decision:
+    prompt = answer.prompt
     return Decision(
         decision_id=Decision.make_id(snapshot.cycle_id, spec.id),
         cycle_id=snapshot.cycle_id,
         agent_id=spec.id,
         decided_at=decided_at,
         decision_deadline=snapshot.decision_deadline,
-        actions=result.actions or (HOLD,),
-        reasoning=result.reasoning,
+        actions=answer.actions or (HOLD,),
+        reasoning=answer.reasoning,
         model=spec.model,
-        error=error,
+        prompt_sha256=prompt.sha256 if prompt else None,
+        prompt_version=prompt.version if prompt else None,
+        prompt=prompt.text if prompt else None,
+        raw_response=answer.raw_response,
+        thinking=answer.thinking,
+        usage=answer.usage,
+        error=answer.error,
     )
 
 
 def forced_hold(
-    spec: AgentSpec, snapshot: MarketSnapshot, decided_at: datetime, error: str
+    spec: AgentSpec, snapshot: MarketSnapshot, decided_at: datetime, outcome: Outcome, error: str
 ) -> Decision:
     """The answer of an agent that could not decide: it never stays silent."""
-    return make_decision(spec, snapshot, StrategyResult((HOLD,), ""), decided_at, error=error)
-
-
-def decide(
-    strategy: Strategy,
-    spec: AgentSpec,
-    snapshot: MarketSnapshot,
-    portfolio: Portfolio,
-    decided_at: datetime,
-) -> tuple[Decision, Outcome]:
-    """Run the strategy; whatever goes wrong in it becomes a HOLD carrying the error."""
-    try:
-        result = strategy.decide(snapshot, portfolio)
-        return make_decision(spec, snapshot, result, decided_at), Outcome.DECIDED
-    except Exception as exc:
-        error = f"strategy failed: {type(exc).__name__}: {exc}"
-        return forced_hold(spec, snapshot, decided_at, error), Outcome.STRATEGY_ERROR
+    return make_decision(spec, snapshot, TraderAnswer.hold(outcome, error), decided_at)

@@ -32,11 +32,11 @@ def resolve_agent(settings: Settings) -> AgentSpec:
 
 
 def build_strategy(spec: AgentSpec, settings: Settings) -> Strategy:
-    """The strategy the spec names. LLM providers arrive with issue 5."""
+    """The baseline strategy the spec names (``provider = "baseline"``)."""
     if spec.provider != BASELINE_PROVIDER:
         raise AgentConfigError(
-            f"agent {spec.id!r}: provider {spec.provider!r} is not supported yet "
-            f"(supported: {BASELINE_PROVIDER})"
+            f"agent {spec.id!r}: provider {spec.provider!r} is not a baseline "
+            f"(a baseline has provider = {BASELINE_PROVIDER!r})"
         )
     factory = BASELINES.get(spec.model)
     if factory is None:
@@ -49,6 +49,6 @@ def build_strategy(spec: AgentSpec, settings: Settings) -> Strategy:
             agent_id=spec.id,
             limits=settings.limits,
             symbols=settings.symbols,
-            seed=settings.seed,
+            seed=settings.seed if spec.seed is None else spec.seed,
         )
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.contracts import LlmCall
 
 
 class AgentMetrics:
@@ -26,3 +28,48 @@ class AgentMetrics:
             ["agent"],
             registry=registry,
         )
+        self.llm_calls = Counter(
+            "arena_agent_llm_calls",
+            "Calls to the model provider, by result (ok or error).",
+            ["agent", "provider", "result"],
+            registry=registry,
+        )
+        self.llm_tokens = Counter(
+            "arena_agent_llm_tokens",
+            "Tokens billed, by kind (prompt or completion).",
+            ["agent", "kind"],
+            registry=registry,
+        )
+        self.llm_cost = Counter(
+            "arena_agent_llm_cost_usd",
+            "Estimated cost of the calls, from the line-up's prices.",
+            ["agent"],
+            registry=registry,
+        )
+        self.llm_latency = Histogram(
+            "arena_agent_llm_call_seconds",
+            "Duration of one call to the provider.",
+            ["agent"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.parse_failures = Counter(
+            "arena_agent_parse_failures",
+            "Answers that held no usable decision.",
+            ["agent"],
+            registry=registry,
+        )
+        self.disabled = Gauge(
+            "arena_agent_disabled",
+            "1 while the agent does not call its model (no key, 401/403, circuit open).",
+            ["agent"],
+            registry=registry,
+        )
+
+    def record_call(self, call: LlmCall) -> None:
+        agent = call.agent_id
+        self.llm_calls.labels(agent, call.provider, "ok" if call.success else "error").inc()
+        self.llm_tokens.labels(agent, "prompt").inc(call.prompt_tokens)
+        self.llm_tokens.labels(agent, "completion").inc(call.completion_tokens)
+        self.llm_cost.labels(agent).inc(float(call.estimated_cost))
+        self.llm_latency.labels(agent).observe(call.response_time_ms / 1000)

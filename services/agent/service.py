@@ -1,19 +1,22 @@
 """One agent: each market snapshot in, exactly one Decision out (or a logged skip).
 
 The agent always answers a cycle it did not skip: when the ledger does not say what it
-holds, or its strategy fails, it publishes a HOLD carrying the error. A snapshot whose
-decision deadline has passed (a backlog after a restart) is skipped, not decided.
+holds, its model fails or talks nonsense, or it is disabled (no key, key refused, circuit
+open), it publishes a HOLD carrying the error, so no cycle ever waits for it. A snapshot
+whose decision deadline has passed (a backlog after a restart) is skipped, not decided.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
-from services.agent.decisions import Outcome, decide, forced_hold
+from services.agent.decisions import forced_hold, make_decision
+from services.agent.factory import build_trader
 from services.agent.heartbeat import Heartbeater
-from services.agent.identity import build_strategy, resolve_agent
+from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
-from services.agent.strategy import Strategy
+from services.agent.trader import Outcome, Trader, TraderAnswer
 from services.common import subjects
 from services.common.bus import Bus, BusError, ConsumerSpec, Delivery
 from services.common.clock import Clock
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Leave the ledger at least this long to answer, even close to the deadline.
 MIN_QUERY_SECONDS = 0.1
+# A model may think for minutes: the snapshot stays ours for the whole cycle and then some.
+MIN_ACK_WAIT_SECONDS = 30.0
 
 
 def consumer_name(agent_id: str) -> str:
@@ -36,37 +41,51 @@ class AgentService:
         self,
         *,
         spec: AgentSpec,
-        strategy: Strategy,
+        trader: Trader,
         bus: Bus,
         clock: Clock,
         metrics: AgentMetrics,
         heartbeat: Heartbeater,
         request_timeout: float = 2.0,
+        ack_wait_seconds: float = MIN_ACK_WAIT_SECONDS,
     ) -> None:
         self._spec = spec
-        self._strategy = strategy
+        self._trader = trader
         self._bus = bus
         self._clock = clock
         self._metrics = metrics
         self._heartbeat = heartbeat
         self._request_timeout = request_timeout
+        self._ack_wait = max(MIN_ACK_WAIT_SECONDS, ack_wait_seconds)
         self._started = False
 
     async def start(self) -> None:
         # New agents start from now: a replay of old snapshots would only be skipped.
         spec = ConsumerSpec(
-            consumer_name(self._spec.id), subjects.MARKET_SNAPSHOT, deliver_new_only=True
+            consumer_name(self._spec.id),
+            subjects.MARKET_SNAPSHOT,
+            deliver_new_only=True,
+            ack_wait_seconds=self._ack_wait,
         )
         await self._bus.consume(spec, MarketSnapshot, self.handle)
         self._heartbeat.start()
         self._started = True
+        reason = self._trader.disabled_reason
+        self._metrics.disabled.labels(self._spec.id).set(0 if reason is None else 1)
+        if reason is not None:
+            log.warning("agent %s is disabled: %s", self._spec.id, reason)
 
     async def stop(self) -> None:
         self._started = False
         await self._heartbeat.stop()
+        await self._trader.close()
 
     def readiness(self) -> dict[str, bool]:
         return {"consumer": self._started}
+
+    @property
+    def disabled_reason(self) -> str | None:
+        return self._trader.disabled_reason
 
     async def handle(self, snapshot: MarketSnapshot, delivery: Delivery) -> None:
         agent = self._spec.id
@@ -81,22 +100,47 @@ class AgentService:
                 extra={"agent_id": agent, "cycle_id": snapshot.cycle_id},
             )
             return
-        decision, outcome = await self._decide(snapshot)
+        was_disabled = self._trader.disabled_reason
+        decision, answer = await self._decide(snapshot)
+        # Calls first: the ledger stores them whatever becomes of the decision.
+        for call in answer.calls:
+            self._metrics.record_call(call)
+            await self._bus.publish(subjects.llm_call(agent), call, natural_id=call.call_id)
         # A publish failure propagates: the bus redelivers the snapshot (and the deadline
         # check above decides whether it is still worth answering).
         await self._bus.publish(
             subjects.decision_proposed(agent), decision, natural_id=decision.decision_id
         )
-        self._metrics.decisions.labels(agent, outcome.value).inc()
-        self._metrics.latency.labels(agent).observe(self._clock.monotonic() - received)
+        self._account(answer, received)
+        if self._trader.disabled_reason != was_disabled:
+            await self._heartbeat.beat_now()
         log.info(
-            "decision %s: %s",
+            "decision %s: %s%s",
             decision.decision_id,
             ", ".join(f"{a.action.value} {a.symbol or ''}".strip() for a in decision.actions),
-            extra={"agent_id": agent, "cycle_id": snapshot.cycle_id, "outcome": outcome.value},
+            f" ({decision.error})" if decision.error else "",
+            extra={
+                "agent_id": agent,
+                "cycle_id": snapshot.cycle_id,
+                "outcome": answer.outcome.value,
+            },
         )
 
-    async def _decide(self, snapshot: MarketSnapshot) -> tuple[Decision, Outcome]:
+    def _account(self, answer: TraderAnswer, received: float) -> None:
+        agent = self._spec.id
+        self._metrics.decisions.labels(agent, answer.outcome.value).inc()
+        self._metrics.latency.labels(agent).observe(self._clock.monotonic() - received)
+        if answer.parse_failures:
+            self._metrics.parse_failures.labels(agent).inc(answer.parse_failures)
+        disabled = self._trader.disabled_reason is not None
+        self._metrics.disabled.labels(agent).set(1 if disabled else 0)
+
+    async def _decide(self, snapshot: MarketSnapshot) -> tuple[Decision, TraderAnswer]:
+        reason = self._trader.disabled_reason
+        if reason is not None:
+            # No portfolio needed to say "not today": answer at once.
+            answer = TraderAnswer.hold(Outcome.DISABLED, f"disabled: {reason}")
+            return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
         remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
         timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
         try:
@@ -108,22 +152,33 @@ class AgentService:
             )
         except BusError as exc:
             error = f"portfolio unavailable: {exc}"
-            return (
-                forced_hold(self._spec, snapshot, self._clock.now(), error),
-                Outcome.PORTFOLIO_UNAVAILABLE,
+            outcome = Outcome.PORTFOLIO_UNAVAILABLE
+            decision = forced_hold(self._spec, snapshot, self._clock.now(), outcome, error)
+            return decision, TraderAnswer.hold(outcome, error)
+        try:
+            answer = await self._trader.decide(snapshot, portfolio)
+        except Exception as exc:
+            # A trader is built never to raise; if one does, the cycle still gets its answer.
+            log.exception("trader of %s raised", self._spec.id)
+            answer = TraderAnswer.hold(
+                Outcome.STRATEGY_ERROR, f"strategy failed: {type(exc).__name__}: {exc}"
             )
-        return decide(self._strategy, self._spec, snapshot, portfolio, self._clock.now())
+        return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
 
 
 async def build(ctx: ServiceContext) -> AgentService:
     settings = ctx.settings
     spec = resolve_agent(settings)
+    trader = build_trader(spec, settings, ctx.clock, os.environ)
     return AgentService(
         spec=spec,
-        strategy=build_strategy(spec, settings),
+        trader=trader,
         bus=ctx.bus,
         clock=ctx.clock,
         metrics=AgentMetrics(ctx.registry),
-        heartbeat=Heartbeater(ctx.bus, ctx.clock, spec),
+        heartbeat=Heartbeater(
+            ctx.bus, ctx.clock, spec, disabled_reason=lambda: trader.disabled_reason
+        ),
         request_timeout=settings.request_timeout,
+        ack_wait_seconds=settings.cycle_seconds + MIN_ACK_WAIT_SECONDS,
     )

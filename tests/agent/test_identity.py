@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.agent.baselines.ema_cross import EmaCross
+from services.agent.factory import check_spec
 from services.agent.identity import AgentConfigError, build_strategy, resolve_agent
 from services.common.lineup import AgentSpec
 from services.common.settings import PROJECT_ROOT, Settings
@@ -22,7 +23,7 @@ def test_resolves_the_agent_named_by_agent_id(make_settings: Callable[..., Setti
     assert isinstance(build_strategy(spec, settings), EmaCross)
 
 
-@pytest.mark.parametrize("agent_id", [None, "claude"])
+@pytest.mark.parametrize("agent_id", [None, "nobody"])
 def test_missing_or_unknown_agent_id_names_the_known_ones(
     make_settings: Callable[..., Settings], agent_id: str | None
 ) -> None:
@@ -37,8 +38,17 @@ def test_unknown_baseline_or_provider_is_refused(make_settings: Callable[..., Se
     with pytest.raises(AgentConfigError, match="ema-cross, rsi-reversion, random, buy-and-hold"):
         build_strategy(nameless, settings)
     llm = AgentSpec(id="x", display_name="x", provider="anthropic", model="claude")
-    with pytest.raises(AgentConfigError, match="provider 'anthropic'"):
+    with pytest.raises(AgentConfigError, match="provider 'anthropic' is not a baseline"):
         build_strategy(llm, settings)
+    unknown = AgentSpec(id="x", display_name="x", provider="carrier-pigeon", model="m")
+    with pytest.raises(AgentConfigError, match="unknown provider 'carrier-pigeon'"):
+        check_spec(unknown, settings)
+    local = AgentSpec(id="x", display_name="x", provider="openai-compatible", model="llama3")
+    with pytest.raises(AgentConfigError, match="needs base_url"):
+        check_spec(local, settings)
+    replay = AgentSpec(id="x", display_name="x", provider="replay", model="m")
+    with pytest.raises(AgentConfigError, match="needs recordings"):
+        check_spec(replay, settings)
 
 
 def test_the_process_refuses_to_start_without_agent_id(tmp_path: Path) -> None:

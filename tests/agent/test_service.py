@@ -13,6 +13,7 @@ from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
 from services.agent.service import AgentService, build
 from services.agent.strategy import StrategyResult
+from services.agent.trader import BaselineTrader
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.clock import ManualClock
@@ -160,7 +161,7 @@ async def test_a_failing_strategy_becomes_a_hold_and_the_agent_carries_on(
         spec = resolve_agent(ctx.settings)
         return AgentService(
             spec=spec,
-            strategy=Exploding(),
+            trader=BaselineTrader(Exploding()),
             bus=ctx.bus,
             clock=ctx.clock,
             metrics=AgentMetrics(ctx.registry),

@@ -29,11 +29,15 @@ class Book:
     limits: TradingLimits
     open_sides: dict[str, PositionSide]
     balance: Decimal
+    # Margin the utilisation cap still allows (max utilisation x equity - margin in use).
+    headroom: Decimal | None = None
 
     @classmethod
     def of(cls, portfolio: Portfolio, limits: TradingLimits) -> Book:
         sides = {p.symbol: p.side for p in portfolio.positions if p.status == PositionStatus.OPEN}
-        return cls(limits, sides, portfolio.account.balance)
+        account = portfolio.account
+        headroom = limits.max_margin_utilisation * account.equity - account.margin_used
+        return cls(limits, sides, account.balance, headroom)
 
     def cost(self, margin: Decimal, leverage: int) -> Decimal:
         return margin + margin * leverage * self.limits.taker_fee_rate
@@ -43,6 +47,8 @@ class Book:
         low, high = self.limits.min_margin_usd, self.limits.max_margin_usd
         margin = min(max(preferred, low), high)
         affordable = self.balance / (1 + leverage * self.limits.taker_fee_rate)
+        if self.headroom is not None:
+            affordable = min(affordable, self.headroom)
         margin = min(margin, affordable).quantize(CENT, rounding=ROUND_DOWN)
         return margin if margin >= low else None
 
@@ -56,6 +62,7 @@ class Plan:
     def __init__(self, book: Book) -> None:
         self._book = book
         self._balance = book.balance
+        self._headroom = book.headroom
         self._opens = 0
         self._actions: list[Action] = []
         self._used: set[str] = set()
@@ -96,7 +103,7 @@ class Plan:
     ) -> bool:
         if not self.can_open(symbol) or price <= 0:
             return False
-        book = Book(self._book.limits, self._book.open_sides, self._balance)
+        book = Book(self._book.limits, self._book.open_sides, self._balance, self._headroom)
         leverage = book.leverage(preferred_leverage)
         margin = book.margin_for(preferred_margin, leverage)
         if margin is None:
@@ -116,6 +123,8 @@ class Plan:
         self._used.add(symbol)
         self._opens += 1
         self._balance -= book.cost(margin, leverage)
+        if self._headroom is not None:
+            self._headroom -= margin
         self.notes.append(note)
         return True
 

@@ -1,0 +1,1 @@
+"""Model providers: one conversation in, one completion (or a classified failure) out."""

@@ -1,0 +1,88 @@
+"""What every provider shares: the conversation, the completion, the classified failure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from services.agent.prompt import Prompt
+
+Role = Literal["user", "assistant"]
+# retryable: 429, 5xx, 529, connection; auth: 401/403 (the agent is disabled);
+# fatal: any other refusal (a retry would be refused again); timeout: no answer in time.
+FailureKind = Literal["retryable", "auth", "fatal", "timeout"]
+SEPARATOR = "\n\n---\n\n"
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    system: str
+    turns: tuple[Turn, ...]
+
+    @classmethod
+    def of(cls, prompt: Prompt) -> Conversation:
+        return cls(prompt.system, (Turn("user", prompt.user),))
+
+    def then(self, answer: str, question: str) -> Conversation:
+        return Conversation(
+            self.system, (*self.turns, Turn("assistant", answer), Turn("user", question))
+        )
+
+    @property
+    def text(self) -> str:
+        """The whole exchange as one document; for a first question, the prompt's text."""
+        return SEPARATOR.join([self.system, *(t.content for t in self.turns)])
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    thinking: str | None = None
+    status_code: int | None = 200
+
+
+class ProviderError(Exception):
+    def __init__(self, message: str, *, kind: FailureKind, status_code: int | None = None):
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.status_code = status_code
+
+
+class Provider(Protocol):
+    name: str
+    # False for answers that cost nothing and call nobody (replay): no LlmCall is recorded.
+    billable: bool
+
+    async def complete(self, conversation: Conversation, timeout: float) -> Completion: ...
+
+    async def close(self) -> None: ...
+
+
+def classify_status(status: int) -> FailureKind:
+    if status in (401, 403):
+        return "auth"
+    if status in (408, 409, 429) or status >= 500:
+        return "retryable"
+    return "fatal"
+
+
+MAX_ERROR_CHARS = 300
+
+
+def short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"

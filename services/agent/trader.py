@@ -1,0 +1,90 @@
+"""How an agent decides, whatever is behind it: a snapshot and a portfolio in, an answer out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from services.agent.prompt import Prompt
+from services.agent.strategy import HOLD, Strategy
+from services.common.contracts import Action, LlmCall, MarketSnapshot, Portfolio, Usage
+
+
+class Outcome(StrEnum):
+    """How a cycle's decision came about (the ``outcome`` label of the decisions metric)."""
+
+    DECIDED = "decided"
+    STRATEGY_ERROR = "strategy_error"
+    PORTFOLIO_UNAVAILABLE = "portfolio_unavailable"
+    DISABLED = "disabled"
+    PROVIDER_ERROR = "provider_error"
+    PARSE_ERROR = "parse_error"
+
+
+@dataclass(frozen=True)
+class TraderAnswer:
+    actions: tuple[Action, ...]
+    outcome: Outcome = Outcome.DECIDED
+    reasoning: str = ""
+    error: str | None = None
+    prompt: Prompt | None = None
+    raw_response: str | None = None
+    thinking: str | None = None
+    usage: Usage | None = None
+    calls: tuple[LlmCall, ...] = ()
+    parse_failures: int = 0
+
+    @classmethod
+    def hold(cls, outcome: Outcome, error: str) -> TraderAnswer:
+        return cls((HOLD,), outcome, error=error)
+
+
+class Trader(Protocol):
+    @property
+    def disabled_reason(self) -> str | None:
+        """Why this agent does not call its model now (answers HOLD), or None."""
+        ...
+
+    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer: ...
+
+    async def close(self) -> None: ...
+
+
+class BaselineTrader:
+    """A pure baseline strategy as a trader: it never fails to be reachable."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self._strategy = strategy
+
+    @property
+    def disabled_reason(self) -> str | None:
+        return None
+
+    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer:
+        try:
+            result = self._strategy.decide(snapshot, portfolio)
+        except Exception as exc:
+            error = f"strategy failed: {type(exc).__name__}: {exc}"
+            return TraderAnswer.hold(Outcome.STRATEGY_ERROR, error)
+        return TraderAnswer(result.actions or (HOLD,), reasoning=result.reasoning)
+
+    async def close(self) -> None:
+        return None
+
+
+class DisabledTrader:
+    """An agent that cannot run as configured (no key): it answers HOLD with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    @property
+    def disabled_reason(self) -> str | None:
+        return self._reason
+
+    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer:
+        return TraderAnswer.hold(Outcome.DISABLED, f"disabled: {self._reason}")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,195 @@
+"""LLM agents in-process on a real nats-server, their providers local fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.agent.service import build
+from services.common import subjects
+from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
+from services.common.contracts import (
+    Decision,
+    Heartbeat,
+    LlmCall,
+    MarketSnapshot,
+    Portfolio,
+    PortfolioQuery,
+    TradeAction,
+)
+from services.common.runner import ServiceHost
+from services.common.settings import Settings
+from tests.agent.builders import NOW, portfolio, snapshot
+from tests.agent.llm_support import VALID
+from tests.fakes import anthropic as claude
+from tests.fakes import openai as gpt
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.openai import FakeOpenAI
+from tests.support import eventually, running
+
+LINEUP = """
+[[agents]]
+id = "claude"
+display_name = "Claude"
+provider = "anthropic"
+model = "claude-test"
+base_url = "{anthropic}"
+price_input_per_mtok = "3"
+price_output_per_mtok = "15"
+retry_backoff_seconds = 0
+
+[[agents]]
+id = "gpt"
+display_name = "GPT"
+provider = "openai"
+model = "gpt-test"
+base_url = "{openai}"
+api_key_env = "OPENAI_API_KEY"
+retry_backoff_seconds = 0
+"""
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lineup(tmp_path: Path, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> Path:
+    path = tmp_path / "agents.toml"
+    path.write_text(LINEUP.format(anthropic=fake_anthropic.base_url, openai=fake_openai.base_url))
+    return path
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
+    await test_bus.ensure_streams()
+    yield test_bus
+    await test_bus.close()
+
+
+async def collect(bus: Bus, subject: str, kind: type[Any]) -> list[Any]:
+    seen: list[Any] = []
+
+    async def add(message: Any) -> None:
+        seen.append(message)
+
+    await bus.subscribe_core(subject, kind, add)
+    return seen
+
+
+async def serve_ledger(bus: Bus, book: Portfolio) -> None:
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        return book
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+
+
+async def publish(bus: Bus, clock: ManualClock, cycle_id: str) -> MarketSnapshot:
+    snap = snapshot(cycle_id=cycle_id, deadline=clock.now() + timedelta(seconds=60))
+    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
+    return snap
+
+
+def metric(host: ServiceHost, name: str, **labels: str) -> float | None:
+    return host.registry.get_sample_value(name, labels)
+
+
+async def test_without_a_key_the_agent_holds_every_cycle_and_says_why(
+    bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_openai: FakeOpenAI
+) -> None:
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    beats = await collect(bus, subjects.agent_heartbeat("gpt"), Heartbeat)
+    settings = make_settings(ARENA_AGENTS_FILE=str(lineup), AGENT_ID="gpt", OPENAI_API_KEY=None)
+    clock = ManualClock(NOW)
+    async with running("agent-gpt", build, settings, clock) as host:
+        for n in (1, 2):
+            await publish(bus, clock, f"c{n}")
+        # No ledger answers: a disabled agent does not even need its portfolio.
+        await eventually(lambda: len(decisions) == 2, what="two HOLDs")
+        for decision in decisions:
+            assert [a.action for a in decision.actions] == [TradeAction.HOLD]
+            assert decision.error == "disabled: OPENAI_API_KEY is not set"
+        await eventually(lambda: beats, what="a heartbeat")
+        assert (beats[0].status, beats[0].reason) == ("disabled", "OPENAI_API_KEY is not set")
+        assert metric(host, "arena_agent_disabled", agent="gpt") == 1
+        assert metric(host, "arena_agent_decisions_total", agent="gpt", outcome="disabled") == 2
+    assert fake_openai.requests == []
+
+
+async def test_a_keyed_agent_trades_and_accounts_for_every_call(
+    bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    await serve_ledger(bus, portfolio(agent_id="claude"))
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    fake_anthropic.default = claude.message(VALID, input_tokens=1000, output_tokens=200)
+    fake_anthropic.then(claude.error(529))
+    settings = make_settings(
+        ARENA_AGENTS_FILE=str(lineup), AGENT_ID="claude", ANTHROPIC_API_KEY="sk-ant-test"
+    )
+    clock = ManualClock(NOW)
+    async with running("agent-claude", build, settings, clock) as host:
+        await publish(bus, clock, "c1")
+        await eventually(lambda: decisions and len(calls) == 2, what="a decision and two calls")
+        (decision,) = decisions
+        assert [(a.action, a.symbol) for a in decision.actions] == [(TradeAction.BUY, "BTCUSDT")]
+        assert decision.error is None and decision.model == "claude-test"
+        assert decision.prompt_version == "v1" and decision.prompt is not None
+        assert decision.prompt_sha256 is not None and len(decision.prompt_sha256) == 64
+        assert decision.raw_response == VALID
+        assert decision.usage is not None and decision.usage.prompt_tokens == 1000
+        assert [(c.success, c.status_code) for c in calls] == [(False, 529), (True, 200)]
+        assert calls[1].call_id == "c1:claude:2" and calls[1].cycle_id == "c1"
+        tokens = metric(host, "arena_agent_llm_tokens_total", agent="claude", kind="prompt")
+        assert tokens == 1000
+        assert metric(host, "arena_agent_llm_cost_usd_total", agent="claude") == pytest.approx(
+            0.006
+        )
+        errors = metric(
+            host,
+            "arena_agent_llm_calls_total",
+            agent="claude",
+            provider="anthropic",
+            result="error",
+        )
+        assert errors == 1
+
+
+async def test_broken_output_is_a_hold_with_the_error_every_cycle(
+    bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_openai: FakeOpenAI
+) -> None:
+    await serve_ledger(bus, portfolio(agent_id="gpt"))
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    fake_openai.default = gpt.completion("As an AI language model, I cannot trade.")
+    settings = make_settings(ARENA_AGENTS_FILE=str(lineup), AGENT_ID="gpt", OPENAI_API_KEY="sk")
+    clock = ManualClock(NOW)
+    async with running("agent-gpt", build, settings, clock) as host:
+        for n in (1, 2, 3):
+            await publish(bus, clock, f"c{n}")
+        await eventually(lambda: len(decisions) == 3, what="three HOLDs")
+        assert [d.cycle_id for d in decisions] == ["c1", "c2", "c3"]
+        for decision in decisions:
+            assert [a.action for a in decision.actions] == [TradeAction.HOLD]
+            assert decision.error == "parse error: no JSON object found in the answer"
+            assert decision.raw_response == "As an AI language model, I cannot trade."
+        assert metric(host, "arena_agent_parse_failures_total", agent="gpt") == 6
+        outcome = "parse_error"
+        assert metric(host, "arena_agent_decisions_total", agent="gpt", outcome=outcome) == 3
+        assert metric(host, "arena_agent_disabled", agent="gpt") == 0

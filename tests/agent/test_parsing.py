@@ -1,0 +1,61 @@
+"""The parser against the corpus of realistic model outputs, and its edges."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.agent.parsing import ParseError, parse_answer
+from services.common.contracts import Action
+from tests.agent.corpus import Case, load_cases
+
+CASES = load_cases()
+
+
+def test_the_corpus_is_large_enough_and_covers_both_outcomes() -> None:
+    assert len(CASES) >= 30
+    assert sum(c.error is not None for c in CASES) >= 8
+    assert sum(c.actions is not None for c in CASES) >= 20
+
+
+def expected(spec: dict[str, Any]) -> Action:
+    fields = dict(spec)
+    for name in ("margin_usd", "stop_loss", "take_profit"):
+        if name in fields:
+            fields[name] = Decimal(fields[name])
+    return Action.model_validate(fields)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus_case(case: Case) -> None:
+    if case.error is not None:
+        with pytest.raises(ParseError) as caught:
+            parse_answer(case.output)
+        assert case.error in str(caught.value)
+        return
+    assert case.actions is not None
+    parsed = parse_answer(case.output)
+    assert parsed.actions == tuple(expected(a) for a in case.actions)
+    if case.reasoning is not None:
+        assert case.reasoning in parsed.reasoning
+    if case.thinking is not None:
+        assert parsed.thinking is not None and case.thinking in parsed.thinking
+
+
+def test_none_is_an_empty_answer() -> None:
+    with pytest.raises(ParseError, match="empty answer"):
+        parse_answer(None)
+
+
+def test_prose_becomes_the_reasoning_when_the_json_has_none() -> None:
+    parsed = parse_answer('BTC is calm today.\n```json\n{"actions": [{"action": "HOLD"}]}\n```')
+    assert parsed.reasoning == "BTC is calm today."
+
+
+def test_parse_never_raises_anything_but_parse_error_on_odd_input() -> None:
+    odd = ['{"actions": [1, 2]}', "[[]]", '{"actions": "BUY"}', '{"action": true}', "{" * 500]
+    for text in odd:
+        with pytest.raises(ParseError):
+            parse_answer(text)
