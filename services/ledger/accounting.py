@@ -1,7 +1,8 @@
 """Futures accounting (isolated margin, USDT), pure: no I/O, no clock, only Decimal.
 
-Issue 6 deepens this module (step sizes per symbol, the maintenance-margin tier table,
-funding, stops); the shapes here are what it extends.
+Sign conventions: a funding ``amount`` is what the account pays (negative: it receives);
+fees are always paid. Equity = balance + margin in use + unrealized PnL
+= initial balance + realized PnL + unrealized PnL - fees - funding.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def open_position(
     *,
     fee_rate: Decimal,
     maintenance_margin_rate: Decimal = DEFAULT_MAINTENANCE_MARGIN_RATE,
+    maintenance_amount: Decimal = ZERO,
+    quantity_step: Decimal = QUANTITY_STEP,
 ) -> Opening:
     """Size a position: notional = margin x leverage, quantity rounded down to the step."""
     if price <= 0:
@@ -63,7 +66,9 @@ def open_position(
         raise AccountingError(f"margin must be positive, got {margin}")
     if leverage < 1:
         raise AccountingError(f"leverage must be at least 1, got {leverage}")
-    quantity = (margin * leverage / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+    quantity = (margin * leverage / price / quantity_step).to_integral_value(
+        ROUND_DOWN
+    ) * quantity_step
     if quantity <= 0:
         raise AccountingError(f"margin {margin} x {leverage} buys nothing at {price}")
     # The fee is charged on what was actually bought, not on the unrounded notional.
@@ -76,7 +81,14 @@ def open_position(
         margin=margin,
         notional=notional,
         fee=fee_rate * notional,
-        liquidation_price=liquidation_price(side, price, quantity, margin, maintenance_margin_rate),
+        liquidation_price=liquidation_price(
+            side,
+            price,
+            quantity,
+            margin,
+            maintenance_margin_rate,
+            maintenance_amount=maintenance_amount,
+        ),
     )
 
 
@@ -113,17 +125,82 @@ def liquidation_price(
     quantity: Decimal,
     margin: Decimal,
     maintenance_margin_rate: Decimal = DEFAULT_MAINTENANCE_MARGIN_RATE,
+    *,
+    maintenance_amount: Decimal = ZERO,
 ) -> Decimal:
-    """Isolated-margin liquidation price with one maintenance rate and no maintenance amount.
+    """Binance's isolated-margin liquidation price for one position (one-way mode).
 
-    Liquidation is where margin + PnL equals maintenance margin (rate x price x quantity).
-    Issue 6 replaces the single rate with the symbol's Binance tier (rate and amount).
+    LP = (WB + cum - s x Q x EP) / (Q x MMR - s x Q), with WB the isolated margin, cum
+    the tier's maintenance amount and s = 1 for a long, -1 for a short: the price where
+    margin + PnL equals the maintenance margin (rate x price x quantity - amount).
     """
-    if side is PositionSide.LONG:
-        price = (entry_price * quantity - margin) / (quantity * (1 - maintenance_margin_rate))
-    else:
-        price = (entry_price * quantity + margin) / (quantity * (1 + maintenance_margin_rate))
+    s = 1 if side is PositionSide.LONG else -1
+    price = (margin + maintenance_amount - s * quantity * entry_price) / (
+        quantity * maintenance_margin_rate - s * quantity
+    )
     return max(price, ZERO).quantize(PRICE_STEP, rounding=ROUND_HALF_EVEN)
+
+
+def liquidation_closing(margin: Decimal, liquidation_price: Decimal) -> Closing:
+    """A liquidation loses the position's margin and no more (no separate closing fee)."""
+    return Closing(
+        exit_price=liquidation_price,
+        realized_pnl=-margin,
+        fee=ZERO,
+        pnl_percentage=-HUNDRED,
+    )
+
+
+def funding_payment(
+    side: PositionSide, mark_price: Decimal, quantity: Decimal, funding_rate: Decimal
+) -> Decimal:
+    """What the holder pays (negative: receives): longs pay a positive rate, shorts a negative."""
+    amount = mark_price * quantity * funding_rate
+    return amount if side is PositionSide.LONG else -amount
+
+
+EXIT_LIQUIDATION = "liquidation"
+EXIT_STOP_LOSS = "stop_loss"
+EXIT_TAKE_PROFIT = "take_profit"
+
+
+@dataclass(frozen=True)
+class Exit:
+    reason: str
+    price: Decimal
+
+
+def triggered_exit(
+    side: PositionSide,
+    high: Decimal,
+    low: Decimal,
+    *,
+    liquidation: Decimal | None,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+) -> Exit | None:
+    """The exit a bar [low, high] fires, the worse for the trader first when it fires several.
+
+    Liquidation is worse than a stop (it loses the whole margin) and a stop is worse than
+    a target, so they are tried in that order.
+    """
+    long = side is PositionSide.LONG
+    # Adverse prices: the low for a long, the high for a short; favourable the other.
+    adverse, favourable = (low, high) if long else (high, low)
+
+    def reached_against(level: Decimal) -> bool:
+        return adverse <= level if long else adverse >= level
+
+    def reached_for(level: Decimal) -> bool:
+        return favourable >= level if long else favourable <= level
+
+    if liquidation is not None and liquidation > 0 and reached_against(liquidation):
+        return Exit(EXIT_LIQUIDATION, liquidation)
+    if stop_loss is not None and reached_against(stop_loss):
+        return Exit(EXIT_STOP_LOSS, stop_loss)
+    if take_profit is not None and reached_for(take_profit):
+        return Exit(EXIT_TAKE_PROFIT, take_profit)
+    return None
 
 
 @dataclass(frozen=True)
@@ -135,6 +212,7 @@ class Book:
     realized_pnl: Decimal = ZERO
     unrealized_pnl: Decimal = ZERO
     total_fees: Decimal = ZERO
+    total_funding: Decimal = ZERO
     total_trades: int = 0
     winning_trades: int = 0
     losing_trades: int = 0
@@ -142,8 +220,8 @@ class Book:
 
     @property
     def total_pnl(self) -> Decimal:
-        """Net of fees: equity minus the initial balance."""
-        return self.realized_pnl - self.total_fees + self.unrealized_pnl
+        """Net of fees and funding: equity minus the initial balance."""
+        return self.realized_pnl - self.total_fees - self.total_funding + self.unrealized_pnl
 
     @property
     def equity(self) -> Decimal:
@@ -175,6 +253,12 @@ class Book:
             winning_trades=self.winning_trades + (1 if closing.is_win else 0),
             losing_trades=self.losing_trades + (0 if closing.is_win else 1),
             open_positions=self.open_positions - 1,
+        )
+
+    def funded(self, amount: Decimal) -> Book:
+        """Pay ``amount`` of funding (negative: receive it) from the balance."""
+        return replace(
+            self, balance=self.balance - amount, total_funding=self.total_funding + amount
         )
 
     def marked(self, unrealized: Decimal) -> Book:

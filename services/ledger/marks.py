@@ -1,18 +1,76 @@
-"""Marking open positions to market (ticks and snapshots).
+"""Ticks and snapshots: funding, then stops, targets and liquidations, then the mark.
 
-Issue 6 adds, on each tick, liquidation, stop loss and take profit from the bar's high
-and low; this is where they go, after the mark.
+On a tick, for each open position on a ticked symbol: funding is paid when a funding
+time (00:00, 08:00, 16:00 UTC) passed while it was open; then the bar's high and low
+fire liquidation, stop loss or take profit (the worse for the trader first); what stays
+open is marked to the tick's mark price. Each agent's equity is snapshotted afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
+from uuid import UUID
 
 import asyncpg
 
+from services.common import subjects
+from services.common.contracts import (
+    AccountEvent,
+    MarketTick,
+    PositionEvent,
+    PositionStatus,
+    TickPrice,
+)
 from services.ledger import accounting, store
+from services.ledger.accounting import Book
+from services.ledger.outbox import enqueue
+from services.ledger.store import PositionRow
+from services.ledger.views import account_view, position_view
+
+FUNDING_HOURS = 8
+
+
+def funding_time(at: datetime) -> datetime:
+    """The latest funding time (00:00, 08:00 or 16:00 UTC) at or before ``at``."""
+    utc = at.astimezone(UTC)
+    return utc.replace(hour=utc.hour - utc.hour % FUNDING_HOURS, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class TickOutcome:
+    agents: list[str] = field(default_factory=list)
+    exits: dict[str, int] = field(default_factory=dict)
+    funding_payments: int = 0
+
+
+async def _lock_holders(conn: asyncpg.Connection, symbols: list[str]) -> list[str]:
+    holders = await conn.fetch(
+        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[])",
+        symbols,
+    )
+    agents = sorted(r["llm_id"] for r in holders)
+    if agents:
+        # Accounts before positions, the order a verdict takes them in: no deadlock.
+        await store.lock_accounts(conn, agents)
+    return agents
+
+
+async def _save_marked_books(
+    conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
+) -> None:
+    totals = {
+        r["llm_id"]: r["unrealized"]
+        for r in await conn.fetch(
+            "SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions "
+            "WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id",
+            list(books),
+        )
+    }
+    for llm_id, book in books.items():
+        await store.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
 
 
 async def mark_to_market(
@@ -22,15 +80,9 @@ async def mark_to_market(
     if not mark_prices:
         return []
     symbols = sorted(mark_prices)
-    holders = await conn.fetch(
-        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[])",
-        symbols,
-    )
-    agents = sorted(r["llm_id"] for r in holders)
+    agents = await _lock_holders(conn, symbols)
     if not agents:
         return []
-    # Accounts before positions, the order a verdict takes them in: no deadlock.
-    await store.lock_accounts(conn, agents)
     positions = await store.open_positions_on(conn, symbols)
     await store.mark_positions(
         conn,
@@ -43,13 +95,172 @@ async def mark_to_market(
             for p in positions
         ],
     )
-    totals = await conn.fetch(
-        "SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions "
-        "WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id",
-        agents,
-    )
-    for row in totals:
-        account = await store.account(conn, row["llm_id"])
-        if account is not None:
-            await store.save_book(conn, account.llm_id, account.book.marked(row["unrealized"]), now)
+    books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in set(agents)}
+    await _save_marked_books(conn, books, now)
     return agents
+
+
+class TickProcessor:
+    """Applies one tick inside the caller's transaction."""
+
+    def __init__(self, taker_fee_rate: Decimal) -> None:
+        self._fee_rate = taker_fee_rate
+
+    async def apply(self, conn: asyncpg.Connection, tick: MarketTick, now: datetime) -> TickOutcome:
+        outcome = TickOutcome()
+        prices = {p.symbol: p for p in tick.prices}
+        symbols = sorted(prices)
+        agents = await _lock_holders(conn, symbols) if symbols else []
+        if agents:
+            held = set(agents)
+            books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
+            changed: set[str] = set()
+            positions = await store.open_positions_on(conn, symbols)
+            await self._fund(
+                conn,
+                tick=tick,
+                positions=positions,
+                prices=prices,
+                books=books,
+                changed=changed,
+                outcome=outcome,
+                now=now,
+            )
+            marks: list[tuple[UUID, Decimal, Decimal]] = []
+            for position in positions:
+                price = prices[position.symbol]
+                if await self._exit(
+                    conn, position=position, price=price, books=books, outcome=outcome, now=now
+                ):
+                    changed.add(position.llm_id)
+                    continue
+                marks.append(
+                    (
+                        position.id,
+                        price.mark_price,
+                        accounting.unrealized_pnl(
+                            position.side, position.entry_price, price.mark_price, position.quantity
+                        ),
+                    )
+                )
+            await store.mark_positions(conn, marks)
+            await _save_marked_books(conn, books, now)
+            for llm_id in sorted(changed):
+                await self._announce_account(conn, tick, llm_id, now)
+            outcome.agents = agents
+        await store.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
+        return outcome
+
+    async def _fund(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        tick: MarketTick,
+        positions: list[PositionRow],
+        prices: Mapping[str, TickPrice],
+        books: dict[str, Book],
+        changed: set[str],
+        outcome: TickOutcome,
+        now: datetime,
+    ) -> None:
+        when = funding_time(tick.at)
+        due = [p for p in positions if p.opened_at <= when]
+        if not due:
+            return
+        rates = await store.latest_funding_rates(conn, sorted({p.symbol for p in due}))
+        paid = await store.funded_positions(conn, [p.id for p in due], when)
+        for position in due:
+            rate = rates.get(position.symbol)
+            if rate is None or position.id in paid:
+                continue
+            mark = prices[position.symbol].mark_price
+            amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
+            # An account never goes below zero: it pays at most what its balance holds.
+            amount = min(amount, books[position.llm_id].balance)
+            await store.insert_funding(
+                conn,
+                position,
+                funding_time=when,
+                mark_price=mark,
+                funding_rate=rate,
+                amount=amount,
+                now=now,
+            )
+            books[position.llm_id] = books[position.llm_id].funded(amount)
+            changed.add(position.llm_id)
+            outcome.funding_payments += 1
+
+    async def _exit(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        position: PositionRow,
+        price: TickPrice,
+        books: dict[str, Book],
+        outcome: TickOutcome,
+        now: datetime,
+    ) -> bool:
+        fired = accounting.triggered_exit(
+            position.side,
+            price.high,
+            price.low,
+            liquidation=position.liquidation_price,
+            stop_loss=position.stop_loss,
+            take_profit=position.take_profit,
+        )
+        if fired is None:
+            return False
+        if fired.reason == accounting.EXIT_LIQUIDATION:
+            closing = accounting.liquidation_closing(position.margin, fired.price)
+            status = PositionStatus.LIQUIDATED
+        else:
+            closing = accounting.close_position(
+                position.side,
+                position.entry_price,
+                position.quantity,
+                position.margin,
+                fired.price,
+                fee_rate=self._fee_rate,
+            )
+            status = PositionStatus.CLOSED
+        closed = await store.close_position(conn, position.id, closing, now, status)
+        await store.insert_close_trade(
+            conn, position, closing, exit_reason=fired.reason, cycle_id=None, now=now
+        )
+        books[position.llm_id] = books[position.llm_id].closed(
+            position.margin, position.unrealized_pnl, closing
+        )
+        event_id = f"position:{position.id}:closed"
+        await enqueue(
+            conn,
+            subjects.ledger_position(position.llm_id),
+            event_id,
+            PositionEvent(
+                event_id=event_id,
+                kind="closed",
+                cycle_id=None,
+                position=position_view(closed),
+                exit_price=closing.exit_price,
+                realized_pnl=closing.realized_pnl,
+                fee=closing.fee,
+                exit_reason=fired.reason,
+                at=now,
+            ),
+        )
+        outcome.exits[fired.reason] = outcome.exits.get(fired.reason, 0) + 1
+        return True
+
+    @staticmethod
+    async def _announce_account(
+        conn: asyncpg.Connection, tick: MarketTick, llm_id: str, now: datetime
+    ) -> None:
+        row = await store.account(conn, llm_id)
+        if row is None:
+            return
+        event_id = f"account:tick:{tick.tick_id}:{llm_id}"
+        await enqueue(
+            conn,
+            subjects.ledger_account(llm_id),
+            event_id,
+            AccountEvent(event_id=event_id, account=account_view(row), at=now),
+        )

@@ -42,6 +42,15 @@ class LedgerMetrics:
             ["agent"],
             registry=registry,
         )
+        self.tick_exits = Counter(
+            "arena_ledger_tick_exits",
+            "Positions closed by a tick, by exit reason (stop_loss, take_profit, liquidation).",
+            ["reason"],
+            registry=registry,
+        )
+        self.funding_payments = Counter(
+            "arena_ledger_funding_payments", "Funding payments booked.", registry=registry
+        )
         self.outbox_pending = Gauge(
             "arena_ledger_outbox_pending", "Outbox events not published yet.", registry=registry
         )

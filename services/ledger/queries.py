@@ -1,28 +1,69 @@
-"""Request-reply answers: portfolio, accounts, leaderboard (read-only, no transaction)."""
+"""Request-reply answers (read-only): portfolio, accounts, leaderboard, lists, stats, verify."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from services.common.bus import NotFound
 from services.common.contracts import (
+    PARSE_ERROR_PREFIX,
     Accounts,
     AccountsQuery,
+    Action,
+    ActionResult,
+    AgentStats,
+    Decision,
+    DecisionRecord,
+    Decisions,
+    DecisionsQuery,
+    EquityPoint,
+    EquityQuery,
+    EquitySeries,
     Leaderboard,
     LeaderboardEntry,
     LeaderboardQuery,
     Portfolio,
     PortfolioQuery,
+    Positions,
+    PositionSide,
+    PositionsQuery,
+    Reason,
+    Stats,
+    StatsQuery,
+    Trades,
+    TradesQuery,
+    TradeView,
+    VerifyQuery,
+    VerifyReport,
 )
-from services.ledger import accounting, store
+from services.ledger import accounting, stats, store
 from services.ledger.store import AccountRow
+from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
 
+ZERO = Decimal(0)
 
-def standings(rows: Sequence[AccountRow]) -> tuple[LeaderboardEntry, ...]:
+
+@dataclass(frozen=True)
+class Extras:
+    """Per-agent figures that live outside llm_accounts (zero when absent)."""
+
+    llm_cost: Mapping[str, Decimal] = field(default_factory=dict)
+    parse_failures: Mapping[str, int] = field(default_factory=dict)
+    rejections: Mapping[str, int] = field(default_factory=dict)
+
+
+def standings(
+    rows: Sequence[AccountRow], extras: Extras | None = None
+) -> tuple[LeaderboardEntry, ...]:
     """Rank by equity, highest first; ties keep a stable order by agent id."""
+    extra = extras or Extras()
     ranked = sorted(rows, key=lambda r: (-r.book.equity, r.llm_id))
     return tuple(
         LeaderboardEntry(
@@ -37,14 +78,102 @@ def standings(rows: Sequence[AccountRow]) -> tuple[LeaderboardEntry, ...]:
             total_trades=row.total_trades,
             win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
             open_positions=row.open_positions,
+            total_funding=row.total_funding,
+            llm_cost_usd=extra.llm_cost.get(row.llm_id, ZERO),
+            net_return_pct=stats.net_return_pct(
+                row.book.equity, extra.llm_cost.get(row.llm_id, ZERO), row.initial_balance
+            ),
+            parse_failures=extra.parse_failures.get(row.llm_id, 0),
+            rejections=extra.rejections.get(row.llm_id, 0),
         )
         for rank, row in enumerate(ranked, start=1)
+    )
+
+
+async def _extras(conn: asyncpg.Connection) -> Extras:
+    cost = await conn.fetch(
+        "SELECT llm_id, sum(estimated_cost) AS v FROM llm_api_calls GROUP BY llm_id"
+    )
+    failures = await conn.fetch(
+        "SELECT llm_id, count(*)::int AS v FROM decisions WHERE starts_with(error, $1) "
+        "GROUP BY llm_id",
+        PARSE_ERROR_PREFIX,
+    )
+    rejections = await conn.fetch(
+        "SELECT llm_id, count(*)::int AS v FROM rejected_decisions GROUP BY llm_id"
+    )
+    return Extras(
+        llm_cost={r["llm_id"]: r["v"] for r in cost},
+        parse_failures={r["llm_id"]: r["v"] for r in failures},
+        rejections={r["llm_id"]: r["v"] for r in rejections},
+    )
+
+
+def _trade(record: asyncpg.Record) -> TradeView:
+    return TradeView(
+        trade_id=str(record["id"]),
+        agent_id=record["llm_id"],
+        position_id=str(record["position_id"]),
+        cycle_id=record["cycle_id"],
+        symbol=record["symbol"],
+        action=record["action"],
+        side=PositionSide(record["side"]),
+        entry_price=record["entry_price"],
+        exit_price=record["exit_price"],
+        quantity=record["quantity"],
+        realized_pnl=record["realized_pnl"],
+        pnl_percentage=record["pnl_percentage"],
+        fees=record["fees"],
+        exit_reason=record["exit_reason"],
+        executed_at=record["executed_at"],
+        closed_at=record["closed_at"],
+    )
+
+
+def decision_record(record: asyncpg.Record) -> DecisionRecord:
+    """A stored decision with one result per action: risk's verdict, or the ledger's refusal."""
+    actions = [Action.model_validate(a) for a in json.loads(record["actions"])]
+    if record["decision"] is not None:
+        decision = Decision.model_validate(json.loads(record["decision"]))
+    else:  # rows stored before the whole decision was kept
+        decision = Decision(
+            decision_id=record["decision_id"],
+            cycle_id=record["cycle_id"],
+            agent_id=record["llm_id"],
+            decided_at=record["decided_at"],
+            decision_deadline=record["decided_at"],
+            actions=tuple(actions),
+            reasoning=record["reasoning"],
+            model=record["model"],
+            prompt_sha256=record["prompt_sha256"],
+            error=record["error"],
+        )
+    results: list[ActionResult] = []
+    for entry in json.loads(record["results"]):
+        index = int(entry["index"])
+        reasons: list[dict[str, Any]] = entry.get("reasons") or [
+            {"code": code, "message": code} for code in entry.get("reason_codes", [])
+        ]
+        results.append(
+            ActionResult(
+                index=index,
+                action=decision.actions[index],
+                approved=entry.get("outcome") != "rejected",
+                reasons=tuple(Reason(code=r["code"], message=r["message"]) for r in reasons),
+            )
+        )
+    return DecisionRecord(
+        decision=decision, results=tuple(results), applied_at=record["applied_at"]
     )
 
 
 class LedgerQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def _require(self, conn: asyncpg.Connection, agent_id: str | None) -> None:
+        if agent_id is not None and await store.account(conn, agent_id) is None:
+            raise NotFound(f"no account for agent {agent_id!r}")
 
     async def portfolio(self, query: PortfolioQuery) -> Portfolio:
         async with (
@@ -66,6 +195,161 @@ class LedgerQueries:
         return Accounts(accounts=tuple(account_view(r) for r in rows))
 
     async def leaderboard(self, _: LeaderboardQuery) -> Leaderboard:
-        async with self._pool.acquire() as conn:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             rows = await store.accounts(conn)
-        return Leaderboard(entries=standings(rows))
+            extras = await _extras(conn)
+        return Leaderboard(entries=standings(rows, extras))
+
+    async def positions(self, query: PositionsQuery) -> Positions:
+        statuses = {
+            "open": ["OPEN"],
+            "closed": ["CLOSED", "LIQUIDATED"],
+            "all": ["OPEN", "CLOSED", "LIQUIDATED"],
+        }[query.status]
+        where = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await self._require(conn, query.agent_id)
+            total = await conn.fetchval(
+                f"SELECT count(*) FROM positions WHERE {where}", statuses, query.agent_id
+            )
+            rows = await store.positions_page(
+                conn, where, (statuses, query.agent_id), query.page.limit, query.page.offset
+            )
+        return Positions(positions=tuple(position_view(p) for p in rows), total=total)
+
+    async def trades(self, query: TradesQuery) -> Trades:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await self._require(conn, query.agent_id)
+            total = await conn.fetchval(
+                "SELECT count(*) FROM trades WHERE $1::text IS NULL OR llm_id = $1",
+                query.agent_id,
+            )
+            records = await conn.fetch(
+                "SELECT * FROM trades WHERE $1::text IS NULL OR llm_id = $1 "
+                "ORDER BY executed_at DESC, (exit_price IS NULL), id LIMIT $2 OFFSET $3",
+                query.agent_id,
+                query.page.limit,
+                query.page.offset,
+            )
+        return Trades(trades=tuple(_trade(r) for r in records), total=total)
+
+    async def decisions(self, query: DecisionsQuery) -> Decisions:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await self._require(conn, query.agent_id)
+            total = await conn.fetchval(
+                "SELECT count(*) FROM decisions WHERE $1::text IS NULL OR llm_id = $1",
+                query.agent_id,
+            )
+            records = await conn.fetch(
+                "SELECT * FROM decisions WHERE $1::text IS NULL OR llm_id = $1 "
+                "ORDER BY applied_at DESC, seq DESC NULLS LAST LIMIT $2 OFFSET $3",
+                query.agent_id,
+                query.page.limit,
+                query.page.offset,
+            )
+        return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
+
+    async def equity(self, query: EquityQuery) -> EquitySeries:
+        async with self._pool.acquire() as conn:
+            await self._require(conn, query.agent_id)
+            records = await conn.fetch(
+                "SELECT * FROM equity_snapshots "
+                "WHERE ($1::text IS NULL OR llm_id = $1) "
+                "AND ($2::timestamptz IS NULL OR at >= $2) "
+                "ORDER BY at DESC, id DESC LIMIT $3",
+                query.agent_id,
+                query.since,
+                query.limit,
+            )
+        return EquitySeries(
+            points=tuple(
+                EquityPoint(
+                    agent_id=r["llm_id"],
+                    at=r["at"],
+                    equity=r["equity"],
+                    balance=r["balance"],
+                    margin_used=r["margin_used"],
+                    unrealized_pnl=r["unrealized_pnl"],
+                    total_fees=r["total_fees"],
+                    total_funding=r["total_funding"],
+                )
+                for r in reversed(records)
+            )
+        )
+
+    async def stats(self, _: StatsQuery) -> Stats:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await store.accounts(conn)
+            extras = await _extras(conn)
+            closes = await conn.fetch(
+                "SELECT llm_id, realized_pnl FROM trades WHERE exit_price IS NOT NULL"
+            )
+            reasons = await conn.fetch(
+                "SELECT llm_id, code, count(*)::int AS n "
+                "FROM rejected_decisions, unnest(reason_codes) AS code GROUP BY llm_id, code"
+            )
+            curve = await conn.fetch(
+                "SELECT llm_id, equity FROM equity_snapshots ORDER BY llm_id, at, id"
+            )
+        return Stats(agents=tuple(agent_stats(r, extras, closes, reasons, curve) for r in rows))
+
+    async def verify(self, _: VerifyQuery) -> VerifyReport:
+        async with self._pool.acquire() as conn:
+            findings = await examine(conn)
+        return VerifyReport(
+            ok=not findings.problems,
+            checked_accounts=findings.checked_accounts,
+            checked_decisions=findings.checked_decisions,
+            problems=tuple(findings.problems),
+        )
+
+
+def agent_stats(
+    row: AccountRow,
+    extras: Extras,
+    closes: Sequence[asyncpg.Record],
+    reasons: Sequence[asyncpg.Record],
+    curve: Sequence[asyncpg.Record],
+) -> AgentStats:
+    pnls = [c["realized_pnl"] for c in closes if c["llm_id"] == row.llm_id]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p <= 0]
+    equity = [row.initial_balance] + [c["equity"] for c in curve if c["llm_id"] == row.llm_id]
+    cost = extras.llm_cost.get(row.llm_id, ZERO)
+    return AgentStats(
+        agent_id=row.llm_id,
+        display_name=row.display_name,
+        equity=row.book.equity,
+        return_pct=accounting.return_pct(row.book.equity, row.initial_balance),
+        realized_pnl=row.realized_pnl,
+        unrealized_pnl=row.unrealized_pnl,
+        total_fees=row.total_fees,
+        total_funding=row.total_funding,
+        llm_cost_usd=cost,
+        net_return_pct=stats.net_return_pct(row.book.equity, cost, row.initial_balance),
+        total_trades=row.total_trades,
+        winning_trades=row.winning_trades,
+        losing_trades=row.losing_trades,
+        win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
+        average_win=stats.average(wins),
+        average_loss=stats.average(losses),
+        max_drawdown_pct=stats.max_drawdown_pct(equity),
+        sharpe_ratio=stats.sharpe_ratio(equity),
+        parse_failures=extras.parse_failures.get(row.llm_id, 0),
+        rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.llm_id},
+    )

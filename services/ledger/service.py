@@ -23,19 +23,26 @@ from services.common.contracts import (
     AccountsQuery,
     CycleCompleted,
     CycleStarted,
+    DecisionsQuery,
+    EquityQuery,
     LeaderboardQuery,
     LlmCall,
     MarketSnapshot,
     MarketTick,
     PortfolioQuery,
+    PositionsQuery,
+    StatsQuery,
+    TradesQuery,
     Verdict,
+    VerifyQuery,
 )
+from services.common.instruments import InstrumentTable, load_instruments
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
-from services.ledger import accounting, store
+from services.ledger import store
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import create_pool
-from services.ledger.marks import mark_to_market
+from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.outbox import OutboxRelay
@@ -73,7 +80,7 @@ class LedgerService:
         settle_grace_seconds: float = 5.0,
         watch_interval_seconds: float = 0.25,
         input_wait_seconds: float = 8.0,
-        maintenance_margin_rate: Decimal = accounting.DEFAULT_MAINTENANCE_MARGIN_RATE,
+        instruments: InstrumentTable | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -84,7 +91,8 @@ class LedgerService:
         self._watch_interval = watch_interval_seconds
         # Below VERDICTS.ack_wait_seconds, so a waiting verdict is not redelivered meanwhile.
         self._input_wait = input_wait_seconds
-        self._applier = VerdictApplier(taker_fee_rate, maintenance_margin_rate)
+        self._applier = VerdictApplier(taker_fee_rate, instruments or InstrumentTable())
+        self._ticks = TickProcessor(taker_fee_rate)
         self._queries = LedgerQueries(pool)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
         self._arrival = asyncio.Condition()
@@ -110,6 +118,13 @@ class LedgerService:
         await self._bus.serve(
             subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, self._queries.leaderboard
         )
+        q = self._queries
+        await self._bus.serve(subjects.LEDGER_QUERY_POSITIONS, PositionsQuery, q.positions)
+        await self._bus.serve(subjects.LEDGER_QUERY_TRADES, TradesQuery, q.trades)
+        await self._bus.serve(subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery, q.decisions)
+        await self._bus.serve(subjects.LEDGER_QUERY_EQUITY, EquityQuery, q.equity)
+        await self._bus.serve(subjects.LEDGER_QUERY_STATS, StatsQuery, q.stats)
+        await self._bus.serve(subjects.LEDGER_QUERY_VERIFY, VerifyQuery, q.verify)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -174,6 +189,7 @@ class LedgerService:
             await mark_to_market(
                 conn, {s.symbol: s.mark_price for s in message.symbols}, self._clock.now()
             )
+            await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
             return True
 
         stored = await self._once(SNAPSHOTS.durable, delivery, effect)
@@ -214,12 +230,18 @@ class LedgerService:
         await self._refresh_equity()
 
     async def _on_tick(self, message: MarketTick, delivery: Delivery) -> None:
-        async def effect(conn: asyncpg.Connection) -> list[str]:
-            return await mark_to_market(
-                conn, {p.symbol: p.mark_price for p in message.prices}, self._clock.now()
-            )
+        async def effect(conn: asyncpg.Connection) -> TickOutcome:
+            return await self._ticks.apply(conn, message, self._clock.now())
 
-        if await self._once(TICKS.durable, delivery, effect):
+        outcome = await self._once(TICKS.durable, delivery, effect)
+        if outcome is None:
+            return
+        for reason, count in outcome.exits.items():
+            self._metrics.tick_exits.labels(reason).inc(count)
+        self._metrics.funding_payments.inc(outcome.funding_payments)
+        if outcome.exits or outcome.funding_payments:
+            self._relay.wake()
+        if outcome.agents:
             await self._refresh_equity()
 
     async def _on_llm_call(self, message: LlmCall, delivery: Delivery) -> None:
@@ -292,6 +314,7 @@ async def build(ctx: ServiceContext) -> LedgerService:
     """The runner's factory: connect, migrate, open one account per agent of the line-up."""
     settings = ctx.settings
     lineup = load_lineup(settings.agents_file)
+    instruments = load_instruments(settings.instruments_file)
     pool = await create_pool(settings)
     try:
         async with pool.acquire() as conn:
@@ -308,4 +331,5 @@ async def build(ctx: ServiceContext) -> LedgerService:
         lineup=lineup,
         taker_fee_rate=settings.taker_fee_rate,
         metrics=LedgerMetrics(ctx.registry),
+        instruments=instruments,
     )

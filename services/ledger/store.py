@@ -22,7 +22,9 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.lineup import Lineup
+from services.ledger import chain
 from services.ledger.accounting import Book, Closing, Opening
+from services.ledger.chain import ChainLink, DecisionContent
 
 # ---------------------------------------------------------------- rows
 
@@ -45,6 +47,7 @@ class AccountRow:
     open_positions: int
     is_active: bool
     initial_balance: Decimal
+    total_funding: Decimal
 
     @property
     def book(self) -> Book:
@@ -54,6 +57,7 @@ class AccountRow:
             realized_pnl=self.realized_pnl,
             unrealized_pnl=self.unrealized_pnl,
             total_fees=self.total_fees,
+            total_funding=self.total_funding,
             total_trades=self.total_trades,
             winning_trades=self.winning_trades,
             losing_trades=self.losing_trades,
@@ -183,8 +187,8 @@ async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) ->
     await conn.execute(
         "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
         "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
-        "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12 "
-        "WHERE llm_id = $1",
+        "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
+        "total_funding = $13 WHERE llm_id = $1",
         llm_id,
         book.balance,
         book.margin_used,
@@ -197,6 +201,7 @@ async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) ->
         book.losing_trades,
         book.open_positions,
         now,
+        book.total_funding,
     )
 
 
@@ -448,16 +453,36 @@ async def decision_exists(conn: Connection, decision_id: str) -> bool:
 
 async def insert_decision(
     conn: Connection, verdict: Verdict, results: Sequence[dict[str, Any]], now: datetime
-) -> None:
+) -> ChainLink:
+    """Store the decision and append it to the hash chain (locks the chain's head)."""
     decision = verdict.decision
+    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+    row = DecisionContent(
+        decision_id=decision.decision_id,
+        cycle_id=decision.cycle_id,
+        llm_id=decision.agent_id,
+        decision=decision.model_dump(mode="json"),
+        results=[dict(r) for r in results],
+        applied_at=now,
+        columns=chain.columns(
+            actions=[a.model_dump(mode="json") for a in decision.actions],
+            reasoning=decision.reasoning,
+            model=decision.model,
+            prompt_sha256=decision.prompt_sha256,
+            error=decision.error,
+            decided_at=decision.decided_at,
+        ),
+    )
+    link = chain.link(head["seq"] + 1, head["hash"], row)
     await conn.execute(
         "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
-        "prompt_sha256, error, decided_at, results, applied_at) "
-        "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11)",
+        "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, "
+        "$14, $15)",
         decision.decision_id,
         decision.cycle_id,
         decision.agent_id,
-        json.dumps([a.model_dump(mode="json") for a in decision.actions]),
+        json.dumps(row.columns["actions"]),
         decision.reasoning,
         decision.model,
         decision.prompt_sha256,
@@ -465,7 +490,53 @@ async def insert_decision(
         decision.decided_at,
         json.dumps(list(results)),
         now,
+        link.seq,
+        json.dumps(row.decision),
+        link.prev_hash,
+        link.hash,
     )
+    await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", link.seq, link.hash)
+    return link
+
+
+async def chain_rows(
+    conn: Connection,
+) -> list[tuple[int | None, str | None, str | None, DecisionContent]]:
+    """Every decision in chain order: (seq, prev_hash, hash, content)."""
+    records = await conn.fetch(
+        "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
+        "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at "
+        "FROM decisions ORDER BY seq NULLS FIRST, applied_at, decision_id"
+    )
+    return [
+        (
+            r["seq"],
+            r["prev_hash"],
+            r["hash"],
+            DecisionContent(
+                decision_id=r["decision_id"],
+                cycle_id=r["cycle_id"],
+                llm_id=r["llm_id"],
+                decision=json.loads(r["decision"]) if r["decision"] is not None else None,
+                results=json.loads(r["results"]),
+                applied_at=r["applied_at"],
+                columns=chain.columns(
+                    actions=json.loads(r["actions"]),
+                    reasoning=r["reasoning"],
+                    model=r["model"],
+                    prompt_sha256=r["prompt_sha256"],
+                    error=r["error"],
+                    decided_at=r["decided_at"],
+                ),
+            ),
+        )
+        for r in records
+    ]
+
+
+async def chain_head(conn: Connection) -> tuple[int, str]:
+    record = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head")
+    return int(record["seq"]), str(record["hash"])
 
 
 async def decision_results(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -525,3 +596,85 @@ async def insert_llm_call(conn: Connection, call: LlmCall) -> None:
         call.cycle_id,
         call.error,
     )
+
+
+# ---------------------------------------------------------------- funding and equity
+
+
+async def latest_funding_rates(conn: Connection, symbols: Sequence[str]) -> dict[str, Decimal]:
+    """The funding rate of each symbol's most recent snapshot row."""
+    records = await conn.fetch(
+        "SELECT DISTINCT ON (symbol) symbol, funding_rate FROM market_data "
+        "WHERE symbol = ANY($1::text[]) AND funding_rate IS NOT NULL "
+        "ORDER BY symbol, data_timestamp DESC",
+        list(symbols),
+    )
+    return {r["symbol"]: r["funding_rate"] for r in records}
+
+
+async def funded_positions(
+    conn: Connection, position_ids: Sequence[UUID], funding_time: datetime
+) -> set[UUID]:
+    records = await conn.fetch(
+        "SELECT position_id FROM funding_payments "
+        "WHERE funding_time = $2 AND position_id = ANY($1::uuid[])",
+        list(position_ids),
+        funding_time,
+    )
+    return {r["position_id"] for r in records}
+
+
+async def insert_funding(
+    conn: Connection,
+    position: PositionRow,
+    *,
+    funding_time: datetime,
+    mark_price: Decimal,
+    funding_rate: Decimal,
+    amount: Decimal,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO funding_payments (llm_id, position_id, symbol, funding_time, mark_price, "
+        "quantity, funding_rate, amount, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        position.llm_id,
+        position.id,
+        position.symbol,
+        funding_time,
+        mark_price,
+        position.quantity,
+        funding_rate,
+        amount,
+        now,
+    )
+
+
+async def snapshot_equity(
+    conn: Connection, at: datetime, source: str, llm_ids: Sequence[str] | None = None
+) -> None:
+    """One equity_snapshots row per account (or per ``llm_ids``) from its current book."""
+    await conn.execute(
+        "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
+        "unrealized_pnl, total_fees, total_funding) "
+        "SELECT llm_id, $1, $2, balance + margin_used + unrealized_pnl, balance, margin_used, "
+        "unrealized_pnl, total_fees, total_funding FROM llm_accounts "
+        "WHERE $3::text[] IS NULL OR llm_id = ANY($3::text[])",
+        at,
+        source,
+        None if llm_ids is None else list(llm_ids),
+    )
+
+
+async def positions_page(
+    conn: Connection, where: str, args: Sequence[Any], limit: int, offset: int
+) -> list[PositionRow]:
+    """Positions matching ``where`` (placeholders $1..$n for ``args``), newest first."""
+    n = len(args)
+    records = await conn.fetch(
+        f"SELECT {_POSITION_COLUMNS} FROM positions WHERE {where} "
+        f"ORDER BY opened_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return [_position(r) for r in records]

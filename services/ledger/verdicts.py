@@ -25,6 +25,7 @@ from services.common.contracts import (
     TradeAction,
     Verdict,
 )
+from services.common.instruments import InstrumentTable
 from services.ledger import accounting, store
 from services.ledger.accounting import Book
 from services.ledger.cycles import complete_cycle
@@ -79,13 +80,9 @@ class _Run:
 
 
 class VerdictApplier:
-    def __init__(
-        self,
-        taker_fee_rate: Decimal,
-        maintenance_margin_rate: Decimal = accounting.DEFAULT_MAINTENANCE_MARGIN_RATE,
-    ) -> None:
+    def __init__(self, taker_fee_rate: Decimal, instruments: InstrumentTable) -> None:
         self._fee_rate = taker_fee_rate
-        self._mmr = maintenance_margin_rate
+        self._instruments = instruments
 
     async def apply(self, conn: asyncpg.Connection, verdict: Verdict, now: datetime) -> Applied:
         """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op)."""
@@ -108,6 +105,7 @@ class VerdictApplier:
 
         await store.save_book(conn, account.llm_id, run.book, now)
         await store.insert_decision(conn, verdict, run.results, now)
+        await store.snapshot_equity(conn, now, f"decision:{decision.decision_id}", [account.llm_id])
         updated = await store.account(conn, account.llm_id)
         assert updated is not None
         await enqueue(
@@ -136,9 +134,10 @@ class VerdictApplier:
         }
         run.results.append(entry)
         if not result.approved:
-            codes = [r.code for r in result.reasons] or ["risk_rejected"]
-            message = "; ".join(r.message for r in result.reasons) or "rejected by risk"
-            await self._reject(conn, run, entry, action, codes=codes, message=message)
+            reasons = [{"code": r.code, "message": r.message} for r in result.reasons] or [
+                {"code": "risk_rejected", "message": "rejected by risk"}
+            ]
+            await self._reject(conn, run, entry, action, reasons)
             return
         if action.action is TradeAction.HOLD:
             entry["outcome"] = "held"
@@ -156,7 +155,7 @@ class VerdictApplier:
                 await self._open(conn, run, entry, action)
         except _Refused as refused:
             await self._reject(
-                conn, run, entry, action, codes=[refused.code], message=refused.message
+                conn, run, entry, action, [{"code": refused.code, "message": refused.message}]
             )
 
     async def _open(
@@ -169,6 +168,7 @@ class VerdictApplier:
         if await store.open_position_for(conn, agent, action.symbol) is not None:
             raise _Refused(POSITION_OPEN, f"a {action.symbol} position is already open")
         side = PositionSide.LONG if action.action is TradeAction.BUY else PositionSide.SHORT
+        instrument = self._instruments[action.symbol]
         try:
             opening = accounting.open_position(
                 side,
@@ -176,7 +176,9 @@ class VerdictApplier:
                 action.margin_usd,
                 action.leverage,
                 fee_rate=self._fee_rate,
-                maintenance_margin_rate=self._mmr,
+                maintenance_margin_rate=instrument.maintenance_margin_rate,
+                maintenance_amount=instrument.maintenance_amount,
+                quantity_step=instrument.step_size,
             )
         except accounting.AccountingError as exc:
             raise _Refused(INVALID_ACTION, str(exc)) from exc
@@ -276,11 +278,11 @@ class VerdictApplier:
         run: _Run,
         entry: dict[str, Any],
         action: Action,
-        *,
-        codes: list[str],
-        message: str,
+        reasons: list[dict[str, str]],
     ) -> None:
         decision = run.verdict.decision
+        codes = [r["code"] for r in reasons]
+        message = "; ".join(r["message"] for r in reasons)
         await store.insert_rejection(
             conn,
             llm_id=decision.agent_id,
@@ -294,7 +296,7 @@ class VerdictApplier:
             reason_codes=codes,
             now=run.now,
         )
-        entry.update(outcome="rejected", reason_codes=codes)
+        entry.update(outcome="rejected", reason_codes=codes, reasons=reasons)
         run.applied.rejection_codes.extend(codes)
 
 

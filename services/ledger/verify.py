@@ -1,7 +1,8 @@
 """``python -m services.ledger verify``: recompute every account from the rows beneath it.
 
-balance == initial_balance + sum(realized PnL) - sum(fees) - sum(margin of open positions),
-and every counter equals its recount. Issue 6 adds funding and the decision hash chain.
+balance == initial_balance + sum(realized PnL) - sum(fees) - sum(funding)
+- sum(margin of open positions), every counter equals its recount, no closed trade lost
+more than its position's margin, and the decision log's hash chain is unbroken.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.ledger import store
+from services.ledger import chain, store
 from services.ledger.store import AccountRow
 
 
@@ -21,6 +22,7 @@ class Recount:
 
     realized_pnl: Decimal
     total_fees: Decimal
+    total_funding: Decimal
     open_margin: Decimal
     open_unrealized: Decimal
     open_positions: int
@@ -32,15 +34,22 @@ class Recount:
 def reconcile(account: AccountRow, recount: Recount) -> list[str]:
     """Every way ``account`` disagrees with ``recount``, one line each (empty: it agrees)."""
     expected_balance = (
-        account.initial_balance + recount.realized_pnl - recount.total_fees - recount.open_margin
+        account.initial_balance
+        + recount.realized_pnl
+        - recount.total_fees
+        - recount.total_funding
+        - recount.open_margin
     )
-    expected_total_pnl = recount.realized_pnl - recount.total_fees + recount.open_unrealized
+    expected_total_pnl = (
+        recount.realized_pnl - recount.total_fees - recount.total_funding + recount.open_unrealized
+    )
     checks: list[tuple[str, object, object]] = [
         ("balance", account.balance, expected_balance),
         ("margin_used", account.margin_used, recount.open_margin),
         ("realized_pnl", account.realized_pnl, recount.realized_pnl),
         ("unrealized_pnl", account.unrealized_pnl, recount.open_unrealized),
         ("total_fees", account.total_fees, recount.total_fees),
+        ("total_funding", account.total_funding, recount.total_funding),
         ("total_pnl", account.total_pnl, expected_total_pnl),
         ("open_positions", account.open_positions, recount.open_positions),
         ("total_trades", account.total_trades, recount.total_trades),
@@ -58,6 +67,7 @@ _RECOUNT = """
 SELECT a.llm_id,
        coalesce(t.realized, 0)   AS realized_pnl,
        coalesce(t.fees, 0)       AS total_fees,
+       coalesce(f.funding, 0)    AS total_funding,
        coalesce(p.margin, 0)     AS open_margin,
        coalesce(p.unrealized, 0) AS open_unrealized,
        coalesce(p.n, 0)          AS open_positions,
@@ -73,23 +83,54 @@ LEFT JOIN (
     FROM trades GROUP BY llm_id
 ) t ON t.llm_id = a.llm_id
 LEFT JOIN (
+    SELECT llm_id, sum(amount) AS funding FROM funding_payments GROUP BY llm_id
+) f ON f.llm_id = a.llm_id
+LEFT JOIN (
     SELECT llm_id, sum(margin) AS margin, sum(unrealized_pnl) AS unrealized, count(*)::int AS n
     FROM positions WHERE status = 'OPEN' GROUP BY llm_id
 ) p ON p.llm_id = a.llm_id
 """
 
 
-async def verify(conn: asyncpg.Connection) -> list[str]:
-    """All mismatches across all accounts, read in one consistent snapshot."""
+_OVERDRAWN = """
+SELECT t.llm_id, t.position_id, t.realized_pnl, p.margin
+FROM trades t JOIN positions p ON p.id = t.position_id
+WHERE t.exit_price IS NOT NULL AND t.realized_pnl < -p.margin
+"""
+
+
+@dataclass(frozen=True)
+class Findings:
+    problems: list[str]
+    checked_accounts: int
+    checked_decisions: int
+
+
+async def examine(conn: asyncpg.Connection) -> Findings:
+    """Recount every account and the hash chain, read in one consistent snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         accounts = {a.llm_id: a for a in await store.accounts(conn)}
         recounts = {
             r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
             for r in await conn.fetch(_RECOUNT)
         }
+        overdrawn = await conn.fetch(_OVERDRAWN)
+        rows = await store.chain_rows(conn)
+        head = await store.chain_head(conn)
     problems: list[str] = []
     for llm_id, account in sorted(accounts.items()):
         problems += reconcile(account, recounts[llm_id])
         if account.balance < 0:
             problems.append(f"{llm_id}: balance {account.balance} is negative")
-    return problems
+    problems += [
+        f"{r['llm_id']}: position {r['position_id']} lost {-r['realized_pnl']}, "
+        f"more than its margin {r['margin']}"
+        for r in overdrawn
+    ]
+    problems += chain.check(rows, head)
+    return Findings(problems, len(accounts), len(rows))
+
+
+async def verify(conn: asyncpg.Connection) -> list[str]:
+    """All mismatches across all accounts and the decision chain (empty: the books agree)."""
+    return (await examine(conn)).problems

@@ -9,11 +9,13 @@ listing it in ``RULES``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
+from services.common.instruments import Instrument, InstrumentTable
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
@@ -36,6 +38,21 @@ class ActionContext:
     limits: TradingLimits
     symbols: frozenset[str]
     earlier: tuple[Prior, ...] = ()
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
+    """The cycle's snapshot prices; rules that need a price pass when it is unknown."""
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
+    decided_at: datetime | None = None
+    deadline: datetime | None = None
+
+    @property
+    def price(self) -> Decimal | None:
+        symbol = self.action.symbol
+        return None if symbol is None else self.prices.get(symbol)
+
+    @property
+    def instrument(self) -> Instrument | None:
+        symbol = self.action.symbol
+        return None if symbol is None else self.instruments[symbol]
 
     @property
     def is_open(self) -> bool:
@@ -173,7 +190,101 @@ def no_open_position(ctx: ActionContext) -> Reason | None:
     return Reason(code="no_open_position", message=f"no open {symbol} position to close")
 
 
+def past_deadline(ctx: ActionContext) -> Reason | None:
+    if ctx.decided_at is None or ctx.deadline is None or ctx.decided_at <= ctx.deadline:
+        return None
+    late = (ctx.decided_at - ctx.deadline).total_seconds()
+    return Reason(
+        code="past_deadline",
+        message=f"decided {late:.1f} s after the cycle's deadline {ctx.deadline.isoformat()}",
+    )
+
+
+def margin_utilisation_exceeded(ctx: ActionContext) -> Reason | None:
+    a = ctx.action
+    if not ctx.is_open or a.margin_usd is None:
+        return None
+    account = ctx.portfolio.account
+    pending = sum((o.margin_usd or Decimal(0) for o in ctx.approved_opens), Decimal(0))
+    after = account.margin_used + pending + a.margin_usd
+    cap = ctx.limits.max_margin_utilisation * account.equity
+    if after <= cap:
+        return None
+    return Reason(
+        code="margin_utilisation_exceeded",
+        message=f"margin in use would be {after} USD, above "
+        f"{ctx.limits.max_margin_utilisation * 100}% of equity ({cap} USD)",
+    )
+
+
+def _sized(ctx: ActionContext) -> tuple[Decimal, Decimal, Instrument] | None:
+    """(price, quantity after rounding, instrument) of an open, when the price is known."""
+    a, price, instrument = ctx.action, ctx.price, ctx.instrument
+    if not ctx.is_open or a.margin_usd is None or a.leverage is None or a.leverage < 1:
+        return None
+    if price is None or price <= 0 or instrument is None:
+        return None
+    return price, instrument.round_quantity(a.margin_usd * a.leverage / price), instrument
+
+
+def below_min_notional(ctx: ActionContext) -> Reason | None:
+    sized = _sized(ctx)
+    if sized is None:
+        return None
+    price, quantity, instrument = sized
+    notional = quantity * price
+    if notional >= instrument.min_notional:
+        return None
+    return Reason(
+        code="below_min_notional",
+        message=f"{quantity} {instrument.symbol} (step {instrument.step_size}) is worth "
+        f"{notional} USD, below the minimum notional {instrument.min_notional}",
+    )
+
+
+def _protective_level_problem(ctx: ActionContext, *, stop: bool) -> Reason | None:
+    a = ctx.action
+    level = a.stop_loss if stop else a.take_profit
+    sized = _sized(ctx)
+    if level is None or sized is None or a.margin_usd is None:
+        return None
+    price, quantity, instrument = sized
+    long = a.action == TradeAction.BUY
+    name, code = (
+        ("stop loss", "stop_loss_invalid") if stop else ("take profit", "take_profit_invalid")
+    )
+    # A long's stop is below the entry and its target above; a short's the other way round.
+    below_wanted = long == stop
+    if (level >= price) if below_wanted else (level <= price):
+        side = "below" if below_wanted else "above"
+        return Reason(
+            code=code,
+            message=f"{name} {level} must be {side} the entry {price} for a "
+            f"{'long' if long else 'short'}",
+        )
+    if stop and quantity > 0:
+        liquidation = instrument.liquidation_price(
+            long=long, entry_price=price, quantity=quantity, margin=a.margin_usd
+        )
+        if (level <= liquidation) if long else (level >= liquidation):
+            return Reason(
+                code=code,
+                message=f"stop loss {level} is beyond the liquidation price "
+                f"{liquidation.quantize(instrument.tick_size)}: it would never fill",
+            )
+    return None
+
+
+def stop_loss_invalid(ctx: ActionContext) -> Reason | None:
+    return _protective_level_problem(ctx, stop=True)
+
+
+def take_profit_invalid(ctx: ActionContext) -> Reason | None:
+    return _protective_level_problem(ctx, stop=False)
+
+
 RULES: tuple[Rule, ...] = (
+    past_deadline,
     missing_field,
     unknown_symbol,
     duplicate_symbol,
@@ -182,6 +293,10 @@ RULES: tuple[Rule, ...] = (
     position_already_open,
     too_many_positions,
     insufficient_balance,
+    margin_utilisation_exceeded,
+    below_min_notional,
+    stop_loss_invalid,
+    take_profit_invalid,
     no_open_position,
 )
 

@@ -8,11 +8,14 @@ it against a guess.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from decimal import Decimal
 
 from services.common import subjects
 from services.common.bus import Bus, ConsumerSpec, Delivery, PermanentError
 from services.common.clock import Clock
-from services.common.contracts import Decision, Portfolio, PortfolioQuery
+from services.common.contracts import Decision, MarketSnapshot, Portfolio, PortfolioQuery
+from services.common.instruments import load_instruments
 from services.common.runner import ServiceContext
 from services.risk.metrics import RiskMetrics
 from services.risk.validator import Validator
@@ -20,6 +23,7 @@ from services.risk.validator import Validator
 log = logging.getLogger(__name__)
 
 CONSUMER = "risk"
+KEPT_SNAPSHOTS = 8
 
 
 class RiskService:
@@ -37,8 +41,18 @@ class RiskService:
         self._metrics = metrics
         self._request_timeout = request_timeout
         self._started = False
+        # The last few cycles' snapshot prices, for the rules that size a position.
+        self._prices: OrderedDict[str, dict[str, Decimal]] = OrderedDict()
+
+    async def _on_snapshot(self, snapshot: MarketSnapshot) -> None:
+        self._prices[snapshot.cycle_id] = {s.symbol: s.last_price for s in snapshot.symbols}
+        while len(self._prices) > KEPT_SNAPSHOTS:
+            self._prices.popitem(last=False)
 
     async def start(self) -> None:
+        # Core (non-durable): a missed snapshot only makes the price rules abstain;
+        # the ledger still refuses what it cannot apply.
+        await self._bus.subscribe_core(subjects.MARKET_SNAPSHOT, MarketSnapshot, self._on_snapshot)
         await self._bus.consume(
             ConsumerSpec(CONSUMER, subjects.DECISION_PROPOSED_ALL), Decision, self.handle
         )
@@ -65,7 +79,9 @@ class RiskService:
             timeout=self._request_timeout,
         )
         started = self._clock.monotonic()
-        verdict = self._validator.validate(decision, portfolio, self._clock.now())
+        verdict = self._validator.validate(
+            decision, portfolio, self._clock.now(), self._prices.get(decision.cycle_id)
+        )
         self._metrics.record(verdict, self._clock.monotonic() - started)
         await self._bus.publish(
             subjects.decision_verdict(decision.agent_id), verdict, natural_id=verdict.verdict_id
@@ -84,7 +100,11 @@ async def build(ctx: ServiceContext) -> RiskService:
     return RiskService(
         bus=ctx.bus,
         clock=ctx.clock,
-        validator=Validator.for_symbols(settings.limits, settings.symbols),
+        validator=Validator.for_symbols(
+            settings.limits,
+            settings.symbols,
+            instruments=load_instruments(settings.instruments_file),
+        ),
         metrics=RiskMetrics(ctx.registry),
         request_timeout=settings.request_timeout,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from services.common.contracts import ActionResult, Decision, Portfolio, Verdict
+from services.common.instruments import InstrumentTable
 from services.common.settings import TradingLimits
 from services.risk.rules import RULES, ActionContext, Prior, Rule, judge
 
@@ -18,14 +20,26 @@ class Validator:
     limits: TradingLimits
     symbols: frozenset[str]
     rules: tuple[Rule, ...] = RULES
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
 
     @classmethod
     def for_symbols(
-        cls, limits: TradingLimits, symbols: Iterable[str], rules: tuple[Rule, ...] = RULES
+        cls,
+        limits: TradingLimits,
+        symbols: Iterable[str],
+        rules: tuple[Rule, ...] = RULES,
+        instruments: InstrumentTable | None = None,
     ) -> Validator:
-        return cls(limits, frozenset(symbols), rules)
+        return cls(limits, frozenset(symbols), rules, instruments or InstrumentTable())
 
-    def validate(self, decision: Decision, portfolio: Portfolio, decided_at: datetime) -> Verdict:
+    def validate(
+        self,
+        decision: Decision,
+        portfolio: Portfolio,
+        decided_at: datetime,
+        prices: Mapping[str, Decimal] | None = None,
+    ) -> Verdict:
+        """``prices``: the cycle's snapshot prices, for the rules that size the position."""
         earlier: list[Prior] = []
         results: list[ActionResult] = []
         for index, action in enumerate(decision.actions):
@@ -35,6 +49,10 @@ class Validator:
                 limits=self.limits,
                 symbols=self.symbols,
                 earlier=tuple(earlier),
+                prices=prices or {},
+                instruments=self.instruments,
+                decided_at=decision.decided_at,
+                deadline=decision.decision_deadline,
             )
             reasons = judge(context, self.rules)
             approved = not reasons

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,8 @@ from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from services.ledger.service import LedgerService, build
 from tests.support import eventually, running
+
+LINEUP = Path(__file__).resolve().parent / "agents.toml"
 
 
 @dataclass
@@ -61,6 +64,7 @@ async def ledger(
     make_settings: Callable[..., Settings], database_url: str, **env: Any
 ) -> AsyncIterator[Ledger]:
     clock = ManualClock()
+    env.setdefault("ARENA_AGENTS_FILE", str(LINEUP))
     settings = make_settings(DATABASE_URL=database_url, **env)
     bus = await Bus.connect(settings.nats_url, "ledger-test", BusMetrics(CollectorRegistry()))
     db = await asyncpg.connect(database_url)

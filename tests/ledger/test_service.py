@@ -79,7 +79,7 @@ async def _check_queries(lg: Ledger) -> None:
     portfolio = await lg.bus.request(
         subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="momentum"), Portfolio
     )
-    assert portfolio.account.equity == Decimal("101.598956015")
+    assert portfolio.account.equity == Decimal("101.590445")
     [eth] = portfolio.positions
     assert (eth.symbol, eth.side, eth.current_price) == (ETH, PositionSide.SHORT, Decimal(2900))
     with pytest.raises(RemoteError) as missing:
@@ -107,17 +107,16 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(
         await _two_cycles(lg)
 
         momentum = await lg.account("momentum")
-        # 100 - 10 - 0.01499955 (BTC open) - 20 - 0.019999995 (ETH open)
-        #     + 10 + 0.31578 - 0.01515744 (BTC close at 96,000)
-        assert momentum["balance"] == Decimal("80.265623015")
+        # Quantities round down to the step (BTC 0.00001, ETH 0.0001):
+        # 100 - 10 - 0.014725 (BTC open, 0.00031) - 20 - 0.01995 (ETH open, 0.0133)
+        #     + 10 + 0.31 - 0.01488 (BTC close at 96,000)
+        assert momentum["balance"] == Decimal("80.260445")
         assert momentum["margin_used"] == Decimal(20)
-        assert momentum["realized_pnl"] == Decimal("0.31578")
-        assert momentum["total_fees"] == Decimal("0.050156985")
-        # the ETH short of 0.01333333 marked from 3,000 to 2,900 by c2's snapshot
-        assert momentum["unrealized_pnl"] == Decimal("1.333333")
-        assert momentum["total_pnl"] == Decimal("0.31578") - Decimal("0.050156985") + Decimal(
-            "1.333333"
-        )
+        assert momentum["realized_pnl"] == Decimal("0.31")
+        assert momentum["total_fees"] == Decimal("0.049555")
+        # the ETH short of 0.0133 marked from 3,000 to 2,900 by c2's snapshot
+        assert momentum["unrealized_pnl"] == Decimal("1.33")
+        assert momentum["total_pnl"] == Decimal("0.31") - Decimal("0.049555") + Decimal("1.33")
         assert (
             momentum["total_trades"],
             momentum["winning_trades"],
@@ -125,8 +124,8 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(
             momentum["open_positions"],
         ) == (3, 1, 0, 1)
         random = await lg.account("random")
-        assert random["balance"] == Decimal("69.850000225")
-        assert random["unrealized_pnl"] == Decimal("3.15789")
+        assert random["balance"] == Decimal("69.850375")
+        assert random["unrealized_pnl"] == Decimal("3.15")
 
         trades = await lg.db.fetch(
             "SELECT action, side, entry_price, exit_price, quantity, realized_pnl, fees, "
@@ -135,10 +134,10 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(
             BTC,
         )
         assert [tuple(t) for t in trades] == [
-            ("BUY", "LONG", 95000, None, Decimal("0.00031578"), None, Decimal("0.01499955"),
+            ("BUY", "LONG", 95000, None, Decimal("0.00031"), None, Decimal("0.014725"),
              None, "c1"),
-            ("SELL", "LONG", 95000, 96000, Decimal("0.00031578"), Decimal("0.31578"),
-             Decimal("0.01515744"), "decision", "c2"),
+            ("SELL", "LONG", 95000, 96000, Decimal("0.00031"), Decimal("0.31"),
+             Decimal("0.01488"), "decision", "c2"),
         ]  # fmt: skip
         statuses = await lg.db.fetch(
             "SELECT llm_id, symbol, side, status FROM positions ORDER BY llm_id, symbol"
@@ -166,11 +165,11 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(
         ]
         closed = lg.positions[-1]
         assert (closed.realized_pnl, closed.exit_price, closed.exit_reason) == (
-            Decimal("0.31578"),
+            Decimal("0.31"),
             Decimal(96000),
             "decision",
         )
-        assert lg.accounts[-2].account.balance == Decimal("80.265623015")
+        assert lg.accounts[-2].account.balance == Decimal("80.260445")
         c1, c2 = lg.completed
         assert (c1.cycle_id, c1.timed_out, c2.cycle_id) == ("c1", False, "c2")
         assert c1.outcomes == (
@@ -185,8 +184,7 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(
         await eventually(lambda: lg.metric("arena_ledger_verdicts_applied_total") == 4)
         await eventually(
             lambda: (
-                lg.metric("arena_ledger_equity_usd", agent="momentum")
-                == pytest.approx(101.598956015)
+                lg.metric("arena_ledger_equity_usd", agent="momentum") == pytest.approx(101.590445)
             )
         )
         assert lg.metric("arena_ledger_rejections_total", code="margin_too_high") == 1
@@ -328,15 +326,18 @@ async def test_ticks_mark_positions_and_llm_calls_are_recorded(
 
         async def marked() -> bool:
             account = await lg.account("momentum")
-            return bool(account["unrealized_pnl"] == Decimal("0.63156"))
+            return bool(account["unrealized_pnl"] == Decimal("0.62"))
 
         await eventually(marked, what="the BTC long marked at 97,000")
         price = await lg.db.fetchval("SELECT current_price FROM positions")
         assert price == Decimal(97000)
+        # The tick at 00:00 UTC is a funding time: the long pays 97,000 x 0.00031 x 0.0001.
+        funding = await lg.db.fetchval("SELECT amount FROM funding_payments")
+        assert funding == Decimal("0.003007")
         await eventually(
             lambda: (
                 lg.metric("arena_ledger_equity_usd", agent="momentum")
-                == pytest.approx(100.61656045)
+                == pytest.approx(100 - 0.014725 + 0.62 - 0.003007)
             )
         )
 

@@ -19,19 +19,24 @@ from services.common.contracts import (
 NOW = datetime(2025, 1, 1, 12, tzinfo=UTC)
 
 
-def account(agent_id: str = "momentum", balance: Decimal | str = "100") -> AccountView:
-    balance = Decimal(balance)
+def account(
+    agent_id: str = "momentum",
+    balance: Decimal | str = "100",
+    unrealized: Decimal | str = "0",
+    margin_used: Decimal | str = "0",
+) -> AccountView:
+    balance, unrealized, margin_used = Decimal(balance), Decimal(unrealized), Decimal(margin_used)
     return AccountView(
         agent_id=agent_id,
         display_name=agent_id,
         provider="baseline",
         model_name="ema-cross",
         balance=balance,
-        margin_used=Decimal(0),
-        equity=balance,
+        margin_used=margin_used,
+        equity=balance + margin_used + unrealized,
         total_pnl=Decimal(0),
         realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal(0),
+        unrealized_pnl=unrealized,
         total_fees=Decimal(0),
         total_trades=0,
         winning_trades=0,
@@ -61,10 +66,15 @@ def position(
 
 
 def portfolio(
-    *open_symbols: str, balance: Decimal | str = "100", agent_id: str = "momentum"
+    *open_symbols: str,
+    balance: Decimal | str = "100",
+    agent_id: str = "momentum",
+    unrealized: Decimal | str = "0",
+    margin_used: Decimal | str = "0",
 ) -> Portfolio:
+    """``unrealized`` lifts equity above the balance without using margin."""
     return Portfolio(
-        account=account(agent_id, balance),
+        account=account(agent_id, balance, unrealized, margin_used),
         positions=tuple(position(s, agent_id) for s in open_symbols),
     )
 

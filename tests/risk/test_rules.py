@@ -62,16 +62,20 @@ def test_a_rejected_open_takes_no_slot() -> None:
 def test_balance_must_cover_margin_plus_opening_fee_exactly() -> None:
     # 20 USD at 5x: notional 100, fee 100 x 0.0005 = 0.05.
     assert opening_cost(Decimal(20), 5, LIMITS) == Decimal("20.05")
-    assert codes(portfolio(balance="20.05"), buy(margin="20", leverage=5)) == [()]
-    assert codes(portfolio(balance="20.04"), buy(margin="20", leverage=5)) == [
+    # Unrealized profit keeps equity high enough for the 90 % margin-utilisation rule.
+    assert codes(portfolio(balance="20.05", unrealized="80"), buy(margin="20", leverage=5)) == [()]
+    assert codes(portfolio(balance="20.04", unrealized="80"), buy(margin="20", leverage=5)) == [
         ("insufficient_balance",)
     ]
 
 
 def test_balance_counts_opens_approved_earlier_in_the_decision() -> None:
     two = (buy("BTCUSDT", "20", 5), buy("ETHUSDT", "20", 5))
-    assert codes(portfolio(balance="40.10"), *two) == [(), ()]
-    assert codes(portfolio(balance="40.09"), *two) == [(), ("insufficient_balance",)]
+    assert codes(portfolio(balance="40.10", unrealized="60"), *two) == [(), ()]
+    assert codes(portfolio(balance="40.09", unrealized="60"), *two) == [
+        (),
+        ("insufficient_balance",),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -130,7 +134,12 @@ def test_hold_is_always_approved() -> None:
 
 def test_every_objection_is_reported() -> None:
     assert codes(portfolio(balance="1"), buy(margin="5", leverage=20)) == [
-        ("margin_out_of_range", "leverage_out_of_range", "insufficient_balance")
+        (
+            "margin_out_of_range",
+            "leverage_out_of_range",
+            "insufficient_balance",
+            "margin_utilisation_exceeded",
+        )
     ]
 
 
