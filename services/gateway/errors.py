@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.common.bus import BusError, RemoteError, Unavailable
+from services.gateway.control import ControlDenied
+
+log = logging.getLogger(__name__)
 
 # ErrorReply.code of the remote service -> HTTP status of the gateway's answer.
 _REMOTE_STATUS = {"not_found": 404, "bad_request": 422, "unavailable": 503, "internal": 502}
@@ -41,7 +47,16 @@ class UpstreamError(Exception):
         return cls(service, 502, f"{service} gave an unreadable answer: {exc}")
 
 
+class NotFoundError(Exception):
+    """Something the path names (an agent, a symbol) does not exist."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorDetail, "description": "A parameter is invalid."},
     502: {"model": ErrorDetail, "description": "The service behind the gateway failed."},
     503: {"model": ErrorDetail, "description": "The service behind the gateway did not answer."},
 }
@@ -52,5 +67,40 @@ async def _upstream_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotFoundError)
+    return JSONResponse({"detail": exc.detail}, status_code=404)
+
+
+async def _denied(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ControlDenied)
+    headers = {}
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    """One readable sentence per bad parameter instead of FastAPI's nested list."""
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path"))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    # Never a trace to the client; the log has it.
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UpstreamError, _upstream_error)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(ControlDenied, _denied)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _unexpected)

@@ -51,6 +51,12 @@ class Hub:
         self._metrics = metrics
         self._queue_size = queue_size
         self._clients: dict[str, Client] = {}
+        self.messages_sent = 0
+        self.clients_dropped = 0
+
+    @property
+    def queue_size(self) -> int:
+        return self._queue_size
 
     @property
     def client_count(self) -> int:
@@ -76,6 +82,11 @@ class Hub:
         if self._clients.pop(client.id, None) is not None:
             self._metrics.ws_clients.set(len(self._clients))
 
+    def record_sent(self) -> None:
+        """A session delivered one message to its client."""
+        self.messages_sent += 1
+        self._metrics.ws_messages_sent.inc()
+
     def broadcast(self, event: EventType, data: BaseModel) -> None:
         """Queue one message for every client; never waits."""
         if not self._clients:
@@ -96,4 +107,5 @@ class Hub:
     def _drop(self, client: Client, reason: str) -> None:
         client.end(CLOSE_TOO_SLOW, reason)
         self.disconnect(client)
+        self.clients_dropped += 1
         self._metrics.ws_clients_dropped.inc()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, make_asgi_app
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "unmatched"
@@ -30,6 +32,13 @@ class GatewayMetrics:
             ["route", "status"],
             registry=registry,
         )
+        self.http_latency = Histogram(
+            "arena_gateway_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
 
 
 class HttpMetricsMiddleware:
@@ -44,6 +53,7 @@ class HttpMetricsMiddleware:
             await self._app(scope, receive, send)
             return
         status = 500
+        started = time.perf_counter()
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -57,6 +67,7 @@ class HttpMetricsMiddleware:
             # The router stores the matched route in the (shared) scope.
             template = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             self._metrics.http_requests.labels(template, str(status)).inc()
+            self._metrics.http_latency.labels(template).observe(time.perf_counter() - started)
 
 
 class MetricsEndpoint:

@@ -8,11 +8,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.contracts import AccountView, LeaderboardEntry, SchedulerStatus
+from services.common.contracts import (
+    AccountView,
+    LeaderboardEntry,
+    MarketSnapshot,
+    PositionView,
+    SchedulerStatus,
+)
+from services.gateway.agents import AgentState
 
 
 class EventType(StrEnum):
-    """Every ``type`` SPEC.md lists; the gateway sends a subset until the dashboard issue."""
+    """Every ``type`` SPEC.md lists, plus ``agent_status`` (an agent enabled or disabled)."""
 
     CONNECTION = "connection"
     INITIAL_DATA = "initial_data"
@@ -24,6 +31,7 @@ class EventType(StrEnum):
     POSITION_UPDATE = "position_update"
     ACCOUNT_UPDATE = "account_update"
     ERROR = "error"
+    AGENT_STATUS = "agent_status"
 
 
 class WsMessage(BaseModel):
@@ -52,7 +60,10 @@ class InitialData(BaseModel):
 
     accounts: tuple[AccountView, ...] | None = None
     leaderboard: tuple[LeaderboardEntry, ...] | None = None
+    positions: tuple[PositionView, ...] | None = None
     scheduler_status: SchedulerStatus | None = None
+    market_snapshot: MarketSnapshot | None = None
+    agents: tuple[AgentState, ...] = ()
     unavailable: dict[str, str] = Field(
         default_factory=dict, description="Part -> why it is null (the service did not answer)."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypeVar
 
 from services.common import subjects
@@ -9,11 +10,32 @@ from services.common.bus import Bus, BusError
 from services.common.contracts import (
     Accounts,
     AccountsQuery,
+    Decisions,
+    DecisionsQuery,
+    EquityQuery,
+    EquitySeries,
     Leaderboard,
     LeaderboardQuery,
     Message,
+    Page,
+    Portfolio,
+    PortfolioQuery,
+    Positions,
+    PositionsQuery,
+    Prices,
+    PricesQuery,
     SchedulerCommand,
     SchedulerStatus,
+    SnapshotQuery,
+    SnapshotReply,
+    Stats,
+    StatsQuery,
+    SymbolQuery,
+    SymbolReply,
+    Trades,
+    TradesQuery,
+    VerifyQuery,
+    VerifyReport,
 )
 from services.gateway.errors import UpstreamError
 
@@ -36,21 +58,74 @@ class ArenaReader:
     def nats_connected(self) -> bool:
         return self._bus.connected
 
+    # ------------------------------------------------------------ ledger
+
     async def accounts(self) -> Accounts:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), Accounts)
+
+    async def portfolio(self, agent_id: str) -> Portfolio:
+        return await self._ask(
+            LEDGER, subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id=agent_id), Portfolio
+        )
 
     async def leaderboard(self) -> Leaderboard:
         return await self._ask(
             LEDGER, subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard
         )
 
-    async def scheduler_status(self) -> SchedulerStatus:
+    async def positions(self, query: PositionsQuery) -> Positions:
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_POSITIONS, query, Positions)
+
+    async def trades(self, agent_id: str | None, page: Page) -> Trades:
+        query = TradesQuery(agent_id=agent_id, page=page)
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_TRADES, query, Trades)
+
+    async def decisions(self, agent_id: str | None, page: Page) -> Decisions:
+        query = DecisionsQuery(agent_id=agent_id, page=page)
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_DECISIONS, query, Decisions)
+
+    async def equity(
+        self, agent_id: str | None, since: datetime | None, limit: int
+    ) -> EquitySeries:
+        query = EquityQuery(agent_id=agent_id, since=since, limit=limit)
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, EquitySeries)
+
+    async def stats(self) -> Stats:
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+
+    async def verify(self) -> VerifyReport:
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, VerifyQuery(), VerifyReport)
+
+    # ------------------------------------------------------------ market
+
+    async def snapshot(self) -> SnapshotReply:
         return await self._ask(
-            MARKET,
-            subjects.SCHEDULER_STATUS,
-            SchedulerCommand(requested_by=self._requested_by),
-            SchedulerStatus,
+            MARKET, subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(), SnapshotReply
         )
+
+    async def prices(self) -> Prices:
+        return await self._ask(MARKET, subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+
+    async def symbol(self, symbol: str) -> SymbolReply:
+        return await self._ask(
+            MARKET, subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol=symbol), SymbolReply
+        )
+
+    async def scheduler_status(self) -> SchedulerStatus:
+        return await self._scheduler(subjects.SCHEDULER_STATUS)
+
+    async def scheduler_trigger(self, requested_by: str) -> SchedulerStatus:
+        return await self._scheduler(subjects.SCHEDULER_TRIGGER, requested_by)
+
+    async def scheduler_pause(self, requested_by: str) -> SchedulerStatus:
+        return await self._scheduler(subjects.SCHEDULER_PAUSE, requested_by)
+
+    async def scheduler_resume(self, requested_by: str) -> SchedulerStatus:
+        return await self._scheduler(subjects.SCHEDULER_RESUME, requested_by)
+
+    async def _scheduler(self, subject: str, requested_by: str | None = None) -> SchedulerStatus:
+        command = SchedulerCommand(requested_by=requested_by or self._requested_by)
+        return await self._ask(MARKET, subject, command, SchedulerStatus)
 
     async def _ask(self, service: str, subject: str, request: Message, reply_type: type[R]) -> R:
         try:

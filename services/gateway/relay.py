@@ -12,11 +12,22 @@ from services.common.contracts import (
     CycleCompleted,
     CycleStarted,
     Decision,
+    Heartbeat,
+    MarketSnapshot,
+    MarketTick,
     Message,
     PositionEvent,
 )
+from services.gateway.agents import AgentBoard
+from services.gateway.cache import ReadCache
 from services.gateway.hub import Hub
 from services.gateway.protocol import EventType
+
+# Cache keys of the hot reads (see routers) and the events that make them stale.
+LEADERBOARD_KEY = "leaderboard"
+ACCOUNTS_KEY = "accounts"
+PRICES_KEY = "prices"
+LEDGER_KEYS = (LEADERBOARD_KEY, ACCOUNTS_KEY)
 
 
 @dataclass(frozen=True)
@@ -24,25 +35,31 @@ class Relay:
     subject: str
     model: type[Message]
     event: EventType
+    invalidates: tuple[str, ...] = ()
 
 
 RELAYS: tuple[Relay, ...] = (
+    Relay(subjects.MARKET_SNAPSHOT, MarketSnapshot, EventType.MARKET_SNAPSHOT, (PRICES_KEY,)),
     Relay(subjects.CYCLE_STARTED, CycleStarted, EventType.CYCLE_START),
     Relay(subjects.DECISION_PROPOSED_ALL, Decision, EventType.LLM_DECISION),
-    Relay(subjects.CYCLE_COMPLETED, CycleCompleted, EventType.CYCLE_COMPLETE),
-    Relay(subjects.LEDGER_POSITION_ALL, PositionEvent, EventType.POSITION_UPDATE),
-    Relay(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, EventType.ACCOUNT_UPDATE),
+    Relay(subjects.CYCLE_COMPLETED, CycleCompleted, EventType.CYCLE_COMPLETE, LEDGER_KEYS),
+    Relay(subjects.LEDGER_POSITION_ALL, PositionEvent, EventType.POSITION_UPDATE, LEDGER_KEYS),
+    Relay(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, EventType.ACCOUNT_UPDATE, LEDGER_KEYS),
 )
 
 
-def _forward(hub: Hub, event: EventType) -> Callable[[Message], Awaitable[None]]:
+def _forward(hub: Hub, cache: ReadCache, relay: Relay) -> Callable[[Message], Awaitable[None]]:
     async def forward(message: Message) -> None:
-        hub.broadcast(event, message)
+        # Stale answers go first, so a client that refetches on this event sees the change.
+        cache.invalidate(*relay.invalidates)
+        hub.broadcast(relay.event, message)
 
     return forward
 
 
-async def subscribe_relays(bus: Bus, hub: Hub, relays: tuple[Relay, ...] = RELAYS) -> None:
+async def subscribe_relays(
+    bus: Bus, hub: Hub, cache: ReadCache, relays: tuple[Relay, ...] = RELAYS
+) -> None:
     """Subscribe once per relayed subject, however many clients connect.
 
     Core (non-durable) subscriptions: a browser that was not connected has no use for
@@ -50,4 +67,19 @@ async def subscribe_relays(bus: Bus, hub: Hub, relays: tuple[Relay, ...] = RELAY
     message is dead-lettered by the bus and the next one is relayed.
     """
     for relay in relays:
-        await bus.subscribe_core(relay.subject, relay.model, _forward(hub, relay.event))
+        await bus.subscribe_core(relay.subject, relay.model, _forward(hub, cache, relay))
+
+    async def on_tick(_: MarketTick) -> None:
+        cache.invalidate(PRICES_KEY)
+
+    await bus.subscribe_core(subjects.MARKET_TICK, MarketTick, on_tick)
+
+
+async def subscribe_heartbeats(bus: Bus, board: AgentBoard, hub: Hub) -> None:
+    """Keep the agent board current; tell clients when an agent's status changes."""
+
+    async def on_heartbeat(beat: Heartbeat) -> None:
+        if board.record(beat):
+            hub.broadcast(EventType.AGENT_STATUS, beat)
+
+    await bus.subscribe_core(subjects.AGENT_HEARTBEAT_ALL, Heartbeat, on_heartbeat)

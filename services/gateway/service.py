@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from services.common.bus import Bus
+from services.common.lineup import load_lineup
 from services.common.ops_http import HttpServer, bind_socket
 from services.common.runner import ServiceContext
 from services.common.settings import Settings
-from services.gateway.app import create_app
+from services.gateway.agents import AgentBoard
+from services.gateway.app import GatewayParts, create_app
+from services.gateway.cache import ReadCache
+from services.gateway.control import AdminGuard, RateLimit
 from services.gateway.hub import Hub
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.reader import ArenaReader
-from services.gateway.relay import subscribe_relays
+from services.gateway.relay import subscribe_heartbeats, subscribe_relays
 
 log = logging.getLogger(__name__)
 
+# Scheduler control calls allowed per window (all callers together).
+CONTROL_CALLS = 10
+CONTROL_WINDOW = timedelta(minutes=1)
+
 
 class GatewayService:
-    def __init__(self, bus: Bus, hub: Hub, server: HttpServer, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        hub: Hub,
+        board: AgentBoard,
+        cache: ReadCache,
+        server: HttpServer,
+        settings: Settings,
+    ) -> None:
         self._bus = bus
+        self._cache = cache
         self._hub = hub
+        self._board = board
         self._server = server
         self._settings = settings
         self._serving = False
@@ -30,11 +50,14 @@ class GatewayService:
         return self._server.port
 
     async def start(self) -> None:
-        await subscribe_relays(self._bus, self._hub)
+        await subscribe_relays(self._bus, self._hub, self._cache)
+        await subscribe_heartbeats(self._bus, self._board, self._hub)
         await self._server.start()
         self._serving = True
         log.info(
-            "gateway listening on http://%s:%d", self._settings.gateway_host, self._server.port
+            "gateway listening on http://%s:%d (dashboard at /dashboard/)",
+            self._settings.gateway_host,
+            self._server.port,
         )
 
     async def stop(self) -> None:
@@ -51,8 +74,22 @@ class GatewayService:
 async def build(ctx: ServiceContext) -> GatewayService:
     settings = ctx.settings
     metrics = GatewayMetrics(ctx.registry)
-    hub = Hub(ctx.clock, metrics)
-    reader = ArenaReader(ctx.bus, settings.request_timeout)
-    app = create_app(reader, hub, settings, metrics)
-    server = HttpServer(app, bind_socket(settings.gateway_host, settings.gateway_port))
-    return GatewayService(ctx.bus, hub, server, settings)
+    hub = Hub(ctx.clock, metrics, queue_size=settings.ws_queue_size)
+    board = AgentBoard(load_lineup(settings.agents_file))
+    cache = ReadCache()
+    parts = GatewayParts(
+        reader=ArenaReader(ctx.bus, settings.request_timeout),
+        hub=hub,
+        board=board,
+        guard=AdminGuard(settings.admin_token, RateLimit(ctx.clock, CONTROL_CALLS, CONTROL_WINDOW)),
+        cache=cache,
+        clock=ctx.clock,
+        metrics=metrics,
+        settings=settings,
+    )
+    server = HttpServer(
+        create_app(parts), bind_socket(settings.gateway_host, settings.gateway_port)
+    )
+    return GatewayService(
+        bus=ctx.bus, hub=hub, board=board, cache=cache, server=server, settings=settings
+    )

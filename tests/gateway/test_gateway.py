@@ -4,22 +4,14 @@ for the ledger and the market (tests/gateway/standins.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
-import httpx
 import nats
-import websockets
-from websockets.asyncio.client import ClientConnection
 
 from services.common import subjects
-from services.common.bus import BadRequest, Bus, NotFound
+from services.common.bus import BadRequest, NotFound
 from services.common.clock import ManualClock
 from services.common.contracts import (
     AccountEvent,
@@ -39,89 +31,10 @@ from services.common.contracts import (
     TradeAction,
 )
 from services.common.runner import ServiceHost
-from services.common.settings import Settings
 from services.gateway.service import build
 from tests.gateway import standins
-from tests.support import eventually, running
-
-NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-SHORT_TIMEOUT = 0.3
-
-MakeSettings = Callable[..., Settings]
-
-
-@dataclass
-class Gateway:
-    http: httpx.AsyncClient
-    host: ServiceHost
-    settings: Settings
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.settings.gateway_port}/ws"
-
-    def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        return self.host.registry.get_sample_value(name, labels or {})
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    nats_url: str,
-    make_settings: Callable[..., Settings],
-    *,
-    ledger: bool = True,
-    market: bool = True,
-) -> AsyncIterator[Gateway]:
-    responders: list[Bus] = []
-    if ledger:
-        responders.append(await standins.ledger(nats_url))
-    if market:
-        responders.append(await standins.market(nats_url))
-    settings = make_settings(ARENA_REQUEST_TIMEOUT=SHORT_TIMEOUT)
-    try:
-        async with (
-            running("gateway", build, settings, ManualClock(NOW)) as host,
-            httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=5
-            ) as http,
-        ):
-            yield Gateway(http, host, settings)
-    finally:
-        for bus in responders:
-            await bus.close()
-
-
-@dataclass
-class WsClient:
-    connection: ClientConnection
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def has(self, count: int) -> bool:
-        return len(self.messages) >= count
-
-    def types(self) -> list[str]:
-        return [m["type"] for m in self.messages]
-
-
-@contextlib.asynccontextmanager
-async def ws_client(url: str) -> AsyncIterator[WsClient]:
-    async with websockets.connect(url) as connection:
-        client = WsClient(connection)
-
-        async def collect() -> None:
-            async for raw in connection:
-                client.messages.append(json.loads(raw))
-
-        task = asyncio.create_task(collect())
-        try:
-            # Greeted means registered with the hub: later events reach this client.
-            await eventually(lambda: len(client.messages) >= 2, what="connection and initial_data")
-            yield client
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
-                await task
-
+from tests.gateway.harness import NOW, SHORT_TIMEOUT, MakeSettings, gateway, ws_client
+from tests.support import eventually
 
 # ------------------------------------------------------------------ events to relay
 

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from pydantic import BaseModel
 
+from services.common.clock import Clock
+from services.gateway.agents import AgentBoard, AgentState
 from services.gateway.errors import UpstreamError
 from services.gateway.reader import ArenaReader
 
@@ -29,6 +31,7 @@ class ApiRoot(BaseModel):
     docs: str
     openapi: str
     health: str
+    dashboard: str
     endpoints: list[Endpoint]
 
 
@@ -42,6 +45,8 @@ class HealthReport(BaseModel):
     nats: ComponentHealth
     ledger: ComponentHealth
     market: ComponentHealth
+    agents: tuple[AgentState, ...]
+    disabled_agents: list[str]
 
 
 def package_version() -> str:
@@ -71,7 +76,9 @@ async def _probe(check: Awaitable[object]) -> ComponentHealth:
     return ComponentHealth(ok=True, detail="answered")
 
 
-def router(reader: ArenaReader, listed: Sequence[APIRouter]) -> APIRouter:
+def router(
+    reader: ArenaReader, board: AgentBoard, clock: Clock, listed: Sequence[APIRouter]
+) -> APIRouter:
     """The API root lists this router's endpoints and those of ``listed``."""
     api = APIRouter(tags=["health"])
 
@@ -83,6 +90,7 @@ def router(reader: ArenaReader, listed: Sequence[APIRouter]) -> APIRouter:
             docs="/docs",
             openapi="/openapi.json",
             health="/health",
+            dashboard="/dashboard/",
             endpoints=catalogue,
         )
 
@@ -101,8 +109,14 @@ def router(reader: ArenaReader, listed: Sequence[APIRouter]) -> APIRouter:
             detail="connected" if reader.nats_connected else "not connected",
         )
         ok = nats.ok and ledger.ok and market.ok
+        agents = board.states(clock.now())
         report = HealthReport(
-            status="ok" if ok else "degraded", nats=nats, ledger=ledger, market=market
+            status="ok" if ok else "degraded",
+            nats=nats,
+            ledger=ledger,
+            market=market,
+            agents=agents,
+            disabled_agents=[a.agent_id for a in agents if a.status == "disabled"],
         )
         return JSONResponse(report.model_dump(mode="json"), status_code=200 if ok else 503)
 

@@ -10,11 +10,13 @@ from typing import TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from services.common.contracts import PositionsQuery
+from services.gateway.agents import AgentBoard
 from services.gateway.errors import UpstreamError
 from services.gateway.hub import Client, Hub
-from services.gateway.metrics import GatewayMetrics
 from services.gateway.protocol import ConnectionData, EventType, InitialData
 from services.gateway.reader import ArenaReader
+from services.gateway.views import WsStats
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,23 @@ async def _part(name: str, ask: Awaitable[T], unavailable: dict[str, str]) -> T 
         return None
 
 
-async def initial_data(reader: ArenaReader) -> InitialData:
+async def initial_data(reader: ArenaReader, board: AgentBoard, hub: Hub) -> InitialData:
     """The current state, from whichever services answer; the rest stays null."""
     unavailable: dict[str, str] = {}
-    accounts, leaderboard, scheduler = await asyncio.gather(
+    accounts, leaderboard, positions, scheduler, snapshot = await asyncio.gather(
         _part("accounts", reader.accounts(), unavailable),
         _part("leaderboard", reader.leaderboard(), unavailable),
+        _part("positions", reader.positions(PositionsQuery(status="open")), unavailable),
         _part("scheduler_status", reader.scheduler_status(), unavailable),
+        _part("market_snapshot", reader.snapshot(), unavailable),
     )
     return InitialData(
         accounts=accounts.accounts if accounts is not None else None,
         leaderboard=leaderboard.entries if leaderboard is not None else None,
+        positions=positions.positions if positions is not None else None,
         scheduler_status=scheduler,
+        market_snapshot=snapshot.snapshot if snapshot is not None else None,
+        agents=board.states(hub.now()),
         unavailable=unavailable,
     )
 
@@ -56,20 +63,20 @@ class Session:
         client: Client,
         hub: Hub,
         reader: ArenaReader,
-        metrics: GatewayMetrics,
+        board: AgentBoard,
     ) -> None:
         self._ws = websocket
         self._client = client
         self._hub = hub
         self._reader = reader
-        self._metrics = metrics
+        self._board = board
 
     async def run(self) -> None:
         # The client is registered before the state is read, so an event that happens
         # meanwhile waits in its queue and follows initial_data instead of being lost.
         hello = ConnectionData(client_id=self._client.id, server_time=self._hub.now())
         await self._send(self._hub.envelope(EventType.CONNECTION, hello))
-        state = await initial_data(self._reader)
+        state = await initial_data(self._reader, self._board, self._hub)
         await self._send(self._hub.envelope(EventType.INITIAL_DATA, state))
         tasks = {
             asyncio.create_task(self._pump()),
@@ -87,7 +94,7 @@ class Session:
 
     async def _send(self, text: str) -> None:
         await self._ws.send_text(text)
-        self._metrics.ws_messages_sent.inc()
+        self._hub.record_sent()
 
     async def _pump(self) -> None:
         while True:
@@ -110,15 +117,24 @@ class Session:
             )
 
 
-def router(hub: Hub, reader: ArenaReader, metrics: GatewayMetrics) -> APIRouter:
+def router(hub: Hub, reader: ArenaReader, board: AgentBoard) -> APIRouter:
     api = APIRouter(tags=["ws"])
+
+    @api.get("/ws/stats", response_model=WsStats, summary="WebSocket clients and messages")
+    async def stats() -> WsStats:
+        return WsStats(
+            connected_clients=hub.client_count,
+            messages_sent=hub.messages_sent,
+            clients_dropped=hub.clients_dropped,
+            queue_size=hub.queue_size,
+        )
 
     @api.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
         await ws.accept()
         client = hub.connect()
         try:
-            await Session(ws, client, hub, reader, metrics).run()
+            await Session(ws, client, hub, reader, board).run()
         except WebSocketDisconnect:
             pass  # the client left during the greeting
         finally:

@@ -1,0 +1,290 @@
+"""Gateway benchmarks: REST throughput and latency, and WebSocket fan-out delay.
+
+``python -m bench.gateway`` starts a nats-server, the ledger and market stand-ins
+(tests/gateway/standins.py) in one process and the real gateway (``python -m
+services.gateway``, one worker) in another, then drives it from this process on loopback:
+
+- ``/trading/leaderboard`` and ``/market/prices``: requests per second and p50/p99
+  latency, from keep-alive connections (a minimal HTTP/1.1 client, so the load generator
+  is not the bottleneck);
+- 1,000 WebSocket clients: the delay from a ``cycle_complete`` published on NATS to its
+  arrival at each client (p50/p95).
+
+Targets (issue 7): >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import websockets
+
+from devstack.nats_server import EmbeddedNats
+from devstack.ports import free_port
+from services.common import subjects
+from services.common.contracts import CycleCompleted
+
+LINEUP = Path(__file__).resolve().parents[1] / "tests" / "gateway" / "agents.toml"
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+# ------------------------------------------------------------------ processes
+
+
+async def _serve_standins(nats_url: str) -> None:
+    from tests.gateway import standins
+
+    state = standins.ArenaState()
+    buses = [await standins.ledger(nats_url, state), await standins.market(nats_url, state)]
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for bus in buses:
+            await bus.close()
+
+
+@contextlib.contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited; see {log}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{text!r} not seen in {log} within {timeout}s")
+
+
+@contextlib.contextmanager
+def arena(tmp: Path) -> Iterator[tuple[str, int]]:
+    """nats-server, stand-ins and the gateway; yields (nats url, gateway port)."""
+    nats = EmbeddedNats(tmp / "nats")
+    nats.start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "NATS_URL": nats.url,
+        "GATEWAY_PORT": str(port),
+        "ARENA_AGENTS_FILE": str(LINEUP),
+        "ARENA_SYMBOLS": "BTCUSDT,ETHUSDT",
+        "LOG_LEVEL": "WARNING",
+        "ARENA_WS_QUEUE_SIZE": "256",
+    }
+    env.pop("ARENA_ADMIN_TOKEN", None)
+    try:
+        standins_log, gateway_log = tmp / "standins.log", tmp / "gateway.log"
+        with _process(
+            [sys.executable, "-m", "bench.gateway", "--standins", nats.url], env, standins_log
+        ) as standins:
+            _wait_for(standins_log, "ready", standins)
+            with _process([sys.executable, "-m", "services.gateway"], env, gateway_log) as gw:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).is_success:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if gw.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the gateway did not start; see {gateway_log}")
+                    time.sleep(0.1)
+                yield nats.url, port
+    finally:
+        nats.stop()
+
+
+# ------------------------------------------------------------------ REST load
+
+
+async def _http_worker(
+    port: int, path: str, until: float, latencies: list[float], errors: list[str]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
+    payload = request.encode()
+    try:
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors.append(head.split(b"\r\n", 1)[0].decode())
+    finally:
+        writer.close()
+
+
+async def load(
+    port: int, path: str, seconds: float, connections: int
+) -> tuple[float, list[float], int]:
+    """Returns (requests per second, latencies in ms, non-200 answers)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    # A short warm-up so the first connection's set-up is not measured.
+    await _http_worker(port, path, time.perf_counter() + 0.3, [], [])
+    start = time.perf_counter()
+    until = start + seconds
+    await asyncio.gather(
+        *(_http_worker(port, path, until, latencies, errors) for _ in range(connections))
+    )
+    elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies, len(errors)
+
+
+# ------------------------------------------------------------------ WebSocket fan-out
+
+
+@contextlib.asynccontextmanager
+async def ws_clients(port: int, count: int) -> AsyncIterator[list[list[float]]]:
+    """``count`` clients; each records the arrival time of every cycle_complete."""
+    arrivals: list[list[float]] = [[] for _ in range(count)]
+    ready = [asyncio.Event() for _ in range(count)]
+    stop = asyncio.Event()
+
+    async def client(i: int) -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+            async for raw in ws:
+                text = raw if isinstance(raw, str) else raw.decode()
+                if '"type":"initial_data"' in text:
+                    ready[i].set()
+                elif '"type":"cycle_complete"' in text:
+                    arrivals[i].append(time.time())
+                if stop.is_set():
+                    return
+
+    tasks = []
+    for start in range(0, count, 100):  # connect in batches, as browsers would trickle in
+        batch = [asyncio.create_task(client(i)) for i in range(start, min(count, start + 100))]
+        tasks.extend(batch)
+        await asyncio.wait_for(
+            asyncio.gather(*(ready[i].wait() for i in range(start, start + len(batch)))), 60
+        )
+    try:
+        yield arrivals
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fanout(nats_url: str, port: int, clients: int, cycles: int) -> list[float]:
+    """Delays in ms from publishing each cycle_complete to its arrival at each client."""
+    from prometheus_client import CollectorRegistry
+
+    from services.common.bus import Bus, BusMetrics
+
+    bus = await Bus.connect(nats_url, "bench", BusMetrics(CollectorRegistry()))
+    delays: list[float] = []
+    try:
+        async with ws_clients(port, clients) as arrivals:
+            for n in range(cycles):
+                sent = time.time()
+                event = CycleCompleted(
+                    cycle_id=f"bench-{n}",
+                    completed_at=datetime.now(UTC),
+                    duration_seconds=1.0,
+                    timed_out=False,
+                    outcomes=(),
+                )
+                await bus.publish(subjects.CYCLE_COMPLETED, event, event.cycle_id)
+                deadline = time.monotonic() + 30
+                while sum(len(a) > n for a in arrivals) < clients:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cycle {n} did not reach every client in 30 s")
+                    await asyncio.sleep(0.01)
+                delays.extend((a[n] - sent) * 1000 for a in arrivals)
+    finally:
+        await bus.close()
+    return delays
+
+
+# ------------------------------------------------------------------ report
+
+
+async def run(seconds: float, connections: int, clients: int, cycles: int) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp,
+        arena(Path(tmp)) as (
+            nats_url,
+            port,
+        ),
+    ):
+        print(f"gateway on 127.0.0.1:{port}, one worker; {connections} keep-alive connections")
+        print(
+            f"{'endpoint':<24} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'non-200':>8}"
+        )
+        for path in ("/trading/leaderboard", "/market/prices"):
+            rps, latencies, errors = await load(port, path, seconds, connections)
+            print(
+                f"{path:<24} {len(latencies):>9} {rps:>9.0f} {pct(latencies, 50):>8.2f} "
+                f"{pct(latencies, 99):>8.2f} {errors:>8}"
+            )
+        delays = await fanout(nats_url, port, clients, cycles)
+        print()
+        print(
+            f"{'cycle_complete fan-out':<24} {'clients':>9} {'cycles':>9} {'p50 ms':>8} "
+            f"{'p95 ms':>8} {'max ms':>8}"
+        )
+        print(
+            f"{'NATS -> WebSocket':<24} {clients:>9} {cycles:>9} {pct(delays, 50):>8.1f} "
+            f"{pct(delays, 95):>8.1f} {max(delays):>8.1f}"
+        )
+        print(f"mean delay {statistics.fmean(delays):.1f} ms")
+        print("targets: >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="load per endpoint")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--standins", metavar="NATS_URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.standins:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_standins(args.standins))
+        return
+    asyncio.run(run(args.seconds, args.connections, args.clients, args.cycles))
+
+
+if __name__ == "__main__":
+    main()

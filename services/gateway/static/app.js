@@ -1,0 +1,324 @@
+// The arena dashboard: REST for the state, /ws for live events. Model text is always
+// inserted as text (textContent), never as HTML.
+"use strict";
+
+(() => {
+  const COLORS = ["#58a6ff", "#3fb950", "#f0883e", "#bc8cff", "#ff7b72", "#d29922", "#39c5cf"];
+  const MAX_DECISIONS = 60;
+  const state = { names: {}, decisions: [], chart: null, chartKey: "" };
+
+  // ------------------------------------------------------------ DOM helpers (text only)
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else if (key === "title") node.title = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function setText(id, text, cls) {
+    const node = document.getElementById(id);
+    node.textContent = text;
+    if (cls !== undefined) node.className = cls;
+  }
+
+  function fill(tableId, rows) {
+    const body = document.querySelector(`#${tableId} tbody`);
+    body.replaceChildren(...rows);
+  }
+
+  function empty(tableId, columns, text) {
+    fill(tableId, [el("tr", {}, el("td", { colspan: String(columns), class: "muted" }, text))]);
+  }
+
+  const num = (v) => (v === null || v === undefined ? null : Number(v));
+  function fmt(v, digits = 2) {
+    const n = num(v);
+    return n === null || Number.isNaN(n) ? "–" : n.toLocaleString("en-US", {
+      minimumFractionDigits: digits, maximumFractionDigits: digits });
+  }
+  function price(v) {
+    const n = num(v);
+    if (n === null) return "–";
+    return fmt(n, n >= 1000 ? 2 : n >= 1 ? 4 : 6);
+  }
+  function signed(v, suffix = "", digits = 2) {
+    const n = num(v);
+    const cls = n === null ? "muted" : n > 0 ? "pos" : n < 0 ? "neg" : "";
+    const text = n === null ? "–" : `${n > 0 ? "+" : ""}${fmt(n, digits)}${suffix}`;
+    return el("td", { class: cls }, text);
+  }
+  const td = (text, cls) => el("td", cls ? { class: cls } : {}, text);
+  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
+  const name = (id) => state.names[id] || id;
+
+  // ------------------------------------------------------------ REST
+
+  async function get(path) {
+    const response = await fetch(path, { headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+      throw new Error(`${path}: ${detail}`);
+    }
+    return response.json();
+  }
+
+  function banner(text) {
+    const node = document.getElementById("banner");
+    node.textContent = text || "";
+    node.hidden = !text;
+  }
+
+  async function load(path, render) {
+    try {
+      render(await get(path));
+    } catch (error) {
+      banner(String(error.message || error));
+    }
+  }
+
+  const refreshers = {
+    leaderboard: () => load("/trading/leaderboard", renderLeaderboard),
+    positions: () => load("/trading/positions?limit=100", (d) => renderPositions(d.positions)),
+    trades: () => load("/trading/trades?limit=25", (d) => renderTrades(d.trades)),
+    equity: () => load("/trading/equity?limit=20000", (d) => renderChart(d.points)),
+    scheduler: () => load("/scheduler/status", renderScheduler),
+    agents: () => load("/trading/agents", (d) => renderAgents(d.agents)),
+    prices: () => load("/market/snapshot", (d) => d.snapshot && renderSnapshot(d.snapshot)),
+    decisions: () => load("/trading/decisions?limit=30", (d) => {
+      state.decisions = d.decisions.map((r) => r.decision);
+      renderDecisions();
+    }),
+  };
+
+  // Many events arrive together at the end of a cycle; refresh each part once.
+  const pending = new Set();
+  let flushTimer = null;
+  function refresh(...parts) {
+    parts.forEach((p) => pending.add(p));
+    if (flushTimer) return;
+    flushTimer = setTimeout(() => {
+      flushTimer = null;
+      const todo = [...pending];
+      pending.clear();
+      todo.forEach((p) => refreshers[p]());
+    }, 150);
+  }
+
+  // ------------------------------------------------------------ renderers
+
+  function renderLeaderboard(board) {
+    const entries = Array.isArray(board) ? board : board.entries;
+    for (const e of entries) state.names[e.agent_id] = e.display_name;
+    if (!entries.length) return empty("leaderboard", 12, "No agents yet.");
+    fill("leaderboard", entries.map((e) => el("tr", { "data-agent": e.agent_id },
+      td(e.rank),
+      td(e.display_name),
+      td(fmt(e.equity)),
+      signed(e.return_pct, " %"),
+      signed(num(e.realized_pnl) + num(e.unrealized_pnl)),
+      td(fmt(e.total_fees)),
+      td(fmt(e.llm_cost_usd, 4)),
+      signed(e.net_return_pct, " %"),
+      td(`${fmt(e.win_rate, 1)} %`),
+      td(e.total_trades),
+      td(e.parse_failures, e.parse_failures ? "neg" : ""),
+      td(e.rejections, e.rejections ? "neg" : ""),
+    )));
+  }
+
+  function renderAccounts(accounts) {
+    for (const a of accounts) state.names[a.agent_id] = a.display_name;
+  }
+
+  function renderAgents(agents) {
+    const node = document.getElementById("agents");
+    const notOk = agents.filter((a) => a.status === "disabled" || a.status === "silent");
+    node.replaceChildren(...notOk.map((a) => el("div", { class: a.status === "disabled" ? "disabled" : "muted", "data-agent": a.agent_id },
+      `${a.display_name}: ${a.status}${a.reason ? ` — ${a.reason}` : ""}`)));
+  }
+
+  function renderPositions(positions) {
+    if (!positions.length) return empty("positions", 10, "No open position.");
+    fill("positions", positions.map((p) => el("tr", {},
+      td(name(p.agent_id)), td(p.symbol),
+      td(p.side, p.side === "LONG" ? "pos" : "neg"), td(`${p.leverage}×`),
+      td(price(p.entry_price)), td(price(p.current_price)), signed(p.unrealized_pnl),
+      td(price(p.liquidation_price)), td(price(p.stop_loss)), td(price(p.take_profit)),
+    )));
+  }
+
+  function renderTrades(trades) {
+    if (!trades.length) return empty("trades", 8, "No trade yet.");
+    fill("trades", trades.map((t) => el("tr", {},
+      td(time(t.closed_at || t.executed_at)), td(name(t.agent_id)), td(t.symbol), td(t.side),
+      td(price(t.entry_price)), td(price(t.exit_price)), signed(t.realized_pnl),
+      td(t.exit_reason || (t.exit_price ? "" : "open"), "muted"),
+    )));
+  }
+
+  function renderSnapshot(snapshot) {
+    setText("source", `source: ${snapshot.source}`, "badge");
+    fill("prices", snapshot.symbols.map((s) => el("tr", {},
+      td(s.symbol), td(price(s.last_price)), td(price(s.mark_price)),
+      signed(s.price_change_pct_24h, " %"), td(`${fmt(num(s.funding_rate) * 100, 4)} %`),
+    )));
+  }
+
+  function renderScheduler(s) {
+    if (!s) return;
+    setText("source", `source: ${s.source}`, "badge");
+    const label = !s.running ? "stopped" : s.paused ? "paused" : "running";
+    const cls = !s.running ? "badge badge-bad" : s.paused ? "badge badge-warn" : "badge badge-good";
+    setText("scheduler", `scheduler: ${label}`, cls);
+    const next = s.next_run_at && !s.paused ? `next cycle ${time(s.next_run_at)}` : "";
+    setText("cycle", `${s.cycles_completed} cycles done${next ? ", " + next : ""}`);
+  }
+
+  function describe(action) {
+    if (action.action === "HOLD") return "HOLD";
+    const parts = [action.action, action.symbol];
+    if (action.margin_usd) parts.push(`$${fmt(action.margin_usd)}`);
+    if (action.leverage) parts.push(`${action.leverage}×`);
+    return parts.filter(Boolean).join(" ");
+  }
+
+  function renderDecisions() {
+    const list = document.getElementById("decisions");
+    list.replaceChildren(...state.decisions.map((d) => el("li", { "data-decision": d.decision_id },
+      el("div", { class: "meta" }, `${time(d.decided_at)} · ${name(d.agent_id)} · ${d.model || ""} · ${d.cycle_id}`),
+      el("div", { class: "actions" }, d.actions.map(describe).join(", ") || "HOLD"),
+      d.error ? el("div", { class: "error" }, `parse error: ${d.error}`) : null,
+      el("div", { class: "reasoning" }, d.reasoning || ""),
+    )));
+  }
+
+  function addDecision(decision) {
+    state.decisions = [decision, ...state.decisions.filter((d) => d.decision_id !== decision.decision_id)]
+      .slice(0, MAX_DECISIONS);
+    renderDecisions();
+  }
+
+  function renderChart(points) {
+    const node = document.getElementById("chart");
+    if (typeof uPlot === "undefined") return;
+    const agents = [...new Set(points.map((p) => p.agent_id))].sort();
+    const times = [...new Set(points.map((p) => Date.parse(p.at) / 1000))].sort((a, b) => a - b);
+    const index = new Map(times.map((t, i) => [t, i]));
+    const series = agents.map(() => times.map(() => null));
+    points.forEach((p) => {
+      series[agents.indexOf(p.agent_id)][index.get(Date.parse(p.at) / 1000)] = num(p.equity);
+    });
+    const data = [times, ...series];
+    const key = agents.join(",");
+    if (state.chart && state.chartKey === key) {
+      state.chart.setData(data);
+      return;
+    }
+    if (state.chart) state.chart.destroy();
+    state.chartKey = key;
+    const opts = {
+      width: Math.max(300, node.clientWidth || 800),
+      height: 300,
+      axes: [{ stroke: "#8b949e", grid: { stroke: "#30363d" } },
+        { stroke: "#8b949e", grid: { stroke: "#30363d" }, label: "equity (USD)" }],
+      series: [{}, ...agents.map((a, i) => ({
+        label: name(a), stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+        value: (_, v) => (v === null ? "–" : fmt(v)),
+      }))],
+    };
+    state.chart = new uPlot(opts, data, node);
+  }
+
+  // ------------------------------------------------------------ scheduler control
+
+  function setupControl() {
+    const token = document.getElementById("token");
+    token.value = sessionStorage.getItem("arena-admin-token") || "";
+    document.querySelectorAll("#control button").forEach((button) => {
+      button.addEventListener("click", async () => {
+        const command = button.dataset.command;
+        if (!token.value) {
+          setText("control-result", "enter the admin token first (printed by `make run`)");
+          token.focus();
+          return;
+        }
+        sessionStorage.setItem("arena-admin-token", token.value);
+        const response = await fetch(`/scheduler/${command}`, {
+          method: "POST", headers: { Authorization: `Bearer ${token.value}` } });
+        let body = {};
+        try { body = await response.json(); } catch (_) { /* empty */ }
+        if (response.ok) {
+          renderScheduler(body);
+          setText("control-result", `${command}: done`);
+        } else {
+          setText("control-result", `${command}: ${body.detail || response.statusText}`);
+        }
+      });
+    });
+  }
+
+  // ------------------------------------------------------------ live updates
+
+  const handlers = {
+    connection: () => {},
+    initial_data: (d) => {
+      if (d.accounts) renderAccounts(d.accounts);
+      if (d.leaderboard) renderLeaderboard(d.leaderboard);
+      if (d.positions) renderPositions(d.positions);
+      renderScheduler(d.scheduler_status);
+      if (d.market_snapshot) renderSnapshot(d.market_snapshot);
+      renderAgents(d.agents || []);
+      const missing = Object.entries(d.unavailable || {}).map(([k, v]) => `${k}: ${v}`);
+      banner(missing.join(" · "));
+      refresh("equity", "trades", "decisions");
+    },
+    market_snapshot: (d) => renderSnapshot(d),
+    scheduler_status: (d) => renderScheduler(d),
+    cycle_start: (d) => setText("cycle", `cycle ${d.sequence} running (${d.cycle_id})`),
+    cycle_complete: () => refresh("leaderboard", "equity", "positions", "trades", "scheduler"),
+    llm_decision: (d) => addDecision(d),
+    position_update: () => refresh("positions", "trades"),
+    account_update: () => refresh("leaderboard"),
+    agent_status: () => refresh("agents"),
+    error: (d) => banner(d.message || JSON.stringify(d)),
+  };
+
+  let retry = 0;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws`);
+    socket.addEventListener("open", () => {
+      retry = 0;
+      const badge = document.getElementById("connection");
+      badge.textContent = "live";
+      badge.className = "badge badge-good";
+      badge.dataset.state = "live";
+    });
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      const handle = handlers[message.type];
+      if (handle) handle(message.data);
+    });
+    socket.addEventListener("close", () => {
+      const delay = Math.min(10, 2 ** retry);
+      retry += 1;
+      const badge = document.getElementById("connection");
+      badge.textContent = `disconnected — reconnecting in ${delay} s`;
+      badge.className = "badge badge-bad";
+      badge.dataset.state = "disconnected";
+      setTimeout(connect, delay * 1000);
+    });
+  }
+
+  setupControl();
+  connect();
+})();

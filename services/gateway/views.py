@@ -1,0 +1,95 @@
+"""Response models the gateway composes itself; the rest are contracts as sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.contracts import Indicators, SchedulerStatus
+from services.gateway.agents import AgentState
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TradingStatus(View):
+    """``/trading/status``: the scheduler, the accounts and the agents at a glance."""
+
+    scheduler: SchedulerStatus | None
+    market_source: str | None
+    accounts: int | None
+    total_equity: Decimal | None
+    agents: tuple[AgentState, ...]
+    disabled_agents: tuple[AgentState, ...]
+    unavailable: dict[str, str] = Field(
+        default_factory=dict, description="Part -> why it is missing (a service did not answer)."
+    )
+
+
+class AgentsView(View):
+    agents: tuple[AgentState, ...]
+
+
+class SymbolPrice(View):
+    symbol: str
+    last_price: Decimal
+    mark_price: Decimal
+    at: datetime | None
+    source: str
+
+
+class Ticker(View):
+    symbol: str
+    cycle_id: str
+    taken_at: datetime
+    last_price: Decimal
+    mark_price: Decimal
+    price_change_pct_24h: Decimal
+    volume_24h: Decimal
+    high_24h: Decimal
+    low_24h: Decimal
+    funding_rate: Decimal
+    next_funding_time: datetime
+
+
+class SymbolIndicators(View):
+    symbol: str
+    cycle_id: str
+    taken_at: datetime
+    indicators: Indicators
+
+
+class SchedulerStats(View):
+    """``/scheduler/stats``: the job's counters and durations."""
+
+    running: bool
+    paused: bool
+    cycles_started: int
+    cycles_completed: int
+    cycles_failed: int
+    cycles_skipped: int
+    last_duration_seconds: float | None
+    mean_duration_seconds: float | None
+    success_rate: float | None = Field(description="completed / started, null before any cycle")
+
+
+class NextRun(View):
+    """``/scheduler/next-run``."""
+
+    next_run_at: datetime | None
+    seconds_until: float | None
+    paused: bool
+    running: bool
+    cycle_seconds: float
+
+
+class WsStats(View):
+    """``/ws/stats``."""
+
+    connected_clients: int
+    messages_sent: int
+    clients_dropped: int
+    queue_size: int

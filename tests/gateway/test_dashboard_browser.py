@@ -1,0 +1,162 @@
+"""The dashboard in a real Chromium driven by Playwright: it loads, shows the agents,
+updates after a cycle, and shows a model's reasoning as text, never as HTML."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.common import subjects
+from services.common.clock import ManualClock
+from services.common.contracts import AgentOutcome, CycleCompleted, Heartbeat
+from services.common.runner import ServiceHost
+from services.common.settings import PROJECT_ROOT
+from services.gateway.service import build
+from tests.gateway import standins
+from tests.gateway.harness import LINEUP, NOW, MakeSettings, gateway
+from tests.support import eventually
+
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS = "<img src=x onerror=alert(1)>"
+SCREENSHOT = PROJECT_ROOT / "test-artifacts" / "dashboard.png"
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("ARENA_CHROMIUM")
+    if configured and Path(configured).exists():
+        return configured
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip(
+            "no Chromium found: run scripts/ensure-test-tools.sh (Debian: apt-get install "
+            "chromium) or set ARENA_CHROMIUM"
+        )
+    async with playwright_api.async_playwright() as pw:
+        launched = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def test_dashboard_shows_the_race_live_and_model_text_as_text(
+    nats_url: str, make_settings: MakeSettings, browser: object
+) -> None:
+    state = standins.ArenaState()
+    async with gateway(nats_url, make_settings, state=state) as gw:
+        page = await browser.new_page(viewport={"width": 1400, "height": 1500})  # type: ignore[attr-defined]
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{gw.base_url}/dashboard/")
+
+        expect = playwright_api.expect
+        await expect(page.locator("#connection")).to_have_text("live")
+        rows = page.locator("#leaderboard tbody tr[data-agent]")
+        await expect(rows).to_have_count(3)
+        await expect(page.locator("#positions tbody tr")).to_have_count(3)
+        await expect(page.locator("#source")).to_have_text("source: simulator")
+        await expect(page.locator("#chart .uplot")).to_have_count(1)
+        await expect(page.locator("#decisions li")).to_have_count(1)
+
+        # A cycle: the ledger's state moves on, then the events arrive over NATS.
+        state.equity["random"] = Decimal("104.50")
+        state.record_equity(standins.NOW + timedelta(minutes=5))
+        hostile = standins.decision("random", "c-1", f"Going long. {XSS} Stop below support.")
+        state.decisions.append(hostile)
+        publisher = await standins.connect(nats_url, "publisher")
+        await publisher.publish(subjects.decision_proposed("random"), hostile, hostile.decision_id)
+        await publisher.publish(
+            subjects.agent_heartbeat("mean-reversion"),
+            Heartbeat(
+                agent_id="mean-reversion",
+                display_name="Mean-Reversion",
+                provider="baseline",
+                model="rsi-reversion",
+                status="disabled",
+                reason="too many parse failures",
+                at=NOW,
+            ),
+            "hb-1",
+        )
+        await publisher.publish(
+            subjects.CYCLE_COMPLETED,
+            CycleCompleted(
+                cycle_id="c-1",
+                completed_at=NOW,
+                duration_seconds=1.0,
+                timed_out=False,
+                outcomes=(AgentOutcome(agent_id="random", status="applied", opened=1),),
+            ),
+            "c-1",
+        )
+        await publisher.close()
+
+        await expect(rows.first).to_have_attribute("data-agent", "random")
+        await expect(rows.first).to_contain_text("104.50")
+        feed = page.locator("#decisions li").first
+        await expect(feed).to_contain_text(XSS)  # the markup, shown as characters
+        assert await page.locator("#decisions img").count() == 0
+        await expect(page.locator("#agents")).to_contain_text("too many parse failures")
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        print(f"\ndashboard screenshot: {SCREENSHOT}")
+        assert dialogs == [], "a script from model text ran"
+        assert errors == []
+        await eventually(lambda: gw.sample("arena_gateway_ws_clients") == 1, what="one client")
+
+
+async def test_dashboard_says_when_disconnected_and_reconnects_by_itself(
+    nats_url: str, make_settings: MakeSettings, browser: object
+) -> None:
+    ledger = await standins.ledger(nats_url)
+    settings = make_settings(ARENA_AGENTS_FILE=str(LINEUP), ARENA_REQUEST_TIMEOUT=0.3)
+    first = ServiceHost("gateway", build, settings, ManualClock(NOW))
+    await first.start()
+    second: ServiceHost | None = None
+    try:
+        page = await browser.new_page()  # type: ignore[attr-defined]
+        await page.goto(f"http://127.0.0.1:{settings.gateway_port}/dashboard/")
+        badge = page.locator("#connection")
+        expect = playwright_api.expect
+        await expect(badge).to_have_text("live")
+        await first.stop()
+        await expect(badge).to_have_attribute("data-state", "disconnected")
+        await expect(badge).to_contain_text("disconnected")
+        second = ServiceHost("gateway", build, settings, ManualClock(NOW))
+        await second.start()
+        await expect(badge).to_have_text("live", timeout=15_000)
+        await expect(page.locator("#leaderboard tbody tr[data-agent]")).to_have_count(3)
+    finally:
+        await first.stop()
+        if second is not None:
+            await second.stop()
+        await ledger.close()
