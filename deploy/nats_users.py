@@ -1,0 +1,164 @@
+"""Who may publish and subscribe to what on NATS: one user per service and per agent.
+
+Pure: from the line-up and the services' durable consumer names to a list of users.
+Each user may publish only its own events (an agent only its own
+``arena.decision.proposed.<id>``, only risk verdicts, only the ledger ledger events),
+plus the JetStream API calls its own consumers need. ``tooling`` reads everything and
+publishes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services.common import subjects
+from services.common.lineup import Lineup
+
+INBOX = "_INBOX.>"
+LEDGER_QUERIES = "arena.ledger.query.>"
+MARKET_QUERIES = "arena.market.query.>"
+SCHEDULER = "arena.scheduler.>"
+TOOLING_USER = "tooling"
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    name: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    # Responders answer on the requester's reply subject, whatever it is.
+    allow_responses: bool = False
+    deny_publish: tuple[str, ...] = ()
+
+    @property
+    def password_variable(self) -> str:
+        """The environment variable holding this user's password (nats-server and clients)."""
+        return "NATS_PASSWORD_" + self.name.upper().replace("-", "_")
+
+
+def agent_user_name(agent_id: str) -> str:
+    return f"agent-{agent_id}"
+
+
+def _stream_api() -> tuple[str, ...]:
+    """What ``Bus.ensure_streams`` calls; every service runs it at start-up."""
+    calls = ["$JS.API.INFO"]
+    for stream in (subjects.STREAM, subjects.DLQ_STREAM):
+        calls += [f"$JS.API.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE", "UPDATE")]
+    return tuple(calls)
+
+
+def _consumer_api(durables: Iterable[str]) -> tuple[str, ...]:
+    """What ``Bus.consume`` calls for its own durables, and nothing on anyone else's."""
+    calls: list[str] = []
+    for durable in durables:
+        on = f"{subjects.STREAM}.{durable}"
+        calls += [
+            f"$JS.API.CONSUMER.INFO.{on}",
+            f"$JS.API.CONSUMER.DELETE.{on}",
+            f"$JS.API.CONSUMER.CREATE.{on}",
+            f"$JS.API.CONSUMER.CREATE.{on}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{on}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{on}",
+            f"$JS.ACK.{on}.>",
+        ]
+    return tuple(calls)
+
+
+def _service(
+    name: str,
+    *,
+    publishes: tuple[str, ...],
+    durables: tuple[str, ...] = (),
+    serves: tuple[str, ...] = (),
+    listens: tuple[str, ...] = (),
+) -> NatsUser:
+    return NatsUser(
+        name=name,
+        publish=(*publishes, subjects.dead_letter(name), *_stream_api(), *_consumer_api(durables)),
+        subscribe=(INBOX, *serves, *listens),
+        allow_responses=bool(serves),
+    )
+
+
+def nats_users(
+    lineup: Lineup, *, ledger_durables: tuple[str, ...], risk_durables: tuple[str, ...]
+) -> tuple[NatsUser, ...]:
+    """Every user of the arena's NATS server, agents in line-up order."""
+    users = [
+        _service(
+            "market",
+            publishes=(
+                subjects.CYCLE_STARTED,
+                subjects.MARKET_SNAPSHOT,
+                subjects.MARKET_TICK,
+                LEDGER_QUERIES,
+            ),
+            serves=(MARKET_QUERIES, SCHEDULER),
+            listens=(subjects.CYCLE_COMPLETED,),
+        ),
+        _service(
+            "risk",
+            publishes=(subjects.DECISION_VERDICT_ALL, LEDGER_QUERIES, MARKET_QUERIES),
+            durables=risk_durables,
+        ),
+        _service(
+            "ledger",
+            publishes=(
+                subjects.CYCLE_COMPLETED,
+                subjects.LEDGER_POSITION_ALL,
+                subjects.LEDGER_ACCOUNT_ALL,
+                MARKET_QUERIES,
+            ),
+            durables=ledger_durables,
+            serves=(LEDGER_QUERIES,),
+        ),
+        _service(
+            "gateway",
+            publishes=(LEDGER_QUERIES, MARKET_QUERIES, SCHEDULER),
+            listens=(*subjects.STREAM_SUBJECTS, subjects.DLQ_ALL),
+        ),
+    ]
+    for agent in lineup.agents:
+        name = agent_user_name(agent.id)
+        users.append(
+            _service(
+                name,
+                publishes=(
+                    subjects.decision_proposed(agent.id),
+                    subjects.agent_heartbeat(agent.id),
+                    subjects.llm_call(agent.id),
+                    LEDGER_QUERIES,
+                    MARKET_QUERIES,
+                ),
+                durables=(name,),
+            )
+        )
+    users.append(NatsUser(TOOLING_USER, publish=(), subscribe=(">",), deny_publish=(">",)))
+    return tuple(users)
+
+
+def _quoted(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def render_auth_conf(users: Iterable[NatsUser]) -> str:
+    """The ``authorization`` block of nats-server's config; passwords come from variables."""
+    lines = ["authorization {", "  users = ["]
+    for user in users:
+        lines.append("    {")
+        lines.append(f'      user: "{user.name}"')
+        lines.append(f"      password: ${user.password_variable}")
+        lines.append("      permissions: {")
+        if user.publish:
+            lines.append(f"        publish: {{ allow: {_quoted(user.publish)} }}")
+        if user.deny_publish:
+            lines.append(f"        publish: {{ deny: {_quoted(user.deny_publish)} }}")
+        lines.append(f"        subscribe: {{ allow: {_quoted(user.subscribe)} }}")
+        if user.allow_responses:
+            lines.append("        allow_responses: true")
+        lines.append("      }")
+        lines.append("    }")
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,49 @@
+"""The kustomize base and overlay render and validate against Kubernetes' schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from deploy import render
+from services.common.lineup import load_lineup
+from tests.deploy.files import ROOT, is_service_module
+from tests.deploy.tools import run_tool
+
+K8S_VERSION = "1.30.0"
+
+
+def rendered(path: str) -> list[dict[str, Any]]:
+    result = run_tool("kubectl", "kustomize", str(ROOT / path))
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.mark.parametrize("path", ["deploy/k8s", "deploy/k8s/overlays/example"])
+def test_manifests_render_and_validate(path: str) -> None:
+    docs = rendered(path)
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_each_process_is_a_probed_limited_deployment() -> None:
+    docs = rendered("deploy/k8s/overlays/example")
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    agents = {f"agent-{a.id}" for a in load_lineup(render.LINEUP).active}
+    assert set(deployments) == {"market", "risk", "ledger", "gateway"} | agents
+    kinds = {d["kind"] for d in docs}
+    assert {"ConfigMap", "Secret", "Service", "Namespace"} <= kinds
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        assert pod["spec"]["terminationGracePeriodSeconds"] >= 10
+        (container,) = pod["spec"]["containers"]
+        assert is_service_module(container["args"][2]), name
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        assert container["resources"]["limits"] and container["resources"]["requests"], name
+        assert container["image"].startswith("registry.example.com/"), name

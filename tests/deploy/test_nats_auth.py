@@ -1,0 +1,135 @@
+"""deploy/nats on a real nats-server: each user can do its job and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from services.common import subjects
+from tests.deploy.nats_server import AuthNats, auth_nats
+from tests.support import eventually
+
+LINEUP = Path(__file__).with_name("lineup.toml")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AuthNats]:
+    with auth_nats(tmp_path, LINEUP) as running:
+        yield running
+
+
+class Conn:
+    """A client that records the server's permission errors."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.nc: Client | None = None
+
+    async def connect(self, url: str) -> Client:
+        async def on_error(exc: Exception) -> None:
+            self.errors.append(str(exc))
+
+        self.nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False)
+        return self.nc
+
+    def refused(self, subject: str) -> bool:
+        return any("permissions violation" in e.lower() and subject in e for e in self.errors)
+
+
+@pytest.fixture
+async def conns() -> AsyncIterator[list[Conn]]:
+    made: list[Conn] = []
+    yield made
+    for conn in made:
+        if conn.nc is not None and not conn.nc.is_closed:
+            await conn.nc.close()
+
+
+async def connect(conns: list[Conn], server: AuthNats, user: str) -> tuple[Conn, Client]:
+    conn = Conn()
+    conns.append(conn)
+    return conn, await conn.connect(server.url(user))
+
+
+async def test_a_wrong_password_is_refused(server: AuthNats) -> None:
+    with pytest.raises(Exception, match=r"[Aa]uthorization"):
+        await nats.connect(
+            f"nats://agent-random:wrong@127.0.0.1:{server.port}", allow_reconnect=False
+        )
+
+
+async def test_an_agent_publishes_only_its_own_decisions(
+    server: AuthNats, conns: list[Conn]
+) -> None:
+    tool, watcher = await connect(conns, server, "tooling")
+    seen: list[str] = []
+
+    async def record(msg: Msg) -> None:
+        seen.append(msg.subject)
+
+    await watcher.subscribe("arena.>", cb=record)
+    await watcher.flush()
+
+    agent, nc = await connect(conns, server, "agent-random")
+    own = subjects.decision_proposed("random")
+    other = subjects.decision_proposed("momentum")
+    verdict = subjects.decision_verdict("random")
+    for subject in (other, verdict, own):
+        await nc.publish(subject, b"{}")
+    await nc.flush()
+
+    await eventually(lambda: own in seen, what="the agent's own decision reaching tooling")
+    await eventually(lambda: agent.refused(other) and agent.refused(verdict), what="refusals")
+    assert other not in seen and verdict not in seen
+    assert not tool.errors
+
+
+async def test_only_risk_publishes_verdicts_and_only_the_ledger_ledger_events(
+    server: AuthNats, conns: list[Conn]
+) -> None:
+    verdict = subjects.decision_verdict("random")
+    account = subjects.ledger_account("random")
+    risk, risk_nc = await connect(conns, server, "risk")
+    market, market_nc = await connect(conns, server, "market")
+    ledger, ledger_nc = await connect(conns, server, "ledger")
+    await risk_nc.publish(verdict, b"{}")
+    await risk_nc.publish(account, b"{}")
+    await market_nc.publish(verdict, b"{}")
+    await ledger_nc.publish(account, b"{}")
+    for nc in (risk_nc, market_nc, ledger_nc):
+        await nc.flush()
+    await eventually(lambda: risk.refused(account) and market.refused(verdict), what="refusals")
+    assert not risk.refused(verdict)
+    assert not ledger.errors
+
+
+async def test_tooling_reads_everything_and_publishes_nothing(
+    server: AuthNats, conns: list[Conn]
+) -> None:
+    tool, tool_nc = await connect(conns, server, "tooling")
+    seen: list[str] = []
+
+    async def record(msg: Msg) -> None:
+        seen.append(msg.subject)
+
+    await tool_nc.subscribe(">", cb=record)
+    await tool_nc.flush()
+    _, ledger_nc = await connect(conns, server, "ledger")
+    await ledger_nc.publish(subjects.CYCLE_COMPLETED, b"{}")
+    await ledger_nc.flush()
+    await eventually(lambda: subjects.CYCLE_COMPLETED in seen, what="tooling sees the event")
+
+    for subject in (subjects.decision_proposed("random"), subjects.LEDGER_QUERY_ACCOUNTS):
+        await tool_nc.publish(subject, b"{}")
+    await tool_nc.flush()
+    await eventually(
+        lambda: tool.refused(subjects.LEDGER_QUERY_ACCOUNTS), what="tooling's publish refused"
+    )
+    await asyncio.sleep(0)
+    assert subjects.decision_proposed("random") not in seen
