@@ -17,6 +17,7 @@ from services.common.bus import (
     NotFound,
     RemoteError,
     Unavailable,
+    redact_url,
 )
 from services.common.contracts import (
     AccountsQuery,
@@ -156,3 +157,48 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
     with pytest.raises(Unavailable):
         await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus, 0.5)
     await asyncio.gather(server.close(), client.close())
+
+
+async def test_a_failed_ack_does_not_end_the_consumer_loop(nats_url: str) -> None:
+    bus, metrics = await _bus(nats_url)
+    js = bus._nc.jetstream()
+
+    async def pull_the_rug(message: CycleStarted, delivery: Delivery) -> None:
+        # The ack that follows has no consumer to go to and fails.
+        await js.delete_consumer(subjects.STREAM, "t-rug")
+
+    await bus.consume(ConsumerSpec("t-rug", subjects.CYCLE_STARTED), CycleStarted, pull_the_rug)
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
+    await eventually(
+        lambda: metrics.failed.labels("t-rug")._value.get() == 1, what="the failed settle"
+    )
+    assert bus.consumers_alive
+    await bus.close()
+
+
+async def test_internal_errors_do_not_leak_details_to_the_caller(nats_url: str) -> None:
+    server, _ = await _bus(nats_url, "server")
+    client, _ = await _bus(nats_url, "client")
+
+    async def broken(_: AccountsQuery) -> SchedulerStatus:
+        raise RuntimeError("password=hunter2 in a failing SQL statement")
+
+    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, broken)
+    with pytest.raises(RemoteError) as failed:
+        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
+    assert failed.value.reply.code == "internal"
+    assert "hunter2" not in failed.value.reply.message
+    assert failed.value.reply.message.startswith("server failed (log ref ")
+    await asyncio.gather(server.close(), client.close())
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ("nats://ledger:s3cret@nats:4222", "nats://ledger:***@nats:4222"),
+        ("nats://tok3n@nats:4222", "nats://***@nats:4222"),
+    ],
+)
+def test_logged_urls_hide_passwords(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -211,13 +213,18 @@ class Bus:
                 return cls(nc, service, metrics, max_deliver)
             except Exception as exc:
                 if loop.time() >= deadline:
-                    raise BusError(f"cannot connect to NATS at {url}: {exc}") from exc
-                log.warning("NATS at %s not reachable yet (%s), retrying", url, exc)
+                    raise BusError(f"cannot connect to NATS at {redact_url(url)}: {exc}") from exc
+                log.warning("NATS at %s not reachable yet (%s), retrying", redact_url(url), exc)
                 await asyncio.sleep(0.5)
 
     @property
     def connected(self) -> bool:
         return bool(self._nc.is_connected)
+
+    @property
+    def consumers_alive(self) -> bool:
+        """False once any consumer loop has ended while the bus is not closing."""
+        return self._stopping.is_set() or not any(t.done() for t in self._tasks)
 
     @property
     def service(self) -> str:
@@ -260,9 +267,7 @@ class Bus:
         self._stopping.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if not self._nc.is_closed:
             with contextlib.suppress(Exception):
@@ -353,7 +358,17 @@ class Bus:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in batch:
-                    await self._handle(spec, message_type, handler, msg)
+                    try:
+                        await self._handle(spec, message_type, handler, msg)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        # An ack, nak or dead-letter publish that failed (connection lost):
+                        # the message is redelivered after ack_wait; the loop must go on.
+                        self._metrics.failed.labels(spec.durable).inc()
+                        log.exception(
+                            "%s could not settle a message on %s", spec.durable, msg.subject
+                        )
         finally:
             # Left to ``nc.drain()``, a pull subscription can hang it for good: the status
             # reply of a fetch cancelled by ``close`` waits in its queue with no reader.
@@ -451,9 +466,13 @@ class Bus:
                     reply = ErrorReply(code="not_found", message=str(exc))
                 except BadRequest as exc:
                     reply = ErrorReply(code="bad_request", message=str(exc))
-                except Exception as exc:
-                    log.exception("request on %s failed", subject)
-                    reply = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
+                except Exception:
+                    # Details stay in this service's log; the caller gets a reference to it.
+                    ref = uuid.uuid4().hex[:12]
+                    log.exception("request on %s failed (ref %s)", subject, ref)
+                    reply = ErrorReply(
+                        code="internal", message=f"{self._service} failed (log ref {ref})"
+                    )
             if msg.reply:
                 await msg.respond(reply.to_bytes())
 
@@ -482,6 +501,18 @@ class Bus:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""
         await self._nc.publish(subject, data)
         await self._nc.flush()
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its secret (a password, or a token in the user part), for logs."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.password is not None else "***@"
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def _short(exc: ValidationError) -> str:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.common.subjects import valid_token
 
@@ -222,6 +222,16 @@ class Decision(Message):
     @staticmethod
     def make_id(cycle_id: str, agent_id: str) -> str:
         return f"{cycle_id}:{agent_id}"
+
+    @model_validator(mode="after")
+    def _id_names_cycle_and_agent(self) -> Decision:
+        # The ledger keeps one decision per id: a made-up id could shadow another's.
+        if self.decision_id != self.make_id(self.cycle_id, self.agent_id):
+            raise ValueError(
+                f"decision_id must be '<cycle_id>:<agent_id>' "
+                f"({self.make_id(self.cycle_id, self.agent_id)!r}), got {self.decision_id!r}"
+            )
+        return self
 
 
 class Reason(Message):

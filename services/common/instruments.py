@@ -16,7 +16,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 
 
@@ -43,12 +43,42 @@ class Instrument:
     def liquidation_price(
         self, *, long: bool, entry_price: Decimal, quantity: Decimal, margin: Decimal
     ) -> Decimal:
-        """Binance's isolated-margin formula with this symbol's first tier (see the ledger)."""
-        s = 1 if long else -1
-        price = (margin + self.maintenance_amount - s * quantity * entry_price) / (
-            quantity * self.maintenance_margin_rate - s * quantity
+        """This symbol's first-tier liquidation price (see ``liquidation_price``)."""
+        return liquidation_price(
+            long=long,
+            entry_price=entry_price,
+            quantity=quantity,
+            margin=margin,
+            maintenance_margin_rate=self.maintenance_margin_rate,
+            maintenance_amount=self.maintenance_amount,
         )
-        return max(price, Decimal(0))
+
+
+# The ledger stores the liquidation price at this precision; risk checks stops against
+# the very same number, so both must round it here and only here.
+LIQUIDATION_PRICE_STEP = Decimal("0.00000001")
+
+
+def liquidation_price(
+    *,
+    long: bool,
+    entry_price: Decimal,
+    quantity: Decimal,
+    margin: Decimal,
+    maintenance_margin_rate: Decimal,
+    maintenance_amount: Decimal = Decimal(0),
+) -> Decimal:
+    """Binance's isolated-margin liquidation price for one position (one-way mode).
+
+    LP = (WB + cum - s x Q x EP) / (Q x MMR - s x Q), with WB the isolated margin, cum
+    the tier's maintenance amount and s = 1 for a long, -1 for a short: the price where
+    margin + PnL equals the maintenance margin (rate x price x quantity - amount).
+    """
+    s = 1 if long else -1
+    price = (margin + maintenance_amount - s * quantity * entry_price) / (
+        quantity * maintenance_margin_rate - s * quantity
+    )
+    return max(price, Decimal(0)).quantize(LIQUIDATION_PRICE_STEP, rounding=ROUND_HALF_EVEN)
 
 
 def _instrument(

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus, BusMetrics, redact_url
 from services.common.clock import Clock, SystemClock
 from services.common.logs import configure_logging
 from services.common.ops_http import HttpServer, bind_socket, ops_app
@@ -77,7 +77,10 @@ class ServiceHost:
         return self._ops.port
 
     def _ready(self) -> dict[str, bool]:
-        checks = {"nats": self.bus is not None and self.bus.connected}
+        checks = {
+            "nats": self.bus is not None and self.bus.connected,
+            "consumers": self.bus is not None and self.bus.consumers_alive,
+        }
         if self.service is not None:
             checks.update(self.service.readiness())
         else:
@@ -105,7 +108,7 @@ class ServiceHost:
         log.info(
             "%s started",
             self.name,
-            extra={"metrics_port": self._ops.port, "nats": settings.nats_url},
+            extra={"metrics_port": self._ops.port, "nats": redact_url(settings.nats_url)},
         )
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
@@ -117,6 +117,20 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("ARENA_SYMBOLS must name at least one symbol")
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not Decimal(0) < self.min_margin_usd <= self.max_margin_usd:
+            raise ValueError(
+                "need 0 < ARENA_MIN_MARGIN_USD <= ARENA_MAX_MARGIN_USD, got "
+                f"{self.min_margin_usd} and {self.max_margin_usd}"
+            )
+        if self.decision_seconds is not None and self.decision_seconds >= self.cycle_seconds:
+            raise ValueError(
+                f"ARENA_DECISION_SECONDS ({self.decision_seconds:g}) must be shorter than "
+                f"ARENA_CYCLE_SECONDS ({self.cycle_seconds:g})"
+            )
+        return self
 
     @property
     def limits(self) -> TradingLimits:

@@ -89,3 +89,8 @@ def test_messages_are_immutable() -> None:
 def test_error_reply_is_a_message() -> None:
     assert issubclass(ErrorReply, Message)
     assert ErrorReply(code="not_found", message="x").model_dump()["code"] == "not_found"
+
+
+def test_decision_id_must_name_its_cycle_and_agent() -> None:
+    with pytest.raises(ValidationError, match="decision_id must be"):
+        _decision(decision_id="c1:someone-else")

@@ -42,6 +42,23 @@ def test_bad_values_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"ARENA_MIN_MARGIN_USD": "40"}, "ARENA_MIN_MARGIN_USD <= ARENA_MAX_MARGIN_USD"),
+        ({"ARENA_MIN_MARGIN_USD": "0"}, "0 < ARENA_MIN_MARGIN_USD"),
+        ({"ARENA_CYCLE_SECONDS": "5", "ARENA_DECISION_SECONDS": "5"}, "must be shorter"),
+    ],
+)
+def test_inconsistent_limits_are_refused(
+    env: dict[str, str], error: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=error):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
     ("url", "pooler"),
     [
         ("postgresql://u:p@db.x.supabase.co:5432/postgres", False),
