@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.agent.baselines import BASELINES, BaselineConfig
 from services.agent.strategy import Strategy
+from services.common.instruments import load_instruments
 from services.common.lineup import AgentSpec, LineupError, load_lineup
 from services.common.settings import Settings
 
@@ -50,5 +51,6 @@ def build_strategy(spec: AgentSpec, settings: Settings) -> Strategy:
             limits=settings.limits,
             symbols=settings.symbols,
             seed=settings.seed if spec.seed is None else spec.seed,
+            instruments=load_instruments(settings.instruments_file),
         )
     )

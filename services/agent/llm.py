@@ -42,6 +42,7 @@ class _Cycle:
     """What one cycle's calls have gathered so far."""
 
     snapshot: MarketSnapshot
+    delivery: int
     calls: list[LlmCall]
 
 
@@ -73,12 +74,14 @@ class LlmTrader:
     async def close(self) -> None:
         await self._provider.close()
 
-    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer:
+    async def decide(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
+    ) -> TraderAnswer:
         reason = self.disabled_reason
         if reason is not None:
             return TraderAnswer.hold(Outcome.DISABLED, f"disabled: {reason}")
         prompt = build_prompt(snapshot, portfolio, self._limits, self._symbols)
-        cycle = _Cycle(snapshot, [])
+        cycle = _Cycle(snapshot, delivery, [])
         conversation = Conversation.of(prompt)
         parse_failures = 0
         while True:
@@ -172,9 +175,19 @@ class LlmTrader:
             return
         prompt_tokens = completion.prompt_tokens if completion else 0
         completion_tokens = completion.completion_tokens if completion else 0
+        # The delivery number keeps a redelivered snapshot's calls (an agent restarted
+        # mid-cycle pays the model again) from colliding with, and erasing, the first ones.
+        call_id = ":".join(
+            (
+                cycle.snapshot.cycle_id,
+                self._spec.id,
+                f"d{cycle.delivery}",
+                str(len(cycle.calls) + 1),
+            )
+        )
         cycle.calls.append(
             LlmCall(
-                call_id=f"{cycle.snapshot.cycle_id}:{self._spec.id}:{len(cycle.calls) + 1}",
+                call_id=call_id,
                 agent_id=self._spec.id,
                 cycle_id=cycle.snapshot.cycle_id,
                 provider=self._provider.name,

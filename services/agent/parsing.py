@@ -55,7 +55,10 @@ QUOTE = "USDT"
 
 _THINK = re.compile(r"<think(?:ing)?>(.*?)</think(?:ing)?>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+# An exponent counts only when digits follow it: "2e1" is 20, "20 EUR" is 20.
+_NUMBER = re.compile(r"(?:[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+)(?:[eE][-+]?\d+)?")
+# Beyond this a number is nonsense, not a price: "1e999999" must not reach the arithmetic.
+MAX_EXPONENT = 20
 
 
 class ParseError(ValueError):
@@ -116,7 +119,8 @@ def _json_candidates(text: str) -> list[tuple[Any, str]]:
 
 
 def _decode_all(text: str) -> list[Any]:
-    decoder = json.JSONDecoder()
+    # Decimal keeps every digit a model wrote ("0.1" stays 0.1, "50123.456789" stays whole).
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_non_finite)
     values: list[Any] = []
     i = 0
     while i < len(text):
@@ -132,6 +136,11 @@ def _decode_all(text: str) -> list[Any]:
                 continue
         i += 1
     return values
+
+
+def _non_finite(name: str) -> str:
+    # NaN and Infinity are not JSON numbers: kept as words, the field check refuses them by name.
+    return name
 
 
 def _prose(text: str) -> str:
@@ -242,15 +251,25 @@ def _decimal(raw: Any, name: str) -> Decimal | None:
         return None
     if isinstance(raw, bool):
         raise ParseError(f"{name} must be a number, not {raw!r}")
-    if isinstance(raw, int | float):
-        return Decimal(str(raw))
+    if isinstance(raw, Decimal | int):
+        return _finite(Decimal(raw), name, raw)
+    if isinstance(raw, float):
+        return _finite(Decimal(str(raw)), name, raw)
     match = _NUMBER.search(str(raw))
     if match is None:
         raise ParseError(f"{name} must be a number, not {raw!r}")
     try:
-        return Decimal(match.group().replace(",", ""))
+        value = Decimal(match.group().replace(",", ""))
     except InvalidOperation:
         raise ParseError(f"{name} must be a number, not {raw!r}") from None
+    return _finite(value, name, raw)
+
+
+def _finite(value: Decimal, name: str, raw: Any) -> Decimal:
+    if not value.is_finite() or abs(value.adjusted()) > MAX_EXPONENT:
+        raise ParseError(f"{name} must be a plain number, not {raw!r}")
+    # "2E+1" is 20: written out, so it prints and stores like the number it is.
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
 
 
 def _confidence(raw: Any) -> float | None:

@@ -4,6 +4,7 @@ The agent always answers a cycle it did not skip: when the ledger does not say w
 holds, its model fails or talks nonsense, or it is disabled (no key, key refused, circuit
 open), it publishes a HOLD carrying the error, so no cycle ever waits for it. A snapshot
 whose decision deadline has passed (a backlog after a restart) is skipped, not decided.
+A snapshot delivered again gets the answer already given: the model is not paid twice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 
+from services.agent.answered import Answered, RecentAnswers
+from services.agent.decision_log import DecisionLog
 from services.agent.decisions import forced_hold, make_decision
 from services.agent.factory import build_trader
 from services.agent.heartbeat import Heartbeater
@@ -48,6 +51,8 @@ class AgentService:
         heartbeat: Heartbeater,
         request_timeout: float = 2.0,
         ack_wait_seconds: float = MIN_ACK_WAIT_SECONDS,
+        decision_log: DecisionLog | None = None,
+        answered: RecentAnswers | None = None,
     ) -> None:
         self._spec = spec
         self._trader = trader
@@ -57,6 +62,8 @@ class AgentService:
         self._heartbeat = heartbeat
         self._request_timeout = request_timeout
         self._ack_wait = max(MIN_ACK_WAIT_SECONDS, ack_wait_seconds)
+        self._decision_log = decision_log
+        self._answered = answered or RecentAnswers()
         self._started = False
 
     async def start(self) -> None:
@@ -101,17 +108,37 @@ class AgentService:
             )
             return
         was_disabled = self._trader.disabled_reason
-        decision, answer = await self._decide(snapshot)
-        # Calls first: the ledger stores them whatever becomes of the decision.
+        entry = self._answered.get(snapshot.cycle_id)
+        if entry is None:
+            decision, answer = await self._decide(snapshot, delivery.num_delivered)
+            # Remembered before publishing: if a publish fails, the redelivered snapshot
+            # gets this same answer again instead of a second (paid) model call.
+            entry = Answered(decision, answer)
+            self._answered.remember(snapshot.cycle_id, entry)
+        else:
+            log.info(
+                "snapshot %s delivered again: re-publishing the answer already given",
+                snapshot.cycle_id,
+                extra={"agent_id": agent, "cycle_id": snapshot.cycle_id},
+            )
+        decision, answer = entry.decision, entry.answer
+        # Calls first: the ledger stores them whatever becomes of the decision. Publishing
+        # them again is harmless: the bus and the ledger drop duplicates by id.
         for call in answer.calls:
-            self._metrics.record_call(call)
             await self._bus.publish(subjects.llm_call(agent), call, natural_id=call.call_id)
         # A publish failure propagates: the bus redelivers the snapshot (and the deadline
         # check above decides whether it is still worth answering).
         await self._bus.publish(
             subjects.decision_proposed(agent), decision, natural_id=decision.decision_id
         )
+        if entry.published:
+            return
+        entry.published = True
+        for call in answer.calls:
+            self._metrics.record_call(call)
         self._account(answer, received)
+        if self._decision_log is not None:
+            self._decision_log.append(decision)
         if self._trader.disabled_reason != was_disabled:
             await self._heartbeat.beat_now()
         log.info(
@@ -135,7 +162,9 @@ class AgentService:
         disabled = self._trader.disabled_reason is not None
         self._metrics.disabled.labels(agent).set(1 if disabled else 0)
 
-    async def _decide(self, snapshot: MarketSnapshot) -> tuple[Decision, TraderAnswer]:
+    async def _decide(
+        self, snapshot: MarketSnapshot, delivery: int
+    ) -> tuple[Decision, TraderAnswer]:
         reason = self._trader.disabled_reason
         if reason is not None:
             # No portfolio needed to say "not today": answer at once.
@@ -156,7 +185,7 @@ class AgentService:
             decision = forced_hold(self._spec, snapshot, self._clock.now(), outcome, error)
             return decision, TraderAnswer.hold(outcome, error)
         try:
-            answer = await self._trader.decide(snapshot, portfolio)
+            answer = await self._trader.decide(snapshot, portfolio, delivery=delivery)
         except Exception as exc:
             # A trader is built never to raise; if one does, the cycle still gets its answer.
             log.exception("trader of %s raised", self._spec.id)
@@ -181,4 +210,5 @@ async def build(ctx: ServiceContext) -> AgentService:
         ),
         request_timeout=settings.request_timeout,
         ack_wait_seconds=settings.cycle_seconds + MIN_ACK_WAIT_SECONDS,
+        decision_log=DecisionLog.in_dir(settings.log_dir) if settings.log_dir else None,
     )

@@ -46,7 +46,11 @@ class Trader(Protocol):
         """Why this agent does not call its model now (answers HOLD), or None."""
         ...
 
-    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer: ...
+    async def decide(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
+    ) -> TraderAnswer:
+        """``delivery`` counts how often the bus has handed this snapshot over (1 = first)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -61,7 +65,9 @@ class BaselineTrader:
     def disabled_reason(self) -> str | None:
         return None
 
-    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer:
+    async def decide(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
+    ) -> TraderAnswer:
         try:
             result = self._strategy.decide(snapshot, portfolio)
         except Exception as exc:
@@ -83,7 +89,9 @@ class DisabledTrader:
     def disabled_reason(self) -> str | None:
         return self._reason
 
-    async def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> TraderAnswer:
+    async def decide(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
+    ) -> TraderAnswer:
         return TraderAnswer.hold(Outcome.DISABLED, f"disabled: {self._reason}")
 
     async def close(self) -> None:

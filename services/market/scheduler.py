@@ -323,7 +323,11 @@ class CycleScheduler:
                 continue
             if not first:
                 for _ in range(bars_per_cycle):
-                    await self._publish_tick()
+                    # One lost tick must not end the replay: the next bar carries on.
+                    try:
+                        await self._publish_tick()
+                    except Exception:
+                        log.exception("publishing a replayed market tick failed")
             first = False
             async with self._start_lock:
                 if self._current is None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
-from services.common.instruments import Instrument, InstrumentTable
+from services.common.instruments import Instrument, InstrumentTable, opening_cost
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
@@ -73,9 +73,18 @@ class ActionContext:
 Rule = Callable[[ActionContext], Reason | None]
 
 
-def opening_cost(margin: Decimal, leverage: int, limits: TradingLimits) -> Decimal:
-    """Margin locked plus the taker fee on the notional (margin x leverage)."""
-    return margin + margin * leverage * limits.taker_fee_rate
+def cost_of(ctx: ActionContext, action: Action) -> Decimal | None:
+    """What opening ``action`` takes from the balance, as the ledger will charge it."""
+    a = action
+    if a.symbol is None or a.margin_usd is None or a.leverage is None:
+        return None
+    return opening_cost(
+        ctx.instruments[a.symbol],
+        a.margin_usd,
+        a.leverage,
+        ctx.prices.get(a.symbol),
+        ctx.limits.taker_fee_rate,
+    )
 
 
 # ---------------------------------------------------------------- rules
@@ -166,16 +175,11 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
     if not ctx.is_open or a.margin_usd is None or a.leverage is None:
         return None
     committed = sum(
-        (
-            opening_cost(o.margin_usd, o.leverage, ctx.limits)
-            for o in ctx.approved_opens
-            if o.margin_usd is not None and o.leverage is not None
-        ),
-        Decimal(0),
+        (cost for o in ctx.approved_opens if (cost := cost_of(ctx, o)) is not None), Decimal(0)
     )
     available = ctx.portfolio.account.balance - committed
-    needed = opening_cost(a.margin_usd, a.leverage, ctx.limits)
-    if needed <= available:
+    needed = cost_of(ctx, a)
+    if needed is None or needed <= available:
         return None
     return Reason(
         code="insufficient_balance",

@@ -2,13 +2,16 @@
 
 The portfolio is read from the ledger at validation time; when the ledger does not
 answer the handler raises, so the bus redelivers the decision later instead of judging
-it against a guess.
+it against a guess. Prices and the decision deadline of a cycle come from the market's
+snapshot, and "now" from risk's own clock: nothing the agent writes about time is trusted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from services.common import subjects
@@ -26,6 +29,14 @@ CONSUMER = "risk"
 KEPT_SNAPSHOTS = 8
 
 
+@dataclass(frozen=True)
+class CycleFacts:
+    """What the market announced for one cycle."""
+
+    prices: dict[str, Decimal]
+    deadline: datetime
+
+
 class RiskService:
     def __init__(
         self,
@@ -41,13 +52,16 @@ class RiskService:
         self._metrics = metrics
         self._request_timeout = request_timeout
         self._started = False
-        # The last few cycles' snapshot prices, for the rules that size a position.
-        self._prices: OrderedDict[str, dict[str, Decimal]] = OrderedDict()
+        # The last few cycles' prices and deadlines, as the market announced them.
+        self._cycles: OrderedDict[str, CycleFacts] = OrderedDict()
 
     async def _on_snapshot(self, snapshot: MarketSnapshot) -> None:
-        self._prices[snapshot.cycle_id] = {s.symbol: s.last_price for s in snapshot.symbols}
-        while len(self._prices) > KEPT_SNAPSHOTS:
-            self._prices.popitem(last=False)
+        self._cycles[snapshot.cycle_id] = CycleFacts(
+            prices={s.symbol: s.last_price for s in snapshot.symbols},
+            deadline=snapshot.decision_deadline,
+        )
+        while len(self._cycles) > KEPT_SNAPSHOTS:
+            self._cycles.popitem(last=False)
 
     async def start(self) -> None:
         # Core (non-durable): a missed snapshot only makes the price rules abstain;
@@ -79,8 +93,13 @@ class RiskService:
             timeout=self._request_timeout,
         )
         started = self._clock.monotonic()
+        cycle = self._cycles.get(decision.cycle_id)
         verdict = self._validator.validate(
-            decision, portfolio, self._clock.now(), self._prices.get(decision.cycle_id)
+            decision,
+            portfolio,
+            self._clock.now(),
+            cycle.prices if cycle else None,
+            cycle.deadline if cycle else None,
         )
         self._metrics.record(verdict, self._clock.monotonic() - started)
         await self._bus.publish(

@@ -38,8 +38,15 @@ class Validator:
         portfolio: Portfolio,
         decided_at: datetime,
         prices: Mapping[str, Decimal] | None = None,
+        cycle_deadline: datetime | None = None,
     ) -> Verdict:
-        """``prices``: the cycle's snapshot prices, for the rules that size the position."""
+        """``decided_at``: risk's own "now", also what the deadline is checked against.
+
+        ``prices`` and ``cycle_deadline`` come from the cycle's snapshot as the market
+        announced it; only when the cycle is unknown does the decision's own (agent-written)
+        deadline stand in.
+        """
+        deadline = cycle_deadline or decision.decision_deadline
         earlier: list[Prior] = []
         results: list[ActionResult] = []
         for index, action in enumerate(decision.actions):
@@ -51,8 +58,8 @@ class Validator:
                 earlier=tuple(earlier),
                 prices=prices or {},
                 instruments=self.instruments,
-                decided_at=decision.decided_at,
-                deadline=decision.decision_deadline,
+                decided_at=decided_at,
+                deadline=deadline,
             )
             reasons = judge(context, self.rules)
             approved = not reasons

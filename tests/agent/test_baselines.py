@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.agent.baselines import BASELINES, BaselineConfig
+from services.agent.baselines.sizing import Book, Plan
 from services.agent.strategy import Strategy, StrategyResult
 from services.common.contracts import (
     Decision,
@@ -17,6 +18,7 @@ from services.common.contracts import (
     PositionSide,
     TradeAction,
 )
+from services.common.instruments import Instrument, InstrumentTable
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
 from tests.agent.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
@@ -217,3 +219,28 @@ def _as_decision(result: StrategyResult) -> Decision:
         decision_deadline=NOW,
         actions=result.actions,
     )
+
+
+def test_a_plan_counts_the_opening_fee_on_the_step_rounded_notional() -> None:
+    # Step 0.01 at 1000: 20.5 USD x 5 buys 0.10, not 0.1025, so the fee is 0.05 (cost 20.55).
+    coarse = InstrumentTable(
+        [Instrument("BTCUSDT", Decimal("0.1"), Decimal("0.01"), Decimal(5), Decimal("0.005"))]
+    )
+    plan = Plan(Book(LIMITS, {}, Decimal("30.575"), None, coarse))
+    price = Decimal(1000)
+
+    def opens(symbol: str, margin: str) -> bool:
+        return plan.open(
+            PositionSide.LONG,
+            symbol,
+            price,
+            preferred_margin=Decimal(margin),
+            preferred_leverage=5,
+            stop_distance=None,
+            note=symbol,
+        )
+
+    assert opens("BTCUSDT", "20.5")
+    # 10.025 left covers exactly 10 USD at 5x (10 + 0.025): the old formula left 10.02375.
+    assert opens("ETHUSDT", "10")
+    assert [a.margin_usd for a in plan.actions] == [Decimal("20.5"), Decimal("10.00")]

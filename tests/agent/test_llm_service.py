@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.agent.service import build
+from services.agent.service import AgentService, build
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus, BusMetrics, Delivery
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
@@ -156,7 +157,7 @@ async def test_a_keyed_agent_trades_and_accounts_for_every_call(
         assert decision.raw_response == VALID
         assert decision.usage is not None and decision.usage.prompt_tokens == 1000
         assert [(c.success, c.status_code) for c in calls] == [(False, 529), (True, 200)]
-        assert calls[1].call_id == "c1:claude:2" and calls[1].cycle_id == "c1"
+        assert calls[1].call_id == "c1:claude:d1:2" and calls[1].cycle_id == "c1"
         tokens = metric(host, "arena_agent_llm_tokens_total", agent="claude", kind="prompt")
         assert tokens == 1000
         assert metric(host, "arena_agent_llm_cost_usd_total", agent="claude") == pytest.approx(
@@ -193,3 +194,54 @@ async def test_broken_output_is_a_hold_with_the_error_every_cycle(
         outcome = "parse_error"
         assert metric(host, "arena_agent_decisions_total", agent="gpt", outcome=outcome) == 3
         assert metric(host, "arena_agent_disabled", agent="gpt") == 0
+
+
+def delivered(number: int) -> Delivery:
+    return Delivery(subjects.MARKET_SNAPSHOT, "redelivery", 1, number)
+
+
+async def test_a_redelivered_snapshot_gets_the_same_answer_without_a_second_model_call(
+    bus: Bus,
+    make_settings: Callable[..., Settings],
+    lineup: Path,
+    fake_anthropic: FakeAnthropic,
+    tmp_path: Path,
+) -> None:
+    await serve_ledger(bus, portfolio(agent_id="claude"))
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    fake_anthropic.default = claude.message(VALID)
+    logs = tmp_path / "logs"
+    settings = make_settings(
+        ARENA_AGENTS_FILE=str(lineup),
+        AGENT_ID="claude",
+        ANTHROPIC_API_KEY="sk-ant-test",
+        LOG_DIR=str(logs),
+    )
+    clock = ManualClock(NOW)
+    async with running("agent-claude", build, settings, clock) as host:
+        snap = await publish(bus, clock, "c1")
+        await eventually(lambda: decisions and calls, what="the first answer")
+        agent = host.service
+        assert isinstance(agent, AgentService)
+        # What the bus does when the ack got lost: the same snapshot, a second time.
+        await agent.handle(snap, delivered(2))
+        await eventually(lambda: len(decisions) == 2, what="the decision published again")
+        assert decisions[1] == decisions[0]
+        assert len(fake_anthropic.requests) == 1
+        assert metric(host, "arena_agent_decisions_total", agent="claude", outcome="decided") == 1
+    first_call = calls[0].call_id
+    assert first_call == "c1:claude:d1:1"
+    # A restarted agent has forgotten its answer: it asks again, and that call is its own.
+    async with running("agent-claude", build, settings, clock) as host:
+        agent = host.service
+        assert isinstance(agent, AgentService)
+        await agent.handle(snap, delivered(3))
+        await eventually(lambda: len(calls) >= 3, what="the second model call")
+    assert len(fake_anthropic.requests) == 2
+    assert calls[-1].call_id == "c1:claude:d3:1" != first_call
+    lines = [json.loads(line) for line in (logs / "llm_decisions.log").read_text().splitlines()]
+    assert [(line["agent"], line["cycle"]) for line in lines] == [("claude", "c1")] * 2
+    assert lines[0]["actions"][0]["action"] == "BUY"
+    assert lines[0]["prompt_sha256"] == decisions[0].prompt_sha256
+    assert lines[0]["reasoning"] == "BTC trend is up" and lines[0]["error"] is None

@@ -59,3 +59,30 @@ def test_parse_never_raises_anything_but_parse_error_on_odd_input() -> None:
     for text in odd:
         with pytest.raises(ParseError):
             parse_answer(text)
+
+
+def buy(**fields: str) -> str:
+    body = ", ".join(f'"{k}": {v}' for k, v in fields.items())
+    return f'{{"action": "BUY", "symbol": "BTC", {body}}}'
+
+
+def test_json_numbers_keep_every_digit() -> None:
+    (action,) = parse_answer(
+        buy(margin_usd="20.1", stop_loss="50123.45678901234567", take_profit="98765432109876543")
+    ).actions
+    assert action.margin_usd == Decimal("20.1")
+    assert action.stop_loss == Decimal("50123.45678901234567")
+    assert action.take_profit == Decimal("98765432109876543")
+
+
+@pytest.mark.parametrize("written", ["2e1", '"2e1"', '"2E+1 USD"', "20.0", '"$2.0e1"'])
+def test_exponents_mean_what_they_say(written: str) -> None:
+    (action,) = parse_answer(buy(margin_usd=written, leverage='"3e0x"')).actions
+    assert action.margin_usd == Decimal(20)
+    assert action.leverage == 3
+
+
+@pytest.mark.parametrize("written", ["1e99", '"1e-99"', "NaN", "Infinity", '"-Infinity"'])
+def test_absurd_or_non_finite_numbers_are_refused_by_name(written: str) -> None:
+    with pytest.raises(ParseError, match="margin_usd must be a"):
+        parse_answer(buy(margin_usd=written))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -131,5 +130,10 @@ async def test_tooling_reads_everything_and_publishes_nothing(
     await eventually(
         lambda: tool.refused(subjects.LEDGER_QUERY_ACCOUNTS), what="tooling's publish refused"
     )
-    await asyncio.sleep(0)
+    # A permitted message published after the refused one reaches tooling after it would
+    # have: once the sentinel is seen, the refused message had its chance to arrive.
+    sentinel = subjects.CYCLE_COMPLETED
+    await ledger_nc.publish(sentinel, b'{"sentinel": true}')
+    await ledger_nc.flush()
+    await eventually(lambda: seen.count(sentinel) == 2, what="the sentinel after the refusal")
     assert subjects.decision_proposed("random") not in seen

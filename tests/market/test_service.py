@@ -325,3 +325,23 @@ async def test_price_and_symbol_queries(
         assert missing.value.reply.code == "not_found"
         assert "FOOUSDT" in missing.value.reply.message
         assert "BTCUSDT, ETHUSDT" in missing.value.reply.message
+
+
+async def test_a_trigger_while_paused_runs_one_cycle_and_stays_paused(
+    make_settings: Callable[..., Settings], nats_url: str
+) -> None:
+    settings = make_settings(**{**FAST, "ARENA_CYCLE_SECONDS": 60, "ARENA_DECISION_SECONDS": 30})
+    async with observing(nats_url) as obs, running("market", build, settings):
+        await eventually(lambda: obs.started, what="the first cycle")
+        paused = await obs.command(subjects.SCHEDULER_PAUSE)
+        assert paused.paused
+        await obs.complete(obs.started[0][1].cycle_id)
+
+        async def idle() -> bool:
+            return (await obs.status()).current_cycle_id is None
+
+        await eventually(idle, what="the first cycle to complete")
+        # The documented behaviour (docs/api.md): a manual cycle, the pause holds the timer.
+        triggered = await obs.command(subjects.SCHEDULER_TRIGGER)
+        assert triggered.paused and triggered.cycles_started == 2
+        await eventually(lambda: len(obs.started) == 2, what="the triggered cycle's event")

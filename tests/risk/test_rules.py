@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from services.common.contracts import Action, Portfolio, Reason, TradeAction
+from services.common.instruments import InstrumentTable, opening_cost
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
-from services.risk.rules import ActionContext, judge, opening_cost
+from services.risk.rules import ActionContext, judge
 from services.risk.validator import Validator
 from tests.risk.builders import NOW, buy, close, decision, hold, portfolio, sell
 
@@ -60,8 +61,9 @@ def test_a_rejected_open_takes_no_slot() -> None:
 
 
 def test_balance_must_cover_margin_plus_opening_fee_exactly() -> None:
-    # 20 USD at 5x: notional 100, fee 100 x 0.0005 = 0.05.
-    assert opening_cost(Decimal(20), 5, LIMITS) == Decimal("20.05")
+    # 20 USD at 5x: notional 100, fee 100 x 0.0005 = 0.05 (no price: the unrounded notional).
+    btc = InstrumentTable()["BTCUSDT"]
+    assert opening_cost(btc, Decimal(20), 5, None, LIMITS.taker_fee_rate) == Decimal("20.05")
     # Unrealized profit keeps equity high enough for the 90 % margin-utilisation rule.
     assert codes(portfolio(balance="20.05", unrealized="80"), buy(margin="20", leverage=5)) == [()]
     assert codes(portfolio(balance="20.04", unrealized="80"), buy(margin="20", leverage=5)) == [

@@ -3,11 +3,11 @@ boundaries."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.common.contracts import Action, Decision, Portfolio, TradeAction
-from services.common.instruments import Instrument, InstrumentTable
+from services.common.instruments import Instrument, InstrumentTable, opening_cost
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
 from tests.risk.builders import NOW, buy, decision, portfolio
@@ -75,13 +75,44 @@ def test_total_margin_in_use_is_capped_at_90_percent_of_equity() -> None:
     assert codes(book, decision(buy(BTC, "21", 5))) == [("margin_utilisation_exceeded",)]
 
 
-def test_a_decision_after_its_deadline_is_rejected() -> None:
-    on_time = decision(buy(BTC, "20", 5))
-    assert codes(portfolio(), on_time) == [()]
-    late = on_time.model_copy(update={"decided_at": NOW + timedelta(seconds=1)})
-    assert codes(portfolio(), late) == [("past_deadline",)]
+def deadline_codes(proposed: Decision, now: datetime, cycle: datetime | None) -> list[str]:
+    verdict = VALIDATOR.validate(proposed, portfolio(), now, PRICES, cycle)
+    return [r.code for result in verdict.results for r in result.reasons]
+
+
+def test_a_decision_judged_after_its_deadline_is_rejected() -> None:
+    proposed = decision(buy(BTC, "20", 5))
+    assert deadline_codes(proposed, NOW, None) == []
+    assert deadline_codes(proposed, NOW + timedelta(seconds=1), None) == ["past_deadline"]
+
+
+def test_the_deadline_and_the_time_are_the_markets_and_risks_not_the_agents() -> None:
+    # The agent claims it decided early and was given an hour: neither counts.
+    boastful = decision(buy(BTC, "20", 5)).model_copy(
+        update={
+            "decided_at": NOW - timedelta(hours=1),
+            "decision_deadline": NOW + timedelta(hours=1),
+        }
+    )
+    announced = NOW - timedelta(seconds=1)
+    assert deadline_codes(boastful, NOW, announced) == ["past_deadline"]
+    assert deadline_codes(boastful, announced, announced) == []
+    # An unknown cycle: the decision's deadline is all there is, still against risk's clock.
+    assert deadline_codes(boastful, NOW + timedelta(hours=2), None) == ["past_deadline"]
 
 
 def test_without_a_price_the_sizing_rules_abstain() -> None:
     verdict = VALIDATOR.validate(decision(buy(BTC, "10", 1)), portfolio(), NOW, {})
     assert verdict.results[0].approved
+
+
+def test_the_opening_fee_is_on_the_notional_the_step_allows_as_the_ledger_charges() -> None:
+    # 20.5 USD at 5x buys 0.1025 BTC at 1000, rounded down to 0.10: notional 100, fee 0.05.
+    fee = LIMITS.taker_fee_rate
+    assert opening_cost(TABLE[BTC], Decimal("20.5"), 5, Decimal(1000), fee) == Decimal("20.55")
+    assert opening_cost(TABLE[BTC], Decimal("20.5"), 5, None, fee) == Decimal("20.55125")
+    proposed = decision(buy(BTC, "20.5", 5))
+    assert codes(portfolio(balance="20.55", unrealized="80"), proposed) == [()]
+    assert codes(portfolio(balance="20.54", unrealized="80"), proposed) == [
+        ("insufficient_balance",)
+    ]

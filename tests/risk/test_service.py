@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
 from nats.aio.msg import Msg
@@ -11,10 +12,10 @@ from prometheus_client import CollectorRegistry
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.clock import ManualClock
-from services.common.contracts import Portfolio, PortfolioQuery, Verdict
+from services.common.contracts import MarketSnapshot, Portfolio, PortfolioQuery, Verdict
 from services.common.settings import Settings
 from services.risk.service import build
-from tests.risk.builders import buy, close, decision, portfolio
+from tests.risk.builders import NOW, buy, close, decision, portfolio
 from tests.support import eventually, running
 
 
@@ -58,7 +59,7 @@ async def test_publishes_approved_and_rejected_verdicts(
 ) -> None:
     await serve_ledger(bus, {"momentum": portfolio("ETHUSDT")})
     verdicts = await verdicts_on(bus)
-    async with running("risk", build, make_settings(), ManualClock()) as host:
+    async with running("risk", build, make_settings(), ManualClock(NOW)) as host:
         proposed = decision(buy("BTCUSDT"), buy("SOLUSDT", margin="31"), close("XRPUSDT"))
         await bus.publish(subjects.decision_proposed("momentum"), proposed, proposed.decision_id)
         await eventually(lambda: len(verdicts) == 1, what="one verdict")
@@ -82,7 +83,7 @@ async def test_malformed_decision_is_dead_lettered_and_the_next_processed(
     await serve_ledger(bus, {"momentum": portfolio()})
     verdicts = await verdicts_on(bus)
     letters = await dead_letters(bus)
-    async with running("risk", build, make_settings()):
+    async with running("risk", build, make_settings(), ManualClock(NOW)):
         await bus.publish_raw(subjects.decision_proposed("momentum"), b'{"actions": "lots"}')
         good = decision(buy("BTCUSDT"), cycle_id="c2")
         await bus.publish(subjects.decision_proposed("momentum"), good, good.decision_id)
@@ -97,7 +98,7 @@ async def test_an_agent_speaking_for_another_is_dead_lettered(
     await serve_ledger(bus, {"momentum": portfolio(), "random": portfolio(agent_id="random")})
     verdicts = await verdicts_on(bus)
     letters = await dead_letters(bus)
-    async with running("risk", build, make_settings()) as host:
+    async with running("risk", build, make_settings(), ManualClock(NOW)) as host:
         impostor = decision(buy("BTCUSDT"), agent_id="random")
         await bus.publish(subjects.decision_proposed("momentum"), impostor, impostor.decision_id)
         honest = decision(buy("BTCUSDT"), cycle_id="c2")
@@ -116,7 +117,8 @@ async def test_waits_for_the_ledger_rather_than_guessing(
     bus: Bus, make_settings: Callable[..., Settings]
 ) -> None:
     verdicts = await verdicts_on(bus)
-    async with running("risk", build, make_settings(ARENA_REQUEST_TIMEOUT=0.2)) as host:
+    settings = make_settings(ARENA_REQUEST_TIMEOUT=0.2)
+    async with running("risk", build, settings, ManualClock(NOW)) as host:
         proposed = decision(buy("BTCUSDT"))
         await bus.publish(subjects.decision_proposed("momentum"), proposed, proposed.decision_id)
         await eventually(
@@ -129,3 +131,39 @@ async def test_waits_for_the_ledger_rather_than_guessing(
         await serve_ledger(bus, {"momentum": portfolio()})
         await eventually(lambda: len(verdicts) == 1, what="the verdict once the ledger answers")
         assert verdicts[0].results[0].approved
+
+
+async def test_judges_the_deadline_the_market_announced_by_its_own_clock(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    await serve_ledger(bus, {"momentum": portfolio()})
+    verdicts = await verdicts_on(bus)
+    async with running("risk", build, make_settings(), ManualClock(NOW)):
+        announced = MarketSnapshot(
+            cycle_id="c1",
+            taken_at=NOW - timedelta(minutes=3),
+            decision_deadline=NOW - timedelta(seconds=1),
+            source="simulator",
+            symbols=(),
+        )
+        # Published (and so delivered to risk's snapshot listener) before the decision.
+        await bus.publish(subjects.MARKET_SNAPSHOT, announced, announced.cycle_id)
+        # The agent claims it decided early, with an hour to spare: neither is believed.
+        boastful = decision(buy("BTCUSDT")).model_copy(
+            update={
+                "decided_at": NOW - timedelta(hours=1),
+                "decision_deadline": NOW + timedelta(hours=1),
+            }
+        )
+        await bus.publish(subjects.decision_proposed("momentum"), boastful, boastful.decision_id)
+        # A cycle risk never heard of: the decision's own deadline is the only one there is.
+        unknown = decision(buy("BTCUSDT"), cycle_id="c2").model_copy(
+            update={"decision_deadline": NOW + timedelta(seconds=1)}
+        )
+        await bus.publish(subjects.decision_proposed("momentum"), unknown, unknown.decision_id)
+        await eventually(lambda: len(verdicts) == 2, what="two verdicts")
+        by_id = {v.verdict_id: v for v in verdicts}
+        late, fallback = by_id["c1:momentum"], by_id["c2:momentum"]
+        assert [r.code for r in late.results[0].reasons] == ["past_deadline"]
+        assert late.decided_at == NOW
+        assert fallback.results[0].approved

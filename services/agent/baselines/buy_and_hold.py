@@ -16,7 +16,7 @@ class BuyAndHold:
         self._config = config
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits)
+        book = Book.of(portfolio, self._config.limits, self._config.instruments)
         if SYMBOL in book.open_sides:
             return hold(f"holding {SYMBOL}")
         # "Once": a closed trade means the position was bought and has since ended.

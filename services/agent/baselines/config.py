@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.common.contracts import MarketSnapshot, SymbolSnapshot
+from services.common.instruments import InstrumentTable
 from services.common.settings import TradingLimits
 
 
@@ -15,6 +16,8 @@ class BaselineConfig:
     limits: TradingLimits
     symbols: tuple[str, ...]
     seed: int
+    # The same table risk and the ledger size positions with, so fees are counted alike.
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
 
     @property
     def mid_margin(self) -> Decimal:

@@ -15,7 +15,7 @@ class EmaCross:
         self._config = config
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits)
+        book = Book.of(portfolio, self._config.limits, self._config.instruments)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
             fast, slow = s.indicators.ema_20, s.indicators.ema_50

@@ -23,7 +23,7 @@ class RandomTrader:
         # A string seed is hashed with SHA-512, so it is stable across processes and runs.
         rng = random.Random(f"{self._config.seed}:{self._config.agent_id}:{snapshot.cycle_id}")
         limits = self._config.limits
-        book = Book.of(portfolio, limits)
+        book = Book.of(portfolio, limits, self._config.instruments)
         plan = Plan(book)
         for symbol in sorted(book.open_sides):
             if rng.random() < CLOSE_PROBABILITY:

@@ -20,7 +20,7 @@ class RsiReversion:
         self._config = config
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits)
+        book = Book.of(portfolio, self._config.limits, self._config.instruments)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
             rsi = s.indicators.rsi_14

@@ -7,10 +7,11 @@ open they propose is one the risk service would accept.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 
 from services.common.contracts import Action, Portfolio, PositionSide, PositionStatus, TradeAction
+from services.common.instruments import InstrumentTable, opening_cost
 from services.common.settings import TradingLimits
 
 CENT = Decimal("0.01")
@@ -31,21 +32,29 @@ class Book:
     balance: Decimal
     # Margin the utilisation cap still allows (max utilisation x equity - margin in use).
     headroom: Decimal | None = None
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
 
     @classmethod
-    def of(cls, portfolio: Portfolio, limits: TradingLimits) -> Book:
+    def of(
+        cls, portfolio: Portfolio, limits: TradingLimits, instruments: InstrumentTable | None = None
+    ) -> Book:
         sides = {p.symbol: p.side for p in portfolio.positions if p.status == PositionStatus.OPEN}
         account = portfolio.account
         headroom = limits.max_margin_utilisation * account.equity - account.margin_used
-        return cls(limits, sides, account.balance, headroom)
+        return cls(limits, sides, account.balance, headroom, instruments or InstrumentTable())
 
-    def cost(self, margin: Decimal, leverage: int) -> Decimal:
-        return margin + margin * leverage * self.limits.taker_fee_rate
+    def cost(self, symbol: str, margin: Decimal, leverage: int, price: Decimal) -> Decimal:
+        """What the ledger will take from the balance for this open (margin + fee)."""
+        return opening_cost(
+            self.instruments[symbol], margin, leverage, price, self.limits.taker_fee_rate
+        )
 
     def margin_for(self, preferred: Decimal, leverage: int) -> Decimal | None:
         """``preferred`` clamped to the limits and to what the balance covers; None if too poor."""
         low, high = self.limits.min_margin_usd, self.limits.max_margin_usd
         margin = min(max(preferred, low), high)
+        # Solves ``opening_cost`` at its upper bound (fee on the unrounded notional) for the
+        # margin: the step-rounded cost the ledger charges is never more than that.
         affordable = self.balance / (1 + leverage * self.limits.taker_fee_rate)
         if self.headroom is not None:
             affordable = min(affordable, self.headroom)
@@ -103,7 +112,7 @@ class Plan:
     ) -> bool:
         if not self.can_open(symbol) or price <= 0:
             return False
-        book = Book(self._book.limits, self._book.open_sides, self._balance, self._headroom)
+        book = replace(self._book, balance=self._balance, headroom=self._headroom)
         leverage = book.leverage(preferred_leverage)
         margin = book.margin_for(preferred_margin, leverage)
         if margin is None:
@@ -122,7 +131,7 @@ class Plan:
         )
         self._used.add(symbol)
         self._opens += 1
-        self._balance -= book.cost(margin, leverage)
+        self._balance -= book.cost(symbol, margin, leverage, price)
         if self._headroom is not None:
             self._headroom -= margin
         self.notes.append(note)
