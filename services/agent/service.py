@@ -67,11 +67,13 @@ class AgentService:
         self._started = False
 
     async def start(self) -> None:
-        # New agents start from now: a replay of old snapshots would only be skipped.
+        # A new agent starts with the latest snapshot: when the market opened a cycle
+        # while this process was starting, the agent still answers it before its deadline
+        # (older snapshots would only be skipped as past their deadline).
         spec = ConsumerSpec(
             consumer_name(self._spec.id),
             subjects.MARKET_SNAPSHOT,
-            deliver_new_only=True,
+            start="last",
             ack_wait_seconds=self._ack_wait,
         )
         await self._bus.consume(spec, MarketSnapshot, self.handle)

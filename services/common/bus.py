@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -109,13 +109,23 @@ class ConsumerSpec:
 
     durable: str
     filter_subject: str
-    deliver_new_only: bool = False
+    # Where a newly created durable starts ("all": the whole stream; "last": the latest
+    # message on the subject, then new ones; "new": only what is published after it).
+    # An existing durable always resumes from its own position.
+    start: Literal["all", "last", "new"] = "all"
     ack_wait_seconds: float = 30.0
     batch: int = 16
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
     # 1 keeps strict order even across a crash: nothing newer is delivered while a
     # message is unacked (a killed consumer's message comes back after ack_wait).
     max_ack_pending: int | None = None
+
+
+_DELIVER = {
+    "all": DeliverPolicy.ALL,
+    "last": DeliverPolicy.LAST_PER_SUBJECT,
+    "new": DeliverPolicy.NEW,
+}
 
 
 class BusMetrics:
@@ -307,8 +317,8 @@ class Bus:
     async def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
         """Create (or bind) the durable consumer, then run its loop in the background.
 
-        Returns once the consumer exists on the server, so a ``deliver_new_only``
-        consumer sees every message published after this call.
+        Returns once the consumer exists on the server, so even a consumer that starts
+        with new messages sees every message published after this call.
         """
         sub = await self._subscribe(spec)
         log.info("consuming %s as %s", spec.filter_subject, spec.durable)
@@ -324,7 +334,7 @@ class Bus:
             durable_name=spec.durable,
             filter_subject=spec.filter_subject,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.NEW if spec.deliver_new_only else DeliverPolicy.ALL,
+            deliver_policy=_DELIVER[spec.start],
             ack_wait=spec.ack_wait_seconds,
             max_deliver=-1,
             max_ack_pending=spec.max_ack_pending,

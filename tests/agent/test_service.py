@@ -113,6 +113,22 @@ async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings)
         assert latency == 3
 
 
+async def test_a_new_agent_answers_the_cycle_opened_while_it_was_starting(
+    bus: Bus, settings: Settings
+) -> None:
+    await serve_ledger(bus, portfolio())
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+    await publish(bus, market("c0", clock, seconds_left=10))
+    await publish(bus, market("c1", clock))
+    async with running("agent-momentum", build, settings, clock):
+        await eventually(lambda: decisions, what="the open cycle's decision")
+        await publish(bus, market("c2", clock))
+        await eventually(lambda: len(decisions) == 2, what="the next cycle's decision")
+    # Only the latest snapshot before the start, then the new one; c0 was never seen.
+    assert [d.cycle_id for d in decisions] == ["c1", "c2"]
+
+
 async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) -> None:
     await serve_ledger(bus, portfolio())
     decisions = await decisions_on(bus)
