@@ -157,3 +157,23 @@ def load_instruments(path: Path | None) -> InstrumentTable:
     if not all(isinstance(v, dict) for v in data.values()):
         raise InstrumentError(f"{path}: every top-level entry must be a [SYMBOL] table")
     return table.overridden(data)
+
+
+def opening_cost(
+    instrument: Instrument,
+    margin: Decimal,
+    leverage: int,
+    price: Decimal | None,
+    fee_rate: Decimal,
+) -> Decimal:
+    """What opening a position takes from the balance: the margin plus the taker fee.
+
+    The ledger charges the fee on the notional actually bought (the quantity rounded down
+    to the instrument's step, times the price); risk and the baselines must count the same.
+    Without a (positive) price the unrounded notional ``margin x leverage`` stands in: an
+    upper bound, since rounding down only ever buys less.
+    """
+    notional = margin * leverage
+    if price is not None and price > 0:
+        notional = instrument.round_quantity(notional / price) * price
+    return margin + notional * fee_rate

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
+from services.common import instruments
 from services.common.contracts import PositionSide
 
 DEFAULT_MAINTENANCE_MARGIN_RATE = Decimal("0.004")
 QUANTITY_STEP = Decimal("0.00000001")
-PRICE_STEP = Decimal("0.00000001")
 PERCENT_STEP = Decimal("0.0001")
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -128,17 +128,22 @@ def liquidation_price(
     *,
     maintenance_amount: Decimal = ZERO,
 ) -> Decimal:
-    """Binance's isolated-margin liquidation price for one position (one-way mode).
-
-    LP = (WB + cum - s x Q x EP) / (Q x MMR - s x Q), with WB the isolated margin, cum
-    the tier's maintenance amount and s = 1 for a long, -1 for a short: the price where
-    margin + PnL equals the maintenance margin (rate x price x quantity - amount).
-    """
-    s = 1 if side is PositionSide.LONG else -1
-    price = (margin + maintenance_amount - s * quantity * entry_price) / (
-        quantity * maintenance_margin_rate - s * quantity
+    """The shared formula of ``services.common.instruments``: risk checks stops against it."""
+    return instruments.liquidation_price(
+        long=side is PositionSide.LONG,
+        entry_price=entry_price,
+        quantity=quantity,
+        margin=margin,
+        maintenance_margin_rate=maintenance_margin_rate,
+        maintenance_amount=maintenance_amount,
     )
-    return max(price, ZERO).quantize(PRICE_STEP, rounding=ROUND_HALF_EVEN)
+
+
+def is_liquidated(side: PositionSide, liquidation: Decimal | None, price: Decimal) -> bool:
+    """Whether ``price`` is at or through the liquidation price (none or 0: never)."""
+    if liquidation is None or liquidation <= 0:
+        return False
+    return price <= liquidation if side is PositionSide.LONG else price >= liquidation
 
 
 def liquidation_closing(margin: Decimal, liquidation_price: Decimal) -> Closing:
@@ -194,7 +199,7 @@ def triggered_exit(
     def reached_for(level: Decimal) -> bool:
         return favourable >= level if long else favourable <= level
 
-    if liquidation is not None and liquidation > 0 and reached_against(liquidation):
+    if liquidation is not None and is_liquidated(side, liquidation, adverse):
         return Exit(EXIT_LIQUIDATION, liquidation)
     if stop_loss is not None and reached_against(stop_loss):
         return Exit(EXIT_STOP_LOSS, stop_loss)

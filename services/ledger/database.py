@@ -7,10 +7,18 @@ import logging
 import time
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+# A statement or a wait for a pooled connection longer than this is a stuck database:
+# failing lets the message be redelivered (and the readiness probe say so) instead of
+# hanging a consumer forever.
+COMMAND_TIMEOUT_SECONDS = 15.0
+ACQUIRE_TIMEOUT_SECONDS = 10.0
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -29,30 +37,57 @@ def _cache_size(settings: Settings) -> int:
     return 0 if settings.uses_pooler else 100
 
 
-async def connect(settings: Settings, timeout: float = 30.0) -> asyncpg.Connection:
-    """One connection (migrations, verify), retried while Postgres is starting."""
+async def connect(
+    settings: Settings,
+    timeout: float = 30.0,
+    *,
+    command_timeout: float | None = None,
+) -> asyncpg.Connection:
+    """One connection (migrations, verify), retried while Postgres is starting.
+
+    No statement timeout by default: an operator's one-shot migration or full
+    verification may rightly run long, and stopping it is up to them.
+    """
     dsn = _dsn(settings)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await asyncpg.connect(dsn, statement_cache_size=_cache_size(settings))
-        except (OSError, asyncpg.CannotConnectNowError) as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("Postgres not reachable yet (%s), retrying", exc)
-            await asyncio.sleep(0.5)
-
-
-async def create_pool(settings: Settings, timeout: float = 30.0) -> asyncpg.Pool:
-    dsn = _dsn(settings)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await asyncpg.create_pool(
-                dsn, min_size=1, max_size=8, statement_cache_size=_cache_size(settings)
+            return await asyncpg.connect(
+                dsn, statement_cache_size=_cache_size(settings), command_timeout=command_timeout
             )
         except (OSError, asyncpg.CannotConnectNowError) as exc:
             if time.monotonic() >= deadline:
                 raise
             log.warning("Postgres not reachable yet (%s), retrying", exc)
             await asyncio.sleep(0.5)
+
+
+async def create_pool(
+    settings: Settings,
+    timeout: float = 30.0,
+    *,
+    command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+    max_size: int = 8,
+) -> asyncpg.Pool:
+    """The service's pool; every statement on it fails after ``command_timeout`` seconds."""
+    dsn = _dsn(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=max_size,
+                statement_cache_size=_cache_size(settings),
+                command_timeout=command_timeout,
+            )
+        except (OSError, asyncpg.CannotConnectNowError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("Postgres not reachable yet (%s), retrying", exc)
+            await asyncio.sleep(0.5)
+
+
+def acquire(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> PoolAcquireContext:
+    """``pool.acquire`` that raises ``TimeoutError`` rather than waiting forever."""
+    return pool.acquire(timeout=timeout)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -20,15 +20,15 @@ from services.common import subjects
 from services.common.contracts import (
     AccountEvent,
     MarketTick,
-    PositionEvent,
     PositionStatus,
     TickPrice,
 )
 from services.ledger import accounting, store
 from services.ledger.accounting import Book
+from services.ledger.closing import close_and_announce, liquidate
 from services.ledger.outbox import enqueue
 from services.ledger.store import PositionRow
-from services.ledger.views import account_view, position_view
+from services.ledger.views import account_view
 
 FUNDING_HOURS = 8
 
@@ -37,6 +37,22 @@ def funding_time(at: datetime) -> datetime:
     """The latest funding time (00:00, 08:00 or 16:00 UTC) at or before ``at``."""
     utc = at.astimezone(UTC)
     return utc.replace(hour=utc.hour - utc.hour % FUNDING_HOURS, minute=0, second=0, microsecond=0)
+
+
+def funding_times(first: datetime, last: datetime) -> list[datetime]:
+    """Every funding time from ``first`` to ``last``, both included, oldest first."""
+    times: list[datetime] = []
+    when = funding_time(last)
+    while when >= first:
+        times.append(when)
+        when -= timedelta(hours=FUNDING_HOURS)
+    return times[::-1]
+
+
+@dataclass
+class MarkOutcome:
+    agents: list[str] = field(default_factory=list)
+    liquidations: int = 0
 
 
 @dataclass
@@ -74,30 +90,59 @@ async def _save_marked_books(
 
 
 async def mark_to_market(
-    conn: asyncpg.Connection, mark_prices: Mapping[str, Decimal], now: datetime
-) -> list[str]:
-    """Reprice every open position on these symbols; return the agents whose PnL moved."""
+    conn: asyncpg.Connection,
+    mark_prices: Mapping[str, Decimal],
+    now: datetime,
+    *,
+    cycle_id: str | None = None,
+) -> MarkOutcome:
+    """Reprice every open position on these symbols, liquidating those the mark went through.
+
+    A snapshot can arrive after a gap no tick covered: a position whose mark is at or
+    past its liquidation price is liquidated there rather than left open below zero.
+    """
+    outcome = MarkOutcome()
     if not mark_prices:
-        return []
+        return outcome
     symbols = sorted(mark_prices)
     agents = await _lock_holders(conn, symbols)
     if not agents:
-        return []
-    positions = await store.open_positions_on(conn, symbols)
-    await store.mark_positions(
-        conn,
-        [
-            (
-                p.id,
-                mark_prices[p.symbol],
-                accounting.unrealized_pnl(p.side, p.entry_price, mark_prices[p.symbol], p.quantity),
-            )
-            for p in positions
-        ],
-    )
-    books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in set(agents)}
+        return outcome
+    held = set(agents)
+    books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
+    liquidated: set[str] = set()
+    marks: list[tuple[UUID, Decimal, Decimal]] = []
+    for p in await store.open_positions_on(conn, symbols):
+        mark = mark_prices[p.symbol]
+        if accounting.is_liquidated(p.side, p.liquidation_price, mark):
+            books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
+            liquidated.add(p.llm_id)
+            outcome.liquidations += 1
+            continue
+        marks.append(
+            (p.id, mark, accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity))
+        )
+    await store.mark_positions(conn, marks)
     await _save_marked_books(conn, books, now)
-    return agents
+    for llm_id in sorted(liquidated):
+        event_id = f"account:mark:{cycle_id or now.isoformat()}:{llm_id}"
+        await _announce_account(conn, llm_id, event_id, now)
+    outcome.agents = agents
+    return outcome
+
+
+async def _announce_account(
+    conn: asyncpg.Connection, llm_id: str, event_id: str, now: datetime
+) -> None:
+    row = await store.account(conn, llm_id)
+    if row is None:
+        return
+    await enqueue(
+        conn,
+        subjects.ledger_account(llm_id),
+        event_id,
+        AccountEvent(event_id=event_id, account=account_view(row), at=now),
+    )
 
 
 class TickProcessor:
@@ -146,7 +191,7 @@ class TickProcessor:
             await store.mark_positions(conn, marks)
             await _save_marked_books(conn, books, now)
             for llm_id in sorted(changed):
-                await self._announce_account(conn, tick, llm_id, now)
+                await _announce_account(conn, llm_id, f"account:tick:{tick.tick_id}:{llm_id}", now)
             outcome.agents = agents
         await store.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
         return outcome
@@ -163,32 +208,37 @@ class TickProcessor:
         outcome: TickOutcome,
         now: datetime,
     ) -> None:
-        when = funding_time(tick.at)
-        due = [p for p in positions if p.opened_at <= when]
+        latest = funding_time(tick.at)
+        due = [p for p in positions if p.opened_at <= latest]
         if not due:
             return
         rates = await store.latest_funding_rates(conn, sorted({p.symbol for p in due}))
-        paid = await store.funded_positions(conn, [p.id for p in due], when)
+        last_paid = await store.last_funding_times(conn, [p.id for p in due])
         for position in due:
             rate = rates.get(position.symbol)
-            if rate is None or position.id in paid:
+            if rate is None:
                 continue
+            paid = last_paid.get(position.id)
+            # After a gap (ticks stopped, the ledger was down) every funding time missed
+            # since the opening or the last payment is charged, each once.
+            since = position.opened_at if paid is None else paid + timedelta(hours=FUNDING_HOURS)
             mark = prices[position.symbol].mark_price
-            amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
-            # An account never goes below zero: it pays at most what its balance holds.
-            amount = min(amount, books[position.llm_id].balance)
-            await store.insert_funding(
-                conn,
-                position,
-                funding_time=when,
-                mark_price=mark,
-                funding_rate=rate,
-                amount=amount,
-                now=now,
-            )
-            books[position.llm_id] = books[position.llm_id].funded(amount)
-            changed.add(position.llm_id)
-            outcome.funding_payments += 1
+            for when in funding_times(since, tick.at):
+                amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
+                # An account never goes below zero: it pays at most what its balance holds.
+                amount = min(amount, books[position.llm_id].balance)
+                await store.insert_funding(
+                    conn,
+                    position,
+                    funding_time=when,
+                    mark_price=mark,
+                    funding_rate=rate,
+                    amount=amount,
+                    now=now,
+                )
+                books[position.llm_id] = books[position.llm_id].funded(amount)
+                changed.add(position.llm_id)
+                outcome.funding_payments += 1
 
     async def _exit(
         self,
@@ -223,44 +273,15 @@ class TickProcessor:
                 fee_rate=self._fee_rate,
             )
             status = PositionStatus.CLOSED
-        closed = await store.close_position(conn, position.id, closing, now, status)
-        await store.insert_close_trade(
-            conn, position, closing, exit_reason=fired.reason, cycle_id=None, now=now
-        )
-        books[position.llm_id] = books[position.llm_id].closed(
-            position.margin, position.unrealized_pnl, closing
-        )
-        event_id = f"position:{position.id}:closed"
-        await enqueue(
+        books[position.llm_id] = await close_and_announce(
             conn,
-            subjects.ledger_position(position.llm_id),
-            event_id,
-            PositionEvent(
-                event_id=event_id,
-                kind="closed",
-                cycle_id=None,
-                position=position_view(closed),
-                exit_price=closing.exit_price,
-                realized_pnl=closing.realized_pnl,
-                fee=closing.fee,
-                exit_reason=fired.reason,
-                at=now,
-            ),
+            position,
+            closing,
+            books[position.llm_id],
+            status=status,
+            exit_reason=fired.reason,
+            cycle_id=None,
+            now=now,
         )
         outcome.exits[fired.reason] = outcome.exits.get(fired.reason, 0) + 1
         return True
-
-    @staticmethod
-    async def _announce_account(
-        conn: asyncpg.Connection, tick: MarketTick, llm_id: str, now: datetime
-    ) -> None:
-        row = await store.account(conn, llm_id)
-        if row is None:
-            return
-        event_id = f"account:tick:{tick.tick_id}:{llm_id}"
-        await enqueue(
-            conn,
-            subjects.ledger_account(llm_id),
-            event_id,
-            AccountEvent(event_id=event_id, account=account_view(row), at=now),
-        )

@@ -48,6 +48,16 @@ class LedgerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.snapshot_liquidations = Counter(
+            "arena_ledger_snapshot_liquidations",
+            "Positions a cycle snapshot's mark found at or past their liquidation price.",
+            registry=registry,
+        )
+        self.outbox_failed = Counter(
+            "arena_ledger_outbox_failed",
+            "Outbox rows that cannot be decoded, set aside instead of published.",
+            registry=registry,
+        )
         self.funding_payments = Counter(
             "arena_ledger_funding_payments", "Funding payments booked.", registry=registry
         )

@@ -13,10 +13,12 @@ import contextlib
 import logging
 
 import asyncpg
+from pydantic import ValidationError
 
 from services.common.bus import Bus
 from services.common.clock import Clock
 from services.common.contracts import EVENT_MODELS, Message
+from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 
 log = logging.getLogger(__name__)
@@ -78,18 +80,25 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent events in id order; return how many were sent."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        """Publish one batch of pending events in id order; return how many rows it took.
+
+        A row that cannot be decoded is marked failed (and counted) rather than retried:
+        no later relay pass could publish it, and it must not hold back the rows after it.
+        """
+        async with acquire(self._pool) as conn, conn.transaction():
             # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
             rows = await conn.fetch(
                 "SELECT id, event_id, subject, message_type, payload::text AS payload "
-                "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
-                "FOR UPDATE SKIP LOCKED",
+                "FROM outbox WHERE published_at IS NULL AND failed_at IS NULL "
+                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch,
             )
             for row in rows:
-                model = _MODELS[row["message_type"]]
-                message = model.model_validate_json(row["payload"])
+                try:
+                    message = decode(row["message_type"], row["payload"])
+                except UndecodableEvent as exc:
+                    await self._set_aside(conn, row, str(exc))
+                    continue
                 await self._bus.publish(row["subject"], message, natural_id=row["event_id"])
                 await conn.execute(
                     "UPDATE outbox SET published_at = $2 WHERE id = $1",
@@ -98,7 +107,39 @@ class OutboxRelay:
                 )
         return len(rows)
 
+    async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: str) -> None:
+        log.error(
+            "outbox event %s (%s) cannot be published, set aside: %s",
+            row["event_id"],
+            row["message_type"],
+            error,
+            extra={"outbox_id": row["id"], "subject": row["subject"]},
+        )
+        await conn.execute(
+            "UPDATE outbox SET failed_at = $2, error = $3 WHERE id = $1",
+            row["id"],
+            self._clock.now(),
+            error,
+        )
+        self._metrics.outbox_failed.inc()
+
     async def _update_pending_gauge(self) -> None:
-        async with self._pool.acquire() as conn:
-            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        async with acquire(self._pool) as conn:
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL"
+            )
         self._metrics.outbox_pending.set(pending)
+
+
+class UndecodableEvent(ValueError):
+    """An outbox row no event model reads: an unknown type or a payload it rejects."""
+
+
+def decode(message_type: str, payload: str) -> Message:
+    model = _MODELS.get(message_type)
+    if model is None:
+        raise UndecodableEvent(f"unknown message type {message_type!r}")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"invalid {message_type} payload: {exc}") from exc

@@ -43,6 +43,7 @@ from services.common.contracts import (
     VerifyReport,
 )
 from services.ledger import accounting, stats, store
+from services.ledger.database import acquire
 from services.ledger.store import AccountRow
 from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
@@ -177,7 +178,7 @@ class LedgerQueries:
 
     async def portfolio(self, query: PortfolioQuery) -> Portfolio:
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             # One snapshot of the account and its positions, so they agree with each other.
@@ -190,13 +191,13 @@ class LedgerQueries:
         )
 
     async def accounts(self, _: AccountsQuery) -> Accounts:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             rows = await store.accounts(conn)
         return Accounts(accounts=tuple(account_view(r) for r in rows))
 
     async def leaderboard(self, _: LeaderboardQuery) -> Leaderboard:
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             rows = await store.accounts(conn)
@@ -211,7 +212,7 @@ class LedgerQueries:
         }[query.status]
         where = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await self._require(conn, query.agent_id)
@@ -225,7 +226,7 @@ class LedgerQueries:
 
     async def trades(self, query: TradesQuery) -> Trades:
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await self._require(conn, query.agent_id)
@@ -244,7 +245,7 @@ class LedgerQueries:
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await self._require(conn, query.agent_id)
@@ -262,7 +263,7 @@ class LedgerQueries:
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 
     async def equity(self, query: EquityQuery) -> EquitySeries:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             await self._require(conn, query.agent_id)
             records = await conn.fetch(
                 "SELECT * FROM equity_snapshots "
@@ -291,7 +292,7 @@ class LedgerQueries:
 
     async def stats(self, _: StatsQuery) -> Stats:
         async with (
-            self._pool.acquire() as conn,
+            acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             rows = await store.accounts(conn)
@@ -309,7 +310,7 @@ class LedgerQueries:
         return Stats(agents=tuple(agent_stats(r, extras, closes, reasons, curve) for r in rows))
 
     async def verify(self, _: VerifyQuery) -> VerifyReport:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             findings = await examine(conn)
         return VerifyReport(
             ok=not findings.problems,

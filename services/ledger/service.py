@@ -41,8 +41,8 @@ from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
 from services.ledger import store
 from services.ledger.cycles import complete_cycle
-from services.ledger.database import create_pool
-from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
+from services.ledger.database import acquire, create_pool
+from services.ledger.marks import MarkOutcome, TickOutcome, TickProcessor, mark_to_market
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.outbox import OutboxRelay
@@ -155,7 +155,7 @@ class LedgerService:
     ) -> T | None:
         """Run ``effect`` and record ``delivery.msg_id`` in one transaction; None if seen."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with acquire(self._pool) as conn, conn.transaction():
                 if not await store.claim_message(conn, delivery.msg_id, consumer):
                     duplicate = True
                     result = None
@@ -181,20 +181,30 @@ class LedgerService:
         await self._announce_arrival()
 
     async def _on_snapshot(self, message: MarketSnapshot, delivery: Delivery) -> None:
-        async def effect(conn: asyncpg.Connection) -> bool:
+        copy = False
+
+        async def effect(conn: asyncpg.Connection) -> MarkOutcome | None:
+            nonlocal copy
             # A cycle has one snapshot: another copy must not re-mark the books.
             if await store.snapshot_stored(conn, message.cycle_id):
-                return False
+                copy = True
+                return None
             await store.insert_market_data(conn, message)
-            await mark_to_market(
-                conn, {s.symbol: s.mark_price for s in message.symbols}, self._clock.now()
+            marked = await mark_to_market(
+                conn,
+                {s.symbol: s.mark_price for s in message.symbols},
+                self._clock.now(),
+                cycle_id=message.cycle_id,
             )
             await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
-            return True
+            return marked
 
-        stored = await self._once(SNAPSHOTS.durable, delivery, effect)
-        if stored is False:
+        marked = await self._once(SNAPSHOTS.durable, delivery, effect)
+        if copy:
             self._metrics.duplicates.labels(SNAPSHOTS.durable).inc()
+        if marked is not None and marked.liquidations:
+            self._metrics.snapshot_liquidations.inc(marked.liquidations)
+            self._relay.wake()
         await self._announce_arrival()
         await self._refresh_equity()
 
@@ -265,11 +275,11 @@ class LedgerService:
     async def complete_overdue_cycles(self) -> int:
         """Time out every running cycle whose deadline plus the settle grace has passed."""
         now = self._clock.now()
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool) as conn:
             overdue = await store.overdue_cycles(conn, now - self._settle_grace)
         completed = 0
         for cycle_id in overdue:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with acquire(self._pool) as conn, conn.transaction():
                 event = await complete_cycle(conn, cycle_id, now, deadline_passed=True)
             if event is not None:
                 completed += 1
@@ -301,7 +311,7 @@ class LedgerService:
 
     async def _refresh_equity(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            async with acquire(self._pool) as conn:
                 rows = await store.accounts(conn)
         except Exception as exc:
             log.warning("cannot refresh the equity gauge: %r", exc)
@@ -317,7 +327,7 @@ async def build(ctx: ServiceContext) -> LedgerService:
     instruments = load_instruments(settings.instruments_file)
     pool = await create_pool(settings)
     try:
-        async with pool.acquire() as conn:
+        async with acquire(pool) as conn:
             await apply_migrations(conn)
             async with conn.transaction():
                 await store.upsert_accounts(conn, lineup, settings.initial_balance, ctx.clock.now())

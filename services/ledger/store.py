@@ -612,16 +612,16 @@ async def latest_funding_rates(conn: Connection, symbols: Sequence[str]) -> dict
     return {r["symbol"]: r["funding_rate"] for r in records}
 
 
-async def funded_positions(
-    conn: Connection, position_ids: Sequence[UUID], funding_time: datetime
-) -> set[UUID]:
+async def last_funding_times(
+    conn: Connection, position_ids: Sequence[UUID]
+) -> dict[UUID, datetime]:
+    """The latest funding time each of these positions has paid, if any."""
     records = await conn.fetch(
-        "SELECT position_id FROM funding_payments "
-        "WHERE funding_time = $2 AND position_id = ANY($1::uuid[])",
+        "SELECT position_id, max(funding_time) AS last FROM funding_payments "
+        "WHERE position_id = ANY($1::uuid[]) GROUP BY position_id",
         list(position_ids),
-        funding_time,
     )
-    return {r["position_id"] for r in records}
+    return {r["position_id"]: r["last"] for r in records}
 
 
 async def insert_funding(

@@ -22,12 +22,14 @@ from services.common.contracts import (
     CycleCompleted,
     PositionEvent,
     PositionSide,
+    PositionStatus,
     TradeAction,
     Verdict,
 )
 from services.common.instruments import InstrumentTable
 from services.ledger import accounting, store
 from services.ledger.accounting import Book
+from services.ledger.closing import close_and_announce, liquidate
 from services.ledger.cycles import complete_cycle
 from services.ledger.outbox import enqueue
 from services.ledger.store import CycleRow
@@ -227,42 +229,33 @@ class VerdictApplier:
         if position is None:
             raise _Refused(NOTHING_TO_CLOSE, f"no open {action.symbol} position to close")
         price = self._price(run, action.symbol)
-        closing = accounting.close_position(
-            position.side,
-            position.entry_price,
-            position.quantity,
-            position.margin,
-            price,
-            fee_rate=self._fee_rate,
-        )
-        closed = await store.close_position(conn, position.id, closing, run.now)
-        await store.insert_close_trade(
-            conn,
-            position,
-            closing,
-            exit_reason=EXIT_DECISION,
-            cycle_id=run.cycle.cycle_id,
-            now=run.now,
-        )
-        run.book = run.book.closed(position.margin, position.unrealized_pnl, closing)
-        event_id = f"position:{position.id}:closed"
-        await enqueue(
-            conn,
-            subjects.ledger_position(agent),
-            event_id,
-            PositionEvent(
-                event_id=event_id,
-                kind="closed",
-                cycle_id=run.cycle.cycle_id,
-                position=position_view(closed),
-                exit_price=closing.exit_price,
-                realized_pnl=closing.realized_pnl,
-                fee=closing.fee,
+        cycle_id = run.cycle.cycle_id
+        if accounting.is_liquidated(position.side, position.liquidation_price, price):
+            # The price gapped through the liquidation price since the last mark: the
+            # position was liquidated there, and a close cannot lose more than its margin.
+            run.book = await liquidate(conn, position, run.book, cycle_id=cycle_id, now=run.now)
+            exit_reason = accounting.EXIT_LIQUIDATION
+        else:
+            closing = accounting.close_position(
+                position.side,
+                position.entry_price,
+                position.quantity,
+                position.margin,
+                price,
+                fee_rate=self._fee_rate,
+            )
+            run.book = await close_and_announce(
+                conn,
+                position,
+                closing,
+                run.book,
+                status=PositionStatus.CLOSED,
                 exit_reason=EXIT_DECISION,
-                at=run.now,
-            ),
-        )
-        entry.update(outcome="closed", position_id=str(position.id))
+                cycle_id=cycle_id,
+                now=run.now,
+            )
+            exit_reason = EXIT_DECISION
+        entry.update(outcome="closed", exit_reason=exit_reason, position_id=str(position.id))
         run.applied.closed += 1
 
     @staticmethod

@@ -34,7 +34,14 @@ def cycle_started(
     )
 
 
-def snapshot(cycle_id: str, at: datetime, prices: dict[str, Decimal]) -> MarketSnapshot:
+def snapshot(
+    cycle_id: str,
+    at: datetime,
+    prices: dict[str, Decimal],
+    marks: dict[str, Decimal] | None = None,
+) -> MarketSnapshot:
+    """Last prices ``prices``; mark prices the same unless ``marks`` says otherwise."""
+    marks = marks or {}
     return MarketSnapshot(
         cycle_id=cycle_id,
         taken_at=at,
@@ -44,7 +51,7 @@ def snapshot(cycle_id: str, at: datetime, prices: dict[str, Decimal]) -> MarketS
             SymbolSnapshot(
                 symbol=symbol,
                 last_price=price,
-                mark_price=price,
+                mark_price=marks.get(symbol, price),
                 price_change_pct_24h=Decimal("1.5"),
                 volume_24h=Decimal(1000),
                 high_24h=price + 10,

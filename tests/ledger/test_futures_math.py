@@ -22,7 +22,7 @@ from services.ledger.accounting import (
     open_position,
     triggered_exit,
 )
-from services.ledger.marks import funding_time
+from services.ledger.marks import funding_time, funding_times
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 CENT = Decimal("0.01")
@@ -186,3 +186,15 @@ def test_drawdown_and_sharpe_of_a_hand_worked_curve() -> None:
     assert stats.sharpe_ratio(curve) == Decimal("0.4554")
     assert stats.sharpe_ratio([Decimal(100), Decimal(100)]) is None
     assert stats.net_return_pct(Decimal(110), Decimal(2), Decimal(100)) == Decimal("8.0000")
+
+
+def test_funding_times_lists_each_time_between_two_instants_inclusive() -> None:
+    start = datetime(2025, 3, 1, 1, tzinfo=UTC)
+    assert funding_times(start, start.replace(hour=7)) == []
+    assert funding_times(start, datetime(2025, 3, 2, 0, 0, tzinfo=UTC)) == [
+        datetime(2025, 3, 1, 8, tzinfo=UTC),
+        datetime(2025, 3, 1, 16, tzinfo=UTC),
+        datetime(2025, 3, 2, 0, tzinfo=UTC),
+    ]
+    eight = datetime(2025, 3, 1, 8, tzinfo=UTC)
+    assert funding_times(eight, eight) == [eight]

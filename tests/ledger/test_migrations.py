@@ -48,7 +48,9 @@ EXPECTED_COLUMNS = {
         "completed_at", "duration_seconds",
     },
     "processed_messages": {"msg_id", "consumer", "processed_at"},
-    "outbox": {"id", "event_id", "subject", "payload", "created_at", "published_at"},
+    "outbox": {
+        "id", "event_id", "subject", "payload", "created_at", "published_at", "failed_at", "error",
+    },
 }  # fmt: skip
 
 MONEY_COLUMNS = {

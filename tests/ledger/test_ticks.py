@@ -109,3 +109,39 @@ async def test_stops_targets_liquidations_and_funding_on_ticks(
         assert [tuple(p) for p in payments] == [(Decimal("0.00505"), Decimal("0.0001"))]
 
         assert await verify(lg.db) == []
+
+
+async def test_a_tick_after_a_gap_pays_every_missed_funding_time_once(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        lg.clock.advance(3600)  # opened at 01:00 UTC, after that day's 00:00 funding
+        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        long_btc = Action(action=TradeAction.BUY, symbol=BTC, margin_usd=Decimal(10), leverage=5)
+        v = verdict("c1", "momentum", lg.clock.now(), approved(long_btc))
+        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+        await lg.wait_decided(v.verdict_id)
+
+        # No tick from 01:00 to 17:01: both 08:00 and 16:00 passed while the long was open.
+        lg.clock.advance(16 * 3600 + 60)
+        await _tick_applied(lg, _bar("t1", lg, BTCUSDT=(100000, 100100, 99900)))
+        lg.clock.advance(60)
+        await _tick_applied(lg, _bar("t2", lg, BTCUSDT=(100000, 100100, 99900)))
+        # The next day's 00:00, after another gap: paid once more, nothing paid twice.
+        lg.clock.advance(7 * 3600)
+        await _tick_applied(lg, _bar("t3", lg, BTCUSDT=(100000, 100100, 99900)))
+
+        payments = await lg.db.fetch(
+            "SELECT extract(hour FROM funding_time AT TIME ZONE 'UTC')::int AS hour, amount "
+            "FROM funding_payments ORDER BY funding_time"
+        )
+        # 0.0005 BTC x 100,000 x 0.0001 each time
+        assert [tuple(p) for p in payments] == [
+            (8, Decimal("0.005")),
+            (16, Decimal("0.005")),
+            (0, Decimal("0.005")),
+        ]
+        account = await lg.account("momentum")
+        assert account["total_funding"] == Decimal("0.015")
+        assert lg.metric("arena_ledger_funding_payments_total") == 3
+        assert await verify(lg.db) == []

@@ -1,0 +1,78 @@
+"""Closing one position: its row, its trade, the account's book and the ``closed`` event.
+
+A verdict's close, a tick's stop, target or liquidation and a snapshot's liquidation all
+end a position the same way, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from services.common import subjects
+from services.common.contracts import PositionEvent, PositionStatus
+from services.ledger import accounting, store
+from services.ledger.accounting import Book, Closing
+from services.ledger.outbox import enqueue
+from services.ledger.store import PositionRow
+from services.ledger.views import position_view
+
+
+async def close_and_announce(
+    conn: asyncpg.Connection,
+    position: PositionRow,
+    closing: Closing,
+    book: Book,
+    *,
+    status: PositionStatus,
+    exit_reason: str,
+    cycle_id: str | None,
+    now: datetime,
+) -> Book:
+    """Close ``position`` as ``closing`` says; return the owner's book after it."""
+    closed = await store.close_position(conn, position.id, closing, now, status)
+    await store.insert_close_trade(
+        conn, position, closing, exit_reason=exit_reason, cycle_id=cycle_id, now=now
+    )
+    event_id = f"position:{position.id}:closed"
+    await enqueue(
+        conn,
+        subjects.ledger_position(position.llm_id),
+        event_id,
+        PositionEvent(
+            event_id=event_id,
+            kind="closed",
+            cycle_id=cycle_id,
+            position=position_view(closed),
+            exit_price=closing.exit_price,
+            realized_pnl=closing.realized_pnl,
+            fee=closing.fee,
+            exit_reason=exit_reason,
+            at=now,
+        ),
+    )
+    return book.closed(position.margin, position.unrealized_pnl, closing)
+
+
+async def liquidate(
+    conn: asyncpg.Connection,
+    position: PositionRow,
+    book: Book,
+    *,
+    cycle_id: str | None,
+    now: datetime,
+) -> Book:
+    """Liquidate ``position`` at its liquidation price: it loses its margin, no more."""
+    if position.liquidation_price is None:
+        raise ValueError(f"position {position.id} has no liquidation price")
+    return await close_and_announce(
+        conn,
+        position,
+        accounting.liquidation_closing(position.margin, position.liquidation_price),
+        book,
+        status=PositionStatus.LIQUIDATED,
+        exit_reason=accounting.EXIT_LIQUIDATION,
+        cycle_id=cycle_id,
+        now=now,
+    )
