@@ -12,10 +12,8 @@ import anthropic
 from services.agent.providers.base import (
     Completion,
     Conversation,
-    ProviderError,
     Turn,
-    classify_status,
-    short,
+    sdk_errors,
 )
 
 
@@ -30,7 +28,7 @@ class AnthropicProvider:
         self._max_tokens = max_tokens
 
     async def complete(self, conversation: Conversation, timeout: float) -> Completion:
-        try:
+        with sdk_errors(anthropic, timeout):
             message = await self._client.messages.create(
                 model=self._model,
                 max_tokens=self._max_tokens,
@@ -38,17 +36,6 @@ class AnthropicProvider:
                 messages=[_message(t) for t in conversation.turns],
                 timeout=timeout,
             )
-        except anthropic.APITimeoutError:
-            raise ProviderError(f"no answer within {timeout:.1f}s", kind="timeout") from None
-        except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            raise ProviderError(
-                f"HTTP {status}: {short(exc.message)}",
-                kind=classify_status(status),
-                status_code=status,
-            ) from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"connection failed: {short(str(exc))}", kind="retryable") from None
         text = "".join(getattr(b, "text", "") for b in message.content if b.type == "text")
         thinking = "\n".join(
             getattr(b, "thinking", "") for b in message.content if b.type == "thinking"

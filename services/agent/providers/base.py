@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal, Protocol
 
 from services.agent.prompt import Prompt
@@ -86,3 +89,25 @@ MAX_ERROR_CHARS = 300
 def short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+@contextlib.contextmanager
+def sdk_errors(sdk: ModuleType, timeout: float) -> Iterator[None]:
+    """Turn an official SDK's errors into :class:`ProviderError`.
+
+    The anthropic and openai SDKs are generated from one template and raise the same
+    exception classes (``APITimeoutError``, ``APIStatusError``, ``APIConnectionError``).
+    """
+    try:
+        yield
+    except sdk.APITimeoutError:
+        raise ProviderError(f"no answer within {timeout:.1f}s", kind="timeout") from None
+    except sdk.APIStatusError as exc:
+        status = exc.status_code
+        raise ProviderError(
+            f"HTTP {status}: {short(exc.message)}",
+            kind=classify_status(status),
+            status_code=status,
+        ) from None
+    except sdk.APIConnectionError as exc:
+        raise ProviderError(f"connection failed: {short(str(exc))}", kind="retryable") from None

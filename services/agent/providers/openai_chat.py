@@ -10,8 +10,7 @@ from services.agent.providers.base import (
     Completion,
     Conversation,
     ProviderError,
-    classify_status,
-    short,
+    sdk_errors,
 )
 
 # The Decision's output format as a JSON schema, for models that can be held to one.
@@ -71,7 +70,7 @@ class OpenAIChatProvider:
         extra: dict[str, Any] = {}
         if self._json_schema:
             extra["response_format"] = {"type": "json_schema", "json_schema": DECISION_SCHEMA}
-        try:
+        with sdk_errors(openai, timeout):
             reply = await self._client.chat.completions.create(
                 model=self._model,
                 messages=messages,
@@ -80,17 +79,6 @@ class OpenAIChatProvider:
                 timeout=timeout,
                 **extra,
             )
-        except openai.APITimeoutError:
-            raise ProviderError(f"no answer within {timeout:.1f}s", kind="timeout") from None
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            raise ProviderError(
-                f"HTTP {status}: {short(exc.message)}",
-                kind=classify_status(status),
-                status_code=status,
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"connection failed: {short(str(exc))}", kind="retryable") from None
         if not reply.choices:
             raise ProviderError("the answer has no choices", kind="fatal", status_code=200)
         message = reply.choices[0].message
