@@ -4,6 +4,11 @@ On a tick, for each open position on a ticked symbol: funding is paid when a fun
 time (00:00, 08:00, 16:00 UTC) passed while it was open; then the bar's high and low
 fire liquidation, stop loss or take profit (the worse for the trader first); what stays
 open is marked to the tick's mark price. Each agent's equity is snapshotted afterwards.
+
+A tick is applied once by its ``tick_id``, whatever message id its copy came under.
+Marks only move forward in market time (``symbol_marks``): a tick or snapshot older than
+the symbol's latest applied mark still pays its funding and fires its exits once, but
+leaves ``current_price`` and ``unrealized_pnl`` at the newer mark.
 """
 
 from __future__ import annotations
@@ -57,21 +62,29 @@ class MarkOutcome:
 
 @dataclass
 class TickOutcome:
+    duplicate: bool = False
     agents: list[str] = field(default_factory=list)
+    # Symbols already marked at a later market time, left at that mark.
+    stale_symbols: list[str] = field(default_factory=list)
     exits: dict[str, int] = field(default_factory=dict)
     funding_payments: int = 0
 
 
-async def _lock_holders(conn: asyncpg.Connection, symbols: list[str]) -> list[str]:
-    holders = await conn.fetch(
-        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[])",
-        symbols,
-    )
-    agents = sorted(r["llm_id"] for r in holders)
-    if agents:
-        # Accounts before positions, the order a verdict takes them in: no deadlock.
-        await store.lock_accounts(conn, agents)
-    return agents
+async def _lock_holdings(
+    conn: asyncpg.Connection, symbols: list[str]
+) -> tuple[list[str], list[PositionRow]]:
+    """Lock the accounts holding positions on ``symbols``, then exactly their positions.
+
+    Accounts before positions, the order a verdict takes them in: no deadlock. A verdict
+    of an account not locked here may open a position on these symbols after the holders
+    are read; that position is left out (it opened after this tick, the next one marks it),
+    so every position handled here belongs to a locked account and no book is missed.
+    """
+    agents = await store.open_position_holders(conn, symbols)
+    if not agents:
+        return [], []
+    await store.lock_accounts(conn, agents)
+    return agents, await store.open_positions_on(conn, symbols, agents)
 
 
 async def _save_marked_books(
@@ -94,25 +107,31 @@ async def mark_to_market(
     mark_prices: Mapping[str, Decimal],
     now: datetime,
     *,
+    at: datetime,
     cycle_id: str | None = None,
 ) -> MarkOutcome:
     """Reprice every open position on these symbols, liquidating those the mark went through.
 
     A snapshot can arrive after a gap no tick covered: a position whose mark is at or
     past its liquidation price is liquidated there rather than left open below zero.
+    ``at`` is the marks' market time: a symbol already marked later is left alone.
     """
     outcome = MarkOutcome()
     if not mark_prices:
         return outcome
     symbols = sorted(mark_prices)
-    agents = await _lock_holders(conn, symbols)
+    agents, positions = await _lock_holdings(conn, symbols)
+    # After the positions, as a tick takes them; a stale mark changes no position.
+    fresh = await store.advance_marks(conn, mark_prices, at)
     if not agents:
         return outcome
     held = set(agents)
     books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
     liquidated: set[str] = set()
     marks: list[tuple[UUID, Decimal, Decimal]] = []
-    for p in await store.open_positions_on(conn, symbols):
+    for p in positions:
+        if p.symbol not in fresh:
+            continue
         mark = mark_prices[p.symbol]
         if accounting.is_liquidated(p.side, p.liquidation_price, mark):
             books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
@@ -152,15 +171,23 @@ class TickProcessor:
         self._fee_rate = taker_fee_rate
 
     async def apply(self, conn: asyncpg.Connection, tick: MarketTick, now: datetime) -> TickOutcome:
+        # The tick's own id, not only the message id: a copy republished under another
+        # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
+        if not await store.claim_tick(conn, tick.tick_id, now):
+            return TickOutcome(duplicate=True)
         outcome = TickOutcome()
         prices = {p.symbol: p for p in tick.prices}
         symbols = sorted(prices)
-        agents = await _lock_holders(conn, symbols) if symbols else []
+        agents, positions = await _lock_holdings(conn, symbols) if symbols else ([], [])
+        fresh = (
+            await store.advance_marks(conn, {s: p.mark_price for s, p in prices.items()}, tick.at)
+            if symbols
+            else set()
+        )
         if agents:
             held = set(agents)
             books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
             changed: set[str] = set()
-            positions = await store.open_positions_on(conn, symbols)
             await self._fund(
                 conn,
                 tick=tick,
@@ -174,10 +201,13 @@ class TickProcessor:
             marks: list[tuple[UUID, Decimal, Decimal]] = []
             for position in positions:
                 price = prices[position.symbol]
+                # An old bar still happened: its exits fire, once, even when it is stale.
                 if await self._exit(
                     conn, position=position, price=price, books=books, outcome=outcome, now=now
                 ):
                     changed.add(position.llm_id)
+                    continue
+                if position.symbol not in fresh:
                     continue
                 marks.append(
                     (
@@ -193,6 +223,7 @@ class TickProcessor:
             for llm_id in sorted(changed):
                 await _announce_account(conn, llm_id, f"account:tick:{tick.tick_id}:{llm_id}", now)
             outcome.agents = agents
+        outcome.stale_symbols = sorted(set(symbols) - fresh)
         await store.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
         return outcome
 

@@ -61,6 +61,11 @@ class LedgerMetrics:
         self.funding_payments = Counter(
             "arena_ledger_funding_payments", "Funding payments booked.", registry=registry
         )
+        self.stale_marks = Counter(
+            "arena_ledger_stale_marks",
+            "Symbols of a tick older than their latest applied mark, left at that newer mark.",
+            registry=registry,
+        )
         self.outbox_pending = Gauge(
             "arena_ledger_outbox_pending", "Outbox events not published yet.", registry=registry
         )

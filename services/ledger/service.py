@@ -63,7 +63,7 @@ VERDICTS = ConsumerSpec(
     batch=1,
     max_ack_pending=1,
 )
-TICKS = ConsumerSpec("ledger-ticks", subjects.MARKET_TICK)
+TICKS = ConsumerSpec("ledger-ticks", subjects.MARKET_TICK, ack_wait_seconds=10)
 LLM_CALLS = ConsumerSpec("ledger-llm-calls", subjects.LLM_CALL_ALL)
 
 
@@ -194,6 +194,7 @@ class LedgerService:
                 conn,
                 {s.symbol: s.mark_price for s in message.symbols},
                 self._clock.now(),
+                at=message.taken_at,
                 cycle_id=message.cycle_id,
             )
             await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
@@ -246,6 +247,11 @@ class LedgerService:
         outcome = await self._once(TICKS.durable, delivery, effect)
         if outcome is None:
             return
+        if outcome.duplicate:
+            self._metrics.duplicates.labels(TICKS.durable).inc()
+            return
+        if outcome.stale_symbols:
+            self._metrics.stale_marks.inc(len(outcome.stale_symbols))
         for reason, count in outcome.exits.items():
             self._metrics.tick_exits.labels(reason).inc(count)
         self._metrics.funding_payments.inc(outcome.funding_payments)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -130,6 +130,17 @@ async def claim_message(conn: Connection, msg_id: str, consumer: str) -> bool:
     return claimed is not None
 
 
+async def claim_tick(conn: Connection, tick_id: str, now: datetime) -> bool:
+    """Record that tick ``tick_id`` is being applied; False when it already was."""
+    claimed = await conn.fetchval(
+        "INSERT INTO applied_ticks (tick_id, applied_at) VALUES ($1, $2) "
+        "ON CONFLICT DO NOTHING RETURNING tick_id",
+        tick_id,
+        now,
+    )
+    return claimed is not None
+
+
 # ---------------------------------------------------------------- accounts
 
 
@@ -231,11 +242,26 @@ async def open_positions(conn: Connection, llm_id: str | None = None) -> list[Po
     return [_position(r) for r in records]
 
 
-async def open_positions_on(conn: Connection, symbols: Sequence[str]) -> list[PositionRow]:
+async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> list[str]:
+    """The accounts holding an open position on any of ``symbols``, sorted."""
+    records = await conn.fetch(
+        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[]) "
+        "ORDER BY llm_id",
+        list(symbols),
+    )
+    return [r["llm_id"] for r in records]
+
+
+async def open_positions_on(
+    conn: Connection, symbols: Sequence[str], llm_ids: Sequence[str]
+) -> list[PositionRow]:
+    """Lock and return the open positions of ``llm_ids`` on ``symbols``."""
     records = await conn.fetch(
         f"SELECT {_POSITION_COLUMNS} FROM positions "
-        "WHERE status = 'OPEN' AND symbol = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        "WHERE status = 'OPEN' AND symbol = ANY($1::text[]) AND llm_id = ANY($2::text[]) "
+        "ORDER BY id FOR UPDATE",
         list(symbols),
+        list(llm_ids),
     )
     return [_position(r) for r in records]
 
@@ -290,6 +316,28 @@ async def close_position(
         now,
     )
     return _position(record)
+
+
+async def advance_marks(
+    conn: Connection, mark_prices: Mapping[str, Decimal], at: datetime
+) -> set[str]:
+    """Record ``at`` as each symbol's mark time unless a later mark is already applied.
+
+    Returns the symbols whose mark moved forward (or stayed at the same time): only those
+    may be re-marked. Rows are taken in symbol order, so concurrent markers cannot deadlock.
+    """
+    symbols = sorted(mark_prices)
+    records = await conn.fetch(
+        "INSERT INTO symbol_marks (symbol, marked_at, mark_price) "
+        "SELECT s, $2, p FROM unnest($1::text[], $3::numeric[]) AS u (s, p) ORDER BY s "
+        "ON CONFLICT (symbol) DO UPDATE SET marked_at = EXCLUDED.marked_at, "
+        "mark_price = EXCLUDED.mark_price WHERE symbol_marks.marked_at <= EXCLUDED.marked_at "
+        "RETURNING symbol",
+        symbols,
+        at,
+        [mark_prices[s] for s in symbols],
+    )
+    return {r["symbol"] for r in records}
 
 
 async def mark_positions(conn: Connection, marks: Sequence[tuple[UUID, Decimal, Decimal]]) -> None:

@@ -645,12 +645,6 @@ async def _assert_books(conn: asyncpg.Connection, burst: list[Published]) -> Non
     assert completed == BURST_CYCLES + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger bug: a tick is deduplicated by message id only, so a copy of a tick "
-    "under another Nats-Msg-Id is applied again (another equity snapshot per account, "
-    "positions re-marked at its prices)",
-)
 async def test_a_tick_copy_under_another_message_id_changes_nothing(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,168 @@
+"""Ticks applied once by their own id, marks that only move forward, and a verdict that
+opens a position while a tick waits for its account locks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from services.common import subjects
+from services.common.contracts import Action, MarketTick, TickPrice, TradeAction
+from services.common.settings import Settings
+from services.ledger.verify import verify
+from tests.ledger.harness import Ledger, ledger
+from tests.ledger.messages import approved, buy, verdict
+from tests.ledger.test_service import _start_cycle
+from tests.ledger.test_ticks import _tick_applied
+from tests.support import eventually
+
+BTC = "BTCUSDT"
+
+
+def _tick(tick_id: str, lg: Ledger, after_s: int, bar: tuple[int, int, int]) -> MarketTick:
+    """``bar`` is (mark, high, low), stamped ``after_s`` seconds from now."""
+    mark, high, low = bar
+    return MarketTick(
+        tick_id=tick_id,
+        at=lg.clock.now() + timedelta(seconds=after_s),
+        prices=(
+            TickPrice(
+                symbol=BTC,
+                last_price=Decimal(mark),
+                mark_price=Decimal(mark),
+                high=Decimal(high),
+                low=Decimal(low),
+            ),
+        ),
+    )
+
+
+async def _open_btc_long(lg: Ledger, agent: str, cycle_id: str = "c1") -> None:
+    action = Action(
+        action=TradeAction.BUY,
+        symbol=BTC,
+        margin_usd=Decimal(10),
+        leverage=10,
+        stop_loss=Decimal(99000),
+    )
+    v = verdict(cycle_id, agent, lg.clock.now(), approved(action))
+    await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+    await lg.wait_decided(v.verdict_id)
+
+
+async def _btc(lg: Ledger, agent: str) -> tuple[Decimal, Decimal]:
+    row = await lg.db.fetchrow(
+        "SELECT current_price, unrealized_pnl FROM positions WHERE llm_id = $1 AND symbol = $2",
+        agent,
+        BTC,
+    )
+    return row["current_price"], row["unrealized_pnl"]
+
+
+async def test_a_tick_copy_under_another_message_id_is_not_applied_again(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        lg.clock.advance(3600)
+        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        await _open_btc_long(lg, "momentum")
+        late = _tick("late", lg, 120, (100500, 100600, 100400))
+        early = _tick("early", lg, 60, (99800, 100000, 99700))
+        await _tick_applied(lg, early)
+        await _tick_applied(lg, late)
+        # A copy of the early tick under another message id, after the late one.
+        await lg.publish(subjects.MARKET_TICK, early, f"{early.tick_id}:again")
+        await eventually(
+            lambda: (
+                lg.metric("arena_ledger_duplicates_skipped_total", consumer="ledger-ticks") == 1
+            ),
+            what="the copy skipped",
+        )
+        assert (
+            await lg.count(
+                "SELECT count(*) FROM processed_messages WHERE consumer = 'ledger-ticks'"
+            )
+            == 3
+        )
+        assert await lg.count(
+            "SELECT count(*) FROM equity_snapshots WHERE source = 'tick:early'"
+        ) == await lg.count("SELECT count(*) FROM llm_accounts")
+        # 0.001 BTC marked at 100,500: the copy did not set it back to 99,800.
+        assert await _btc(lg, "momentum") == (Decimal(100500), Decimal("0.5"))
+        assert await lg.count("SELECT count(*) FROM applied_ticks") == 2
+        assert await verify(lg.db) == []
+
+
+async def test_a_stale_tick_fires_its_exits_but_does_not_move_the_mark_back(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        lg.clock.advance(3600)
+        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        await _open_btc_long(lg, "momentum")
+        await _tick_applied(lg, _tick("newest", lg, 120, (100500, 100600, 100400)))
+        await _tick_applied(lg, _tick("older", lg, 60, (99800, 100000, 99700)))
+        assert await _btc(lg, "momentum") == (Decimal(100500), Decimal("0.5"))
+        account = await lg.account("momentum")
+        assert account["unrealized_pnl"] == Decimal("0.5")
+        assert lg.metric("arena_ledger_stale_marks_total") == 1
+
+        # An even older bar went through the stop: the stop fills, once.
+        await _tick_applied(lg, _tick("oldest", lg, 30, (99100, 100000, 98900)))
+        trade = await lg.db.fetchrow(
+            "SELECT exit_price, exit_reason FROM trades WHERE exit_price IS NOT NULL"
+        )
+        assert tuple(trade) == (Decimal(99000), "stop_loss")
+        account = await lg.account("momentum")
+        assert (account["open_positions"], account["unrealized_pnl"]) == (0, 0)
+        assert await verify(lg.db) == []
+
+
+async def test_a_position_opened_while_a_tick_waits_for_its_locks_keeps_the_books_whole(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        lg.clock.advance(3600)
+        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum", "random")
+        await _open_btc_long(lg, "momentum")
+
+        blocker = await asyncpg.connect(database_url)
+        try:
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute("SELECT 1 FROM llm_accounts WHERE llm_id = 'momentum' FOR UPDATE")
+            tick = _tick("t1", lg, 0, (101000, 101100, 100900))
+            await lg.publish(subjects.MARKET_TICK, tick, tick.tick_id)
+
+            async def tick_waits_for_the_account() -> bool:
+                return bool(
+                    await lg.db.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%FROM llm_accounts WHERE llm_id = ANY%FOR UPDATE%' "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                )
+
+            await eventually(tick_waits_for_the_account, what="the tick waiting for momentum")
+            # Holders were read: random's position opens before the tick locks anything.
+            v = verdict("c1", "random", lg.clock.now(), approved(buy(BTC, 10, 10)))
+            await lg.publish(subjects.decision_verdict("random"), v, v.verdict_id)
+            await lg.wait_decided(v.verdict_id)
+            await lock.commit()
+        finally:
+            await blocker.close()
+
+        await eventually(
+            lambda: lg.count("SELECT count(*) FROM equity_snapshots WHERE source = 'tick:t1'"),
+            what="the tick applied",
+        )
+        assert await _btc(lg, "momentum") == (Decimal(101000), Decimal(1))
+        # Opened after the tick read the holders: left for the next tick, as if opened after.
+        assert await _btc(lg, "random") == (Decimal(100000), Decimal(0))
+        assert await verify(lg.db) == []
+        await _tick_applied(lg, _tick("t2", lg, 1, (101000, 101100, 100900)))
+        assert await _btc(lg, "random") == (Decimal(101000), Decimal(1))
+        assert await verify(lg.db) == []
