@@ -35,13 +35,35 @@ from nats.js.api import (
 )
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
-from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from services.common import subjects
+from services.common.bus_errors import (
+    BadRequest,
+    BusError,
+    NotFound,
+    PermanentError,
+    RemoteError,
+    Unavailable,
+)
+from services.common.bus_metrics import BusMetrics
 from services.common.contracts import ErrorReply, Message
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "BadRequest",
+    "Bus",
+    "BusError",
+    "BusMetrics",
+    "ConsumerSpec",
+    "Delivery",
+    "NotFound",
+    "PermanentError",
+    "RemoteError",
+    "Unavailable",
+    "redact_url",
+]
 
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
@@ -54,39 +76,6 @@ DLQ_DELIVERIES = "Arena-Dlq-Deliveries"
 
 STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
 DUPLICATE_WINDOW_SECONDS = 120.0
-
-
-class BusError(Exception):
-    """Base of the errors ``Bus.request`` raises."""
-
-
-class Unavailable(BusError):
-    """Nobody answered the request in time."""
-
-    def __init__(self, subject: str, detail: str) -> None:
-        super().__init__(f"no answer on {subject}: {detail}")
-        self.subject = subject
-
-
-class RemoteError(BusError):
-    """The responder answered with an ``ErrorReply``."""
-
-    def __init__(self, subject: str, reply: ErrorReply) -> None:
-        super().__init__(f"{subject}: {reply.code}: {reply.message}")
-        self.subject = subject
-        self.reply = reply
-
-
-class PermanentError(Exception):
-    """Raised by a handler for a message that can never succeed: dead-letter it now."""
-
-
-class NotFound(LookupError):
-    """Raised by a request handler when the thing asked for does not exist."""
-
-
-class BadRequest(ValueError):
-    """Raised by a request handler for a request it cannot answer as asked."""
 
 
 @dataclass(frozen=True)
@@ -126,46 +115,6 @@ _DELIVER = {
     "last": DeliverPolicy.LAST_PER_SUBJECT,
     "new": DeliverPolicy.NEW,
 }
-
-
-class BusMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter(
-            "arena_messages_consumed",
-            "Messages handled successfully, by consumer.",
-            ["consumer"],
-            registry=registry,
-        )
-        self.failed = Counter(
-            "arena_messages_failed",
-            "Handler failures (the message is redelivered), by consumer.",
-            ["consumer"],
-            registry=registry,
-        )
-        self.redelivered = Counter(
-            "arena_messages_redelivered",
-            "Messages received more than once, by consumer.",
-            ["consumer"],
-            registry=registry,
-        )
-        self.dead_lettered = Counter(
-            "arena_messages_dead_lettered",
-            "Messages sent to the dead-letter subject, by consumer and reason.",
-            ["consumer", "reason"],
-            registry=registry,
-        )
-        self.published = Counter(
-            "arena_messages_published",
-            "Events published to JetStream, by message type.",
-            ["type"],
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "arena_messages_duplicate_publish",
-            "Publishes JetStream dropped as duplicates of an earlier Nats-Msg-Id.",
-            ["type"],
-            registry=registry,
-        )
 
 
 class Bus:
