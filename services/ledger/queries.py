@@ -230,16 +230,13 @@ class LedgerQueries:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await self._require(conn, query.agent_id)
-            total = await conn.fetchval(
-                "SELECT count(*) FROM trades WHERE $1::text IS NULL OR llm_id = $1",
+            total, records = await store.agent_page(
+                conn,
+                "trades",
+                "executed_at DESC, (exit_price IS NULL), id",
                 query.agent_id,
-            )
-            records = await conn.fetch(
-                "SELECT * FROM trades WHERE $1::text IS NULL OR llm_id = $1 "
-                "ORDER BY executed_at DESC, (exit_price IS NULL), id LIMIT $2 OFFSET $3",
-                query.agent_id,
-                query.page.limit,
-                query.page.offset,
+                limit=query.page.limit,
+                offset=query.page.offset,
             )
         return Trades(trades=tuple(_trade(r) for r in records), total=total)
 
@@ -249,16 +246,13 @@ class LedgerQueries:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await self._require(conn, query.agent_id)
-            total = await conn.fetchval(
-                "SELECT count(*) FROM decisions WHERE $1::text IS NULL OR llm_id = $1",
+            total, records = await store.agent_page(
+                conn,
+                "decisions",
+                "applied_at DESC, seq DESC NULLS LAST",
                 query.agent_id,
-            )
-            records = await conn.fetch(
-                "SELECT * FROM decisions WHERE $1::text IS NULL OR llm_id = $1 "
-                "ORDER BY applied_at DESC, seq DESC NULLS LAST LIMIT $2 OFFSET $3",
-                query.agent_id,
-                query.page.limit,
-                query.page.offset,
+                limit=query.page.limit,
+                offset=query.page.offset,
             )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 

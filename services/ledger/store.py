@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -726,3 +726,27 @@ async def positions_page(
         offset,
     )
     return [_position(r) for r in records]
+
+
+async def agent_page(
+    conn: asyncpg.Connection,
+    table: Literal["trades", "decisions"],
+    order_by: str,
+    agent_id: str | None,
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[asyncpg.Record]]:
+    """One page of ``table`` (all agents, or one), with the total it was cut from.
+
+    ``table`` and ``order_by`` are the callers' constants, never request input.
+    """
+    where = "$1::text IS NULL OR llm_id = $1"
+    total = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", agent_id)
+    rows = await conn.fetch(
+        f"SELECT * FROM {table} WHERE {where} ORDER BY {order_by} LIMIT $2 OFFSET $3",
+        agent_id,
+        limit,
+        offset,
+    )
+    return int(total), list(rows)
