@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -172,16 +173,20 @@ class LedgerQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def _require(self, conn: asyncpg.Connection, agent_id: str | None) -> None:
-        if agent_id is not None and await store.account(conn, agent_id) is None:
-            raise NotFound(f"no account for agent {agent_id!r}")
-
-    async def portfolio(self, query: PortfolioQuery) -> Portfolio:
+    @contextlib.asynccontextmanager
+    async def _snapshot(self, agent_id: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only, repeatable-read view, so every part of one answer agrees; with
+        ``agent_id``, NotFound unless that agent has an account."""
         async with (
             acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            # One snapshot of the account and its positions, so they agree with each other.
+            if agent_id is not None and await store.account(conn, agent_id) is None:
+                raise NotFound(f"no account for agent {agent_id!r}")
+            yield conn
+
+    async def portfolio(self, query: PortfolioQuery) -> Portfolio:
+        async with self._snapshot() as conn:
             row = await store.account(conn, query.agent_id)
             if row is None:
                 raise NotFound(f"no account for agent {query.agent_id!r}")
@@ -196,10 +201,7 @@ class LedgerQueries:
         return Accounts(accounts=tuple(account_view(r) for r in rows))
 
     async def leaderboard(self, _: LeaderboardQuery) -> Leaderboard:
-        async with (
-            acquire(self._pool) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._snapshot() as conn:
             rows = await store.accounts(conn)
             extras = await _extras(conn)
         return Leaderboard(entries=standings(rows, extras))
@@ -211,11 +213,7 @@ class LedgerQueries:
             "all": ["OPEN", "CLOSED", "LIQUIDATED"],
         }[query.status]
         where = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
-        async with (
-            acquire(self._pool) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            await self._require(conn, query.agent_id)
+        async with self._snapshot(query.agent_id) as conn:
             total = await conn.fetchval(
                 f"SELECT count(*) FROM positions WHERE {where}", statuses, query.agent_id
             )
@@ -225,11 +223,7 @@ class LedgerQueries:
         return Positions(positions=tuple(position_view(p) for p in rows), total=total)
 
     async def trades(self, query: TradesQuery) -> Trades:
-        async with (
-            acquire(self._pool) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            await self._require(conn, query.agent_id)
+        async with self._snapshot(query.agent_id) as conn:
             total, records = await store.agent_page(
                 conn,
                 "trades",
@@ -241,11 +235,7 @@ class LedgerQueries:
         return Trades(trades=tuple(_trade(r) for r in records), total=total)
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
-        async with (
-            acquire(self._pool) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            await self._require(conn, query.agent_id)
+        async with self._snapshot(query.agent_id) as conn:
             total, records = await store.agent_page(
                 conn,
                 "decisions",
@@ -257,8 +247,7 @@ class LedgerQueries:
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 
     async def equity(self, query: EquityQuery) -> EquitySeries:
-        async with acquire(self._pool) as conn:
-            await self._require(conn, query.agent_id)
+        async with self._snapshot(query.agent_id) as conn:
             records = await conn.fetch(
                 "SELECT * FROM equity_snapshots "
                 "WHERE ($1::text IS NULL OR llm_id = $1) "
@@ -285,10 +274,7 @@ class LedgerQueries:
         )
 
     async def stats(self, _: StatsQuery) -> Stats:
-        async with (
-            acquire(self._pool) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with self._snapshot() as conn:
             rows = await store.accounts(conn)
             extras = await _extras(conn)
             closes = await conn.fetch(

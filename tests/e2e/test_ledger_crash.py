@@ -157,15 +157,7 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
         await bus.close()
         assert ledger.stop() == 0
 
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ledger", "verify",
-        cwd=PROJECT_ROOT,
-        env=ledger.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(verify.communicate(), timeout=60)
-    assert verify.returncode == 0, output.decode()
+    await _verify_passes(ledger.env)
 
 
 async def _at_least(count: Callable[[], Awaitable[int]], minimum: int) -> bool:
@@ -571,15 +563,7 @@ async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
         await bus.close()
         assert ledger.stop() == 0
 
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ledger", "verify",
-        cwd=PROJECT_ROOT,
-        env=ledger.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(verify.communicate(), timeout=60)
-    assert verify.returncode == 0, output.decode()
+    await _verify_passes(ledger.env)
 
 
 async def _assert_books(conn: asyncpg.Connection, burst: list[Published]) -> None:
@@ -677,3 +661,16 @@ async def test_a_tick_copy_under_another_message_id_changes_nothing(
         await conn.close()
         await bus.close()
         assert ledger.stop() == 0
+
+
+async def _verify_passes(env: dict[str, str]) -> None:
+    """``python -m services.ledger verify`` on the test's database exits 0."""
+    verify = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.ledger", "verify",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(verify.communicate(), timeout=60)
+    assert verify.returncode == 0, output.decode()
