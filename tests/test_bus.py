@@ -16,6 +16,7 @@ from services.common.bus import (
     Delivery,
     NotFound,
     RemoteError,
+    TransientError,
     Unavailable,
     redact_url,
 )
@@ -120,6 +121,40 @@ async def test_always_failing_message_dead_letters_after_max_deliver(nats_url: s
     await eventually(lambda: metrics.dead_lettered.labels("t-max", "max_deliver")._value.get() == 1)
     assert attempts == [1, 2, 3]
     await bus.close()
+
+
+async def test_an_unavailable_dependency_is_retried_past_max_deliver_never_dead_lettered(
+    nats_url: str,
+) -> None:
+    bus, metrics = await _bus(nats_url, max_deliver=2)
+    attempts: list[int] = []
+
+    async def ledger_down(message: CycleStarted, delivery: Delivery) -> None:
+        attempts.append(delivery.num_delivered)
+        if delivery.num_delivered < 6:
+            raise Unavailable(subjects.LEDGER_QUERY_PORTFOLIO, "timed out after 2s")
+
+    spec = ConsumerSpec("t-transient", subjects.CYCLE_STARTED, retry_delays=(0.02,))
+    await bus.consume(spec, CycleStarted, ledger_down)
+    await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
+    await eventually(lambda: metrics.consumed.labels("t-transient")._value.get() == 1)
+    assert attempts == [1, 2, 3, 4, 5, 6]
+    assert metrics.retried.labels("t-transient")._value.get() == 5
+    assert metrics.dead_lettered.labels("t-transient", "max_deliver")._value.get() == 0
+    await bus.close()
+
+
+async def test_a_responder_whose_dependency_is_down_answers_unavailable(nats_url: str) -> None:
+    server, _ = await _bus(nats_url, "server")
+    client, _ = await _bus(nats_url, "client")
+
+    async def database_down(_: AccountsQuery) -> SchedulerStatus:
+        raise TransientError("Postgres unavailable")
+
+    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, database_down)
+    with pytest.raises(Unavailable, match="Postgres unavailable"):
+        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
+    await asyncio.gather(server.close(), client.close())
 
 
 async def test_request_reply_and_typed_errors(nats_url: str) -> None:

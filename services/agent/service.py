@@ -9,6 +9,7 @@ A snapshot delivered again gets the answer already given: the model is not paid 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -21,7 +22,7 @@ from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
 from services.agent.trader import Outcome, Trader, TraderAnswer
 from services.common import subjects
-from services.common.bus import Bus, BusError, ConsumerSpec, Delivery
+from services.common.bus import Bus, BusError, ConsumerSpec, Delivery, Unavailable
 from services.common.clock import Clock
 from services.common.contracts import Decision, MarketSnapshot, Portfolio, PortfolioQuery
 from services.common.lineup import AgentSpec
@@ -100,7 +101,9 @@ class AgentService:
         agent = self._spec.id
         received = self._clock.monotonic()
         now = self._clock.now()
-        if now >= snapshot.decision_deadline:
+        was_disabled = self._trader.disabled_reason
+        entry = self._answered.get(snapshot.cycle_id)
+        if entry is None and now >= snapshot.decision_deadline:
             self._metrics.skipped.labels(agent).inc()
             log.warning(
                 "skipping snapshot %s: its deadline %s has passed",
@@ -109,8 +112,6 @@ class AgentService:
                 extra={"agent_id": agent, "cycle_id": snapshot.cycle_id},
             )
             return
-        was_disabled = self._trader.disabled_reason
-        entry = self._answered.get(snapshot.cycle_id)
         if entry is None:
             decision, answer = await self._decide(snapshot, delivery.num_delivered)
             # Remembered before publishing: if a publish fails, the redelivered snapshot
@@ -128,8 +129,9 @@ class AgentService:
         # them again is harmless: the bus and the ledger drop duplicates by id.
         for call in answer.calls:
             await self._bus.publish(subjects.llm_call(agent), call, natural_id=call.call_id)
-        # A publish failure propagates: the bus redelivers the snapshot (and the deadline
-        # check above decides whether it is still worth answering).
+        # A publish failure (NATS away) propagates: the bus redelivers the snapshot and the
+        # answer given is published then, even past the deadline: a decision once made
+        # always reaches the books (late, if it must).
         await self._bus.publish(
             subjects.decision_proposed(agent), decision, natural_id=decision.decision_id
         )
@@ -172,15 +174,8 @@ class AgentService:
             # No portfolio needed to say "not today": answer at once.
             answer = TraderAnswer.hold(Outcome.DISABLED, f"disabled: {reason}")
             return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
-        remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
-        timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
         try:
-            portfolio = await self._bus.request(
-                subjects.LEDGER_QUERY_PORTFOLIO,
-                PortfolioQuery(agent_id=self._spec.id),
-                Portfolio,
-                timeout=timeout,
-            )
+            portfolio = await self._portfolio(snapshot)
         except BusError as exc:
             error = f"portfolio unavailable: {exc}"
             outcome = Outcome.PORTFOLIO_UNAVAILABLE
@@ -195,6 +190,31 @@ class AgentService:
                 Outcome.STRATEGY_ERROR, f"strategy failed: {type(exc).__name__}: {exc}"
             )
         return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
+
+    async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
+        """This agent's portfolio from the ledger, asked again while there is time.
+
+        A ledger restarting for a few seconds should not cost the agent its cycle: the
+        question is repeated with back-off as long as the answer would still leave the
+        model its own time (``timeout_seconds``) before the deadline.
+        """
+        wait = 0.25
+        while True:
+            remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
+            timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
+            try:
+                return await self._bus.request(
+                    subjects.LEDGER_QUERY_PORTFOLIO,
+                    PortfolioQuery(agent_id=self._spec.id),
+                    Portfolio,
+                    timeout=timeout,
+                )
+            except Unavailable:
+                left = (snapshot.decision_deadline - self._clock.now()).total_seconds()
+                if left - wait - self._request_timeout < self._spec.timeout_seconds:
+                    raise
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 2.0)
 
 
 async def build(ctx: ServiceContext) -> AgentService:

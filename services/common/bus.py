@@ -1,12 +1,12 @@
-"""The message bus: NATS core for request-reply, JetStream for events.
+"""The message bus: JetStream for events, core NATS for request-reply.
 
-- ``Bus.connect`` retries until the server answers, then reconnects forever.
-- ``ensure_streams`` creates or updates the event stream and the dead-letter stream.
+- ``Bus.connect`` keeps trying until NATS answers (see :mod:`nats_connection`).
 - ``publish`` sets ``Nats-Msg-Id`` (subject + natural id) so JetStream drops duplicates.
 - ``consume`` runs a durable pull consumer: a message is acked only after its handler
-  returned; a handler error naks it with back-off; a message that cannot be decoded, or
-  that failed ``max_deliver`` times, goes to ``arena.dlq.<service>`` and is counted.
+  returned; what happens on failure is :mod:`delivery`'s policy (retry an unavailable
+  dependency for as long as it takes, dead-letter what can never succeed).
 - ``serve`` answers requests; ``request`` asks and raises typed errors.
+Streams are :mod:`streams`' job, dead letters :mod:`dead_letters`'.
 """
 
 from __future__ import annotations
@@ -17,22 +17,14 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    StorageType,
-    StreamConfig,
-)
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
@@ -44,10 +36,22 @@ from services.common.bus_errors import (
     NotFound,
     PermanentError,
     RemoteError,
+    TransientError,
     Unavailable,
 )
 from services.common.bus_metrics import BusMetrics
 from services.common.contracts import ErrorReply, Message
+from services.common.dead_letters import MSG_ID, DeadLetterWriter
+from services.common.delivery import (
+    DEFAULT_RETRY_DELAYS,
+    Ack,
+    DeadLetter,
+    DeliveryPolicy,
+    Retry,
+    is_transient,
+)
+from services.common.nats_connection import connect_nats, redact_url
+from services.common.streams import StreamLimits, ensure_streams
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ __all__ = [
     "NotFound",
     "PermanentError",
     "RemoteError",
+    "TransientError",
     "Unavailable",
     "redact_url",
 ]
@@ -68,14 +73,11 @@ __all__ = [
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
-MSG_ID = "Nats-Msg-Id"
-DLQ_SUBJECT = "Arena-Dlq-Subject"
-DLQ_ERROR = "Arena-Dlq-Error"
-DLQ_CONSUMER = "Arena-Dlq-Consumer"
-DLQ_DELIVERIES = "Arena-Dlq-Deliveries"
+# The error code of a responder whose own dependency is down: the caller may try again.
+UNAVAILABLE = "unavailable"
 
-STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
-DUPLICATE_WINDOW_SECONDS = 120.0
+# A drain that has not finished by then is abandoned: shutting down must not hang.
+DRAIN_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,11 @@ class Delivery:
     msg_id: str
     stream_sequence: int
     num_delivered: int
+
+    @property
+    def last_token(self) -> str:
+        """The subject's last token: the agent id on per-agent subjects."""
+        return self.subject.rsplit(".", 1)[-1]
 
 
 Handler = Callable[[M, Delivery], Awaitable[None]]
@@ -104,7 +111,7 @@ class ConsumerSpec:
     start: Literal["all", "last", "new"] = "all"
     ack_wait_seconds: float = 30.0
     batch: int = 16
-    retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+    retry_delays: tuple[float, ...] = field(default=DEFAULT_RETRY_DELAYS)
     # 1 keeps strict order even across a crash: nothing newer is delivered while a
     # message is unacked (a killed consumer's message comes back after ack_wait).
     max_ack_pending: int | None = None
@@ -126,6 +133,7 @@ class Bus:
         self._service = service
         self._metrics = metrics
         self._max_deliver = max_deliver
+        self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -139,42 +147,14 @@ class Bus:
         metrics: BusMetrics,
         *,
         max_deliver: int = 5,
-        connect_timeout: float = 30.0,
+        connect_timeout: float | None = 30.0,
         credentials: str | None = None,
     ) -> Bus:
-        """Connect, retrying for ``connect_timeout`` seconds; later drops reconnect forever."""
-
-        async def on_error(exc: Exception) -> None:
-            log.warning("nats: %s", exc)
-
-        async def on_disconnected() -> None:
-            log.warning("nats: disconnected, reconnecting")
-
-        async def on_reconnected() -> None:
-            log.info("nats: reconnected")
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + connect_timeout
-        while True:
-            try:
-                nc = await nats.connect(
-                    servers=[url],
-                    name=service,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    connect_timeout=2,
-                    user_credentials=credentials,
-                    error_cb=on_error,
-                    disconnected_cb=on_disconnected,
-                    reconnected_cb=on_reconnected,
-                )
-                return cls(nc, service, metrics, max_deliver)
-            except Exception as exc:
-                if loop.time() >= deadline:
-                    raise BusError(f"cannot connect to NATS at {redact_url(url)}: {exc}") from exc
-                log.warning("NATS at %s not reachable yet (%s), retrying", redact_url(url), exc)
-                await asyncio.sleep(0.5)
+        """Connect, retrying for ``connect_timeout`` seconds (None: for as long as it takes)."""
+        nc = await connect_nats(
+            url, service, credentials=credentials, retry_seconds=connect_timeout
+        )
+        return cls(nc, service, metrics, max_deliver)
 
     @property
     def connected(self) -> bool:
@@ -189,37 +169,15 @@ class Bus:
     def service(self) -> str:
         return self._service
 
-    async def ensure_streams(self) -> None:
-        """Create or update the event and dead-letter streams (safe to call from every service)."""
-        await self._ensure_stream(
-            StreamConfig(
-                name=subjects.STREAM,
-                subjects=list(subjects.STREAM_SUBJECTS),
-                storage=StorageType.FILE,
-                max_age=STREAM_MAX_AGE_SECONDS,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            )
-        )
-        await self._ensure_stream(
-            StreamConfig(
-                name=subjects.DLQ_STREAM,
-                subjects=[subjects.DLQ_ALL],
-                storage=StorageType.FILE,
-                max_age=STREAM_MAX_AGE_SECONDS,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            )
-        )
+    @property
+    def jetstream(self) -> JetStreamContext:
+        return self._js
 
-    async def _ensure_stream(self, config: StreamConfig) -> None:
-        try:
-            await self._js.stream_info(config.name or "")
-        except NotFoundError:
-            try:
-                await self._js.add_stream(config)
-                return
-            except nats.js.errors.BadRequestError:
-                pass  # another service created it between our two calls
-        await self._js.update_stream(config)
+    async def ensure_streams(
+        self, limits: StreamLimits | None = None, *, update: bool = True
+    ) -> list[str]:
+        """Create the streams (and, with ``update``, bring them to ``limits``)."""
+        return await ensure_streams(self._js, limits or StreamLimits(), update=update)
 
     async def close(self) -> None:
         """Stop consumers after their current message, then drain the connection."""
@@ -228,9 +186,14 @@ class Bus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if not self._nc.is_closed:
+        if self._nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self._nc.drain(), DRAIN_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("nats: drain did not finish (%r), closing", exc)
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.close()
 
     # ------------------------------------------------------------ events
 
@@ -247,22 +210,6 @@ class Bus:
         if ack.duplicate:
             self._metrics.duplicates.labels(kind).inc()
 
-    async def dead_letter(self, consumer: str, msg: Msg, error: str, reason: str) -> None:
-        log.error(
-            "dead-lettering message on %s for %s (%s): %s", msg.subject, consumer, reason, error
-        )
-        headers = {
-            DLQ_SUBJECT: msg.subject,
-            DLQ_ERROR: error[:1000],
-            DLQ_CONSUMER: consumer,
-        }
-        if msg.header and MSG_ID in msg.header:
-            headers[MSG_ID] = f"dlq:{consumer}:{msg.header[MSG_ID]}"
-        with contextlib.suppress(Exception):
-            headers[DLQ_DELIVERIES] = str(msg.metadata.num_delivered)
-        await self._js.publish(subjects.dead_letter(self._service), msg.data, headers=headers)
-        self._metrics.dead_lettered.labels(consumer, reason).inc()
-
     async def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
         """Create (or bind) the durable consumer, then run its loop in the background.
 
@@ -271,12 +218,18 @@ class Bus:
         """
         sub = await self._subscribe(spec)
         log.info("consuming %s as %s", spec.filter_subject, spec.durable)
+        policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
         self._tasks.append(
             asyncio.create_task(
-                self._consume_loop(sub, spec, message_type, handler),
+                self._consume_loop(sub, spec, policy, message_type, handler),
                 name=f"consume:{spec.durable}",
             )
         )
+
+    async def consumer_idle(self, durable: str) -> bool:
+        """True when durable ``durable`` has nothing left to deliver and nothing unacked."""
+        info = await self._js.consumer_info(subjects.STREAM, durable)
+        return not info.num_pending and not info.num_ack_pending
 
     async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
@@ -301,6 +254,7 @@ class Bus:
         self,
         sub: JetStreamContext.PullSubscription,
         spec: ConsumerSpec,
+        policy: DeliveryPolicy,
         message_type: type[M],
         handler: Handler[M],
     ) -> None:
@@ -313,12 +267,12 @@ class Bus:
                 except Exception as exc:
                     if self._stopping.is_set():
                         return
-                    log.warning("fetch on %s failed: %s", spec.durable, exc)
+                    log.warning("fetch on %s failed: %r", spec.durable, exc)
                     await asyncio.sleep(0.5)
                     continue
                 for msg in batch:
                     try:
-                        await self._handle(spec, message_type, handler, msg)
+                        await self._handle(spec, policy, message_type, handler, msg)
                     except asyncio.CancelledError:
                         raise
                     except Exception:
@@ -336,7 +290,12 @@ class Bus:
                 await sub.unsubscribe()
 
     async def _handle(
-        self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M], msg: Msg
+        self,
+        spec: ConsumerSpec,
+        policy: DeliveryPolicy,
+        message_type: type[M],
+        handler: Handler[M],
+        msg: Msg,
     ) -> None:
         meta = msg.metadata
         if meta.num_delivered > 1:
@@ -344,8 +303,7 @@ class Bus:
         try:
             message = message_type.model_validate_json(msg.data)
         except ValidationError as exc:
-            await self.dead_letter(spec.durable, msg, _short(exc), "malformed")
-            await msg.term()
+            await self._settle(spec, msg, DeliveryPolicy.malformed(_short(exc)))
             return
         delivery = Delivery(
             subject=msg.subject,
@@ -353,38 +311,58 @@ class Bus:
             stream_sequence=meta.sequence.stream,
             num_delivered=meta.num_delivered,
         )
+        error: Exception | None = None
         try:
             await handler(message, delivery)
-        except PermanentError as exc:
-            await self.dead_letter(spec.durable, msg, str(exc), "rejected")
-            await msg.term()
-            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            error = exc
+        settlement = policy.settle(error, meta.num_delivered)
+        if isinstance(settlement, Retry):
             self._metrics.failed.labels(spec.durable).inc()
-            if meta.num_delivered >= self._max_deliver:
-                await self.dead_letter(spec.durable, msg, repr(exc), "max_deliver")
-                await msg.term()
-                return
-            log.warning(
-                "%s failed on %s (delivery %d of %d), will retry: %r",
-                spec.durable,
-                msg.subject,
-                meta.num_delivered,
-                self._max_deliver,
-                exc,
-            )
-            delay = spec.retry_delays[min(meta.num_delivered, len(spec.retry_delays)) - 1]
-            await msg.nak(delay=delay)
-            return
-        await msg.ack_sync()
-        self._metrics.consumed.labels(spec.durable).inc()
+            if settlement.transient:
+                self._metrics.retried.labels(spec.durable).inc()
+            # Every delivery of a long outage would flood the log: the first few and then
+            # one in ten are enough to follow it.
+            if meta.num_delivered <= 3 or meta.num_delivered % 10 == 0:
+                log.warning(
+                    "%s: %s on %s (delivery %d), retrying in %gs: %s",
+                    spec.durable,
+                    "dependency unavailable" if settlement.transient else "handler failed",
+                    msg.subject,
+                    meta.num_delivered,
+                    settlement.delay,
+                    error,
+                )
+        await self._settle(spec, msg, settlement)
+
+    async def _settle(
+        self, spec: ConsumerSpec, msg: Msg, settlement: Ack | Retry | DeadLetter
+    ) -> None:
+        if isinstance(settlement, Ack):
+            await msg.ack_sync()
+            self._metrics.consumed.labels(spec.durable).inc()
+        elif isinstance(settlement, Retry):
+            await msg.nak(delay=settlement.delay)
+        else:
+            await self._dead_letters.send(spec.durable, msg, settlement.reason, settlement.error)
+            await msg.term()
 
     async def subscribe_core(
-        self, subject: str, message_type: type[M], handler: Callable[[M], Awaitable[None]]
+        self,
+        subject: str,
+        message_type: type[M],
+        handler: Callable[[M], Awaitable[None]],
+        *,
+        speaker: Callable[[M], str] | None = None,
     ) -> None:
-        """A plain (non-durable) subscription, for listeners that may miss messages."""
+        """A plain (non-durable) subscription, for listeners that may miss messages.
+
+        ``speaker`` names the agent a message speaks for; on a per-agent subject it must
+        be the subject's last token (an agent may only speak for itself), else the
+        message is dead-lettered instead of handled.
+        """
 
         async def on_message(msg: Msg) -> None:
             try:
@@ -392,6 +370,12 @@ class Bus:
             except ValidationError as exc:
                 await self._dead_letter_core(subject, msg, _short(exc))
                 return
+            if speaker is not None:
+                claimed, actual = speaker(message), msg.subject.rsplit(".", 1)[-1]
+                if claimed != actual:
+                    error = f"names agent {claimed!r} but came on the subject of {actual!r}"
+                    await self._dead_letter_core(subject, msg, error, "rejected")
+                    return
             try:
                 await handler(message)
             except Exception:
@@ -400,12 +384,15 @@ class Bus:
         await self._nc.subscribe(subject, cb=on_message)
         await self._nc.flush()
 
-    async def _dead_letter_core(self, consumer: str, msg: Msg, error: str) -> None:
-        log.error("malformed message on %s: %s", msg.subject, error)
-        headers = {DLQ_SUBJECT: msg.subject, DLQ_ERROR: error[:1000], DLQ_CONSUMER: consumer}
-        with contextlib.suppress(Exception):
-            await self._js.publish(subjects.dead_letter(self._service), msg.data, headers=headers)
-        self._metrics.dead_lettered.labels(consumer, "malformed").inc()
+    async def _dead_letter_core(
+        self, consumer: str, msg: Msg, error: str, reason: str = "malformed"
+    ) -> None:
+        try:
+            await self._dead_letters.send(consumer, msg, reason, error)
+        except Exception as exc:
+            # A listener cannot redeliver: the letter is logged (by send) and counted here.
+            log.warning("dead letter from %s not stored: %r", consumer, exc)
+            self._metrics.dead_lettered.labels(consumer, reason).inc()
 
     # ------------------------------------------------------------ request-reply
 
@@ -425,6 +412,8 @@ class Bus:
                     reply = ErrorReply(code="not_found", message=str(exc))
                 except BadRequest as exc:
                     reply = ErrorReply(code="bad_request", message=str(exc))
+                except TransientError as exc:
+                    reply = ErrorReply(code=UNAVAILABLE, message=f"{self._service}: {exc}")
                 except Exception:
                     # Details stay in this service's log; the caller gets a reference to it.
                     ref = uuid.uuid4().hex[:12]
@@ -433,7 +422,8 @@ class Bus:
                         code="internal", message=f"{self._service} failed (log ref {ref})"
                     )
             if msg.reply:
-                await msg.respond(reply.to_bytes())
+                with contextlib.suppress(Exception):  # the caller's connection may be gone
+                    await msg.respond(reply.to_bytes())
 
         await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
         await self._nc.flush()  # the server knows the subscription before we return
@@ -447,6 +437,11 @@ class Bus:
             raise Unavailable(subject, "no service is listening") from exc
         except NatsTimeoutError as exc:
             raise Unavailable(subject, f"timed out after {timeout:g}s") from exc
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Disconnected, reconnecting, closed: the answer may come on a later try.
+            raise Unavailable(subject, f"NATS unavailable ({exc!r})") from exc
         try:
             return reply_type.model_validate_json(msg.data)
         except ValidationError:
@@ -454,24 +449,14 @@ class Bus:
                 error = ErrorReply.model_validate_json(msg.data)
             except ValidationError as exc:
                 raise BusError(f"{subject}: unreadable reply: {_short(exc)}") from exc
+            if error.code == UNAVAILABLE:
+                raise Unavailable(subject, error.message) from None
             raise RemoteError(subject, error) from None
 
     async def publish_raw(self, subject: str, data: bytes) -> None:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""
         await self._nc.publish(subject, data)
         await self._nc.flush()
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its secret (a password, or a token in the user part), for logs."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.password is not None else "***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def _short(exc: ValidationError) -> str:

@@ -9,7 +9,15 @@ class BusError(Exception):
     """Base of the errors ``Bus.request`` raises."""
 
 
-class Unavailable(BusError):
+class TransientError(Exception):
+    """Something the handler needs is unavailable for now: retry the message later.
+
+    Raised (or raised from) by a handler, it makes the bus redeliver with back-off for
+    as long as it takes, never dead-letter.
+    """
+
+
+class Unavailable(BusError, TransientError):
     """Nobody answered the request in time."""
 
     def __init__(self, subject: str, detail: str) -> None:

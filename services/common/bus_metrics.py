@@ -19,6 +19,13 @@ class BusMetrics:
             ["consumer"],
             registry=registry,
         )
+        self.retried = Counter(
+            "arena_messages_retried_unavailable",
+            "Deliveries that failed because a dependency was unavailable (retried, never "
+            "dead-lettered), by consumer.",
+            ["consumer"],
+            registry=registry,
+        )
         self.redelivered = Counter(
             "arena_messages_redelivered",
             "Messages received more than once, by consumer.",

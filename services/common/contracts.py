@@ -354,10 +354,10 @@ class LlmCall(Message):
     cycle_id: str
     provider: str
     model: str
-    response_time_ms: int
-    prompt_tokens: int
-    completion_tokens: int
-    estimated_cost: Money
+    response_time_ms: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    estimated_cost: Money = Field(ge=0)
     success: bool
     error: str | None = None
     called_at: datetime

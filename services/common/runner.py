@@ -9,6 +9,7 @@ for SIGTERM or SIGINT, stop the service, drain the bus, exit 0. Tests use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -18,11 +19,13 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
-from services.common.bus import Bus, BusMetrics, redact_url
+from services.common.bus import Bus, BusMetrics, TransientError, redact_url
 from services.common.clock import Clock, SystemClock
 from services.common.logs import configure_logging
+from services.common.nats_connection import MAX_RETRY_WAIT_SECONDS
 from services.common.ops_http import HttpServer, bind_socket, ops_app
 from services.common.settings import Settings
+from services.common.streams import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class ServiceHost:
         self.bus: Bus | None = None
         self.service: Service | None = None
         self._ops: HttpServer | None = None
+        self._streams_ready = False
 
     @property
     def metrics_port(self) -> int:
@@ -79,6 +83,7 @@ class ServiceHost:
     def _ready(self) -> dict[str, bool]:
         checks = {
             "nats": self.bus is not None and self.bus.connected,
+            "streams": self._streams_ready,
             "consumers": self.bus is not None and self.bus.consumers_alive,
         }
         if self.service is not None:
@@ -88,6 +93,13 @@ class ServiceHost:
         return checks
 
     async def start(self) -> None:
+        """Serve the ops endpoint, then connect and build the service.
+
+        NATS, the streams or the service's own dependencies (the ledger's Postgres) may not
+        be there yet: each is retried for as long as it takes while ``/readyz`` says what
+        is missing, so a service started before its dependencies, or while one restarts,
+        comes up by itself instead of exiting.
+        """
         settings = self._settings
         self._ops = HttpServer(
             ops_app(self.registry, self._ready),
@@ -99,9 +111,10 @@ class ServiceHost:
             self.name,
             BusMetrics(self.registry),
             max_deliver=settings.max_deliver,
+            connect_timeout=None,
             credentials=str(settings.nats_creds) if settings.nats_creds else None,
         )
-        await self.bus.ensure_streams()
+        await self._ensure_streams()
         context = ServiceContext(self.name, settings, self.bus, self._clock, self.registry)
         self.service = await self._factory(context)
         await self.service.start()
@@ -110,6 +123,21 @@ class ServiceHost:
             self.name,
             extra={"metrics_port": self._ops.port, "nats": redact_url(settings.nats_url)},
         )
+
+    async def _ensure_streams(self) -> None:
+        assert self.bus is not None
+        limits = StreamLimits.from_settings(self._settings)
+        wait = 0.25
+        while True:
+            try:
+                await self.bus.ensure_streams(limits, update=False)
+            except TransientError as exc:
+                log.warning("%s: streams not usable yet: %s", self.name, exc)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, MAX_RETRY_WAIT_SECONDS)
+                continue
+            self._streams_ready = True
+            return
 
     async def stop(self) -> None:
         if self.service is not None:
@@ -129,9 +157,20 @@ async def _serve_until_signalled(host: ServiceHost) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await host.start()
-    await stop.wait()
-    log.info("%s: signal received, draining", host.name)
+    # Starting may wait a long time for NATS or Postgres: a signal must still end it.
+    starting = asyncio.create_task(host.start(), name=f"{host.name}:start")
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        starting.result()  # a start that failed for good ends the process with its error
+        await stop.wait()
+        log.info("%s: signal received, draining", host.name)
+    else:
+        log.info("%s: signal received while starting, stopping", host.name)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    stopped.cancel()
     await host.stop()
 
 

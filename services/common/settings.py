@@ -87,7 +87,37 @@ class Settings(BaseSettings):
     )
     log_dir: Path | None = Field(default=None, alias="LOG_DIR")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
-    max_deliver: int = Field(default=5, ge=1, alias="ARENA_MAX_DELIVER")
+    max_deliver: int = Field(
+        default=5,
+        ge=1,
+        alias="ARENA_MAX_DELIVER",
+        description="Deliveries a message whose handler fails unexpectedly gets before it is "
+        "dead-lettered (an unavailable dependency is retried for as long as it takes).",
+    )
+    stream_max_age_seconds: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        alias="ARENA_STREAM_MAX_AGE_SECONDS",
+        description="How long the event stream keeps a message.",
+    )
+    stream_max_bytes: int = Field(
+        default=1024**3,
+        ge=-1,
+        alias="ARENA_STREAM_MAX_BYTES",
+        description="Size cap of the event stream (oldest messages go first); -1: no cap.",
+    )
+    dlq_max_age_seconds: float = Field(
+        default=30 * 24 * 3600,
+        gt=0,
+        alias="ARENA_DLQ_MAX_AGE_SECONDS",
+        description="How long the dead-letter stream keeps a message.",
+    )
+    dlq_max_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=-1,
+        alias="ARENA_DLQ_MAX_BYTES",
+        description="Size cap of the dead-letter stream; -1: no cap.",
+    )
     request_timeout: float = Field(default=2.0, gt=0, alias="ARENA_REQUEST_TIMEOUT")
 
     min_margin_usd: Decimal = Field(default=Decimal(10), alias="ARENA_MIN_MARGIN_USD")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from services.common import subjects
 from services.common.bus import Bus
@@ -36,12 +37,24 @@ class Relay:
     model: type[Message]
     event: EventType
     invalidates: tuple[str, ...] = ()
+    # On per-agent subjects published by agents: whom the message claims to speak for.
+    speaker: Callable[[Any], str] | None = None
+
+
+def _decision_agent(decision: Decision) -> str:
+    return decision.agent_id
+
+
+def _beat_agent(beat: Heartbeat) -> str:
+    return beat.agent_id
 
 
 RELAYS: tuple[Relay, ...] = (
     Relay(subjects.MARKET_SNAPSHOT, MarketSnapshot, EventType.MARKET_SNAPSHOT, (PRICES_KEY,)),
     Relay(subjects.CYCLE_STARTED, CycleStarted, EventType.CYCLE_START),
-    Relay(subjects.DECISION_PROPOSED_ALL, Decision, EventType.LLM_DECISION),
+    Relay(
+        subjects.DECISION_PROPOSED_ALL, Decision, EventType.LLM_DECISION, speaker=_decision_agent
+    ),
     Relay(subjects.CYCLE_COMPLETED, CycleCompleted, EventType.CYCLE_COMPLETE, LEDGER_KEYS),
     Relay(subjects.LEDGER_POSITION_ALL, PositionEvent, EventType.POSITION_UPDATE, LEDGER_KEYS),
     Relay(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, EventType.ACCOUNT_UPDATE, LEDGER_KEYS),
@@ -67,7 +80,9 @@ async def subscribe_relays(
     message is dead-lettered by the bus and the next one is relayed.
     """
     for relay in relays:
-        await bus.subscribe_core(relay.subject, relay.model, _forward(hub, cache, relay))
+        await bus.subscribe_core(
+            relay.subject, relay.model, _forward(hub, cache, relay), speaker=relay.speaker
+        )
 
     async def on_tick(_: MarketTick) -> None:
         cache.invalidate(PRICES_KEY)
@@ -82,4 +97,6 @@ async def subscribe_heartbeats(bus: Bus, board: AgentBoard, hub: Hub) -> None:
         if board.record(beat):
             hub.broadcast(EventType.AGENT_STATUS, beat)
 
-    await bus.subscribe_core(subjects.AGENT_HEARTBEAT_ALL, Heartbeat, on_heartbeat)
+    await bus.subscribe_core(
+        subjects.AGENT_HEARTBEAT_ALL, Heartbeat, on_heartbeat, speaker=_beat_agent
+    )

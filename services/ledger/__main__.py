@@ -1,21 +1,28 @@
-"""``python -m services.ledger [migrate|verify]``: run the ledger, migrate, or check the books."""
+"""``python -m services.ledger [run|migrate|verify|dlq]``.
+
+Run the ledger (the default), apply migrations, check the books, or inspect and re-drive
+the dead letters of every service (``dlq list``, ``dlq replay SEQ...``, ``dlq drop SEQ...``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 
+from services.common.dead_letters import DeadLetterBox, Letter
 from services.common.logs import configure_logging
+from services.common.nats_connection import connect_nats
 from services.common.runner import main as run_service
 from services.common.settings import Settings
 from services.ledger.database import connect
 from services.ledger.migrate import apply_migrations
 from services.ledger.service import build
-from services.ledger.verify import verify
+from services.ledger.verify import UNBOOKED_GRACE, verify
 
 
-async def _migrate(settings: Settings) -> int:
+async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     conn = await connect(settings)
     try:
         applied = await apply_migrations(conn)
@@ -25,10 +32,10 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _verify(settings: Settings) -> int:
+async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     conn = await connect(settings)
     try:
-        problems = await verify(conn)
+        problems = await verify(conn, timedelta(seconds=args.unbooked_grace_seconds))
     finally:
         await conn.close()
     for problem in problems:
@@ -39,23 +46,76 @@ async def _verify(settings: Settings) -> int:
     return 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.ledger")
-    parser.add_argument(
-        "command",
-        nargs="?",
-        choices=("run", "migrate", "verify"),
-        default="run",
-        help="run the service (default), apply migrations, or recompute every account",
+def _line(letter: Letter) -> str:
+    at = letter.at.isoformat(timespec="seconds") if letter.at else "?"
+    return (
+        f"{letter.seq:>6}  {at}  {letter.subject}  consumer={letter.consumer}  "
+        f"reason={letter.reason}  deliveries={letter.deliveries}  {len(letter.data)} B\n"
+        f"        {letter.error}"
     )
-    command = parser.parse_args().command
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    nc = await connect_nats(
+        settings.nats_url,
+        "ledger-dlq",
+        credentials=str(settings.nats_creds) if settings.nats_creds else None,
+        retry_seconds=10.0,
+    )
+    try:
+        box = DeadLetterBox(nc.jetstream())
+        letters = await box.letters()
+        if args.action == "list":
+            for letter in letters:
+                print(_line(letter))
+            print(f"{len(letters)} dead letter(s)")
+            return 0
+        seqs = [letter.seq for letter in letters] if args.all else args.seq
+        if not seqs:
+            print("name the sequences to act on (see `dlq list`), or --all", file=sys.stderr)
+            return 2
+        failed = 0
+        for seq in seqs:
+            try:
+                print(await (box.replay(seq) if args.action == "replay" else box.drop(seq)))
+            except LookupError as exc:
+                print(exc, file=sys.stderr)
+                failed += 1
+        return 1 if failed else 0
+    finally:
+        await nc.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.ledger")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the ledger service (the default)")
+    sub.add_parser("migrate", help="apply the database migrations")
+    check = sub.add_parser("verify", help="recompute every account and check the decision log")
+    check.add_argument(
+        "--unbooked-grace-seconds",
+        type=float,
+        default=UNBOOKED_GRACE.total_seconds(),
+        help="a proposed decision younger than this may still be on its way (default %(default)g)",
+    )
+    dlq = sub.add_parser("dlq", help="list, re-drive or drop dead letters (NATS_URL's user)")
+    dlq.add_argument("action", choices=("list", "replay", "drop"))
+    dlq.add_argument("seq", nargs="*", type=int, help="dead-letter sequences (see `dlq list`)")
+    dlq.add_argument("--all", action="store_true", help="act on every dead letter")
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    command = args.command or "run"
     settings = Settings()
     if command == "run":
         run_service("ledger", build, settings)
         return
     configure_logging("ledger", settings.log_level, settings.log_dir)
+    commands = {"migrate": _migrate, "verify": _verify, "dlq": _dlq}
     try:
-        code = asyncio.run(_migrate(settings) if command == "migrate" else _verify(settings))
+        code = asyncio.run(commands[command](settings, args))
     except Exception as exc:
         print(f"ledger {command} failed: {exc}", file=sys.stderr)
         code = 2

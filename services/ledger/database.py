@@ -64,15 +64,21 @@ async def connect(
 
 async def create_pool(
     settings: Settings,
-    timeout: float = 30.0,
+    timeout: float | None = 30.0,
     *,
     command_timeout: float = COMMAND_TIMEOUT_SECONDS,
     max_size: int = 8,
 ) -> asyncpg.Pool:
-    """The service's pool; every statement on it fails after ``command_timeout`` seconds."""
+    """The service's pool; every statement on it fails after ``command_timeout`` seconds.
+
+    Retried for ``timeout`` seconds while Postgres is unreachable (None: for as long as it
+    takes, what the service does: it reports not ready meanwhile instead of exiting).
+    """
     dsn = _dsn(settings)
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    attempt = 0
     while True:
+        attempt += 1
         try:
             return await asyncpg.create_pool(
                 dsn,
@@ -82,10 +88,28 @@ async def create_pool(
                 command_timeout=command_timeout,
             )
         except (OSError, asyncpg.CannotConnectNowError) as exc:
-            if time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise
-            log.warning("Postgres not reachable yet (%s), retrying", exc)
+            if attempt == 1 or attempt % 20 == 0:
+                log.warning("Postgres not reachable (%s), still trying (attempt %d)", exc, attempt)
             await asyncio.sleep(0.5)
+
+
+# What Postgres (or the way to it) raises while it is down, restarting, overloaded or
+# cutting connections: the statement may well succeed later.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused or reset sockets, and every timeout (acquire, command)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed" after the server went away
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect now, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the database is unavailable for now, not that it refused."""
+    return isinstance(error, _UNAVAILABLE)
 
 
 def acquire(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> PoolAcquireContext:

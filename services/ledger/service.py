@@ -2,6 +2,11 @@
 
 Every consumed message's effect commits in one transaction with its id in
 ``processed_messages``; a redelivered or duplicated message therefore changes nothing.
+
+When Postgres is unavailable (down, restarting, cutting connections) a handler fails
+with :class:`TransientError` and the bus redelivers the message with back-off until it
+applies: nothing is dead-lettered for it. Every proposed decision is recorded as it goes
+by, so ``verify`` can name one that never reached the books.
 """
 
 from __future__ import annotations
@@ -12,23 +17,32 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from services.common import subjects
-from services.common.bus import Bus, ConsumerSpec, Delivery, PermanentError
+from services.common.bus import (
+    Bus,
+    ConsumerSpec,
+    Delivery,
+    PermanentError,
+    RequestHandler,
+    TransientError,
+)
 from services.common.clock import Clock
 from services.common.contracts import (
     AccountsQuery,
     CycleCompleted,
     CycleStarted,
+    Decision,
     DecisionsQuery,
     EquityQuery,
     LeaderboardQuery,
     LlmCall,
     MarketSnapshot,
     MarketTick,
+    Message,
     PortfolioQuery,
     PositionsQuery,
     StatsQuery,
@@ -39,9 +53,10 @@ from services.common.contracts import (
 from services.common.instruments import InstrumentTable, load_instruments
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
+from services.common.settings import TradingLimits
 from services.ledger import store
 from services.ledger.cycles import complete_cycle
-from services.ledger.database import acquire, create_pool
+from services.ledger.database import acquire, create_pool, is_unavailable
 from services.ledger.marks import MarkOutcome, TickOutcome, TickProcessor, mark_to_market
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
@@ -52,6 +67,7 @@ from services.ledger.verdicts import Applied, NotReady, VerdictApplier
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 CYCLES = ConsumerSpec("ledger-cycles", subjects.CYCLE_STARTED, ack_wait_seconds=10)
 SNAPSHOTS = ConsumerSpec("ledger-snapshots", subjects.MARKET_SNAPSHOT, ack_wait_seconds=10)
@@ -65,6 +81,10 @@ VERDICTS = ConsumerSpec(
 )
 TICKS = ConsumerSpec("ledger-ticks", subjects.MARKET_TICK, ack_wait_seconds=10)
 LLM_CALLS = ConsumerSpec("ledger-llm-calls", subjects.LLM_CALL_ALL)
+# Every decision as proposed, so ``verify`` can tell one that never reached the books.
+PROPOSALS = ConsumerSpec("ledger-proposals", subjects.DECISION_PROPOSED_ALL)
+# What announces a cycle's existence and prices: a verdict waits for these to catch up.
+INPUTS = (CYCLES, SNAPSHOTS)
 
 
 class LedgerService:
@@ -76,6 +96,8 @@ class LedgerService:
         pool: asyncpg.Pool,
         lineup: Lineup,
         taker_fee_rate: Decimal,
+        limits: TradingLimits,
+        symbols: tuple[str, ...],
         metrics: LedgerMetrics,
         settle_grace_seconds: float = 5.0,
         watch_interval_seconds: float = 0.25,
@@ -91,7 +113,9 @@ class LedgerService:
         self._watch_interval = watch_interval_seconds
         # Below VERDICTS.ack_wait_seconds, so a waiting verdict is not redelivered meanwhile.
         self._input_wait = input_wait_seconds
-        self._applier = VerdictApplier(taker_fee_rate, instruments or InstrumentTable())
+        self._applier = VerdictApplier(
+            taker_fee_rate, instruments or InstrumentTable(), limits, frozenset(symbols)
+        )
         self._ticks = TickProcessor(taker_fee_rate)
         self._queries = LedgerQueries(pool)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
@@ -111,20 +135,21 @@ class LedgerService:
         await self._bus.consume(VERDICTS, Verdict, self._on_verdict)
         await self._bus.consume(TICKS, MarketTick, self._on_tick)
         await self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
-        await self._bus.serve(
-            subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, self._queries.portfolio
-        )
-        await self._bus.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, self._queries.accounts)
-        await self._bus.serve(
-            subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, self._queries.leaderboard
-        )
+        await self._bus.consume(PROPOSALS, Decision, self._on_proposal)
         q = self._queries
-        await self._bus.serve(subjects.LEDGER_QUERY_POSITIONS, PositionsQuery, q.positions)
-        await self._bus.serve(subjects.LEDGER_QUERY_TRADES, TradesQuery, q.trades)
-        await self._bus.serve(subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery, q.decisions)
-        await self._bus.serve(subjects.LEDGER_QUERY_EQUITY, EquityQuery, q.equity)
-        await self._bus.serve(subjects.LEDGER_QUERY_STATS, StatsQuery, q.stats)
-        await self._bus.serve(subjects.LEDGER_QUERY_VERIFY, VerifyQuery, q.verify)
+        queries: tuple[tuple[str, type[Message], RequestHandler[Any]], ...] = (
+            (subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, q.portfolio),
+            (subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, q.accounts),
+            (subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, q.leaderboard),
+            (subjects.LEDGER_QUERY_POSITIONS, PositionsQuery, q.positions),
+            (subjects.LEDGER_QUERY_TRADES, TradesQuery, q.trades),
+            (subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery, q.decisions),
+            (subjects.LEDGER_QUERY_EQUITY, EquityQuery, q.equity),
+            (subjects.LEDGER_QUERY_STATS, StatsQuery, q.stats),
+            (subjects.LEDGER_QUERY_VERIFY, VerifyQuery, q.verify),
+        )
+        for subject, request_type, handler in queries:
+            await self._bus.serve(subject, request_type, _unavailable_is_transient(handler))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -165,9 +190,24 @@ class LedgerService:
         except asyncpg.ForeignKeyViolationError as exc:
             # An agent the ledger has no account for: retrying cannot help.
             raise PermanentError(str(exc)) from exc
+        except (TransientError, PermanentError):
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
+            raise
         if duplicate:
             self._metrics.duplicates.labels(consumer).inc()
         return result
+
+    @staticmethod
+    def _same_agent(delivery: Delivery, agent_id: str, what: str) -> None:
+        """A per-agent subject and the agent its message names must agree."""
+        speaker = delivery.last_token
+        if agent_id != speaker:
+            raise PermanentError(
+                f"{what} names agent {agent_id!r} but came on the subject of {speaker!r}"
+            )
 
     # ------------------------------------------------------------ consumers
 
@@ -210,11 +250,15 @@ class LedgerService:
         await self._refresh_equity()
 
     async def _on_verdict(self, message: Verdict, delivery: Delivery) -> None:
+        self._same_agent(delivery, message.decision.agent_id, f"verdict {message.verdict_id}")
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._input_wait
+        settled = False
 
         async def effect(conn: asyncpg.Connection) -> Applied:
-            return await self._applier.apply(conn, message, self._clock.now())
+            return await self._applier.apply(
+                conn, message, self._clock.now(), inputs_settled=settled
+            )
 
         while True:
             try:
@@ -223,9 +267,14 @@ class LedgerService:
             except NotReady:
                 # The cycle or snapshot consumer is behind; waiting here keeps verdict order.
                 remaining = give_up - loop.time()
-                if remaining <= 0:
-                    raise
-                await self._wait_for_arrival(min(remaining, 0.5))
+                if remaining > 0:
+                    await self._wait_for_arrival(min(remaining, 0.5))
+                    continue
+                if settled or not await self._inputs_caught_up():
+                    raise  # transient: redelivered, and waited for again
+                # Everything announced so far is stored and the cycle or snapshot is still
+                # missing: it will never come. The verdict is recorded, its trades refused.
+                settled = True
         if applied is None:
             return
         if applied.duplicate:
@@ -239,6 +288,12 @@ class LedgerService:
         self._completed(applied.cycle_completed)
         self._relay.wake()
         await self._refresh_equity()
+
+    async def _inputs_caught_up(self) -> bool:
+        for spec in INPUTS:
+            if not await self._bus.consumer_idle(spec.durable):
+                return False
+        return True
 
     async def _on_tick(self, message: MarketTick, delivery: Delivery) -> None:
         async def effect(conn: asyncpg.Connection) -> TickOutcome:
@@ -261,10 +316,20 @@ class LedgerService:
             await self._refresh_equity()
 
     async def _on_llm_call(self, message: LlmCall, delivery: Delivery) -> None:
+        self._same_agent(delivery, message.agent_id, f"LLM call {message.call_id}")
+
         async def effect(conn: asyncpg.Connection) -> None:
             await store.insert_llm_call(conn, message)
 
         await self._once(LLM_CALLS.durable, delivery, effect)
+
+    async def _on_proposal(self, message: Decision, delivery: Delivery) -> None:
+        self._same_agent(delivery, message.agent_id, f"decision {message.decision_id}")
+
+        async def effect(conn: asyncpg.Connection) -> None:
+            await store.insert_proposal(conn, message)
+
+        await self._once(PROPOSALS.durable, delivery, effect)
 
     # ------------------------------------------------------------ deadlines
 
@@ -326,12 +391,26 @@ class LedgerService:
             self._metrics.equity.labels(row.llm_id).set(float(row.book.equity))
 
 
+def _unavailable_is_transient(handler: RequestHandler[M]) -> RequestHandler[M]:
+    """A query that fails because Postgres is down answers "unavailable", not "internal"."""
+
+    async def guarded(request: M) -> Message:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
+            raise
+
+    return guarded
+
+
 async def build(ctx: ServiceContext) -> LedgerService:
     """The runner's factory: connect, migrate, open one account per agent of the line-up."""
     settings = ctx.settings
     lineup = load_lineup(settings.agents_file)
     instruments = load_instruments(settings.instruments_file)
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, timeout=None)
     try:
         async with acquire(pool) as conn:
             await apply_migrations(conn)
@@ -346,6 +425,8 @@ async def build(ctx: ServiceContext) -> LedgerService:
         pool=pool,
         lineup=lineup,
         taker_fee_rate=settings.taker_fee_rate,
+        limits=settings.limits,
+        symbols=settings.symbols,
         metrics=LedgerMetrics(ctx.registry),
         instruments=instruments,
     )

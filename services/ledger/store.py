@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -15,6 +15,7 @@ from asyncpg import Connection
 
 from services.common.contracts import (
     CycleStarted,
+    Decision,
     LlmCall,
     MarketSnapshot,
     PositionSide,
@@ -96,9 +97,17 @@ class CycleRow:
     expected_agents: tuple[str, ...]
     status: str
 
+    # The status of a cycle the market never announced (no row): nothing trades in it.
+    UNKNOWN = "unknown"
+
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @classmethod
+    def unknown(cls, cycle_id: str) -> CycleRow:
+        never = datetime.min.replace(tzinfo=UTC)
+        return cls(cycle_id, 0, never, never, (), cls.UNKNOWN)
 
 
 _ACCOUNT_COLUMNS = ", ".join(AccountRow.__dataclass_fields__)
@@ -493,6 +502,30 @@ async def snapshot_prices(conn: Connection, cycle_id: str) -> dict[str, Decimal]
 
 
 # ---------------------------------------------------------------- decisions and audit
+
+
+async def insert_proposal(conn: Connection, decision: Decision) -> None:
+    await conn.execute(
+        "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (decision_id) DO NOTHING",
+        decision.decision_id,
+        decision.cycle_id,
+        decision.agent_id,
+        decision.decided_at,
+    )
+
+
+async def unbooked_proposals(conn: Connection, recorded_before: datetime) -> list[asyncpg.Record]:
+    """Proposals recorded before ``recorded_before`` that have no decision in the books."""
+    return list(
+        await conn.fetch(
+            "SELECT p.decision_id, p.llm_id, p.recorded_at FROM proposals p "
+            "WHERE p.recorded_at < $1 AND NOT EXISTS "
+            "(SELECT 1 FROM decisions d WHERE d.decision_id = p.decision_id) "
+            "ORDER BY p.recorded_at",
+            recorded_before,
+        )
+    )
 
 
 async def decision_exists(conn: Connection, decision_id: str) -> bool:

@@ -1,7 +1,13 @@
 """Applying one verdict inside one transaction: opens, closes, rejections, events.
 
-The ledger executes what risk approved at the cycle's snapshot price, but still refuses
-(and records, with a ``ledger_`` reason code) an approved action it cannot apply.
+The ledger executes what risk approved at the cycle's snapshot price, but judges every
+approved action again with the trading rules against its own books (a verdict forged on
+the bus, or approved against a portfolio that has changed since, cannot break a limit),
+and refuses (recording it, with a ``ledger_`` reason code) what it cannot apply.
+
+A verdict always reaches the books: one for a cycle that is over is recorded with its
+trades refused; one whose cycle or snapshot never arrived (the ledger has read every
+announcement there is) is recorded with its trades refused for that reason.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from typing import Any
 import asyncpg
 
 from services.common import subjects
-from services.common.bus import PermanentError
+from services.common.bus import PermanentError, TransientError
 from services.common.contracts import (
     AccountEvent,
     Action,
     ActionResult,
     CycleCompleted,
+    Portfolio,
     PositionEvent,
     PositionSide,
     PositionStatus,
@@ -27,6 +34,8 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.instruments import InstrumentTable
+from services.common.rules import LIMIT_RULES, ActionContext, Prior, judge
+from services.common.settings import TradingLimits
 from services.ledger import accounting, store
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, liquidate
@@ -36,9 +45,11 @@ from services.ledger.store import CycleRow
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
+UNKNOWN_CYCLE = "ledger_unknown_cycle"
+RECHECK_PREFIX = "ledger_"
 INSUFFICIENT_BALANCE = "ledger_insufficient_balance"
-POSITION_OPEN = "ledger_position_open"
-NOTHING_TO_CLOSE = "ledger_nothing_to_close"
+POSITION_OPEN = "ledger_position_already_open"
+NOTHING_TO_CLOSE = "ledger_no_open_position"
 NO_PRICE = "ledger_no_price"
 INVALID_ACTION = "ledger_invalid_action"
 EXIT_DECISION = "decision"
@@ -46,7 +57,7 @@ EXIT_DECISION = "decision"
 _TRADING = (TradeAction.BUY, TradeAction.SELL, TradeAction.CLOSE)
 
 
-class NotReady(Exception):
+class NotReady(TransientError):
     """The verdict's cycle or snapshot is not stored yet; applying it later will work."""
 
 
@@ -76,18 +87,40 @@ class _Run:
     cycle: CycleRow
     prices: dict[str, Decimal]
     book: Book
+    portfolio: Portfolio
     now: datetime
     applied: Applied
     results: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[Prior] = field(default_factory=list)
 
 
 class VerdictApplier:
-    def __init__(self, taker_fee_rate: Decimal, instruments: InstrumentTable) -> None:
+    def __init__(
+        self,
+        taker_fee_rate: Decimal,
+        instruments: InstrumentTable,
+        limits: TradingLimits,
+        symbols: frozenset[str],
+    ) -> None:
         self._fee_rate = taker_fee_rate
         self._instruments = instruments
+        self._limits = limits
+        self._symbols = symbols
 
-    async def apply(self, conn: asyncpg.Connection, verdict: Verdict, now: datetime) -> Applied:
-        """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op)."""
+    async def apply(
+        self,
+        conn: asyncpg.Connection,
+        verdict: Verdict,
+        now: datetime,
+        *,
+        inputs_settled: bool = False,
+    ) -> Applied:
+        """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op).
+
+        Raises :class:`NotReady` while its cycle or snapshot may still arrive; with
+        ``inputs_settled`` (the ledger has read every announcement on the bus) a missing
+        one is final, and the verdict's trades are refused for it.
+        """
         decision = verdict.decision
         if await store.decision_exists(conn, decision.decision_id):
             return Applied(duplicate=True)
@@ -96,12 +129,18 @@ class VerdictApplier:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
         cycle = await store.cycle(conn, decision.cycle_id, for_update=True)
         if cycle is None:
-            raise NotReady(f"cycle {decision.cycle_id} is not stored yet")
+            if not inputs_settled:
+                raise NotReady(f"cycle {decision.cycle_id} is not stored yet")
+            cycle = CycleRow.unknown(decision.cycle_id)
         prices = await store.snapshot_prices(conn, decision.cycle_id)
-        if not prices and cycle.running and _trades_something(verdict):
+        if not prices and cycle.running and _trades_something(verdict) and not inputs_settled:
             raise NotReady(f"the snapshot of cycle {decision.cycle_id} is not stored yet")
+        positions = await store.open_positions(conn, account.llm_id)
+        portfolio = Portfolio(
+            account=account_view(account), positions=tuple(position_view(p) for p in positions)
+        )
 
-        run = _Run(verdict, cycle, prices, account.book, now, Applied())
+        run = _Run(verdict, cycle, prices, account.book, portfolio, now, Applied())
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
@@ -139,25 +178,54 @@ class VerdictApplier:
             reasons = [{"code": r.code, "message": r.message} for r in result.reasons] or [
                 {"code": "risk_rejected", "message": "rejected by risk"}
             ]
+            run.earlier.append(Prior(action, approved=False))
             await self._reject(conn, run, entry, action, reasons)
             return
         if action.action is TradeAction.HOLD:
+            run.earlier.append(Prior(action, approved=True))
             entry["outcome"] = "held"
             return
         try:
+            if run.cycle.status == CycleRow.UNKNOWN:
+                raise _Refused(
+                    UNKNOWN_CYCLE, f"cycle {run.cycle.cycle_id} was never announced by the market"
+                )
             if not run.cycle.running:
                 raise _Refused(
                     CYCLE_CLOSED,
                     f"cycle {run.cycle.cycle_id} is already {run.cycle.status}; "
                     "its prices have moved on",
                 )
+            self._recheck(run, action)
             if action.action is TradeAction.CLOSE:
                 await self._close(conn, run, entry, action)
             else:
                 await self._open(conn, run, entry, action)
         except _Refused as refused:
+            run.earlier.append(Prior(action, approved=False))
             await self._reject(
                 conn, run, entry, action, [{"code": refused.code, "message": refused.message}]
+            )
+            return
+        run.earlier.append(Prior(action, approved=True))
+
+    def _recheck(self, run: _Run, action: Action) -> None:
+        """The trading rules again, on the ledger's own books: raises on the first breach."""
+        context = ActionContext(
+            action=action,
+            portfolio=run.portfolio,
+            limits=self._limits,
+            symbols=self._symbols,
+            earlier=tuple(run.earlier),
+            prices=run.prices,
+            instruments=self._instruments,
+        )
+        reasons = judge(context, LIMIT_RULES)
+        if reasons:
+            first = reasons[0]
+            raise _Refused(
+                RECHECK_PREFIX + first.code,
+                "refused by the ledger although approved: " + "; ".join(r.message for r in reasons),
             )
 
     async def _open(

@@ -2,12 +2,15 @@
 
 balance == initial_balance + sum(realized PnL) - sum(fees) - sum(funding)
 - sum(margin of open positions), every counter equals its recount, no closed trade lost
-more than its position's margin, and the decision log's hash chain is unbroken.
+more than its position's margin, the decision log's hash chain is unbroken, and every
+decision an agent proposed reached the books (a proposal younger than the grace may still
+be on its way: risk retries one while the ledger is unavailable, until its cycle ends).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -106,9 +109,15 @@ class Findings:
     checked_decisions: int
 
 
-async def examine(conn: asyncpg.Connection) -> Findings:
+# Longer than any cycle's decision window with room to spare (5-minute cycles by default).
+UNBOOKED_GRACE = timedelta(minutes=10)
+
+
+async def examine(conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE) -> Findings:
     """Recount every account and the hash chain, read in one consistent snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        now = await conn.fetchval("SELECT now()")
+        unbooked = await store.unbooked_proposals(conn, now - unbooked_grace)
         accounts = {a.llm_id: a for a in await store.accounts(conn)}
         recounts = {
             r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
@@ -128,9 +137,14 @@ async def examine(conn: asyncpg.Connection) -> Findings:
         for r in overdrawn
     ]
     problems += chain.check(rows, head)
+    problems += [
+        f"{r['llm_id']}: decision {r['decision_id']} was proposed (recorded "
+        f"{r['recorded_at'].isoformat()}) but never reached the books"
+        for r in unbooked
+    ]
     return Findings(problems, len(accounts), len(rows))
 
 
-async def verify(conn: asyncpg.Connection) -> list[str]:
+async def verify(conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE) -> list[str]:
     """All mismatches across all accounts and the decision chain (empty: the books agree)."""
-    return (await examine(conn)).problems
+    return (await examine(conn, unbooked_grace)).problems

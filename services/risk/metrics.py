@@ -18,6 +18,12 @@ class RiskMetrics:
             ["code"],
             registry=registry,
         )
+        self.late = Counter(
+            "arena_risk_late_verdicts",
+            "Decisions answered late: the ledger did not give the portfolio before the "
+            "cycle's deadline.",
+            registry=registry,
+        )
         self.validation_seconds = Histogram(
             "arena_risk_validation_seconds",
             "Time to validate one decision, in process.",

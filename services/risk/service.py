@@ -1,9 +1,12 @@
 """The risk service: every proposed decision in, one verdict out.
 
 The portfolio is read from the ledger at validation time; when the ledger does not
-answer the handler raises, so the bus redelivers the decision later instead of judging
-it against a guess. Prices and the decision deadline of a cycle come from the market's
-snapshot, and "now" from risk's own clock: nothing the agent writes about time is trusted.
+answer, the decision is retried (the bus redelivers it with back-off) for as long as its
+cycle runs, never judged against a guess; once the cycle's deadline has passed it is
+answered with a late verdict (every trade rejected, the reason given), so the decision
+still reaches the books. Prices and the decision deadline of a cycle come from the
+market's snapshot, and "now" from risk's own clock: nothing the agent writes about time
+is trusted.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.common import subjects
-from services.common.bus import Bus, ConsumerSpec, Delivery, PermanentError
+from services.common.bus import (
+    Bus,
+    ConsumerSpec,
+    Delivery,
+    PermanentError,
+    RemoteError,
+    Unavailable,
+)
 from services.common.clock import Clock
 from services.common.contracts import Decision, MarketSnapshot, Portfolio, PortfolioQuery
 from services.common.instruments import load_instruments
 from services.common.runner import ServiceContext
 from services.risk.metrics import RiskMetrics
-from services.risk.validator import Validator
+from services.risk.validator import Validator, late_verdict
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +89,47 @@ class RiskService:
         return {"consumer": self._started}
 
     async def handle(self, decision: Decision, delivery: Delivery) -> None:
-        speaker = delivery.subject.rsplit(".", 1)[-1]
+        speaker = delivery.last_token
         if decision.agent_id != speaker:
             # An agent may only speak for itself: retrying cannot make this valid.
             raise PermanentError(
                 f"decision {decision.decision_id} names agent {decision.agent_id!r} "
                 f"but was published by {speaker!r}"
             )
-        portfolio = await self._bus.request(
-            subjects.LEDGER_QUERY_PORTFOLIO,
-            PortfolioQuery(agent_id=decision.agent_id),
-            Portfolio,
-            timeout=self._request_timeout,
-        )
-        started = self._clock.monotonic()
         cycle = self._cycles.get(decision.cycle_id)
-        verdict = self._validator.validate(
-            decision,
-            portfolio,
-            self._clock.now(),
-            cycle.prices if cycle else None,
-            cycle.deadline if cycle else None,
-        )
+        deadline = cycle.deadline if cycle else decision.decision_deadline
+        try:
+            portfolio = await self._bus.request(
+                subjects.LEDGER_QUERY_PORTFOLIO,
+                PortfolioQuery(agent_id=decision.agent_id),
+                Portfolio,
+                timeout=self._request_timeout,
+            )
+        except Unavailable as exc:
+            now = self._clock.now()
+            if now <= deadline:
+                raise  # retried while the cycle runs
+            started = self._clock.monotonic()
+            self._metrics.late.inc()
+            verdict = late_verdict(
+                decision,
+                now,
+                f"the ledger did not answer before the cycle's deadline "
+                f"{deadline.isoformat()}: {exc}",
+            )
+        except RemoteError as exc:
+            if exc.reply.code == "not_found":
+                raise PermanentError(str(exc)) from exc
+            raise
+        else:
+            started = self._clock.monotonic()
+            verdict = self._validator.validate(
+                decision,
+                portfolio,
+                self._clock.now(),
+                cycle.prices if cycle else None,
+                cycle.deadline if cycle else None,
+            )
         self._metrics.record(verdict, self._clock.monotonic() - started)
         await self._bus.publish(
             subjects.decision_verdict(decision.agent_id), verdict, natural_id=verdict.verdict_id

@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from services.common.contracts import ActionResult, Decision, Portfolio, Verdict
+from services.common.contracts import (
+    ActionResult,
+    Decision,
+    Portfolio,
+    Reason,
+    TradeAction,
+    Verdict,
+)
 from services.common.instruments import InstrumentTable
+from services.common.rules import RULES, ActionContext, Prior, Rule, judge
 from services.common.settings import TradingLimits
-from services.risk.rules import RULES, ActionContext, Prior, Rule, judge
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,26 @@ class Validator:
             decision=decision,
             results=tuple(results),
         )
+
+
+LATE = "late"
+
+
+def late_verdict(decision: Decision, decided_at: datetime, why: str) -> Verdict:
+    """The verdict on a decision that could not be judged before its cycle ended.
+
+    Every trade is rejected with ``why`` (a HOLD trades nothing and stands), so the
+    decision still reaches the books, recorded as late with its reason.
+    """
+    results = tuple(
+        ActionResult(
+            index=index,
+            action=action,
+            approved=action.action == TradeAction.HOLD,
+            reasons=() if action.action == TradeAction.HOLD else (Reason(code=LATE, message=why),),
+        )
+        for index, action in enumerate(decision.actions)
+    )
+    return Verdict(
+        verdict_id=decision.decision_id, decided_at=decided_at, decision=decision, results=results
+    )

@@ -493,7 +493,13 @@ async def _count(conn: asyncpg.Connection, sql: str, *args: object) -> int:
 async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "METRICS_PORT": "0"}
+    # "random" holds four positions and opens BTC on top; the ledger enforces the limit.
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "METRICS_PORT": "0",
+        "ARENA_MAX_OPEN_POSITIONS": "5",
+    }
     ledger = ServiceProcess("ledger", "ledger", env, tmp_path)
     ledger.start()
     await ledger.wait_started()

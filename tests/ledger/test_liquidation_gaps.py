@@ -63,7 +63,7 @@ async def _assert_liquidated(lg: Ledger, cycle_id: str) -> None:
 async def test_a_close_after_a_gap_through_liquidation_books_a_liquidation(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
-    async with ledger(make_settings, database_url) as lg:
+    async with ledger(make_settings, database_url, ARENA_MAX_MARGIN_USD=90) as lg:
         await _open_long(lg)
         now = lg.clock.now()
         # The last price gapped to 50,000 while the mark has not moved: only the close sees
@@ -87,7 +87,7 @@ async def test_a_close_after_a_gap_through_liquidation_books_a_liquidation(
 async def test_a_snapshot_marking_past_liquidation_liquidates(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
-    async with ledger(make_settings, database_url) as lg:
+    async with ledger(make_settings, database_url, ARENA_MAX_MARGIN_USD=90) as lg:
         await _open_long(lg)
         now = lg.clock.now()
         await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, ("momentum",)), "c2")

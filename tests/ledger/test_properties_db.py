@@ -357,6 +357,8 @@ async def _run(settings_: Settings, nats_url: str, steps: list[Cycle | Tick]) ->
             pool=pool,
             lineup=load_lineup(settings_.agents_file),
             taker_fee_rate=settings_.taker_fee_rate,
+            limits=settings_.limits,
+            symbols=settings_.symbols,
             metrics=LedgerMetrics(CollectorRegistry()),
             instruments=load_instruments(settings_.instruments_file),
         )

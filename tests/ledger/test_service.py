@@ -251,16 +251,50 @@ async def test_the_ledger_refuses_and_records_what_it_cannot_apply(
         )
         assert [tuple(r) for r in rows] == [
             ("c1", ETH, "SELL", ["ledger_insufficient_balance"]),
-            ("c1", "XRPUSDT", "CLOSE", ["ledger_nothing_to_close"]),
-            ("c2", BTC, "BUY", ["ledger_position_open"]),
+            ("c1", "XRPUSDT", "CLOSE", ["ledger_no_open_position"]),
+            ("c2", BTC, "BUY", ["ledger_position_already_open"]),
         ]
         account = await lg.account("momentum")
         assert (account["open_positions"], account["total_trades"]) == (1, 1)
         results = await lg.db.fetchval("SELECT results FROM decisions WHERE cycle_id = 'c1'")
         assert '"outcome": "opened"' in results
         await eventually(
-            lambda: lg.metric("arena_ledger_rejections_total", code="ledger_position_open") == 1
+            lambda: (
+                lg.metric("arena_ledger_rejections_total", code="ledger_position_already_open") == 1
+            )
         )
+
+
+async def test_an_approval_beyond_the_limits_is_refused_by_the_ledger(
+    make_settings: MakeSettings, database_url: str
+) -> None:
+    """A verdict says "approved", but the ledger judges the limits again on its own books."""
+    async with ledger(
+        make_settings, database_url, ARENA_MAX_LEVERAGE=10, ARENA_SYMBOLS="BTCUSDT,ETHUSDT"
+    ) as lg:
+        now = lg.clock.now()
+        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
+        forged = verdict(
+            "c1",
+            "momentum",
+            now,
+            approved(buy(BTC, 10, 100)),
+            approved(sell("DOGEUSDT", 10, 2)),  # not a traded symbol here
+            approved(sell(ETH, 50, 2)),  # above the margin limit
+        )
+        await lg.publish(subjects.decision_verdict("momentum"), forged, forged.verdict_id)
+        await lg.wait_decided(forged.verdict_id)
+        rows = await lg.db.fetch(
+            "SELECT symbol, reason_codes, rejection_reason FROM rejected_decisions ORDER BY symbol"
+        )
+        assert [(r["symbol"], r["reason_codes"]) for r in rows] == [
+            (BTC, ["ledger_leverage_out_of_range"]),
+            ("DOGEUSDT", ["ledger_unknown_symbol"]),
+            (ETH, ["ledger_margin_out_of_range"]),
+        ]
+        assert "leverage 100x is outside [1, 10]" in rows[0]["rejection_reason"]
+        assert await lg.count("SELECT count(*) FROM positions") == 0
+        assert (await lg.account("momentum"))["balance"] == Decimal(100)
 
 
 async def test_a_cycle_past_its_deadline_completes_with_missed_agents(

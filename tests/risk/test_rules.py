@@ -8,8 +8,8 @@ import pytest
 
 from services.common.contracts import Action, Portfolio, Reason, TradeAction
 from services.common.instruments import InstrumentTable, opening_cost
+from services.common.rules import ActionContext, judge
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
-from services.risk.rules import ActionContext, judge
 from services.risk.validator import Validator
 from tests.risk.builders import NOW, buy, close, decision, hold, portfolio, sell
 

@@ -1,4 +1,6 @@
-"""The trading rules: pure functions, no I/O.
+"""The trading rules: pure functions, no I/O. Risk judges every decision with them; the
+ledger judges again what it applies, with its own books, so a forged or stale approval
+cannot break a limit.
 
 Each rule looks at one action in its context and returns ``None`` (no objection) or a
 ``Reason`` with a machine-readable code. A rule that does not concern the action's kind,
@@ -303,6 +305,11 @@ RULES: tuple[Rule, ...] = (
     take_profit_invalid,
     no_open_position,
 )
+
+
+# What the ledger judges again when it applies an approved action: every limit. Lateness
+# is the ledger's own call (a cycle that is over takes no trade), so past_deadline is out.
+LIMIT_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule is not past_deadline)
 
 
 def judge(ctx: ActionContext, rules: tuple[Rule, ...] = RULES) -> tuple[Reason, ...]:
