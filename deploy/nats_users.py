@@ -3,8 +3,10 @@
 Pure: from the line-up and the services' durable consumer names to a list of users.
 Each user may publish only its own events (an agent only its own
 ``arena.decision.proposed.<id>``, only risk verdicts, only the ledger ledger events),
-plus the JetStream API calls its own consumers need. ``tooling`` reads everything and
-publishes nothing.
+plus the JetStream API calls its own consumers need: it may look at the streams, never
+create, change or delete one. ``admin`` manages the streams and reads the dead letters
+(``python -m services.common.streams``, ``python -m services.ledger dlq``); ``tooling``
+reads everything and publishes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ LEDGER_QUERIES = "arena.ledger.query.>"
 MARKET_QUERIES = "arena.market.query.>"
 SCHEDULER = "arena.scheduler.>"
 TOOLING_USER = "tooling"
+ADMIN_USER = "admin"
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,9 @@ def agent_user_name(agent_id: str) -> str:
 
 
 def _stream_api() -> tuple[str, ...]:
-    """What ``Bus.ensure_streams`` calls; every service runs it at start-up."""
+    """What a service's start-up check of the streams calls: looking, never changing."""
     calls = ["$JS.API.INFO"]
-    for stream in (subjects.STREAM, subjects.DLQ_STREAM):
-        calls += [f"$JS.API.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE", "UPDATE")]
+    calls += [f"$JS.API.STREAM.INFO.{s}" for s in (subjects.STREAM, subjects.DLQ_STREAM)]
     return tuple(calls)
 
 
@@ -102,6 +104,7 @@ def nats_users(
             "risk",
             publishes=(subjects.DECISION_VERDICT_ALL, LEDGER_QUERIES, MARKET_QUERIES),
             durables=risk_durables,
+            listens=(subjects.MARKET_SNAPSHOT,),
         ),
         _service(
             "ledger",
@@ -136,6 +139,7 @@ def nats_users(
             )
         )
     users.append(NatsUser(TOOLING_USER, publish=(), subscribe=(">",), deny_publish=(">",)))
+    users.append(NatsUser(ADMIN_USER, publish=(">",), subscribe=(">",)))
     return tuple(users)
 
 

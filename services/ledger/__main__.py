@@ -1,7 +1,8 @@
-"""``python -m services.ledger [run|migrate|verify|dlq]``.
+"""``python -m services.ledger [run|migrate|verify|streams|dlq]``.
 
-Run the ledger (the default), apply migrations, check the books, or inspect and re-drive
-the dead letters of every service (``dlq list``, ``dlq replay SEQ...``, ``dlq drop SEQ...``).
+Run the ledger (the default), apply migrations, check the books, create or update the
+event streams (as a NATS user allowed to), or inspect and re-drive the dead letters of
+every service (``dlq list``, ``dlq replay SEQ...``, ``dlq drop SEQ...``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from services.common.logs import configure_logging
 from services.common.nats_connection import connect_nats
 from services.common.runner import main as run_service
 from services.common.settings import Settings
+from services.common.streams import apply_streams
 from services.ledger.database import connect
 from services.ledger.migrate import apply_migrations
 from services.ledger.service import build
@@ -43,6 +45,12 @@ async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     if problems:
         return 1
     print("ok")
+    return 0
+
+
+async def _streams(settings: Settings, _: argparse.Namespace) -> int:
+    for line in await apply_streams(settings):
+        print(line)
     return 0
 
 
@@ -98,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         default=UNBOOKED_GRACE.total_seconds(),
         help="a proposed decision younger than this may still be on its way (default %(default)g)",
     )
+    sub.add_parser(
+        "streams",
+        help="create the event streams or bring them to the settings (needs a NATS user "
+        "allowed to manage streams: the admin)",
+    )
     dlq = sub.add_parser("dlq", help="list, re-drive or drop dead letters (NATS_URL's user)")
     dlq.add_argument("action", choices=("list", "replay", "drop"))
     dlq.add_argument("seq", nargs="*", type=int, help="dead-letter sequences (see `dlq list`)")
@@ -113,7 +126,7 @@ def main() -> None:
         run_service("ledger", build, settings)
         return
     configure_logging("ledger", settings.log_level, settings.log_dir)
-    commands = {"migrate": _migrate, "verify": _verify, "dlq": _dlq}
+    commands = {"migrate": _migrate, "verify": _verify, "streams": _streams, "dlq": _dlq}
     try:
         code = asyncio.run(commands[command](settings, args))
     except Exception as exc:

@@ -185,32 +185,42 @@ class VerdictApplier:
             run.earlier.append(Prior(action, approved=True))
             entry["outcome"] = "held"
             return
+        refusals = self._refusals(run, action)
         try:
-            if run.cycle.status == CycleRow.UNKNOWN:
-                raise _Refused(
-                    UNKNOWN_CYCLE, f"cycle {run.cycle.cycle_id} was never announced by the market"
-                )
-            if not run.cycle.running:
-                raise _Refused(
-                    CYCLE_CLOSED,
-                    f"cycle {run.cycle.cycle_id} is already {run.cycle.status}; "
-                    "its prices have moved on",
-                )
-            self._recheck(run, action)
+            if refusals:
+                raise _Refused(refusals[0]["code"], "; ".join(r["message"] for r in refusals))
             if action.action is TradeAction.CLOSE:
                 await self._close(conn, run, entry, action)
             else:
                 await self._open(conn, run, entry, action)
         except _Refused as refused:
             run.earlier.append(Prior(action, approved=False))
-            await self._reject(
-                conn, run, entry, action, [{"code": refused.code, "message": refused.message}]
-            )
+            reasons = refusals or [{"code": refused.code, "message": refused.message}]
+            await self._reject(conn, run, entry, action, reasons)
             return
         run.earlier.append(Prior(action, approved=True))
 
-    def _recheck(self, run: _Run, action: Action) -> None:
-        """The trading rules again, on the ledger's own books: raises on the first breach."""
+    def _refusals(self, run: _Run, action: Action) -> list[dict[str, str]]:
+        """Why the ledger will not apply an approved action: its cycle, then every limit
+        judged again on the ledger's own books (all of them, so a forged approval shows
+        each breach)."""
+        found: list[dict[str, str]] = []
+        cycle = run.cycle
+        if cycle.status == CycleRow.UNKNOWN:
+            found.append(
+                {
+                    "code": UNKNOWN_CYCLE,
+                    "message": f"cycle {cycle.cycle_id} was never announced by the market",
+                }
+            )
+        elif not cycle.running:
+            found.append(
+                {
+                    "code": CYCLE_CLOSED,
+                    "message": f"cycle {cycle.cycle_id} is already {cycle.status}; "
+                    "its prices have moved on",
+                }
+            )
         context = ActionContext(
             action=action,
             portfolio=run.portfolio,
@@ -220,13 +230,14 @@ class VerdictApplier:
             prices=run.prices,
             instruments=self._instruments,
         )
-        reasons = judge(context, LIMIT_RULES)
-        if reasons:
-            first = reasons[0]
-            raise _Refused(
-                RECHECK_PREFIX + first.code,
-                "refused by the ledger although approved: " + "; ".join(r.message for r in reasons),
-            )
+        found += [
+            {
+                "code": RECHECK_PREFIX + reason.code,
+                "message": f"refused by the ledger although approved: {reason.message}",
+            }
+            for reason in judge(context, LIMIT_RULES)
+        ]
+        return found
 
     async def _open(
         self, conn: asyncpg.Connection, run: _Run, entry: dict[str, Any], action: Action

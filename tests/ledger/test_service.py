@@ -250,9 +250,24 @@ async def test_the_ledger_refuses_and_records_what_it_cannot_apply(
             "ORDER BY cycle_id, symbol"
         )
         assert [tuple(r) for r in rows] == [
-            ("c1", ETH, "SELL", ["ledger_insufficient_balance"]),
+            # Judged again on the ledger's books, the SELL breaks two limits: both are said.
+            (
+                "c1",
+                ETH,
+                "SELL",
+                ["ledger_insufficient_balance", "ledger_margin_utilisation_exceeded"],
+            ),
             ("c1", "XRPUSDT", "CLOSE", ["ledger_no_open_position"]),
-            ("c2", BTC, "BUY", ["ledger_position_already_open"]),
+            (
+                "c2",
+                BTC,
+                "BUY",
+                [
+                    "ledger_position_already_open",
+                    "ledger_insufficient_balance",
+                    "ledger_margin_utilisation_exceeded",
+                ],
+            ),
         ]
         account = await lg.account("momentum")
         assert (account["open_positions"], account["total_trades"]) == (1, 1)

@@ -10,11 +10,12 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.common.clock import Clock
 from services.gateway.agents import AgentBoard, AgentState
 from services.gateway.errors import UpstreamError
+from services.gateway.processes import ProcessState, ProcessStatus
 from services.gateway.reader import ArenaReader
 
 API_NAME = "LLM Trading Arena API"
@@ -47,6 +48,11 @@ class HealthReport(BaseModel):
     market: ComponentHealth
     agents: tuple[AgentState, ...]
     disabled_agents: list[str]
+    processes: dict[str, ProcessState] | None = Field(
+        default=None,
+        description="Under `make run`: each process's state and how often the supervisor "
+        "restarted it.",
+    )
 
 
 def package_version() -> str:
@@ -77,7 +83,11 @@ async def _probe(check: Awaitable[object]) -> ComponentHealth:
 
 
 def router(
-    reader: ArenaReader, board: AgentBoard, clock: Clock, listed: Sequence[APIRouter]
+    reader: ArenaReader,
+    board: AgentBoard,
+    clock: Clock,
+    listed: Sequence[APIRouter],
+    process_status: ProcessStatus | None = None,
 ) -> APIRouter:
     """The API root lists this router's endpoints and those of ``listed``."""
     api = APIRouter(tags=["health"])
@@ -117,6 +127,7 @@ def router(
             market=market,
             agents=agents,
             disabled_agents=[a.agent_id for a in agents if a.status == "disabled"],
+            processes=process_status.read() if process_status is not None else None,
         )
         return JSONResponse(report.model_dump(mode="json"), status_code=200 if ok else 503)
 

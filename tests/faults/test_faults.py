@@ -1,0 +1,114 @@
+"""Faults dealt to a running arena: nothing proposed is lost, nothing is applied twice.
+
+One arena (market, three baseline agents, risk, ledger as processes, on their own NATS and
+Postgres) goes through every kind of fault in turn, each in the middle of a cycle: the
+ledger, risk, an agent and the market are SIGKILLed and started again, Postgres is down
+for 15 s and NATS for 5 s. After each, the arena must complete cycles again; at the end
+every decision an agent proposed is in the books (applied, rejected, or recorded late
+with its reason), the dead-letter stream is empty, ``verify`` passes and no effect was
+applied twice. The seconds from each fault to the next completed cycle are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.ledger.verify import verify
+from tests.faults.arena import FaultArena, fault_arena
+from tests.support import eventually
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+
+SETTINGS = {
+    "ARENA_CYCLE_SECONDS": "4",
+    "ARENA_DECISION_SECONDS": "3",
+    "ARENA_TICK_SECONDS": "0.5",
+    "ARENA_REQUEST_TIMEOUT": "1",
+}
+CYCLES_BETWEEN_FAULTS = 2
+
+
+async def _recovery(arena: FaultArena, name: str, fault: Callable[[], Awaitable[None]]) -> float:
+    """Deal ``fault`` mid-cycle; seconds from it to the next cycle completed in time."""
+    await arena.next_cycle_start()
+    began = time.monotonic()
+    await fault()
+    first = await arena.completed_cycles(1, after=began, timeout=120)
+    await arena.completed_cycles(CYCLES_BETWEEN_FAULTS, after=began, timeout=120)
+    seconds = first - began
+    print(f"fault {name}: next completed cycle after {seconds:.1f} s")
+    return seconds
+
+
+async def test_every_fault_loses_no_decision_and_doubles_no_effect(tmp_path: Path) -> None:
+    async with fault_arena(tmp_path, **SETTINGS) as arena:
+        await arena.completed_cycles(CYCLES_BETWEEN_FAULTS, after=0, timeout=120)
+        recoveries = {
+            "ledger SIGKILL": await _recovery(
+                arena, "ledger SIGKILL", lambda: arena.kill_and_restart("ledger")
+            ),
+            "risk SIGKILL": await _recovery(
+                arena, "risk SIGKILL", lambda: arena.kill_and_restart("risk")
+            ),
+            "agent SIGKILL": await _recovery(
+                arena, "agent SIGKILL", lambda: arena.kill_and_restart("agent-random")
+            ),
+            "market SIGKILL": await _recovery(
+                arena, "market SIGKILL", lambda: arena.kill_and_restart("market")
+            ),
+            "Postgres down 15 s": await _recovery(
+                arena, "Postgres down 15 s", lambda: arena.postgres_outage(15)
+            ),
+            "NATS down 5 s": await _recovery(arena, "NATS down 5 s", lambda: arena.nats_outage(5)),
+        }
+        (tmp_path / "recoveries.json").write_text(json.dumps(recoveries, indent=1))
+
+        await arena.pause_market()
+        proposed = await arena.proposals()
+        ids = {d.decision_id for d in proposed}
+        assert len(ids) >= 3 * CYCLES_BETWEEN_FAULTS * 6, f"only {len(ids)} decisions"
+        conn = await arena.db()
+        try:
+
+            async def all_booked() -> bool:
+                booked = await conn.fetchval(
+                    "SELECT count(*) FROM decisions WHERE decision_id = ANY($1::text[])",
+                    list(ids),
+                )
+                return booked == len(ids) and await arena.consumers_idle()
+
+            await eventually(all_booked, timeout=90, what="every proposed decision booked")
+            assert await arena.dead_letters() == 0
+
+            # Each decision once; each opening once; each position closed at most once.
+            assert await conn.fetchval("SELECT count(*) FROM decisions") == len(ids)
+            opened = await conn.fetchval(
+                "SELECT count(*) FROM decisions, jsonb_array_elements(results) r "
+                "WHERE r->>'outcome' = 'opened'"
+            )
+            assert await conn.fetchval("SELECT count(*) FROM positions") == opened
+            doubled = await conn.fetch(
+                "SELECT position_id FROM trades GROUP BY position_id HAVING "
+                "count(*) FILTER (WHERE exit_price IS NULL) <> 1 "
+                "OR count(*) FILTER (WHERE exit_price IS NOT NULL) > 1"
+            )
+            assert doubled == []
+            unclosed = await conn.fetchval(
+                "SELECT count(*) FROM positions p WHERE status <> 'OPEN' AND NOT EXISTS "
+                "(SELECT 1 FROM trades t WHERE t.position_id = p.id AND t.exit_price IS NOT NULL)"
+            )
+            assert unclosed == 0
+            late = await conn.fetchval(
+                "SELECT count(*) FROM rejected_decisions WHERE reason_codes && "
+                "ARRAY['late', 'past_deadline', 'ledger_cycle_closed']"
+            )
+            print(f"{len(ids)} decisions proposed and booked; {late} trades refused as late")
+            assert await verify(conn, unbooked_grace=timedelta(0)) == []
+        finally:
+            await conn.close()
