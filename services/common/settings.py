@@ -151,8 +151,9 @@ class Settings(BaseSettings):
         default=24,
         ge=1,
         alias="ARENA_RETENTION_DEDUP_MARGIN_HOURS",
-        description="Processed message and tick ids are kept for the stream's max age plus "
-        "this margin (clock skew, messages in flight), so a redelivery is still recognised.",
+        description="Processed message and tick ids are kept for twice the stream's max age "
+        "plus the dead letters' (a re-drive brings a message back under its id) plus this "
+        "margin (clock skew, messages in flight), so a message coming back is recognised.",
     )
     retention_outbox_hours: float = Field(
         default=24,

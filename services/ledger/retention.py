@@ -3,13 +3,18 @@
 Every ``interval`` a pass deletes, each statement at most ``batch_size`` rows (so none
 holds its locks for long), counting rows per table in ``arena_ledger_retention_removed``:
 
-- ``processed_messages`` and ``applied_ticks`` older than the stream's ``max_age`` plus a
-  margin. They exist to recognise a message delivered again, and JetStream keeps a message
-  at most ``max_age`` after it was published, which is before the ledger processed it: a
-  row older than ``max_age`` names a message the stream no longer holds, so no copy of it
-  can be delivered any more. The margin covers clocks that disagree (Postgres stamps
-  ``processed_at``, NATS ages the stream) and a message handled as it expired.
-  Re-published copies share the window: publishers only re-publish what is in flight.
+- ``processed_messages`` and ``applied_ticks`` older than the dedup horizon. They exist to
+  recognise a message delivered again, so an id may go only once no copy of its message can
+  reach the ledger. JetStream keeps a message at most ``max_age`` after it was published,
+  which is before the ledger processed it. A copy can also come back through the dead
+  letters: another consumer may dead-letter the message while it is in the stream (up to
+  ``max_age`` after publishing), the dead-letter stream keeps it ``dlq_max_age``, and a
+  re-drive publishes it again under its original id, to be delivered within ``max_age``.
+  So the horizon is ``2 * max_age + dlq_max_age`` (7 + 30 + 7 days by default) plus a
+  margin for clocks that disagree (Postgres stamps ``processed_at``, NATS ages the streams)
+  and a message handled as it expired. Size limits on the streams only drop messages
+  sooner. The limits are the settings' (``ARENA_STREAM_MAX_AGE_SECONDS``,
+  ``ARENA_DLQ_MAX_AGE_SECONDS``): streams set up with longer ones need the settings to say so.
 - sent ``outbox`` rows once published longer ago than their horizon; unsent and set-aside
   rows never (the relay still needs the first, an operator the second).
 - ``market_data`` rows older than their horizon in market time, but never a symbol's
@@ -32,14 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.common.bus import STREAM_MAX_AGE_SECONDS
 from services.common.clock import Clock
 from services.common.settings import Settings
+from services.common.streams import StreamLimits
 from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.thinning import Snapshot, bucket_start, to_drop
@@ -53,7 +58,9 @@ class RetentionPolicy:
 
     interval: timedelta | None = timedelta(minutes=10)
     batch_size: int = 5000
-    dedup: timedelta = timedelta(seconds=STREAM_MAX_AGE_SECONDS, hours=24)
+    dedup: timedelta = field(
+        default_factory=lambda: dedup_horizon(StreamLimits(), timedelta(hours=24))
+    )
     outbox: timedelta | None = timedelta(hours=24)
     market_data: timedelta | None = None
     equity_full: timedelta | None = timedelta(days=7)
@@ -65,17 +72,24 @@ class RetentionPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
-        # The stream's max age becomes a setting of its own; until then the bus's constant.
-        max_age = float(getattr(settings, "stream_max_age_seconds", STREAM_MAX_AGE_SECONDS))
         return cls(
             interval=_or_none(timedelta(minutes=settings.retention_interval_minutes)),
             batch_size=settings.retention_batch_size,
-            dedup=timedelta(seconds=max_age, hours=settings.retention_dedup_margin_hours),
+            dedup=dedup_horizon(
+                StreamLimits.from_settings(settings),
+                timedelta(hours=settings.retention_dedup_margin_hours),
+            ),
             outbox=_or_none(timedelta(hours=settings.retention_outbox_hours)),
             market_data=_or_none(timedelta(days=settings.retention_market_data_days)),
             equity_full=_or_none(timedelta(days=settings.retention_equity_full_days)),
             equity_bucket=timedelta(minutes=settings.retention_equity_bucket_minutes),
         )
+
+
+def dedup_horizon(limits: StreamLimits, margin: timedelta) -> timedelta:
+    """How long after processing a message's id must be kept (see the module's docstring)."""
+    stream = timedelta(seconds=limits.max_age_seconds)
+    return 2 * stream + timedelta(seconds=limits.dlq_max_age_seconds) + margin
 
 
 def _or_none(horizon: timedelta) -> timedelta | None:

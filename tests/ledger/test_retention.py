@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common import subjects
-from services.common.bus import STREAM_MAX_AGE_SECONDS, Delivery
+from services.common.bus import Delivery
 from services.common.clock import ManualClock
 from services.common.contracts import LlmCall
 from services.common.lineup import load_lineup
@@ -78,21 +78,23 @@ async def test_rows_past_their_horizons_go_and_recent_or_unsent_rows_stay(
     async with books(make_settings, database_url) as b:
         db = b.db
         day = timedelta(days=1)
-        # Postgres stamps processed_at; the horizon is the stream's 7 days plus 1 day.
+        # Postgres stamps processed_at; the horizon is 2 x 7 days in the stream, 30 in the
+        # dead letters and a day's margin.
+        horizon = 45 * day
         await db.executemany(
             "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
             "VALUES ($1, 'ledger-ticks', now() - $2::interval)",
             [
-                ("old-1", 8 * day + timedelta(hours=1)),
-                ("old-2", 9 * day),
-                ("old-3", 30 * day),
-                ("within-1", 6 * day),
-                ("within-2", 8 * day - timedelta(hours=1)),
+                ("old-1", horizon + timedelta(hours=1)),
+                ("old-2", horizon + 5 * day),
+                ("old-3", 400 * day),
+                ("within-1", 8 * day),
+                ("within-2", horizon - timedelta(hours=1)),
             ],
         )
         await db.executemany(
             "INSERT INTO applied_ticks (tick_id, applied_at) VALUES ($1, $2)",
-            [("t-old", T - 9 * day), ("t-recent", T - timedelta(hours=1))],
+            [("t-old", T - horizon - day), ("t-recent", T - 30 * day)],
         )
         await db.executemany(
             "INSERT INTO outbox (event_id, subject, message_type, payload, created_at, "
@@ -111,14 +113,14 @@ async def test_rows_past_their_horizons_go_and_recent_or_unsent_rows_stay(
             "INSERT INTO market_data (symbol, price, data_timestamp, cycle_id, stored_at) "
             "VALUES ($1, 1, $2, $3, now() - $4::interval)",
             [
-                ("BTCUSDT", T - 40 * day, "c-old-1", 10 * day),
-                ("BTCUSDT", T - 35 * day, "c-old-2", 10 * day),
-                # Old market time, but stored an hour ago (a replay): a copy of its
-                # snapshot may still be in the stream.
-                ("BTCUSDT", T - 35 * day, "c-replayed", timedelta(hours=1)),
-                ("BTCUSDT", T - day, "c-recent", 10 * day),
+                ("BTCUSDT", T - 40 * day, "c-old-1", 50 * day),
+                ("BTCUSDT", T - 35 * day, "c-old-2", 50 * day),
+                # Old market time, but stored a day ago (a replay): a copy of its
+                # snapshot may still come.
+                ("BTCUSDT", T - 35 * day, "c-replayed", day),
+                ("BTCUSDT", T - day, "c-recent", 50 * day),
                 # DOGE's newest row, however old: its funding rate is the one charged.
-                ("DOGEUSDT", T - 40 * day, "c-old-1", 10 * day),
+                ("DOGEUSDT", T - 40 * day, "c-old-1", 50 * day),
             ],
         )
 
@@ -187,13 +189,19 @@ def test_the_dedup_horizon_is_the_stream_max_age_plus_the_margin(
     make_settings: Callable[..., Settings],
 ) -> None:
     default = RetentionPolicy.from_settings(make_settings())
-    assert default.dedup == timedelta(seconds=STREAM_MAX_AGE_SECONDS) + timedelta(days=1)
+    # Twice the stream's 7 days (first publish, then a re-drive), the dead letters' 30, a day.
+    assert default.dedup == timedelta(days=45)
+    assert default == RetentionPolicy()
     assert default.interval == timedelta(minutes=10)
     assert default.batch_size == 5000
     assert (default.outbox, default.market_data) == (timedelta(hours=24), None)
     assert (default.equity_full, default.equity_bucket) == (timedelta(days=7), timedelta(hours=1))
     wider = RetentionPolicy.from_settings(make_settings(ARENA_RETENTION_DEDUP_MARGIN_HOURS=48))
-    assert wider.dedup == timedelta(seconds=STREAM_MAX_AGE_SECONDS) + timedelta(days=2)
+    assert wider.dedup == timedelta(days=46)
+    shorter = RetentionPolicy.from_settings(
+        make_settings(ARENA_STREAM_MAX_AGE_SECONDS=86400, ARENA_DLQ_MAX_AGE_SECONDS=3 * 86400)
+    )
+    assert shorter.dedup == timedelta(days=2 + 3 + 1)
     off = RetentionPolicy.from_settings(make_settings(ARENA_RETENTION_INTERVAL_MINUTES=0))
     assert off == dataclasses.replace(default, interval=None)
     with pytest.raises(ValueError, match="ARENA_RETENTION_DEDUP_MARGIN_HOURS"):
@@ -223,11 +231,12 @@ async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(
         msg_id = await lg.db.fetchval(
             "SELECT msg_id FROM processed_messages WHERE consumer = 'ledger-llm-calls'"
         )
-        # A week later the stream still holds the message: its id must stay.
-        await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '7d'")
+        # Forty days on, a dead letter of it (another consumer's) may still be re-driven
+        # under its original id: the id must stay.
+        await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '40d'")
         await lg.db.execute(
             "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
-            "VALUES ('expired', 'ledger-llm-calls', now() - interval '9d')"
+            "VALUES ('expired', 'ledger-llm-calls', now() - interval '46d')"
         )
 
         removed = await lg.service.retention.prune_once()
@@ -236,7 +245,7 @@ async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(
         assert await lg.count("SELECT count(*) FROM processed_messages WHERE msg_id = $1", msg_id)
         duplicates = "arena_ledger_duplicates_skipped_total"
         before = lg.metric(duplicates, consumer="ledger-llm-calls")
-        # JetStream delivers it again (an ack lost): the consumer's handler sees the same id.
+        # It comes back (re-driven, or an ack lost): the consumer's handler sees the same id.
         await lg.service._on_llm_call(
             call, Delivery(subject=subject, msg_id=msg_id, stream_sequence=1, num_delivered=2)
         )
@@ -251,7 +260,7 @@ async def test_the_ledger_prunes_every_interval_and_logs_what_it_removed(
     async with ledger(make_settings, database_url, ARENA_RETENTION_INTERVAL_MINUTES=0.005) as lg:
         await lg.db.execute(
             "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
-            "SELECT 'old-' || n, 'ledger-ticks', now() - interval '10d' "
+            "SELECT 'old-' || n, 'ledger-ticks', now() - interval '50d' "
             "FROM generate_series(1, 7) AS n"
         )
 
@@ -278,7 +287,7 @@ async def test_a_pass_fails_while_postgres_refuses_and_the_next_one_catches_up(
     async with books(make_settings, database_url) as b:
         await b.db.execute(
             "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
-            "VALUES ('old', 'ledger-ticks', now() - interval '10d')"
+            "VALUES ('old', 'ledger-ticks', now() - interval '50d')"
         )
         await b.db.close()
         admin = await asyncpg.connect(postgres_admin_url)

@@ -154,10 +154,11 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
     async with ledger(make_settings, database_url, **env) as lg:
         await _trade_and_mark_for_days(lg)
         assert await lg.count("SELECT count(*) FROM funding_payments") > 0
-        # Two days on, and the bookkeeping as old as a month of wall time would make it.
-        lg.clock.advance(2 * 86400)
-        await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '30d'")
-        await lg.db.execute("UPDATE market_data SET stored_at = now() - interval '30d'")
+        # Forty days on (no market since: market time stays at c2), and the rows Postgres
+        # stamped as old as that too. Past the 45-day dedup horizon: the first 4 days' ticks.
+        lg.clock.advance(40 * 86400)
+        await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '60d'")
+        await lg.db.execute("UPDATE market_data SET stored_at = now() - interval '60d'")
         tables = ("processed_messages", "applied_ticks", "outbox", "market_data")
         counts = {t: await lg.count(f"SELECT count(*) FROM {t}") for t in tables}
         snapshots = await lg.count("SELECT count(*) FROM equity_snapshots")
@@ -167,7 +168,7 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
 
         assert removed == {
             "processed_messages": counts["processed_messages"],
-            # Ticks applied more than eight days before the clock.
+            # Ticks applied more than 45 days before the clock.
             "applied_ticks": removed["applied_ticks"],
             "outbox": counts["outbox"],
             # c1's rows; c2's are each symbol's newest.
