@@ -140,6 +140,56 @@ class Settings(BaseSettings):
         description="TOML overrides of the instrument table (services/common/instruments.py).",
     )
 
+    # Retention: what the ledger prunes (services/ledger/retention.py, docs/deploy.md).
+    retention_interval_minutes: float = Field(
+        default=10,
+        ge=0,
+        alias="ARENA_RETENTION_INTERVAL_MINUTES",
+        description="Minutes between the ledger's pruning passes; 0 turns pruning off.",
+    )
+    retention_batch_size: int = Field(
+        default=5000,
+        ge=1,
+        alias="ARENA_RETENTION_BATCH_SIZE",
+        description="Rows one pruning statement deletes at most, so none holds locks for long.",
+    )
+    retention_dedup_margin_hours: float = Field(
+        default=24,
+        ge=1,
+        alias="ARENA_RETENTION_DEDUP_MARGIN_HOURS",
+        description="Processed message and tick ids are kept for twice the stream's max age "
+        "plus the dead letters' (a re-drive brings a message back under its id) plus this "
+        "margin (clock skew, messages in flight), so a message coming back is recognised.",
+    )
+    retention_outbox_hours: float = Field(
+        default=24,
+        ge=0,
+        alias="ARENA_RETENTION_OUTBOX_HOURS",
+        description="Published outbox rows are deleted after this many hours (unsent rows "
+        "never); 0 keeps them forever.",
+    )
+    retention_market_data_days: float = Field(
+        default=0,
+        ge=0,
+        alias="ARENA_RETENTION_MARKET_DATA_DAYS",
+        description="market_data rows older than this many days of market time are deleted "
+        "(each symbol's newest row never); 0 keeps them forever.",
+    )
+    retention_equity_full_days: float = Field(
+        default=7,
+        ge=0,
+        alias="ARENA_RETENTION_EQUITY_FULL_DAYS",
+        description="Equity snapshots newer than this many days of market time are kept "
+        "whole; older tick and decision snapshots are thinned. 0 never thins.",
+    )
+    retention_equity_bucket_minutes: int = Field(
+        default=60,
+        gt=0,
+        alias="ARENA_RETENTION_EQUITY_BUCKET_MINUTES",
+        description="Thinned snapshots keep, per agent and bucket of this many minutes, the "
+        "highest, lowest and last equity and the largest fall; cycle snapshots are all kept.",
+    )
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:

@@ -69,3 +69,14 @@ class LedgerMetrics:
         self.outbox_pending = Gauge(
             "arena_ledger_outbox_pending", "Outbox events not published yet.", registry=registry
         )
+        self.retention_removed = Counter(
+            "arena_ledger_retention_removed",
+            "Rows deleted by retention, by table (equity_snapshots: rows thinned).",
+            ["table"],
+            registry=registry,
+        )
+        self.retention_failures = Counter(
+            "arena_ledger_retention_failures",
+            "Retention passes that failed (e.g. Postgres down); the next pass retries.",
+            registry=registry,
+        )

@@ -62,6 +62,7 @@ from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.outbox import OutboxRelay
 from services.ledger.queries import LedgerQueries
+from services.ledger.retention import Retention, RetentionPolicy
 from services.ledger.verdicts import Applied, NotReady, VerdictApplier
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class LedgerService:
         watch_interval_seconds: float = 0.25,
         input_wait_seconds: float = 8.0,
         instruments: InstrumentTable | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -119,6 +121,7 @@ class LedgerService:
         self._ticks = TickProcessor(taker_fee_rate)
         self._queries = LedgerQueries(pool)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
+        self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
         self._arrival = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,6 +132,7 @@ class LedgerService:
         self._tasks = [
             asyncio.create_task(self._relay.run(), name="ledger-outbox-relay"),
             asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
+            asyncio.create_task(self.retention.run(), name="ledger-retention"),
         ]
         await self._bus.consume(CYCLES, CycleStarted, self._on_cycle_started)
         await self._bus.consume(SNAPSHOTS, MarketSnapshot, self._on_snapshot)
@@ -429,4 +433,5 @@ async def build(ctx: ServiceContext) -> LedgerService:
         symbols=settings.symbols,
         metrics=LedgerMetrics(ctx.registry),
         instruments=instruments,
+        retention=RetentionPolicy.from_settings(settings),
     )
