@@ -18,19 +18,21 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import port_is_free
 from devstack.postgres import EmbeddedPostgres
 from devstack.procfile import write_procfile
 from services.common.lineup import load_lineup
-from services.common.settings import PROJECT_ROOT, Settings
+from services.common.settings import PROJECT_ROOT, Settings, settings_problems
 
 DEFAULT_NATS_PORT = 4222
 HONCHO_STOPPED_BY_SIGTERM = 128 + signal.SIGTERM
 
 
-def say(line: str) -> None:
-    print(f"[arena] {line}", flush=True)
+def say(line: str, *, error: bool = False) -> None:
+    print(f"[arena] {line}", file=sys.stderr if error else sys.stdout, flush=True)
 
 
 def admin_token(data_dir: Path) -> str:
@@ -48,9 +50,20 @@ def admin_token(data_dir: Path) -> str:
     return token
 
 
-def run(data_dir: Path) -> int:
+def load_settings() -> Settings | None:
+    """The settings, or None after saying which variables are wrong (never their values)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = settings_problems(exc)
+    say("cannot start: invalid configuration", error=True)
+    for problem in problems:
+        say(f"  {problem}", error=True)
+    return None
+
+
+def run(data_dir: Path, settings: Settings) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -124,7 +137,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "run":
-        sys.exit(run(args.data_dir))
+        settings = load_settings()
+        sys.exit(2 if settings is None else run(args.data_dir, settings))
 
 
 if __name__ == "__main__":
