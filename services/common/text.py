@@ -12,7 +12,6 @@ import re
 REPLACEMENT = "\ufffd"
 
 _NUL = "\x00"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A JSON string escape, one at a time from the left, so an escaped backslash ("\\\\")
 # is never mistaken for the start of a "\\u" escape. Group 1: a surrogate pair (kept);
@@ -31,9 +30,18 @@ def clean_text(text: str) -> str:
     Two halves of a pair that arrived as separate code points (a UTF-16 source) join
     into the one character they encode, as a JSON reader of the same text would.
     """
-    if _SURROGATE.search(text):
+    if not text.isascii() and not _encodes(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text.replace(_NUL, REPLACEMENT)
+    return text.replace(_NUL, REPLACEMENT) if _NUL in text else text
+
+
+def _encodes(text: str) -> bool:
+    # In C, and several times faster than searching for surrogates: only they fail.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Raw control characters are invalid inside JSON strings (outside them only tab, CR and
