@@ -30,6 +30,7 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.processes import Program, programs
 from devstack.supervisor import render_config, supervisord_command, write_config
 from services.common.lineup import Lineup, load_lineup
+from services.common.runner import load_settings
 from services.common.settings import PROJECT_ROOT, Settings
 
 DEFAULT_NATS_PORT = 4222
@@ -109,9 +110,8 @@ def _program_env(program: Program, nats: Nats, data_dir: Path) -> dict[str, str]
     return env
 
 
-def run(data_dir: Path) -> int:
+def run(data_dir: Path, settings: Settings) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings()
     lineup = load_lineup(settings.agents_file)
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
@@ -200,7 +200,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "run":
-        sys.exit(run(args.data_dir))
+        sys.exit(run(args.data_dir, load_settings("arena")))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ from services.agent.factory import check_spec
 from services.agent.identity import AgentConfigError, resolve_agent
 from services.agent.service import build, consumer_name
 from services.common.logs import configure_logging
-from services.common.runner import main
-from services.common.settings import Settings
+from services.common.runner import load_settings, main
 
 
 def run() -> None:
-    settings = Settings()
+    settings = load_settings("agent")
     try:
         # Fail before connecting anywhere: a misconfigured agent should say so at once.
         spec = resolve_agent(settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from services.agent.circuit import CircuitBreaker
 from services.agent.identity import BASELINE_PROVIDER, AgentConfigError, build_strategy
 from services.agent.llm import LlmTrader
@@ -12,6 +14,7 @@ from services.agent.providers.anthropic_messages import AnthropicProvider
 from services.agent.providers.base import Provider
 from services.agent.providers.openai_chat import OpenAIChatProvider
 from services.agent.providers.replay import RecordingProvider, ReplayProvider
+from services.agent.scrub import Scrubber
 from services.agent.trader import BaselineTrader, DisabledTrader, Trader
 from services.common.clock import Clock
 from services.common.lineup import AgentSpec
@@ -89,6 +92,8 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
     key = api_key(spec, settings, environ)
     if key is None:
         return None
+    # Every key this process knows, not only its own: a proxy may echo any of them.
+    scrub = Scrubber([key, *(s.get_secret_value() for s in _secrets(settings))])
     live: Provider
     if spec.provider == "anthropic":
         live = AnthropicProvider(
@@ -96,6 +101,7 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
             model=spec.model,
             max_tokens=spec.max_tokens,
             base_url=spec.base_url,
+            scrub=scrub,
         )
     else:
         default_url = DEEPSEEK_BASE_URL if spec.provider == "deepseek" else None
@@ -107,7 +113,18 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
             temperature=spec.temperature,
             base_url=spec.base_url or default_url,
             json_schema=spec.json_schema,
+            scrub=scrub,
         )
     if spec.recordings:
         return RecordingProvider(live, Path(spec.recordings))
     return live
+
+
+def _secrets(settings: Settings) -> list[SecretStr]:
+    known = (
+        settings.anthropic_api_key,
+        settings.openai_api_key,
+        settings.deepseek_api_key,
+        settings.admin_token,
+    )
+    return [s for s in known if s is not None]

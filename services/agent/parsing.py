@@ -2,7 +2,8 @@
 
 Real answers wrap the JSON in code fences or prose, think aloud in ``<think>`` blocks, send
 one action or a list, write numbers as strings ("$20", "3x", "80%") and name actions in
-their own words (``long``, ``buy_to_enter``, ``close_position``). All of that is accepted;
+their own words (``long``, ``buy_to_enter``, ``close_position``) and spell tickers their way
+(``BTC-PERP``, ``ETH/USDT:USDT``: see :mod:`services.agent.symbols`). All of that is accepted;
 anything that still does not make a valid :class:`Action` is a :class:`ParseError` whose
 message says what was wrong, so the model can be asked again with it.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.agent.symbols import SymbolError, to_symbol
 from services.common.contracts import Action, TradeAction
 
 MAX_REASONING_CHARS = 4000
@@ -51,7 +53,6 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 LIST_KEYS = ("actions", "decisions", "trades", "orders")
 REASONING_KEYS = ("reasoning", "rationale", "analysis", "explanation", "thoughts", "summary")
-QUOTE = "USDT"
 
 _THINK = re.compile(r"<think(?:ing)?>(.*?)</think(?:ing)?>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -216,7 +217,7 @@ def _action(item: Any, n: int) -> Action:
     try:
         symbol = _field(item, "symbol")
         if symbol is not None:
-            fields["symbol"] = _symbol(str(symbol))
+            fields["symbol"] = to_symbol(symbol)
         for name in ("margin_usd", "stop_loss", "take_profit"):
             fields[name] = _decimal(_field(item, name), name)
         leverage = _decimal(_field(item, "leverage"), "leverage")
@@ -229,7 +230,7 @@ def _action(item: Any, n: int) -> Action:
         if invalidation is not None:
             fields["invalidation"] = str(invalidation)
         action = Action.model_validate(fields)
-    except ParseError as exc:
+    except (ParseError, SymbolError) as exc:
         raise ParseError(f"action {n}: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -237,13 +238,6 @@ def _action(item: Any, n: int) -> Action:
     if action.symbol is None:
         raise ParseError(f"action {n}: {kind.value} needs a 'symbol'")
     return action
-
-
-def _symbol(raw: str) -> str:
-    symbol = re.sub(r"[^A-Z0-9]", "", raw.upper().replace("-PERP", "").replace("PERP", ""))
-    if not symbol:
-        raise ParseError(f"symbol {raw!r} is not a symbol")
-    return symbol if symbol.endswith(QUOTE) else symbol + QUOTE
 
 
 def _decimal(raw: Any, name: str) -> Decimal | None:

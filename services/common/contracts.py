@@ -4,6 +4,10 @@ Money, prices and quantities are ``Decimal`` (JSON strings on the wire, so no
 precision is lost between services). Every message carries ``schema_version``;
 a consumer rejects (and dead-letters) a version it does not know.
 ``proto/`` is generated from these models by ``python -m services.common.proto``.
+
+Text a model or a provider wrote is :data:`Text`: NUL and lone surrogates, which Postgres
+and strict JSON refuse, become U+FFFD on the way in, whether the message is built here or
+decoded from the wire (agents are not trusted), so such text always reaches the books.
 """
 
 from __future__ import annotations
@@ -11,11 +15,20 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.config import ExtraValues
 
 from services.common.subjects import valid_token
+from services.common.text import clean_text, readable_json
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -27,6 +40,8 @@ def _agent_id(value: str) -> str:
 
 
 AgentId = Annotated[str, AfterValidator(_agent_id)]
+# Free text from outside (model answers, provider errors): always storable, visibly cleaned.
+Text = Annotated[str, AfterValidator(clean_text)]
 Money = Decimal
 Price = Decimal
 Quantity = Decimal
@@ -41,6 +56,35 @@ class Message(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Also reads JSON a strict parser refuses only for its text (lone surrogate escapes
+        as Python's ``json`` writes them, bytes that are not UTF-8): that text arrives with
+        U+FFFD in place of what could not be read, instead of the whole message being lost."""
+        options: dict[str, Any] = {
+            "strict": strict,
+            "extra": extra,
+            "context": context,
+            "by_alias": by_alias,
+            "by_name": by_name,
+        }
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            if not any(error["type"] == "json_invalid" for error in exc.errors()):
+                raise
+        # Only a message that failed to parse pays for the second pass.
+        return super().model_validate_json(readable_json(json_data), **options)
 
 
 # ---------------------------------------------------------------- cycle
@@ -178,13 +222,13 @@ class TradeAction(StrEnum):
 
 class Action(Message):
     action: TradeAction
-    symbol: str | None = None
+    symbol: Text | None = None
     margin_usd: Money | None = None
     leverage: int | None = None
     stop_loss: Price | None = None
     take_profit: Price | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
-    invalidation: str | None = None
+    invalidation: Text | None = None
 
 
 class Usage(Message):
@@ -207,15 +251,15 @@ class Decision(Message):
     decided_at: datetime
     decision_deadline: datetime
     actions: tuple[Action, ...]
-    reasoning: str = ""
-    model: str = ""
+    reasoning: Text = ""
+    model: Text = ""
     prompt_sha256: str | None = None
     usage: Usage | None = None
-    error: str | None = Field(default=None, description="Why this is a forced HOLD, if it is.")
+    error: Text | None = Field(default=None, description="Why this is a forced HOLD, if it is.")
     prompt_version: str | None = Field(default=None, description="Prompt template version.")
-    prompt: str | None = Field(default=None, description="The full prompt sent (audit, replay).")
-    raw_response: str | None = Field(default=None, description="The model's raw answer text.")
-    thinking: str | None = Field(
+    prompt: Text | None = Field(default=None, description="The full prompt sent (audit, replay).")
+    raw_response: Text | None = Field(default=None, description="The model's raw answer text.")
+    thinking: Text | None = Field(
         default=None, description="The model's separate reasoning text (DeepSeek, <think>)."
     )
 
@@ -238,7 +282,7 @@ class Reason(Message):
     """A machine-readable rejection reason with a human message."""
 
     code: str
-    message: str
+    message: Text
 
 
 class ActionResult(Message):
@@ -342,7 +386,7 @@ class Heartbeat(Message):
     provider: str
     model: str
     status: Literal["ok", "disabled"]
-    reason: str | None = None
+    reason: Text | None = None
     at: datetime
 
 
@@ -353,13 +397,13 @@ class LlmCall(Message):
     agent_id: AgentId
     cycle_id: str
     provider: str
-    model: str
+    model: Text
     response_time_ms: int = Field(ge=0)
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     estimated_cost: Money = Field(ge=0)
     success: bool
-    error: str | None = None
+    error: Text | None = None
     called_at: datetime
     attempt: int = Field(default=1, ge=1, description="1 for the first try of a cycle's call.")
     status_code: int | None = Field(default=None, description="The provider's HTTP status.")
@@ -601,7 +645,7 @@ class ErrorReply(Message):
     """Reply of a request that could not be answered; ``code`` is machine-readable."""
 
     code: Literal["not_found", "bad_request", "unavailable", "internal"]
-    message: str
+    message: Text
 
 
 # Every message published on a subject, for proto/ generation and the gateway's relay.

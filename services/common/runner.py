@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from services.common.bus import Bus, BusMetrics, TransientError, redact_url
 from services.common.clock import Clock, SystemClock
 from services.common.logs import configure_logging
 from services.common.nats_connection import MAX_RETRY_WAIT_SECONDS
 from services.common.ops_http import HttpServer, bind_socket, ops_app
-from services.common.settings import Settings
+from services.common.settings import Settings, settings_problems
 from services.common.streams import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,25 @@ async def _serve_until_signalled(host: ServiceHost) -> None:
     await host.stop()
 
 
+def load_settings(name: str) -> Settings:
+    """The settings from the environment; when a variable is wrong, say which and exit 2.
+
+    Printed to stderr, one line per variable and never a value (logging is configured by
+    the settings, so it cannot say it): a traceback would be noise around the one fact.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = settings_problems(exc)
+    print(f"{name} cannot start: invalid configuration", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(name: str, factory: Factory, settings: Settings | None = None) -> None:
     """Entry point of ``python -m services.<name>``."""
-    settings = settings or Settings()
+    settings = settings or load_settings(name)
     configure_logging(name, settings.log_level, settings.log_dir)
     try:
         asyncio.run(_serve_until_signalled(ServiceHost(name, factory, settings)))

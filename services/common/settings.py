@@ -11,7 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
@@ -33,8 +41,14 @@ class TradingLimits(BaseModel):
 
 
 class Settings(BaseSettings):
+    # hide_input_in_errors: an error must not print what it was given; for a check across
+    # variables pydantic would show the whole environment read, API keys included.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
@@ -201,21 +215,15 @@ class Settings(BaseSettings):
     @classmethod
     def _symbols_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("ARENA_SYMBOLS must name at least one symbol")
+            raise ValueError("must name at least one symbol")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if not Decimal(0) < self.min_margin_usd <= self.max_margin_usd:
-            raise ValueError(
-                "need 0 < ARENA_MIN_MARGIN_USD <= ARENA_MAX_MARGIN_USD, got "
-                f"{self.min_margin_usd} and {self.max_margin_usd}"
-            )
+            raise ValueError("need 0 < ARENA_MIN_MARGIN_USD <= ARENA_MAX_MARGIN_USD")
         if self.decision_seconds is not None and self.decision_seconds >= self.cycle_seconds:
-            raise ValueError(
-                f"ARENA_DECISION_SECONDS ({self.decision_seconds:g}) must be shorter than "
-                f"ARENA_CYCLE_SECONDS ({self.cycle_seconds:g})"
-            )
+            raise ValueError("ARENA_DECISION_SECONDS must be shorter than ARENA_CYCLE_SECONDS")
         return self
 
     @property
@@ -240,3 +248,18 @@ class Settings(BaseSettings):
             return self.database_pooler
         url = self.database_url or ""
         return "pooler" in url or ":6543" in url or "pgbouncer=true" in url
+
+
+def settings_problems(exc: ValidationError) -> tuple[str, ...]:
+    """One line per variable in error: its name and the problem, never its value."""
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        # A check across variables has no location; its message names the variables.
+        name = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if message not in problems.setdefault(name, []):
+            problems[name].append(message)
+    return tuple(
+        f"{name}: {'; '.join(messages)}" if name else "; ".join(messages)
+        for name, messages in problems.items()
+    )

@@ -15,6 +15,7 @@ from datetime import timedelta
 from services.common.dead_letters import DeadLetterBox, Letter
 from services.common.logs import configure_logging
 from services.common.nats_connection import connect_nats
+from services.common.runner import load_settings
 from services.common.runner import main as run_service
 from services.common.settings import Settings
 from services.common.streams import apply_streams
@@ -121,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = _parser().parse_args()
     command = args.command or "run"
-    settings = Settings()
+    settings = load_settings("ledger")
     if command == "run":
         run_service("ledger", build, settings)
         return

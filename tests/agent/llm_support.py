@@ -24,6 +24,8 @@ VALID = json.dumps(
         ],
     }
 )
+# No run of this many characters of a key's random part may be kept in any text.
+WINDOW = 5
 KEYS = {
     "ANTHROPIC_API_KEY": "sk-ant-test",
     "OPENAI_API_KEY": "sk-test",
@@ -51,3 +53,11 @@ def llm_spec(provider: str, base_url: str, **overrides: Any) -> AgentSpec:
 def keyed_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {**KEYS, **overrides}
     return Settings(_env_file=None, **values)
+
+
+def leaked(text: str | None, key: str) -> list[str]:
+    """Runs of WINDOW characters of the key's random part in ``text``, and its last four
+    (what a masked key shows)."""
+    own = key.removeprefix("sk-proj-").removeprefix("sk-ant-api03-").removeprefix("sk-")
+    pieces = {own[i : i + WINDOW] for i in range(len(own) - WINDOW + 1)} | {key[-4:]}
+    return sorted(p for p in pieces if p in (text or ""))

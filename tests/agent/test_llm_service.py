@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from services.common.contracts import (
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from tests.agent.builders import NOW, portfolio, snapshot
-from tests.agent.llm_support import VALID
+from tests.agent.llm_support import VALID, leaked
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
 from tests.fakes.anthropic import FakeAnthropic
@@ -245,3 +246,28 @@ async def test_a_redelivered_snapshot_gets_the_same_answer_without_a_second_mode
     assert lines[0]["actions"][0]["action"] == "BUY"
     assert lines[0]["prompt_sha256"] == decisions[0].prompt_sha256
     assert lines[0]["reasoning"] == "BTC trend is up" and lines[0]["error"] is None
+
+
+async def test_a_revoked_key_is_reported_without_any_piece_of_it(
+    bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_openai: FakeOpenAI
+) -> None:
+    await serve_ledger(bus, portfolio(agent_id="gpt"))
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    beats = await collect(bus, subjects.agent_heartbeat("gpt"), Heartbeat)
+    # OpenAI's answer to a revoked key quotes it back, masked: "sk-proj-ab****wxyz".
+    fake_openai.default = gpt.incorrect_key()
+    key = "sk-proj-" + secrets.token_urlsafe(36)
+    settings = make_settings(ARENA_AGENTS_FILE=str(lineup), AGENT_ID="gpt", OPENAI_API_KEY=key)
+    clock = ManualClock(NOW)
+    async with running("agent-gpt", build, settings, clock):
+        await publish(bus, clock, "c1")
+        await eventually(
+            lambda: decisions and calls and any(b.status == "disabled" for b in beats),
+            what="the decision, the call and the agent disabled",
+        )
+    (decision,) = decisions
+    assert decision.error is not None
+    assert "Incorrect API key provided: [redacted]. You can find" in decision.error
+    texts = [decision.error, *(c.error for c in calls), *(b.reason for b in beats)]
+    assert [leaked(text, key) for text in texts] == [[] for _ in texts]

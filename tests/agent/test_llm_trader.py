@@ -113,6 +113,17 @@ async def test_the_second_chance_can_succeed(fake_anthropic: FakeAnthropic) -> N
     assert answer.parse_failures == 1
 
 
+async def test_a_symbol_that_is_no_ticker_is_asked_again_naming_it(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    hostile = VALID.replace('"BTCUSDT"', '"BTC<script>window.pwned=1</script>"')
+    fake_anthropic.then(claude.message(hostile), claude.message(VALID.replace("BTCUSDT", "btc")))
+    answer = await ask(trader(llm_spec("anthropic", fake_anthropic.base_url)))
+    assert answer.outcome == Outcome.DECIDED and buys_btc(answer)
+    reask = fake_anthropic.requests[1].body["messages"][2]["content"]
+    assert "symbol 'BTC<script>window.pwned=1</script>' is not a ticker" in reask
+
+
 async def test_no_second_chance_when_configured_off(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.then(claude.message(""))
     spec = llm_spec("anthropic", fake_anthropic.base_url, reask_on_parse_error=False)

@@ -15,6 +15,7 @@ from services.agent.service import build as build_agent
 from services.agent.service import consumer_name
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
+from services.common.streams import apply_streams
 from services.gateway.service import build as build_gateway
 from services.ledger.service import build as build_ledger
 from services.market.service import build as build_market
@@ -58,6 +59,8 @@ async def test_a_cycle_completes_with_per_service_users_and_grafana_names_real_m
                 **extra,
             )
 
+        # The streams are the administrator's: no service user may create or change them.
+        await apply_streams(settings("admin"))
         async with AsyncExitStack() as stack:
             hosts: list[ServiceHost] = [
                 await stack.enter_async_context(

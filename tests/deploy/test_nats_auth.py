@@ -38,7 +38,11 @@ class Conn:
         return self.nc
 
     def refused(self, subject: str) -> bool:
-        return any("permissions violation" in e.lower() and subject in e for e in self.errors)
+        # nats-py reports the server's error in lower case.
+        wanted = subject.lower()
+        return any(
+            "permissions violation" in e.lower() and wanted in e.lower() for e in self.errors
+        )
 
 
 @pytest.fixture
@@ -137,3 +141,32 @@ async def test_tooling_reads_everything_and_publishes_nothing(
     await ledger_nc.flush()
     await eventually(lambda: seen.count(sentinel) == 2, what="the sentinel after the refusal")
     assert subjects.decision_proposed("random") not in seen
+
+
+async def test_without_credentials_nothing_connects(server: AuthNats) -> None:
+    with pytest.raises(Exception, match=r"[Aa]uthorization"):
+        await nats.connect(f"nats://127.0.0.1:{server.port}", allow_reconnect=False)
+
+
+async def test_only_the_admin_may_change_streams(server: AuthNats, conns: list[Conn]) -> None:
+    changes = [
+        f"$JS.API.STREAM.{verb}.{stream}"
+        for verb in ("CREATE", "UPDATE", "DELETE", "PURGE")
+        for stream in (subjects.STREAM, subjects.DLQ_STREAM)
+    ]
+    for user in ("market", "risk", "ledger", "gateway", "agent-random", "tooling"):
+        conn, nc = await connect(conns, server, user)
+        for subject in changes:
+            await nc.publish(subject, b"{}")
+        await nc.flush()
+        await eventually(
+            lambda conn=conn: all(conn.refused(s) for s in changes),  # type: ignore[misc]
+            what=f"{user}'s stream changes refused",
+        )
+    admin, admin_nc = await connect(conns, server, "admin")
+    for subject in changes:
+        await admin_nc.publish(subject, b"{}")
+    await admin_nc.flush()
+    # A round trip after the publishes: a refusal would have been reported before its reply.
+    await admin_nc.request("$JS.API.INFO", b"", timeout=5)
+    assert not admin.errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.fakes.scripted_http import Reply, ScriptedServer
+from tests.fakes.scripted_http import Recorded, Reply, ScriptedServer
 
 _ids = itertools.count(1)
 
@@ -56,6 +56,22 @@ def error(status: int, text: str | None = None) -> Reply:
         {"type": "error", "error": {"type": kind, "message": text or kind.replace("_", " ")}},
         headers={"request-id": "req_fake"},
     )
+
+
+def credentials_echo(status: int = 401) -> Reply:
+    """An error quoting the credentials the request carried, as some gateways in front do."""
+
+    def body(request: Recorded) -> dict[str, Any]:
+        sent = request.headers.get("authorization") or request.headers.get("x-api-key")
+        return {
+            "type": "error",
+            "error": {
+                "type": ERROR_TYPES.get(status, "api_error"),
+                "message": f"credentials refused: Authorization: {sent}",
+            },
+        }
+
+    return Reply(status, body, headers={"request-id": "req_fake"})
 
 
 class FakeAnthropic(ScriptedServer):

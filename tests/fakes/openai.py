@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.fakes.scripted_http import Reply, ScriptedServer
+from tests.fakes.scripted_http import Recorded, Reply, ScriptedServer
 
 _ids = itertools.count(1)
 
@@ -61,6 +61,49 @@ def error(status: int, text: str | None = None) -> Reply:
         status,
         {"error": {"message": text or kind, "type": kind, "param": None, "code": code}},
     )
+
+
+def sent_key(request: Recorded) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def masked(key: str) -> str:
+    """A key as OpenAI quotes it back: its first characters and last four, stars between."""
+    return f"{key[:10]}{'*' * max(len(key) - 14, 4)}{key[-4:]}"
+
+
+def incorrect_key() -> Reply:
+    """OpenAI's 401 for a revoked or mistyped key, quoting the key it was sent, masked."""
+
+    def body(request: Recorded) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": f"Incorrect API key provided: {masked(sent_key(request))}. You can "
+                "find your API key at https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+
+    return Reply(401, body)
+
+
+def deepseek_incorrect_key() -> Reply:
+    """DeepSeek's 401: only the last four characters, after stars."""
+
+    def body(request: Recorded) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": f"Authentication Fails, Your api key: ****{sent_key(request)[-4:]} "
+                "is invalid",
+                "type": "authentication_error",
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        }
+
+    return Reply(401, body)
 
 
 class FakeOpenAI(ScriptedServer):

@@ -17,6 +17,7 @@ from typing import Any, Self
 @dataclass(frozen=True)
 class Reply:
     status: int = 200
+    # JSON, text, or a function of the request (an error that quotes the key it was sent).
     body: Any = None
     # Seconds before answering: a slow model, or one that never answers in time.
     delay: float = 0.0
@@ -78,13 +79,13 @@ class ScriptedServer:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = server._next(Recorded("POST", self.path, headers, body))
+                recorded = Recorded("POST", self.path, headers, body)
+                reply = server._next(recorded)
                 if reply.delay and server._stopping.wait(reply.delay):
                     return
+                answer = reply.body(recorded) if callable(reply.body) else reply.body
                 payload = (
-                    reply.body.encode()
-                    if isinstance(reply.body, str)
-                    else json.dumps(reply.body).encode()
+                    answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
                 )
                 try:
                     self.send_response(reply.status)

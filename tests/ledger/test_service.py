@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -13,6 +14,8 @@ from services.common.contracts import (
     Accounts,
     AccountsQuery,
     AgentOutcome,
+    Decisions,
+    DecisionsQuery,
     Leaderboard,
     LeaderboardQuery,
     LlmCall,
@@ -423,3 +426,61 @@ async def test_ticks_mark_positions_and_llm_calls_are_recorded(
             what="the call of an unknown agent dead-lettered",
         )
         assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1
+
+
+async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visible(
+    make_settings: MakeSettings, database_url: str
+) -> None:
+    async with ledger(make_settings, database_url) as lg:
+        now = lg.clock.now()
+        await _start_cycle(
+            lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum", "random"
+        )
+        # Built with the contracts, as our agents do: the text is cleaned as it is made.
+        built = verdict(
+            "c1", "momentum", now, approved(hold()), reasoning="calm\x00 then \ud83d cut"
+        )
+        await lg.publish(subjects.decision_verdict("momentum"), built, built.verdict_id)
+        # Written by another program with Python's json, which escapes NUL as \u0000 and a
+        # lone surrogate as \ud800: a strict JSON parser refuses the whole message for that.
+        foreign = json.loads(
+            verdict(
+                "c1", "random", now, rejected(sell(ETH, 40, 2), ("margin_too_high", "too much"))
+            ).to_bytes()
+        )
+        foreign["decision"]["reasoning"] = "NUL\x00 and a lone \ud800 here"
+        foreign["decision"]["actions"][0]["invalidation"] = "close\udc00 above 3100"
+        body = json.dumps(foreign).encode()
+        assert b"\\u0000" in body and b"\\ud800" in body
+        await lg.bus.publish_raw(subjects.decision_verdict("random"), body)
+        await lg.wait_decided(built.verdict_id)
+        await lg.wait_decided("c1:random")
+
+        rows = await lg.db.fetch(
+            "SELECT llm_id, reasoning, decision->>'reasoning' AS stored FROM decisions "
+            "ORDER BY llm_id"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("momentum", "calm\ufffd then \ufffd cut", "calm\ufffd then \ufffd cut"),
+            ("random", "NUL\ufffd and a lone \ufffd here", "NUL\ufffd and a lone \ufffd here"),
+        ]
+        rejection = await lg.db.fetchrow("SELECT reasoning, decision FROM rejected_decisions")
+        assert tuple(rejection) == ("NUL\ufffd and a lone \ufffd here", "SELL")
+        invalidation = await lg.db.fetchval(
+            "SELECT decision->'actions'->0->>'invalidation' FROM decisions WHERE llm_id = 'random'"
+        )
+        assert invalidation == "close\ufffd above 3100"
+
+        # ... and read back through the ledger's own query, as the gateway does.
+        page = await lg.bus.request(subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery(), Decisions)
+        reasonings = {r.decision.agent_id: r.decision.reasoning for r in page.decisions}
+        assert reasonings == {
+            "momentum": "calm\ufffd then \ufffd cut",
+            "random": "NUL\ufffd and a lone \ufffd here",
+        }
+        assert (
+            lg.metric(
+                "arena_messages_dead_lettered_total", consumer="ledger-verdicts", reason="malformed"
+            )
+            == 0
+        )

@@ -15,20 +15,30 @@ from services.agent.providers.base import (
     Turn,
     sdk_errors,
 )
+from services.agent.scrub import Scrubber
 
 
 class AnthropicProvider:
     name = "anthropic"
     billable = True
 
-    def __init__(self, *, api_key: str, model: str, max_tokens: int, base_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        max_tokens: int,
+        base_url: str | None,
+        scrub: Scrubber | None = None,
+    ) -> None:
         # Retries are ours (counted, logged, bounded by the cycle deadline), not the SDK's.
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
         self._model = model
         self._max_tokens = max_tokens
+        self._scrub = scrub or Scrubber([api_key])
 
     async def complete(self, conversation: Conversation, timeout: float) -> Completion:
-        with sdk_errors(anthropic, timeout):
+        with sdk_errors(anthropic, timeout, self._scrub):
             message = await self._client.messages.create(
                 model=self._model,
                 max_tokens=self._max_tokens,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, Protocol
@@ -92,11 +92,13 @@ def short(text: str) -> str:
 
 
 @contextlib.contextmanager
-def sdk_errors(sdk: ModuleType, timeout: float) -> Iterator[None]:
-    """Turn an official SDK's errors into :class:`ProviderError`.
+def sdk_errors(sdk: ModuleType, timeout: float, scrub: Callable[[str], str]) -> Iterator[None]:
+    """Turn an official SDK's errors into :class:`ProviderError`, their text scrubbed.
 
     The anthropic and openai SDKs are generated from one template and raise the same
-    exception classes (``APITimeoutError``, ``APIStatusError``, ``APIConnectionError``).
+    exception classes (``APITimeoutError``, ``APIStatusError``, ``APIConnectionError``,
+    all ``APIError``). ``scrub`` removes key material before the text is shortened, so
+    that no cut leaves a piece of a key it would no longer recognise.
     """
     try:
         yield
@@ -105,9 +107,16 @@ def sdk_errors(sdk: ModuleType, timeout: float) -> Iterator[None]:
     except sdk.APIStatusError as exc:
         status = exc.status_code
         raise ProviderError(
-            f"HTTP {status}: {short(exc.message)}",
+            f"HTTP {status}: {short(scrub(exc.message))}",
             kind=classify_status(status),
             status_code=status,
         ) from None
     except sdk.APIConnectionError as exc:
-        raise ProviderError(f"connection failed: {short(str(exc))}", kind="retryable") from None
+        raise ProviderError(
+            f"connection failed: {short(scrub(str(exc)))}", kind="retryable"
+        ) from None
+    except sdk.APIError as exc:
+        # Any other SDK failure (an answer it cannot read): a retry would read it again.
+        raise ProviderError(
+            f"{type(exc).__name__}: {short(scrub(str(exc)))}", kind="fatal"
+        ) from None

@@ -12,6 +12,7 @@ from services.agent.providers.base import (
     ProviderError,
     sdk_errors,
 )
+from services.agent.scrub import Scrubber
 
 # The Decision's output format as a JSON schema, for models that can be held to one.
 DECISION_SCHEMA: dict[str, Any] = {
@@ -56,6 +57,7 @@ class OpenAIChatProvider:
         temperature: float,
         base_url: str | None,
         json_schema: bool = False,
+        scrub: Scrubber | None = None,
     ) -> None:
         self.name = name
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
@@ -63,6 +65,7 @@ class OpenAIChatProvider:
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._json_schema = json_schema
+        self._scrub = scrub or Scrubber([api_key])
 
     async def complete(self, conversation: Conversation, timeout: float) -> Completion:
         messages: list[Any] = [{"role": "system", "content": conversation.system}]
@@ -70,7 +73,7 @@ class OpenAIChatProvider:
         extra: dict[str, Any] = {}
         if self._json_schema:
             extra["response_format"] = {"type": "json_schema", "json_schema": DECISION_SCHEMA}
-        with sdk_errors(openai, timeout):
+        with sdk_errors(openai, timeout, self._scrub):
             reply = await self._client.chat.completions.create(
                 model=self._model,
                 messages=messages,
