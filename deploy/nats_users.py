@@ -3,8 +3,8 @@
 Pure: from the line-up and the services' durable consumer names to a list of users.
 Each user may publish only its own events (an agent only its own
 ``arena.decision.proposed.<id>``, only risk verdicts, only the ledger ledger events),
-plus the JetStream API calls its own consumers need. ``tooling`` reads everything and
-publishes nothing.
+plus the JetStream API calls its own consumers need; only the market reads and writes
+the market's state bucket. ``tooling`` reads everything and publishes nothing.
 """
 
 from __future__ import annotations
@@ -41,12 +41,25 @@ def agent_user_name(agent_id: str) -> str:
     return f"agent-{agent_id}"
 
 
+MARKET_STATE_STREAM = f"KV_{subjects.MARKET_STATE_BUCKET}"
+
+
 def _stream_api() -> tuple[str, ...]:
     """What ``Bus.ensure_streams`` calls; every service runs it at start-up."""
     calls = ["$JS.API.INFO"]
     for stream in (subjects.STREAM, subjects.DLQ_STREAM):
         calls += [f"$JS.API.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE", "UPDATE")]
+    # The market's state bucket: looked up, and created when missing (never updated).
+    calls += [f"$JS.API.STREAM.{verb}.{MARKET_STATE_STREAM}" for verb in ("INFO", "CREATE")]
     return tuple(calls)
+
+
+def _market_state_api() -> tuple[str, ...]:
+    """Reading (``get``) and writing (``put``) keys of the market's state bucket."""
+    return (
+        f"$JS.API.STREAM.MSG.GET.{MARKET_STATE_STREAM}",
+        f"$KV.{subjects.MARKET_STATE_BUCKET}.>",
+    )
 
 
 def _consumer_api(durables: Iterable[str]) -> tuple[str, ...]:
@@ -94,6 +107,7 @@ def nats_users(
                 subjects.MARKET_SNAPSHOT,
                 subjects.MARKET_TICK,
                 LEDGER_QUERIES,
+                *_market_state_api(),
             ),
             serves=(MARKET_QUERIES, SCHEDULER),
             listens=(subjects.CYCLE_COMPLETED,),

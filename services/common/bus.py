@@ -30,11 +30,13 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    KeyValueConfig,
     StorageType,
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.common import subjects
@@ -209,6 +211,18 @@ class Bus:
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
             )
         )
+        # The market's state bucket (JetStream key-value): created, never reconfigured.
+        try:
+            await self._js.key_value(subjects.MARKET_STATE_BUCKET)
+        except BucketNotFoundError:
+            # Creating an identical bucket is idempotent, so a race between services is fine.
+            await self._js.create_key_value(
+                KeyValueConfig(bucket=subjects.MARKET_STATE_BUCKET, storage=StorageType.FILE)
+            )
+
+    async def key_value(self, bucket: str) -> KeyValue:
+        """A key-value bucket that ``ensure_streams`` created."""
+        return await self._js.key_value(bucket)
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         try:
