@@ -96,7 +96,11 @@ def _service(
 
 
 def nats_users(
-    lineup: Lineup, *, ledger_durables: tuple[str, ...], risk_durables: tuple[str, ...]
+    lineup: Lineup,
+    *,
+    market_durables: tuple[str, ...],
+    ledger_durables: tuple[str, ...],
+    risk_durables: tuple[str, ...],
 ) -> tuple[NatsUser, ...]:
     """Every user of the arena's NATS server, agents in line-up order."""
     users = [
@@ -109,8 +113,8 @@ def nats_users(
                 LEDGER_QUERIES,
                 *_market_state_api(),
             ),
+            durables=market_durables,
             serves=(MARKET_QUERIES, SCHEDULER),
-            listens=(subjects.CYCLE_COMPLETED,),
         ),
         _service(
             "risk",
