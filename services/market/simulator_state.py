@@ -1,7 +1,7 @@
 """The simulator's position and checkpoint as JSON, for the market's state bucket (pure).
 
-The position (seed, symbols, start, minutes walked) is a few bytes, saved with every
-tick. The checkpoint is the walk's generator states at one kept step, about 20 KB, saved
+The position (seed, symbols, start, minutes walked) is about 150 bytes, saved with every
+tick. The checkpoint is the walk's generator states at one kept step, about 25 KB, saved
 once a simulated day. Floats and the generator words round-trip exactly, so a walk
 resumed from them is the walk that never stopped.
 """
