@@ -4,9 +4,10 @@ Pure: from the line-up and the services' durable consumer names to a list of use
 Each user may publish only its own events (an agent only its own
 ``arena.decision.proposed.<id>``, only risk verdicts, only the ledger ledger events),
 plus the JetStream API calls its own consumers need: it may look at the streams, never
-create, change or delete one. ``admin`` manages the streams and reads the dead letters
-(``python -m services.common.streams``, ``python -m services.ledger dlq``); ``tooling``
-reads everything and publishes nothing.
+create, change or delete one; only the market reads and writes the market's state bucket.
+``admin`` manages the streams and the bucket and reads the dead letters (``python -m
+services.ledger streams``, ``python -m services.ledger dlq``); ``tooling`` reads
+everything and publishes nothing.
 """
 
 from __future__ import annotations
@@ -44,11 +45,24 @@ def agent_user_name(agent_id: str) -> str:
     return f"agent-{agent_id}"
 
 
+MARKET_STATE_STREAM = f"KV_{subjects.MARKET_STATE_BUCKET}"
+
+
 def _stream_api() -> tuple[str, ...]:
     """What a service's start-up check of the streams calls: looking, never changing."""
     calls = ["$JS.API.INFO"]
     calls += [f"$JS.API.STREAM.INFO.{s}" for s in (subjects.STREAM, subjects.DLQ_STREAM)]
+    # The market's state bucket: looked up (created by the administrator, like the streams).
+    calls.append(f"$JS.API.STREAM.INFO.{MARKET_STATE_STREAM}")
     return tuple(calls)
+
+
+def _market_state_api() -> tuple[str, ...]:
+    """Reading (``get``) and writing (``put``) keys of the market's state bucket."""
+    return (
+        f"$JS.API.STREAM.MSG.GET.{MARKET_STATE_STREAM}",
+        f"$KV.{subjects.MARKET_STATE_BUCKET}.>",
+    )
 
 
 def _consumer_api(durables: Iterable[str]) -> tuple[str, ...]:
@@ -85,7 +99,11 @@ def _service(
 
 
 def nats_users(
-    lineup: Lineup, *, ledger_durables: tuple[str, ...], risk_durables: tuple[str, ...]
+    lineup: Lineup,
+    *,
+    market_durables: tuple[str, ...],
+    ledger_durables: tuple[str, ...],
+    risk_durables: tuple[str, ...],
 ) -> tuple[NatsUser, ...]:
     """Every user of the arena's NATS server, agents in line-up order."""
     users = [
@@ -96,9 +114,10 @@ def nats_users(
                 subjects.MARKET_SNAPSHOT,
                 subjects.MARKET_TICK,
                 LEDGER_QUERIES,
+                *_market_state_api(),
             ),
+            durables=market_durables,
             serves=(MARKET_QUERIES, SCHEDULER),
-            listens=(subjects.CYCLE_COMPLETED,),
         ),
         _service(
             "risk",

@@ -24,6 +24,7 @@ from services.agent.service import consumer_name
 from services.common.bus import ConsumerSpec
 from services.common.lineup import Lineup, load_lineup
 from services.ledger import service as ledger_service
+from services.market.cycle import COMPLETIONS as MARKET_COMPLETIONS
 from services.risk import service as risk_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,10 @@ def users_for(lineup: Lineup) -> tuple[NatsUser, ...]:
         if consumer_name(agent.id) != agent_user_name(agent.id):
             raise ValueError(f"agent {agent.id}: consumer and NATS user names differ")
     return nats_users(
-        lineup, ledger_durables=ledger_durables(), risk_durables=(risk_service.CONSUMER,)
+        lineup,
+        market_durables=(MARKET_COMPLETIONS.durable,),
+        ledger_durables=ledger_durables(),
+        risk_durables=(risk_service.CONSUMER,),
     )
 
 

@@ -46,13 +46,14 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 async def _clean_external_nats() -> None:
-    """With an external server, remove the arena's streams left by an earlier test."""
+    """With an external server, remove the arena's streams (and the market's saved state)
+    left by an earlier test."""
     external = os.environ.get("ARENA_TEST_NATS_URL")
     if not external:
         return
     nc = await nats.connect(external)
     js = nc.jetstream()
-    for stream in (subjects.STREAM, subjects.DLQ_STREAM):
+    for stream in (subjects.STREAM, subjects.DLQ_STREAM, f"KV_{subjects.MARKET_STATE_BUCKET}"):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream)
     await nc.close()

@@ -27,6 +27,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.common import subjects
@@ -172,6 +173,10 @@ class Bus:
     @property
     def jetstream(self) -> JetStreamContext:
         return self._js
+
+    async def key_value(self, bucket: str) -> KeyValue:
+        """A key-value bucket the streams' administrator created (see :mod:`streams`)."""
+        return await self._js.key_value(bucket)
 
     async def ensure_streams(
         self, limits: StreamLimits | None = None, *, update: bool = True

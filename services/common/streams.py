@@ -1,7 +1,8 @@
 """The arena's JetStream streams, and who may change them.
 
 Two streams: ``ARENA`` holds every event, ``ARENA_DLQ`` the dead letters. Their limits
-(age, size) come from the settings.
+(age, size) come from the settings. Beside them, the key-value bucket where the market
+keeps its state across restarts.
 
 Changing a stream is an administrator's act. ``python -m services.ledger streams``
 creates the streams or brings them to the settings, with the credentials it is given
@@ -17,9 +18,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
 from services.common import subjects
 from services.common.bus_errors import TransientError
@@ -123,7 +124,25 @@ async def ensure_streams(js: JetStreamContext, limits: StreamLimits, *, update: 
                 "; ".join(changed),
             )
             done.append(f"{name}: differs ({'; '.join(changed)})")
+    done.append(await _ensure_market_bucket(js))
     return done
+
+
+async def _ensure_market_bucket(js: JetStreamContext) -> str:
+    bucket = subjects.MARKET_STATE_BUCKET
+    try:
+        await js.key_value(bucket)
+    except BucketNotFoundError:
+        try:
+            # Creating an identical bucket again is harmless: a race between two is fine.
+            await js.create_key_value(KeyValueConfig(bucket=bucket, storage=StorageType.FILE))
+        except Exception as exc:
+            raise TransientError(
+                f"bucket {bucket} does not exist and could not be created ({exc!r}); "
+                "run `python -m services.ledger streams` with the admin credentials"
+            ) from exc
+        return f"{bucket}: created"
+    return f"{bucket}: exists"
 
 
 async def apply_streams(settings: Settings) -> list[str]:

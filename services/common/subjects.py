@@ -12,6 +12,9 @@ import re
 # JetStream streams
 STREAM = "ARENA"
 DLQ_STREAM = "ARENA_DLQ"
+# JetStream key-value bucket: the market's state across restarts (pause, cycle sequence,
+# running cycle, source position). Its stream is ``KV_<bucket>``, its subjects ``$KV.<bucket>.>``.
+MARKET_STATE_BUCKET = "ARENA_MARKET"
 
 # Events
 CYCLE_STARTED = "arena.cycle.started"

@@ -23,3 +23,8 @@ class MarketMetrics:
             registry=registry,
         )
         self.ticks = Counter("arena_market_ticks", "Market ticks published.", registry=registry)
+        self.ticks_unpublished = Counter(
+            "arena_market_ticks_unpublished",
+            "Live market ticks skipped because they could not be published (NATS unavailable).",
+            registry=registry,
+        )

@@ -4,6 +4,8 @@ The clock follows the data: the market "now" is the close of the last bar played
 tick plays one bar (one minute with 1m files); a cycle sees the candles closed by then.
 Everything that does not depend on the cursor (five-minute and four-hour candles, float
 columns, running volume sums) is computed once at load, so a cycle is a few slices.
+The cursor is the replay's position across restarts, valid for the same symbols and the
+same span of data.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.contracts import Candle, TickPrice
 from services.market.replay_csv import INTERVALS, KlineRow, ReplayDataError, find_files, load_symbol
-from services.market.source import CandleArrays, MarketData, SymbolData, next_funding_time
+from services.market.source import (
+    CandleArrays,
+    Checkpoint,
+    JsonObject,
+    MarketData,
+    PositionMismatch,
+    SymbolData,
+    next_funding_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +144,18 @@ class _Series:
         )
 
 
+class ReplayPosition(BaseModel):
+    """The bar cursor, and what identifies the data it points into."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...]
+    first_bar: AwareDatetime
+    last_bar: AwareDatetime
+    bars: int
+    cursor: int = Field(ge=0)
+
+
 class ReplaySource:
     """A :class:`~services.market.source.MarketSource` whose clock is the data's."""
 
@@ -194,3 +217,35 @@ class ReplaySource:
 
     async def aclose(self) -> None:
         return None
+
+    def _position(self) -> ReplayPosition:
+        return ReplayPosition(
+            symbols=tuple(s.symbol for s in self._series),
+            first_bar=self._timeline[0],
+            last_bar=self._timeline[-1],
+            bars=len(self._timeline),
+            cursor=self._cursor,
+        )
+
+    def position(self) -> JsonObject:
+        return self._position().model_dump(mode="json")
+
+    def checkpoint(self) -> Checkpoint | None:
+        return None
+
+    async def resume(self, position: JsonObject, checkpoint: JsonObject | None) -> None:
+        try:
+            saved = ReplayPosition.model_validate(position)
+        except ValidationError as exc:
+            raise PositionMismatch(f"the saved replay position is unreadable: {exc}") from exc
+        here = self._position()
+        if saved.model_copy(update={"cursor": here.cursor}) != here:
+            raise PositionMismatch(
+                f"the saved replay is of {', '.join(saved.symbols)} from "
+                f"{saved.first_bar.isoformat()} to {saved.last_bar.isoformat()} "
+                f"({saved.bars} bars), not this data"
+            )
+        if saved.cursor > here.bars:
+            raise PositionMismatch(f"the saved bar {saved.cursor} is past the data's end")
+        self._cursor = saved.cursor
+        log.info("replay resumed at %s, %d bars left", self.now().isoformat(), self.remaining())

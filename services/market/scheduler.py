@@ -1,12 +1,10 @@
 """The cycle scheduler: one trading cycle at a time, on a fixed grid of slots.
 
-Semantics (SPEC.md's APScheduler job, made explicit):
-- a cycle starts on a slot of the grid ``first start + k * cycle_seconds``;
+Semantics (SPEC.md's APScheduler job, made explicit; the slot arithmetic is in
+:mod:`services.market.schedule`):
 - one cycle at a time: the next starts only after ``arena.cycle.completed`` for the
   current one arrived, or its decision deadline plus a grace period passed (failed);
-- missed slots coalesce: when the scheduler gets free after several slots passed, only
-  the latest runs, and only if it is at most ``misfire_grace`` late; every slot not run
-  is counted as skipped (it never runs back-to-back to catch up);
+- missed slots coalesce, a slot later than ``misfire_grace`` is skipped and counted;
 - pause stops new cycles (a running one finishes), resume continues on the grid, a
   manual trigger starts a cycle now unless one is running.
 Ticks are published on their own timer, so prices keep moving while agents decide.
@@ -15,6 +13,14 @@ With a paced source (replay) the clock follows the data instead: a cycle starts 
 as the previous one completed (or failed), after the ticks of one cycle period of bars;
 timestamps are the data's, while decision deadlines stay on the wall clock, since agents
 and the ledger wait in real time.
+
+Restarts: the state is saved in NATS key-value with every change
+(:mod:`services.market.keeper`). A restarted market is paused if it was, continues the
+cycle sequence, the slot grid, the statistics and the source, and when a cycle was
+running waits for its completion (consumed durably, so one published while the market
+was down still counts) or its deadline plus grace before starting another. NATS down at
+a cycle start: see :mod:`services.market.cycle`; a live tick that cannot be published is
+skipped, logged and counted, a replayed one is retried until published.
 """
 
 from __future__ import annotations
@@ -22,13 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from services.common import subjects
-from services.common.bus import Bus
+from services.common.bus import Bus, Delivery
 from services.common.clock import Clock
 from services.common.contracts import (
     CycleCompleted,
@@ -37,93 +39,17 @@ from services.common.contracts import (
     MarketTick,
     SchedulerStatus,
 )
-from services.common.settings import Settings
+from services.market.cycle import COMPLETIONS, CycleRunning, RunningCycle, announce
+from services.market.keeper import StateKeeper
 from services.market.metrics import MarketMetrics
+from services.market.schedule import SchedulerConfig, new_id, next_slot, plan_run
 from services.market.snapshot import build_snapshot
-from services.market.source import MarketSource, PacedSource
+from services.market.source import MarketSource, PacedSource, ResumableSource
+from services.market.state import CycleStats, MarketState
+from services.market.state_store import StateStore
+from services.market.ticks import TickPublisher
 
 log = logging.getLogger(__name__)
-
-MISFIRE_GRACE = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    cycle_seconds: float
-    decision_window: timedelta
-    completion_grace: timedelta
-    tick_seconds: float
-    symbols: tuple[str, ...]
-    agents: tuple[str, ...]
-    misfire_grace: timedelta = MISFIRE_GRACE
-    # Longest single wait: waits are re-evaluated at least this often, so a clock that
-    # jumps (suspend, NTP, a manual clock in tests) is noticed.
-    max_wait_seconds: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, agents: tuple[str, ...]) -> SchedulerConfig:
-        # The ledger completes a cycle at its deadline at the latest; the grace only
-        # covers a slow or restarting ledger: half the time left before the next slot,
-        # at least 1 s (for a message to arrive), at most 30 s.
-        left = settings.cycle_seconds - settings.decision_window.total_seconds()
-        grace = min(max(left / 2, 1.0), 30.0)
-        return cls(
-            cycle_seconds=settings.cycle_seconds,
-            decision_window=settings.decision_window,
-            completion_grace=timedelta(seconds=grace),
-            tick_seconds=settings.tick_seconds,
-            symbols=settings.symbols,
-            agents=agents,
-        )
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    run_now: bool
-    next_due: datetime
-    skipped: int
-
-
-def plan_run(due: datetime, now: datetime, period: float, misfire_grace: timedelta) -> RunPlan:
-    """What to do at ``now`` with a slot ``due`` that is not in the future (pure).
-
-    Every slot up to ``now`` collapses into the latest one, which runs if it is at most
-    ``misfire_grace`` late; the others, and the latest too when it is later, are skipped.
-    """
-    late = (now - due).total_seconds()
-    if late < 0:
-        return RunPlan(run_now=False, next_due=due, skipped=0)
-    passed = math.floor(late / period)
-    latest = due + timedelta(seconds=passed * period)
-    next_due = latest + timedelta(seconds=period)
-    if now - latest <= misfire_grace:
-        return RunPlan(run_now=True, next_due=next_due, skipped=passed)
-    return RunPlan(run_now=False, next_due=next_due, skipped=passed + 1)
-
-
-def next_slot(due: datetime, now: datetime, period: float) -> datetime:
-    """The first slot of the grid through ``due`` that is not before ``now``."""
-    if due >= now:
-        return due
-    steps = math.ceil((now - due).total_seconds() / period)
-    return due + timedelta(seconds=steps * period)
-
-
-def new_id(now: datetime, *, precise: bool = False) -> str:
-    """A time-ordered id, unique across restarts thanks to its random suffix."""
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ" if precise else "%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(3)}"
-
-
-class CycleRunning(RuntimeError):
-    """A manual trigger arrived while a cycle is running."""
-
-
-@dataclass
-class _Cycle:
-    cycle_id: str
-    started_mono: float
-    fail_at_mono: float
 
 
 class CycleScheduler:
@@ -135,45 +61,80 @@ class CycleScheduler:
         source: MarketSource,
         config: SchedulerConfig,
         metrics: MarketMetrics,
+        store: StateStore,
         paced: PacedSource | None = None,
+        resumable: ResumableSource | None = None,
     ) -> None:
-        self._paced = paced
-        self._replay_done = False
         self._bus = bus
         self._clock = clock
         self._source = source
         self._config = config
         self._metrics = metrics
+        self._paced = paced
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._start_lock = asyncio.Lock()
         # Snapshots and ticks both read the source; one at a time keeps a snapshot coherent.
         self._source_lock = asyncio.Lock()
+        self._ticks = TickPublisher(
+            bus=bus,
+            clock=clock,
+            source=source,
+            source_lock=self._source_lock,
+            metrics=metrics,
+            stopped=self._stopped,
+            paced=paced,
+            resumable=resumable,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._paused = False
-        self._current: _Cycle | None = None
+        self._sequence = 0
+        self._stats = CycleStats()
+        self._current: RunningCycle | None = None
         self._next_run_at: datetime | None = None
+        self._plan_restored = False
+        self._replay_done = False
         self._latest: MarketSnapshot | None = None
-        self._latest_tick: MarketTick | None = None
-        self._started = 0
-        self._completed = 0
-        self._failed = 0
-        self._skipped = 0
-        self._last_duration: float | None = None
-        self._total_duration = 0.0
+        self._keeper = StateKeeper(
+            store=store, state=self._state, source=source, resumable=resumable, ticks=self._ticks
+        )
 
     # ------------------------------------------------------------ lifecycle
 
+    async def restore(self) -> None:
+        """Take up the saved state, or record a fresh one; before :meth:`start`."""
+        saved, source_resumed = await self._keeper.load()
+        if saved is not None:
+            self._paused = saved.paused
+            self._sequence = saved.sequence
+            self._stats = CycleStats.restored(saved.stats)
+            if saved.current is not None:
+                self._current = RunningCycle.restored(saved.current, self._clock)
+            if source_resumed:
+                self._next_run_at = saved.next_run_at
+                self._plan_restored = True
+        await self._keeper.save()
+
     async def start(self) -> None:
-        await self._bus.subscribe_core(subjects.CYCLE_COMPLETED, CycleCompleted, self._on_completed)
+        await self._bus.consume(COMPLETIONS, CycleCompleted, self._on_completed)
         if self._paced is not None:
-            self._next_run_at = self._paced.now()
+            if not self._plan_restored:
+                self._next_run_at = self._paced.now()
+            self._replay_done = self._next_run_at is None
             self._tasks = [asyncio.create_task(self._run_paced(), name="market:replay")]
             return
-        self._next_run_at = self._clock.now()
+        if self._next_run_at is None:
+            self._next_run_at = self._clock.now()
+        # The first tick is a period after the start, not after the task first runs.
+        ticks = self._ticks.run_live(
+            first_at=self._clock.monotonic() + self._config.tick_seconds,
+            period=self._config.tick_seconds,
+            max_wait=self._config.max_wait_seconds,
+            after=self._keeper.save,
+        )
         self._tasks = [
             asyncio.create_task(self._run(), name="market:scheduler"),
-            asyncio.create_task(self._tick_loop(), name="market:ticks"),
+            asyncio.create_task(ticks, name="market:ticks"),
         ]
 
     async def stop(self) -> None:
@@ -194,16 +155,12 @@ class CycleScheduler:
 
     @property
     def latest_tick(self) -> MarketTick | None:
-        return self._latest_tick
-
-    @property
-    def source_name(self) -> str:
-        return self._source.name
+        return self._ticks.latest
 
     # ------------------------------------------------------------ control
 
     def status(self) -> SchedulerStatus:
-        completed = self._completed
+        stats = self._stats
         active = self.running and not self._paused
         return SchedulerStatus(
             running=self.running,
@@ -212,34 +169,35 @@ class CycleScheduler:
             cycle_seconds=self._config.cycle_seconds,
             current_cycle_id=self._current.cycle_id if self._current else None,
             next_run_at=self._next_run_at if active else None,
-            cycles_started=self._started,
-            cycles_completed=completed,
-            cycles_failed=self._failed,
-            cycles_skipped=self._skipped,
-            last_duration_seconds=self._last_duration,
-            mean_duration_seconds=self._total_duration / completed if completed else None,
+            cycles_started=stats.started,
+            cycles_completed=stats.completed,
+            cycles_failed=stats.failed,
+            cycles_skipped=stats.skipped,
+            last_duration_seconds=stats.last_duration,
+            mean_duration_seconds=stats.mean_duration,
         )
 
-    def pause(self) -> SchedulerStatus:
+    async def pause(self) -> SchedulerStatus:
         if not self._paused:
             self._paused = True
             log.info("scheduler paused")
             self._wake.set()
+            await self._keeper.save()
         return self.status()
 
-    def resume(self) -> SchedulerStatus:
+    async def resume(self) -> SchedulerStatus:
         if self._paused:
             self._paused = False
             if self._paced is not None:
                 log.info("replay resumed")
-                self._wake.set()
-                return self.status()
-            now = self._clock.now()
-            # Slots that fell inside the pause were not missed, so they are not skipped.
-            due = self._next_run_at or now
-            self._next_run_at = next_slot(due, now, self._config.cycle_seconds)
-            log.info("scheduler resumed, next cycle at %s", self._next_run_at.isoformat())
+            else:
+                now = self._clock.now()
+                # Slots that fell inside the pause were not missed, so they are not skipped.
+                due = self._next_run_at or now
+                self._next_run_at = next_slot(due, now, self._config.cycle_seconds)
+                log.info("scheduler resumed, next cycle at %s", self._next_run_at.isoformat())
             self._wake.set()
+            await self._keeper.save()
         return self.status()
 
     async def trigger(self) -> SchedulerStatus:
@@ -260,17 +218,7 @@ class CycleScheduler:
         config = self._config
         while not self._stopped.is_set():
             self._wake.clear()
-            cycle = self._current
-            if cycle is not None:
-                remaining = cycle.fail_at_mono - self._clock.monotonic()
-                if remaining <= 0:
-                    log.warning(
-                        "cycle %s: no completion by its deadline plus grace, counted failed",
-                        cycle.cycle_id,
-                    )
-                    self._finish(cycle, completed=False)
-                else:
-                    await self._sleep(remaining)
+            if await self._cycle_running():
                 continue
             if self._paused or self._next_run_at is None:
                 await self._sleep(None)
@@ -284,61 +232,69 @@ class CycleScheduler:
             self._next_run_at = plan.next_due
             if plan.skipped:
                 log.warning("skipping %d missed cycle slot(s)", plan.skipped)
-                self._skipped += plan.skipped
+                self._stats.skipped += plan.skipped
                 self._metrics.cycles.labels("skipped").inc(plan.skipped)
             if plan.run_now:
                 async with self._start_lock:
                     if self._current is None:
                         await self._begin_cycle()
-
-    def _market_now(self) -> datetime:
-        return self._paced.now() if self._paced is not None else self._clock.now()
+            else:
+                await self._keeper.save()
 
     async def _run_paced(self) -> None:
         """Replay: cycles back to back, each after one cycle period of bars played as ticks."""
         paced = self._paced
         assert paced is not None
         bars_per_cycle = max(1, round(self._config.cycle_seconds / paced.step.total_seconds()))
-        first = True
         while not self._stopped.is_set():
             self._wake.clear()
-            cycle = self._current
-            if cycle is not None:
-                remaining = cycle.fail_at_mono - self._clock.monotonic()
-                if remaining <= 0:
-                    log.warning("cycle %s: no completion in time, counted failed", cycle.cycle_id)
-                    self._finish(cycle, completed=False)
-                else:
-                    await self._sleep(remaining)
+            if await self._cycle_running():
                 continue
             if self._paused or self._replay_done:
                 await self._sleep(None)
                 continue
-            if not first and paced.remaining() < bars_per_cycle:
+            due = self._next_run_at
+            if due is None:
                 self._replay_done = True
-                self._next_run_at = None
                 log.warning(
-                    "replay finished at %s after %d cycles", paced.now().isoformat(), self._started
+                    "replay finished at %s after %d cycles", paced.now().isoformat(), self._sequence
                 )
                 continue
-            if not first:
-                for _ in range(bars_per_cycle):
-                    # One lost tick must not end the replay: the next bar carries on.
-                    try:
-                        await self._publish_tick()
-                    except Exception:
-                        log.exception("publishing a replayed market tick failed")
-            first = False
+            if paced.now() < due:
+                # One bar at a time, so that a pause or a stop takes effect between bars.
+                try:
+                    await self._ticks.publish_next(until_published=True)
+                except Exception:
+                    log.exception("the replay cannot play its next bar; it stops here")
+                    self._replay_done = True
+                await self._keeper.save()
+                continue
             async with self._start_lock:
                 if self._current is None:
+                    more = paced.remaining() >= bars_per_cycle
+                    self._next_run_at = paced.now() + bars_per_cycle * paced.step if more else None
                     await self._begin_cycle()
-            if paced.remaining() >= bars_per_cycle:
-                self._next_run_at = paced.now() + bars_per_cycle * paced.step
+
+    async def _cycle_running(self) -> bool:
+        """True while a cycle runs; past its deadline plus grace it is counted failed."""
+        cycle = self._current
+        if cycle is None:
+            return False
+        remaining = cycle.fail_at_mono - self._clock.monotonic()
+        if remaining > 0:
+            await self._sleep(remaining)
+            return True
+        log.warning(
+            "cycle %s: no completion by its deadline plus grace, counted failed", cycle.cycle_id
+        )
+        self._finish(cycle, completed=False)
+        await self._keeper.save()
+        return True
 
     async def _begin_cycle(self) -> None:
         config = self._config
         wall = self._clock.now()
-        now = self._paced.now() if self._paced is not None else wall
+        now = self._ticks.market_now()
         cycle_id = new_id(now)
         deadline = wall + config.decision_window
         try:
@@ -354,29 +310,37 @@ class CycleScheduler:
         except Exception:
             log.exception("cycle %s: could not build the market snapshot", cycle_id)
             self._count_failed()
+            await self._keeper.save()
             return
+        self._sequence += 1
         started = CycleStarted(
             cycle_id=cycle_id,
-            sequence=self._started + 1,
+            sequence=self._sequence,
             started_at=now,
             decision_deadline=deadline,
             symbols=tuple(s.symbol for s in snapshot.symbols),
             agents=config.agents,
         )
-        mono = self._clock.monotonic()
-        grace = (config.decision_window + config.completion_grace).total_seconds()
-        cycle = _Cycle(cycle_id, started_mono=mono, fail_at_mono=mono + grace)
+        fail_at = deadline + config.completion_grace
+        cycle = RunningCycle.opened(cycle_id, self._sequence, deadline, fail_at, self._clock)
         # Current before publishing, so a completion arriving right away is not missed.
         self._current = cycle
-        try:
-            await self._bus.publish(subjects.CYCLE_STARTED, started, natural_id=cycle_id)
-            self._started += 1
-            await self._bus.publish(subjects.MARKET_SNAPSHOT, snapshot, natural_id=cycle_id)
-        except Exception:
-            log.exception("cycle %s: publishing the start or the snapshot failed", cycle_id)
+        self._stats.started += 1
+        announced = await announce(
+            bus=self._bus,
+            clock=self._clock,
+            started=started,
+            snapshot=snapshot,
+            record=self._keeper.save_strictly,
+            stopped=self._stopped,
+        )
+        if not announced:
+            if self._stopped.is_set():
+                return  # a restart takes up what was recorded
             if self._current is cycle:
                 self._current = None
                 self._count_failed()
+            await self._keeper.save()
             return
         self._latest = snapshot
         log.info(
@@ -385,22 +349,21 @@ class CycleScheduler:
             extra={"cycle_id": cycle_id, "deadline": deadline.isoformat()},
         )
 
-    async def _on_completed(self, message: CycleCompleted) -> None:
+    async def _on_completed(self, message: CycleCompleted, _: Delivery) -> None:
         cycle = self._current
         if cycle is None or message.cycle_id != cycle.cycle_id:
             log.info("completion of cycle %s ignored: not the current cycle", message.cycle_id)
             return
         self._finish(cycle, completed=True)
+        await self._keeper.save()
 
-    def _finish(self, cycle: _Cycle, *, completed: bool) -> None:
+    def _finish(self, cycle: RunningCycle, *, completed: bool) -> None:
         if self._current is not cycle:
             return
         self._current = None
         if completed:
             duration = self._clock.monotonic() - cycle.started_mono
-            self._completed += 1
-            self._last_duration = duration
-            self._total_duration += duration
+            self._stats.complete(duration)
             self._metrics.cycles.labels("completed").inc()
             self._metrics.cycle_duration.observe(duration)
             log.info(
@@ -414,7 +377,7 @@ class CycleScheduler:
         self._wake.set()
 
     def _count_failed(self) -> None:
-        self._failed += 1
+        self._stats.failed += 1
         self._metrics.cycles.labels("failed").inc()
 
     async def _sleep(self, seconds: float | None) -> None:
@@ -424,33 +387,13 @@ class CycleScheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
-    # ------------------------------------------------------------ ticks
-
-    async def _tick_loop(self) -> None:
-        period = self._config.tick_seconds
-        next_at = self._clock.monotonic() + period
-        while not self._stopped.is_set():
-            delay = next_at - self._clock.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._stopped.wait(), timeout=min(delay, self._config.max_wait_seconds)
-                    )
-                continue
-            # A late tick is not made up for: the next one is a full period away.
-            next_at += period
-            if next_at <= self._clock.monotonic():
-                next_at = self._clock.monotonic() + period
-            try:
-                await self._publish_tick()
-            except Exception:
-                log.exception("publishing a market tick failed")
-
-    async def _publish_tick(self) -> None:
-        async with self._source_lock:
-            prices = await self._source.tick(self._clock.now())
-        now = self._market_now()
-        tick = MarketTick(tick_id=new_id(now, precise=True), at=now, prices=prices)
-        await self._bus.publish(subjects.MARKET_TICK, tick, natural_id=tick.tick_id)
-        self._latest_tick = tick
-        self._metrics.ticks.inc()
+    def _state(self) -> MarketState:
+        return MarketState(
+            saved_at=self._clock.now(),
+            paused=self._paused,
+            sequence=self._sequence,
+            current=self._current.saved() if self._current else None,
+            next_run_at=self._next_run_at,
+            stats=self._stats.saved(),
+            source=self._ticks.saved(),
+        )

@@ -14,8 +14,9 @@ from services.market.binance.errors import BinanceError
 from services.market.binance.source import BinanceSource
 from services.market.replay import ReplaySource
 from services.market.replay_csv import ReplayDataError
-from services.market.simulator import PROFILES, SimulatorSource
+from services.market.simulator import SimulatorSource
 from services.market.source import MarketSource, SourceError
+from services.market.walk import PROFILES
 
 log = logging.getLogger(__name__)
 

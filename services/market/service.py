@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.common import subjects
 from services.common.bus import BadRequest, Bus, NotFound
 from services.common.contracts import (
@@ -16,12 +18,16 @@ from services.common.contracts import (
 )
 from services.common.lineup import load_lineup
 from services.common.runner import ServiceContext
+from services.market.cycle import CycleRunning
 from services.market.metrics import MarketMetrics
 from services.market.prices import latest_prices
 from services.market.replay import ReplaySource
-from services.market.scheduler import CycleRunning, CycleScheduler, SchedulerConfig
+from services.market.schedule import MAX_WAIT_SECONDS, SchedulerConfig
+from services.market.scheduler import CycleScheduler
 from services.market.selection import create_source
+from services.market.simulator import SimulatorSource
 from services.market.source import MarketSource
+from services.market.state_store import StateStore
 
 
 class MarketService:
@@ -38,6 +44,8 @@ class MarketService:
         self._symbols = symbols
 
     async def start(self) -> None:
+        # The saved state first, so the first status answered is the restored one.
+        await self._scheduler.restore()
         bus = self._bus
         await bus.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, self._status)
         await bus.serve(subjects.SCHEDULER_TRIGGER, SchedulerCommand, self._trigger)
@@ -65,19 +73,17 @@ class MarketService:
             raise BadRequest(str(exc)) from exc
 
     async def _pause(self, _: SchedulerCommand) -> SchedulerStatus:
-        return self._scheduler.pause()
+        return await self._scheduler.pause()
 
     async def _resume(self, _: SchedulerCommand) -> SchedulerStatus:
-        return self._scheduler.resume()
+        return await self._scheduler.resume()
 
     async def _snapshot(self, _: SnapshotQuery) -> SnapshotReply:
         return SnapshotReply(snapshot=self._scheduler.latest_snapshot)
 
     async def _prices(self, _: PricesQuery) -> Prices:
         scheduler = self._scheduler
-        return latest_prices(
-            scheduler.source_name, scheduler.latest_snapshot, scheduler.latest_tick
-        )
+        return latest_prices(self._source.name, scheduler.latest_snapshot, scheduler.latest_tick)
 
     async def _symbol(self, query: SymbolQuery) -> SymbolReply:
         symbol = query.symbol.strip().upper()
@@ -96,16 +102,22 @@ class MarketService:
         return SymbolReply(cycle_id=snapshot.cycle_id, taken_at=snapshot.taken_at, symbol=data)
 
 
-async def build(ctx: ServiceContext) -> MarketService:
+async def build(
+    ctx: ServiceContext, *, max_wait_seconds: float = MAX_WAIT_SECONDS
+) -> MarketService:
+    """The market as configured; ``max_wait_seconds`` bounds how late a clock jump is noticed."""
     settings = ctx.settings
     source = await create_source(settings, ctx.clock)
     agents = tuple(a.id for a in load_lineup(settings.agents_file).active)
+    config = SchedulerConfig.from_settings(settings, agents)
     scheduler = CycleScheduler(
         bus=ctx.bus,
         clock=ctx.clock,
         source=source,
-        config=SchedulerConfig.from_settings(settings, agents),
+        config=replace(config, max_wait_seconds=max_wait_seconds),
         metrics=MarketMetrics(ctx.registry),
+        store=StateStore(ctx.bus),
         paced=source if isinstance(source, ReplaySource) else None,
+        resumable=source if isinstance(source, SimulatorSource | ReplaySource) else None,
     )
     return MarketService(ctx.bus, scheduler, source, settings.symbols)

@@ -1,158 +1,71 @@
 """A seeded, reproducible market: one-minute bars from a random walk per symbol.
 
 Pure: the walk depends on the seed and the symbol only (the start time only dates the
-bars), so the same seed gives the same prices on every run and machine. Each symbol has
-its own volatility, a hidden volatility regime that switches now and then, rare jumps (so
-stops, targets and liquidations really happen), a shared market factor (alts follow
-BTC) and a small mean-reverting funding rate. Prices are quantized to the symbol's tick.
+bars), so the same seed gives the same prices on every run and machine. The symbols
+(:mod:`services.market.walk`) share a market factor, so alts follow BTC; rare jumps make
+stops, targets and liquidations really happen.
+
+A walk is a function of (seed, symbols, start, steps), so a restarted market rebuilds it
+by walking again. Walking a month of minutes takes seconds, so the walk also keeps its
+generators' state once a simulated day (:meth:`MarketSimulator.checkpoint`): resuming
+from one only replays the minutes that the visible windows (24 h of bars, ten days of
+4-hour candles) are built from, whatever the walk's age.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import random
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from services.common.contracts import Candle, SymbolFilters, TickPrice
 from services.common.instruments import InstrumentTable
-from services.market.source import MarketData, SymbolData, next_funding_time
+from services.market.simulator_state import (
+    SimulatorPosition,
+    decode_checkpoint,
+    decode_position,
+    encode_checkpoint,
+)
+from services.market.source import (
+    Checkpoint,
+    JsonObject,
+    MarketData,
+    PositionMismatch,
+    SymbolData,
+    next_funding_time,
+)
+from services.market.walk import (
+    MINUTES_PER_DAY,
+    Bar,
+    SymbolProfile,
+    Walker,
+    WalkState,
+    profile_for,
+    quantize,
+)
+
+log = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
-HISTORY_MINUTES = 24 * 60  # enough for the 24 h statistics and 100 five-minute candles
+HISTORY_MINUTES = MINUTES_PER_DAY  # enough for the 24 h statistics and 100 five-minute candles
 CANDLE_MINUTES = 5
 CANDLE_COUNT = 100
 CONTEXT_HOURS = 4
 CONTEXT_COUNT = 60  # 4-hour candles of warm-up history, enough for EMA 50
 
-# Volatility multipliers of the hidden regimes: calm, normal, stormy.
-REGIMES = (0.6, 1.0, 2.4)
-REGIME_SWITCH_PER_MINUTE = 1 / 240
-JUMP_PER_MINUTE = 1 / 1500
-MARKET_CORRELATION = 0.7
-FUNDING_MEAN = 0.0001
-FUNDING_LIMIT = 0.00075
-FUNDING_QUANTUM = Decimal("0.000001")
 PERCENT_QUANTUM = Decimal("0.001")
-
-
-@dataclass(frozen=True)
-class SymbolProfile:
-    start_price: float
-    tick_size: Decimal
-    volume_step: Decimal
-    daily_volatility: float
-    volume_per_minute: float
-
-
-# Starting price, tick size (as Binance USD-M lists it), volume step, volatility, volume.
-# Quantity steps and minimum notionals come from the arena's instrument table, so the
-# snapshot's filters are the ones risk and the ledger enforce.
-PROFILES: dict[str, SymbolProfile] = {
-    "BTCUSDT": SymbolProfile(95_000.0, Decimal("0.1"), Decimal("0.001"), 0.030, 110.0),
-    "ETHUSDT": SymbolProfile(3_400.0, Decimal("0.01"), Decimal("0.001"), 0.040, 1_500.0),
-    "SOLUSDT": SymbolProfile(180.0, Decimal("0.01"), Decimal("0.01"), 0.055, 9_000.0),
-    "BNBUSDT": SymbolProfile(650.0, Decimal("0.01"), Decimal("0.01"), 0.032, 700.0),
-    "XRPUSDT": SymbolProfile(2.3, Decimal("0.0001"), Decimal("0.1"), 0.055, 450_000.0),
-    "DOGEUSDT": SymbolProfile(0.35, Decimal("0.00001"), Decimal("1"), 0.065, 2_500_000.0),
-}
-# Symbols without a profile still trade, on a neutral one.
-GENERIC_PROFILE = SymbolProfile(10.0, Decimal("0.001"), Decimal("0.1"), 0.05, 50_000.0)
-
-
-def profile_for(symbol: str) -> SymbolProfile:
-    return PROFILES.get(symbol, GENERIC_PROFILE)
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One simulated minute of one symbol."""
-
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    mark: Decimal
-    funding_rate: Decimal
-
-
-def quantize(value: float, step: Decimal, rounding: str | None = None) -> Decimal:
-    """``value`` on the grid of ``step`` (nearest, or floor/ceiling), never below one step."""
-    units = value / float(step)
-    if rounding == ROUND_FLOOR:
-        count = math.floor(units)
-    elif rounding == ROUND_CEILING:
-        count = math.ceil(units)
-    else:
-        count = round(units)
-    return max(count, 1) * step
-
-
-class _Walker:
-    """The random walk of one symbol; its own generator keeps it independent of the others."""
-
-    def __init__(self, seed: int, symbol: str, profile: SymbolProfile) -> None:
-        self._rng = random.Random(f"{seed}:{symbol}")
-        self._profile = profile
-        self._sigma = profile.daily_volatility / math.sqrt(HISTORY_MINUTES)
-        self._price = profile.start_price
-        self._close = quantize(profile.start_price, profile.tick_size)
-        self._regime = 1
-        self._funding = FUNDING_MEAN
-        self._basis = 0.0
-
-    def step(self, open_time: datetime, market_shock: float) -> Bar:
-        rng, profile = self._rng, self._profile
-        if rng.random() < REGIME_SWITCH_PER_MINUTE:
-            self._regime = rng.randrange(len(REGIMES))
-        sigma = self._sigma * REGIMES[self._regime]
-        own = rng.gauss(0.0, 1.0)
-        shock = MARKET_CORRELATION * market_shock + math.sqrt(1 - MARKET_CORRELATION**2) * own
-        log_return = sigma * shock
-        if rng.random() < JUMP_PER_MINUTE:
-            log_return += rng.gauss(0.0, profile.daily_volatility * 0.6)
-        previous = self._price
-        self._price = previous * math.exp(log_return)
-        wick_up = abs(rng.gauss(0.0, sigma * 0.6))
-        wick_down = abs(rng.gauss(0.0, sigma * 0.6))
-
-        tick = profile.tick_size
-        open_ = self._close
-        close = quantize(self._price, tick)
-        high = max(
-            quantize(max(previous, self._price) * math.exp(wick_up), tick, ROUND_CEILING),
-            open_,
-            close,
-        )
-        low = min(
-            quantize(min(previous, self._price) * math.exp(-wick_down), tick, ROUND_FLOOR),
-            open_,
-            close,
-        )
-        self._close = close
-
-        activity = 1.0 + 0.3 * abs(log_return) / self._sigma
-        raw_volume = profile.volume_per_minute * (0.4 + rng.random()) * activity
-        volume = quantize(raw_volume, profile.volume_step, ROUND_FLOOR)
-
-        self._funding += 0.02 * (FUNDING_MEAN - self._funding) + rng.gauss(0.0, 0.000004)
-        self._funding = min(max(self._funding, -FUNDING_LIMIT), FUNDING_LIMIT)
-        self._basis += 0.2 * -self._basis + rng.gauss(0.0, 0.00005)
-        return Bar(
-            open_time=open_time,
-            open=open_,
-            high=high,
-            low=low,
-            close=close,
-            volume=volume,
-            mark=quantize(self._price * (1 + self._basis), tick),
-            funding_rate=Decimal(round(self._funding / float(FUNDING_QUANTUM))) * FUNDING_QUANTUM,
-        )
+# Generator states are kept once a simulated day. A walk resumed from one replays at
+# least REBUILD_STEPS minutes, so that every window a snapshot shows is rebuilt from the
+# walk's own bars: 60 closed 4-hour candles, the partial one at the checkpoint and the
+# one forming (the 24 h of minute bars fit inside).
+CHECKPOINT_EVERY = 24 * 60
+REBUILD_STEPS = (CONTEXT_COUNT + 2) * CONTEXT_HOURS * 60
 
 
 class MarketSimulator:
@@ -164,42 +77,113 @@ class MarketSimulator:
         symbols: Iterable[str],
         start: datetime,
         instruments: InstrumentTable | None = None,
+        *,
+        resume_from: WalkState | None = None,
     ) -> None:
+        """A walk from ``start``, or, with ``resume_from``, a walk with empty windows that
+        :meth:`resumed` fills by walking on."""
         self.symbols = tuple(symbols)
         self._instruments = instruments or InstrumentTable()
         self._market_rng = random.Random(f"{seed}:market")
-        self._walkers = {s: _Walker(seed, s, profile_for(s)) for s in self.symbols}
+        self._walkers = {s: Walker(seed, s, profile_for(s)) for s in self.symbols}
         self._bars: dict[str, deque[Bar]] = {s: deque(maxlen=HISTORY_MINUTES) for s in self.symbols}
         minute = start.replace(second=0, microsecond=0)
         self._next_open = minute - HISTORY_MINUTES * MINUTE
-        self._context: dict[str, deque[Candle]] = {
-            s: deque(
-                _context_history(seed, s, profile_for(s), self._next_open), maxlen=CONTEXT_COUNT
-            )
-            for s in self.symbols
-        }
+        self._steps = 0
+        self._kept: deque[WalkState] = deque()
         self._forming: dict[str, list[Bar]] = {s: [] for s in self.symbols}
+        self._forming_bucket: datetime | None = None
+        self._context: dict[str, deque[Candle]] = {
+            s: deque(maxlen=CONTEXT_COUNT) for s in self.symbols
+        }
+        if resume_from is not None:
+            self._load(resume_from)
+            return
+        for s in self.symbols:
+            self._context[s].extend(_context_history(seed, s, profile_for(s), self._next_open))
         for _ in range(HISTORY_MINUTES):
             self.step()
 
+    @classmethod
+    def resumed(
+        cls,
+        seed: int,
+        symbols: Iterable[str],
+        start: datetime,
+        *,
+        minutes: int,
+        instruments: InstrumentTable | None = None,
+        checkpoint: WalkState | None = None,
+    ) -> MarketSimulator:
+        """The walk ``minutes`` steps after ``start``, as if it had never stopped.
+
+        From ``checkpoint`` (a state :meth:`checkpoint` returned for the same seed,
+        symbols and start) when it is old enough, else from the beginning.
+        """
+        target = HISTORY_MINUTES + minutes
+        usable = checkpoint is not None and 0 <= checkpoint.steps <= target - REBUILD_STEPS
+        sim = cls(seed, symbols, start, instruments, resume_from=checkpoint if usable else None)
+        while sim._steps < target:
+            sim.step()
+        return sim
+
+    @property
+    def minutes(self) -> int:
+        """Steps walked since ``start`` (the day of history before it not counted)."""
+        return self._steps - HISTORY_MINUTES
+
+    def checkpoint(self) -> WalkState | None:
+        """The newest kept state that :meth:`resumed` can start from now and for one more
+        simulated day, so a saved checkpoint stays usable while later steps are saved."""
+        limit = self._steps - REBUILD_STEPS - CHECKPOINT_EVERY
+        usable = [k for k in self._kept if k.steps <= limit]
+        return usable[-1] if usable else None
+
+    def _keep(self) -> None:
+        self._kept.append(
+            WalkState(
+                self._steps,
+                self._market_rng.getstate(),
+                tuple(w.save() for w in self._walkers.values()),
+            )
+        )
+        limit = self._steps - REBUILD_STEPS - CHECKPOINT_EVERY
+        while len(self._kept) > 1 and self._kept[1].steps <= limit:
+            self._kept.popleft()
+
+    def _load(self, state: WalkState) -> None:
+        if len(state.walkers) != len(self._walkers):
+            raise ValueError(
+                f"the walk state has {len(state.walkers)} symbols, not {len(self._walkers)}"
+            )
+        self._market_rng.setstate(state.market)
+        for walker, saved in zip(self._walkers.values(), state.walkers, strict=True):
+            walker.load(saved)
+        self._steps = state.steps
+        self._next_open += state.steps * MINUTE
+
     def step(self) -> dict[str, Bar]:
         """Advance one minute; returns each symbol's new bar."""
+        if self._steps % CHECKPOINT_EVERY == 0:
+            self._keep()
+        self._steps += 1
         shock = self._market_rng.gauss(0.0, 1.0)
+        # Every symbol's bar has the same open time: one 4-hour bucket check per step.
+        bucket = _context_start(self._next_open)
+        closed = self._forming_bucket if bucket != self._forming_bucket else None
+        self._forming_bucket = bucket
         bars = {}
         for symbol, walker in self._walkers.items():
             bar = walker.step(self._next_open, shock)
             self._bars[symbol].append(bar)
-            self._aggregate_context(symbol, bar)
+            forming = self._forming[symbol]
+            if closed is not None and forming:
+                self._context[symbol].append(_candle(closed, forming))
+                forming.clear()
+            forming.append(bar)
             bars[symbol] = bar
         self._next_open += MINUTE
         return bars
-
-    def _aggregate_context(self, symbol: str, bar: Bar) -> None:
-        forming = self._forming[symbol]
-        if forming and _context_start(bar.open_time) != _context_start(forming[0].open_time):
-            self._context[symbol].append(_candle(_context_start(forming[0].open_time), forming))
-            forming.clear()
-        forming.append(bar)
 
     def candles_4h(self, symbol: str) -> tuple[Candle, ...]:
         """Closed 4-hour candles, oldest first (warm-up history, then the walk's own)."""
@@ -298,7 +282,11 @@ def _candle(start: datetime, bars: Sequence[Bar]) -> Candle:
 
 
 class SimulatorSource:
-    """The simulator as a :class:`~services.market.source.MarketSource`: one tick, one minute."""
+    """The simulator as a :class:`~services.market.source.MarketSource`: one tick, one minute.
+
+    Resumable: its position is (seed, symbols, start, minutes walked), plus a checkpoint
+    of the walk once a simulated day so resuming stays quick however long it ran.
+    """
 
     def __init__(
         self,
@@ -307,7 +295,12 @@ class SimulatorSource:
         start: datetime,
         instruments: InstrumentTable | None = None,
     ) -> None:
-        self._simulator = MarketSimulator(seed, symbols, start, instruments)
+        self._seed = seed
+        self._symbols = tuple(symbols)
+        self._start = start
+        self._instruments = instruments
+        self._simulator = MarketSimulator(seed, self._symbols, start, instruments)
+        self._checkpoint: Checkpoint | None = None
 
     @property
     def name(self) -> str:
@@ -326,3 +319,56 @@ class SimulatorSource:
 
     async def aclose(self) -> None:
         return None
+
+    def _position(self) -> SimulatorPosition:
+        return SimulatorPosition(
+            seed=self._seed,
+            symbols=self._symbols,
+            start=self._start,
+            minutes=self._simulator.minutes,
+        )
+
+    def position(self) -> JsonObject:
+        return self._position().model_dump(mode="json")
+
+    def checkpoint(self) -> Checkpoint | None:
+        walk = self._simulator.checkpoint()
+        if walk is None:
+            return None
+        if self._checkpoint is None or self._checkpoint.key != walk.steps:
+            self._checkpoint = Checkpoint(walk.steps, encode_checkpoint(self._position(), walk))
+        return self._checkpoint
+
+    async def resume(self, position: JsonObject, checkpoint: JsonObject | None) -> None:
+        saved = decode_position(position)
+        if (saved.seed, saved.symbols) != (self._seed, self._symbols):
+            raise PositionMismatch(
+                f"the saved walk is seed {saved.seed} on {', '.join(saved.symbols)}, "
+                f"not seed {self._seed} on {', '.join(self._symbols)}"
+            )
+        walk = None
+        if checkpoint is not None:
+            try:
+                walk = decode_checkpoint(checkpoint, saved)
+            except ValueError as exc:  # pydantic's ValidationError included
+                log.warning("simulator checkpoint unusable, walking from the start: %s", exc)
+        began = time.perf_counter()
+        # Seconds of pure Python: off the event loop, so the NATS connection stays served.
+        self._simulator = await asyncio.to_thread(
+            MarketSimulator.resumed,
+            self._seed,
+            self._symbols,
+            saved.start,
+            minutes=saved.minutes,
+            instruments=self._instruments,
+            checkpoint=walk,
+        )
+        self._start = saved.start
+        self._checkpoint = None
+        log.info(
+            "simulator resumed at minute %d of its walk from %s in %.2fs (%s)",
+            saved.minutes,
+            saved.start.isoformat(),
+            time.perf_counter() - began,
+            f"from the checkpoint at step {walk.steps}" if walk else "walked from the start",
+        )

@@ -11,10 +11,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from pydantic import JsonValue
+
 from services.common.contracts import Candle, SymbolFilters, TickPrice
 from services.market.indicators import FloatArray
 
 FUNDING_HOURS = (0, 8, 16)
+
+JsonObject = dict[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,40 @@ class PacedSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A large restart aid a source keeps now and then, saved beside its small position."""
+
+    key: int  # a new key is a new checkpoint to save
+    data: JsonObject
+
+
+class ResumableSource(Protocol):
+    """A source whose position survives a restart (simulator, replay)."""
+
+    def position(self) -> JsonObject:
+        """Where the source is: small, saved with every tick."""
+        ...
+
+    def checkpoint(self) -> Checkpoint | None:
+        """A large restart aid, saved when its key changes; None when there is none."""
+        ...
+
+    async def resume(self, position: JsonObject, checkpoint: JsonObject | None) -> None:
+        """Continue from a saved position, so the next tick is the one after it.
+
+        Raises :class:`PositionMismatch` when the position belongs to another seed, other
+        symbols or other data; an unusable checkpoint only makes resuming slower.
+        """
+        ...
+
+
 class SourceError(RuntimeError):
     """The configured source cannot be used; raised at start-up."""
+
+
+class PositionMismatch(ValueError):
+    """A saved position does not belong to the configured source."""
 
 
 def next_funding_time(now: datetime) -> datetime:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from services.common import subjects
-from services.common.clock import SystemClock
+from services.common.clock import ManualClock, SystemClock
 from services.common.contracts import (
     Prices,
     PricesQuery,
@@ -21,11 +21,10 @@ from services.common.settings import Settings
 from services.market.binance.client import BinanceClient, ClientPolicy
 from services.market.binance.source import BinanceSource
 from services.market.selection import create_source
-from services.market.service import build
 from services.market.snapshot import build_snapshot
 from services.market.source import SourceError
 from tests.fakes.binance import BASE_PRICES, Fault, fake_binance
-from tests.market.test_service import FAST, observing
+from tests.market.observer import MANUAL, MARKET, T0, observing
 from tests.support import eventually, running
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")
@@ -107,9 +106,10 @@ async def test_the_service_publishes_binance_prices_and_answers_queries(
 ) -> None:
     async with fake_binance() as fake:
         settings = make_settings(
-            **{**FAST, "MARKET_SOURCE": "binance", "BINANCE_BASE_URL": fake.url}
+            **{**MANUAL, "MARKET_SOURCE": "binance", "BINANCE_BASE_URL": fake.url}
         )
-        async with observing(nats_url) as obs, running("market", build, settings):
+        clock = ManualClock(T0)
+        async with observing(nats_url) as obs, running("market", MARKET, settings, clock):
             await eventually(lambda: obs.snapshots, what="a snapshot from binance")
             snapshot = obs.snapshots[0][1]
             assert snapshot.source == "binance"
@@ -117,6 +117,7 @@ async def test_the_service_publishes_binance_prices_and_answers_queries(
             assert btc is not None and btc.last_price == BASE_PRICES["BTCUSDT"]
             status: SchedulerStatus = await obs.status()
             assert status.source == "binance"
+            clock.advance(10)
             await eventually(lambda: obs.ticks, what="a tick from binance")
             prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
             assert prices.source == "binance"

@@ -10,18 +10,15 @@ from pathlib import Path
 import pytest
 
 from services.common import subjects
-from services.common.contracts import MarketSnapshot, Prices, PricesQuery, TickPrice
-from services.common.runner import ServiceContext
+from services.common.contracts import MarketSnapshot, Prices, PricesQuery
 from services.common.settings import Settings
-from services.market.metrics import MarketMetrics
 from services.market.replay import ReplaySource
 from services.market.replay_csv import ReplayDataError, find_files, load_symbol, parse_rows
-from services.market.scheduler import CycleScheduler, SchedulerConfig
 from services.market.selection import create_source
-from services.market.service import MarketService, build
+from services.market.service import build
 from services.market.snapshot import build_snapshot
-from services.market.source import SourceError
-from tests.market.test_service import observing
+from services.market.source import PositionMismatch, SourceError
+from tests.market.observer import observing
 from tests.support import eventually, running
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
@@ -147,48 +144,20 @@ async def test_the_service_replays_back_to_back_until_the_data_ends(
         assert prices.source == "replay" and prices.at == DAY_START + timedelta(minutes=700)
 
 
-class _FlakyReplay(ReplaySource):
-    """The fixture data, with one bar whose tick cannot be delivered."""
+async def test_a_replay_resumes_only_a_position_in_the_same_data() -> None:
+    source = ReplaySource.from_directory(FIXTURES, SYMBOLS)
+    for _ in range(3):
+        await source.tick(WALL)
+    position = source.position()
+    again = ReplaySource.from_directory(FIXTURES, SYMBOLS)
+    await again.resume(position, None)
+    assert again.now() == source.now() == DAY_START + timedelta(minutes=503)
+    assert await again.tick(WALL) == await source.tick(WALL)
 
-    fail_at_bar = 510
-
-    async def tick(self, now: datetime) -> tuple[TickPrice, ...]:
-        prices = await super().tick(now)
-        if self.remaining() == 700 - self.fail_at_bar:
-            raise SourceError("the tick of bar 510 got lost")
-        return prices
-
-
-async def _flaky_market(ctx: ServiceContext) -> MarketService:
-    source = _FlakyReplay.from_directory(FIXTURES, SYMBOLS)
-    scheduler = CycleScheduler(
-        bus=ctx.bus,
-        clock=ctx.clock,
-        source=source,
-        config=SchedulerConfig.from_settings(ctx.settings, ()),
-        metrics=MarketMetrics(ctx.registry),
-        paced=source,
-    )
-    return MarketService(ctx.bus, scheduler, source, ctx.settings.symbols)
-
-
-async def test_a_failed_tick_is_logged_and_the_replay_carries_on(
-    make_settings: Callable[..., Settings], nats_url: str
-) -> None:
-    settings = make_settings(
-        ARENA_SYMBOLS="BTCUSDT,ETHUSDT", ARENA_CYCLE_SECONDS=300, ARENA_DECISION_SECONDS=5
-    )
-    async with (
-        observing(nats_url, auto_complete=True) as obs,
-        running("market", _flaky_market, settings),
-    ):
-
-        async def finished() -> bool:
-            status = await obs.status()
-            return status.cycles_completed == 41 and status.next_run_at is None
-
-        await eventually(finished, timeout=30, what="the whole replay despite a lost tick")
-        await eventually(lambda: len(obs.ticks) == 199, what="every tick but the lost one")
-        lost = DAY_START + timedelta(minutes=510)
-        assert lost not in [t.at for t in obs.ticks]
-        assert obs.ticks[-1].at == DAY_START + timedelta(minutes=700)
+    other = ReplaySource.from_directory(FIXTURES, ("BTCUSDT",))
+    with pytest.raises(PositionMismatch, match="not this data"):
+        await other.resume(position, None)
+    with pytest.raises(PositionMismatch, match="past the data's end"):
+        await again.resume({**position, "cursor": 10_000}, None)
+    with pytest.raises(PositionMismatch, match="unreadable"):
+        await again.resume({"cursor": -1}, None)

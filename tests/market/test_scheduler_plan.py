@@ -11,7 +11,7 @@ import pytest
 from devstack.ports import free_port
 from services.common.clock import ManualClock
 from services.common.settings import Settings
-from services.market.scheduler import RunPlan, SchedulerConfig, next_slot, plan_run
+from services.market.schedule import RunPlan, SchedulerConfig, next_slot, plan_run
 from services.market.selection import create_source
 from services.market.source import SourceError
 

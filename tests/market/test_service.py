@@ -1,27 +1,23 @@
-"""The market service in-process against a real nats-server, with short cycles."""
+"""The market service in-process against a real nats-server, on a manual clock.
+
+Time moves only when a test advances the clock, so what happens between two advances is
+decided by the test, not by how busy the machine is.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-import nats
 import pytest
-from nats.aio.msg import Msg
-from prometheus_client import CollectorRegistry
 
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics, RemoteError
+from services.common.bus import RemoteError
+from services.common.clock import ManualClock
 from services.common.contracts import (
-    CycleCompleted,
-    CycleStarted,
-    MarketSnapshot,
-    MarketTick,
     Prices,
     PricesQuery,
-    SchedulerCommand,
     SchedulerStatus,
     SnapshotQuery,
     SnapshotReply,
@@ -29,102 +25,37 @@ from services.common.contracts import (
     SymbolReply,
 )
 from services.common.lineup import load_lineup
-from services.common.runner import ServiceHost
 from services.common.settings import DEFAULT_SYMBOLS, Settings
-from services.market.service import build
+from tests.market.observer import MANUAL, MARKET, T0, Observer, metric, observing
 from tests.support import eventually, running
 
-FAST = {
-    "ARENA_CYCLE_SECONDS": 0.5,
-    "ARENA_DECISION_SECONDS": 0.3,
-    "ARENA_TICK_SECONDS": 0.1,
-    "MARKET_SOURCE": "simulator",
-}
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
-@dataclass
-class Observer:
-    """Everything the market publishes, with stream sequences; optionally completes cycles."""
-
-    bus: Bus
-    auto_complete: bool = False
-    started: list[tuple[int, CycleStarted]] = field(default_factory=list)
-    snapshots: list[tuple[int, MarketSnapshot]] = field(default_factory=list)
-    ticks: list[MarketTick] = field(default_factory=list)
-
-    async def on_started(self, msg: Msg) -> None:
-        message = CycleStarted.model_validate_json(msg.data)
-        self.started.append((msg.metadata.sequence.stream, message))
-        if self.auto_complete:
-            await self.complete(message.cycle_id)
-
-    async def on_snapshot(self, msg: Msg) -> None:
-        message = MarketSnapshot.model_validate_json(msg.data)
-        self.snapshots.append((msg.metadata.sequence.stream, message))
-
-    async def on_tick(self, msg: Msg) -> None:
-        self.ticks.append(MarketTick.model_validate_json(msg.data))
-
-    async def complete(self, cycle_id: str) -> None:
-        completed = CycleCompleted(
-            cycle_id=cycle_id,
-            completed_at=datetime.now(UTC),
-            duration_seconds=0.1,
-            timed_out=False,
-            outcomes=(),
-        )
-        await self.bus.publish(subjects.CYCLE_COMPLETED, completed, natural_id=cycle_id)
-
-    async def status(self) -> SchedulerStatus:
-        return await self.command(subjects.SCHEDULER_STATUS)
-
-    async def command(self, subject: str) -> SchedulerStatus:
-        return await self.bus.request(
-            subject, SchedulerCommand(requested_by="test"), SchedulerStatus, timeout=2
-        )
-
-    def cycle_ids(self) -> list[str]:
-        return [m.cycle_id for _, m in self.started]
+async def _idle(obs: Observer) -> SchedulerStatus | None:
+    status = await obs.status()
+    return status if status.current_cycle_id is None else None
 
 
-@contextlib.asynccontextmanager
-async def observing(nats_url: str, auto_complete: bool = False) -> AsyncIterator[Observer]:
-    bus = await Bus.connect(nats_url, "observer", BusMetrics(CollectorRegistry()))
-    await bus.ensure_streams()
-    observer = Observer(bus, auto_complete)
-    # Ordered push consumers with callbacks: they read the stream from its start and
-    # carry each message's stream sequence, which is the order the market published in.
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    await js.subscribe(subjects.CYCLE_STARTED, cb=observer.on_started, ordered_consumer=True)
-    await js.subscribe(subjects.MARKET_SNAPSHOT, cb=observer.on_snapshot, ordered_consumer=True)
-    await js.subscribe(subjects.MARKET_TICK, cb=observer.on_tick, ordered_consumer=True)
-    try:
-        yield observer
-    finally:
-        await nc.close()
-        await bus.close()
-
-
-def _metric(host: ServiceHost, name: str, **labels: str) -> float:
-    return host.registry.get_sample_value(name, labels) or 0.0
-
-
-async def test_cycle_starts_then_snapshot_and_completion_starts_the_next(
+async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
     agents = tuple(a.id for a in load_lineup(make_settings().agents_file).active)
+    clock = ManualClock(T0)
     async with (
         observing(nats_url) as obs,
-        running("market", build, make_settings(**FAST)) as host,
+        running("market", MARKET, make_settings(**MANUAL), clock) as host,
     ):
         await eventually(lambda: obs.started and obs.snapshots, what="first cycle and snapshot")
         (started_seq, started), (snapshot_seq, snapshot) = obs.started[0], obs.snapshots[0]
         assert started_seq < snapshot_seq
         assert snapshot.cycle_id == started.cycle_id
+        assert (started.sequence, started.started_at) == (1, T0)
         assert started.agents == agents
         assert started.symbols == DEFAULT_SYMBOLS
-        assert started.decision_deadline - started.started_at == timedelta(seconds=0.3)
+        assert started.decision_deadline == _at(30)
         assert snapshot.decision_deadline == started.decision_deadline
         assert snapshot.source == "simulator"
         assert [s.symbol for s in snapshot.symbols] == list(DEFAULT_SYMBOLS)
@@ -135,49 +66,64 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next(
         assert status.current_cycle_id == started.cycle_id
         assert (status.cycles_started, status.cycles_completed) == (1, 0)
         assert status.source == "simulator" and status.running and not status.paused
+        assert status.next_run_at == _at(60)
         assert host.service is not None and host.service.readiness() == {"scheduler": True}
 
         # Prices keep ticking while the cycle waits for its completion.
-        await eventually(
-            lambda: len([t for t in obs.ticks if t.at > started.started_at]) >= 2,
-            what="ticks during the cycle",
-        )
-        assert len(obs.started) == 1
+        for n in (1, 2):
+            clock.advance(10)
+            await eventually(functools.partial(obs.has_ticks, n), what=f"tick {n}")
+        assert [t.at for t in obs.ticks] == [_at(10), _at(20)]
         tick = obs.ticks[-1]
         assert [p.symbol for p in tick.prices] == list(DEFAULT_SYMBOLS)
         assert all(p.low <= p.last_price <= p.high for p in tick.prices)
-        assert len({t.tick_id for t in obs.ticks}) == len(obs.ticks)
+        assert len({t.tick_id for t in obs.ticks}) == 2
 
         await obs.complete(started.cycle_id)
-        await eventually(lambda: len(obs.started) >= 2, what="the next cycle")
-        second = obs.started[1][1]
-        assert second.cycle_id != started.cycle_id and second.sequence == 2
-        status = await obs.status()
+        status = await eventually(lambda: _idle(obs), what="the first cycle completed")
         assert (status.cycles_completed, status.cycles_failed) == (1, 0)
-        assert status.last_duration_seconds is not None and status.mean_duration_seconds
+        assert status.last_duration_seconds == 20 and status.mean_duration_seconds == 20
+        assert len(obs.started) == 1
 
+        # The next cycle waits for its slot on the grid.
+        clock.advance(40)
+        await eventually(lambda: len(obs.started) == 2, what="the next cycle")
+        second = obs.started[1][1]
+        assert (second.sequence, second.started_at) == (2, _at(60))
         reply = await obs.bus.request(
             subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(), SnapshotReply
         )
         assert reply.snapshot is not None and reply.snapshot.cycle_id == second.cycle_id
-        assert _metric(host, "arena_cycles_total", outcome="completed") == 1
-        assert _metric(host, "arena_cycle_duration_seconds_count") == 1
-        assert _metric(host, "arena_market_ticks_total") >= 2
+        assert metric(host, "arena_cycles_total", outcome="completed") == 1
+        assert metric(host, "arena_cycle_duration_seconds_count") == 1
+        assert metric(host, "arena_market_ticks_total") == len(obs.ticks)
 
 
-async def test_a_cycle_without_completion_fails_after_its_deadline(
+async def test_a_cycle_without_completion_fails_after_its_deadline_plus_grace(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
+    clock = ManualClock(T0)
     async with (
         observing(nats_url) as obs,
-        running("market", build, make_settings(**FAST)) as host,
+        running("market", MARKET, make_settings(**MANUAL), clock) as host,
     ):
-        await eventually(lambda: len(obs.started) >= 2, timeout=10, what="a cycle after a failure")
-        first, second = obs.started[0][1], obs.started[1][1]
-        assert second.started_at > first.decision_deadline
-        status = await obs.status()
-        assert status.cycles_failed >= 1 and status.cycles_completed == 0
-        assert _metric(host, "arena_cycles_total", outcome="failed") >= 1
+        await eventually(lambda: obs.started, what="the first cycle")
+        first = obs.started[0][1]
+        for n in range(1, 5):
+            clock.advance(10)
+            await eventually(functools.partial(obs.has_ticks, n), what=f"tick {n}")
+        clock.advance(4)
+        assert (await obs.status()).current_cycle_id == first.cycle_id
+
+        clock.advance(1)
+        status = await eventually(lambda: _idle(obs), what="the cycle failed at 45 s")
+        assert (status.cycles_failed, status.cycles_completed) == (1, 0)
+        assert metric(host, "arena_cycles_total", outcome="failed") == 1
+
+        clock.advance(15)
+        await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
+        second = obs.started[1][1]
+        assert second.started_at == _at(60) > first.decision_deadline
 
         # A completion for the failed cycle arrives late: ignored; the current one counts.
         await obs.complete(first.cycle_id)
@@ -187,51 +133,53 @@ async def test_a_cycle_without_completion_fails_after_its_deadline(
             return (await obs.status()).cycles_completed == 1
 
         await eventually(completed_once, what="the second cycle completed")
-        assert _metric(host, "arena_cycles_total", outcome="completed") == 1
+        assert metric(host, "arena_cycles_total", outcome="completed") == 1
 
 
-async def test_pause_stops_new_cycles_and_resume_restarts(
+async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
+    clock = ManualClock(T0)
     async with (
         observing(nats_url, auto_complete=True) as obs,
-        running("market", build, make_settings(**FAST)),
+        running("market", MARKET, make_settings(**MANUAL), clock),
     ):
 
-        async def some_completed() -> bool:
-            return (await obs.status()).cycles_completed >= 1
+        async def first_completed() -> SchedulerStatus | None:
+            status = await obs.status()
+            return status if status.cycles_completed == 1 else None
 
-        await eventually(some_completed, what="a completed cycle")
+        before: SchedulerStatus = await eventually(first_completed, what="a completed cycle")
+        assert before.current_cycle_id is None
         paused = await obs.command(subjects.SCHEDULER_PAUSE)
         assert paused.paused and paused.next_run_at is None
 
-        async def idle() -> SchedulerStatus | None:
-            status = await obs.status()
-            return status if status.current_cycle_id is None else None
-
-        before: SchedulerStatus = await eventually(idle, what="the running cycle to finish")
-        # Fifteen ticks of 0.1 s span three cycle periods: no cycle may start meanwhile.
-        seen = len(obs.ticks)
-        await eventually(lambda: len(obs.ticks) >= seen + 15, what="ticks while paused")
+        # Three slots pass while paused (60, 120, 180 s); ticks go on, cycles do not.
+        for n in range(1, 19):
+            clock.advance(10)
+            await eventually(functools.partial(obs.has_ticks, n), what=f"tick {n} while paused")
         after = await obs.status()
         assert after.paused
-        assert after.cycles_started == before.cycles_started
+        assert (after.cycles_started, after.cycles_skipped) == (1, 0)
+        assert len(obs.started) == 1
 
         resumed = await obs.command(subjects.SCHEDULER_RESUME)
-        assert not resumed.paused and resumed.next_run_at is not None
-
-        async def restarted() -> bool:
-            return (await obs.status()).cycles_started > before.cycles_started
-
-        await eventually(restarted, what="a cycle after resume")
+        assert not resumed.paused
+        # The 180 s slot is due as the pause ends: it runs at once.
+        await eventually(lambda: len(obs.started) == 2, what="a cycle after resume")
+        assert obs.started[1][1].started_at == _at(180)
+        # Slots inside a pause were not missed: none is counted skipped.
+        assert (await obs.status()).cycles_skipped == 0
 
 
 async def test_trigger_starts_a_cycle_now_unless_one_is_running(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    # A long cycle: any second cycle within the test comes from the trigger.
-    settings = make_settings(**{**FAST, "ARENA_CYCLE_SECONDS": 60, "ARENA_DECISION_SECONDS": 30})
-    async with observing(nats_url) as obs, running("market", build, settings):
+    clock = ManualClock(T0)
+    async with (
+        observing(nats_url) as obs,
+        running("market", MARKET, make_settings(**MANUAL), clock),
+    ):
         await eventually(lambda: obs.started, what="the first cycle")
         first = obs.started[0][1]
         with pytest.raises(RemoteError) as busy:
@@ -240,31 +188,25 @@ async def test_trigger_starts_a_cycle_now_unless_one_is_running(
         assert first.cycle_id in busy.value.reply.message
 
         await obs.complete(first.cycle_id)
-
-        async def idle() -> bool:
-            return (await obs.status()).current_cycle_id is None
-
-        await eventually(idle, what="the first cycle to complete")
+        await eventually(lambda: _idle(obs), what="the first cycle to complete")
+        clock.advance(5)
         triggered = await obs.command(subjects.SCHEDULER_TRIGGER)
         assert triggered.cycles_started == 2
         assert triggered.current_cycle_id not in (None, first.cycle_id)
         await eventually(lambda: len(obs.started) == 2, what="the triggered cycle's event")
         assert obs.cycle_ids()[1] == triggered.current_cycle_id
-        assert triggered.next_run_at is not None
+        assert obs.started[1][1].started_at == _at(5)
         # The schedule is untouched: the next slot is still a period after the first.
-        assert (
-            timedelta(seconds=59)
-            < triggered.next_run_at - first.started_at
-            <= timedelta(seconds=60)
-        )
+        assert triggered.next_run_at == _at(60)
 
 
 async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
+    clock = ManualClock(T0)
     async with (
         observing(nats_url) as obs,
-        running("market", build, make_settings(**FAST)) as host,
+        running("market", MARKET, make_settings(**MANUAL), clock) as host,
     ):
         dead = await obs.bus._nc.subscribe(subjects.dead_letter("market"))
         await eventually(lambda: obs.started, what="the first cycle")
@@ -275,10 +217,10 @@ async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
         assert letter.headers["Arena-Dlq-Subject"] == subjects.CYCLE_COMPLETED
         await eventually(
             lambda: (
-                _metric(
+                metric(
                     host,
                     "arena_messages_dead_lettered_total",
-                    consumer=subjects.CYCLE_COMPLETED,
+                    consumer="market-completions",
                     reason="malformed",
                 )
                 == 1
@@ -299,7 +241,11 @@ async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
 async def test_price_and_symbol_queries(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    async with observing(nats_url) as obs, running("market", build, make_settings(**FAST)):
+    clock = ManualClock(T0)
+    async with (
+        observing(nats_url) as obs,
+        running("market", MARKET, make_settings(**MANUAL), clock),
+    ):
         prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
         assert prices.source == "simulator"
         await eventually(lambda: obs.snapshots, what="a snapshot")
@@ -310,13 +256,12 @@ async def test_price_and_symbol_queries(
         assert reply.cycle_id == snapshot.cycle_id
         assert reply.symbol == snapshot.symbol("BTCUSDT")
         assert reply.symbol.context_4h is not None and reply.symbol.filters is not None
+
+        clock.advance(10)
         await eventually(lambda: obs.ticks, what="a tick")
-
-        async def tick_prices() -> Prices | None:
-            answer = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
-            return answer if answer.at is not None and answer.at > snapshot.taken_at else None
-
-        latest: Prices = await eventually(tick_prices, what="prices from a tick")
+        latest = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        assert latest.at == _at(10) > snapshot.taken_at
+        assert latest.prices == obs.ticks[0].prices
         assert [p.symbol for p in latest.prices] == list(DEFAULT_SYMBOLS)
         with pytest.raises(RemoteError) as missing:
             await obs.bus.request(
@@ -330,17 +275,16 @@ async def test_price_and_symbol_queries(
 async def test_a_trigger_while_paused_runs_one_cycle_and_stays_paused(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    settings = make_settings(**{**FAST, "ARENA_CYCLE_SECONDS": 60, "ARENA_DECISION_SECONDS": 30})
-    async with observing(nats_url) as obs, running("market", build, settings):
+    clock = ManualClock(T0)
+    async with (
+        observing(nats_url) as obs,
+        running("market", MARKET, make_settings(**MANUAL), clock),
+    ):
         await eventually(lambda: obs.started, what="the first cycle")
         paused = await obs.command(subjects.SCHEDULER_PAUSE)
         assert paused.paused
         await obs.complete(obs.started[0][1].cycle_id)
-
-        async def idle() -> bool:
-            return (await obs.status()).current_cycle_id is None
-
-        await eventually(idle, what="the first cycle to complete")
+        await eventually(lambda: _idle(obs), what="the first cycle to complete")
         # The documented behaviour (docs/api.md): a manual cycle, the pause holds the timer.
         triggered = await obs.command(subjects.SCHEDULER_TRIGGER)
         assert triggered.paused and triggered.cycles_started == 2

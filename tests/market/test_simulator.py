@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,8 +11,15 @@ import pytest
 
 from services.common.instruments import InstrumentTable
 from services.common.settings import DEFAULT_SYMBOLS
-from services.market.simulator import PROFILES, MarketSimulator, SimulatorSource
-from services.market.source import next_funding_time
+from services.market.simulator import (
+    CHECKPOINT_EVERY,
+    HISTORY_MINUTES,
+    REBUILD_STEPS,
+    MarketSimulator,
+    SimulatorSource,
+)
+from services.market.source import JsonObject, PositionMismatch, next_funding_time
+from services.market.walk import PROFILES
 
 START = datetime(2025, 3, 1, 12, 3, 20, tzinfo=UTC)
 
@@ -112,3 +120,57 @@ async def test_snapshot_data_has_the_instrument_filters_and_4h_context() -> None
     assert all(t.hour % 4 == 0 and t.minute == 0 for t in times)
     assert all(b - a == timedelta(hours=4) for a, b in itertools.pairwise(times))
     assert times[-1] + timedelta(hours=4) <= START
+
+
+def _round_trip(data: JsonObject) -> JsonObject:
+    """Through JSON text, as the state bucket stores it."""
+    loaded = json.loads(json.dumps(data))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+async def test_a_resumed_walk_is_the_walk_that_never_stopped() -> None:
+    # One symbol keeps the ~18,000 minutes a checkpoint needs quick to walk.
+    symbols = ("ETHUSDT",)
+    walk = SimulatorSource(7, symbols, START)
+    checkpoint = None
+    minutes = REBUILD_STEPS + 2 * CHECKPOINT_EVERY
+    for _ in range(minutes):
+        await walk.tick(START)
+        checkpoint = walk.checkpoint() or checkpoint
+    assert checkpoint is not None
+    # The newest one a day of later steps can still resume from.
+    assert minutes + HISTORY_MINUTES - REBUILD_STEPS - 2 * CHECKPOINT_EVERY < checkpoint.key
+    assert checkpoint.key <= minutes + HISTORY_MINUTES - REBUILD_STEPS - CHECKPOINT_EVERY
+    position = _round_trip(walk.position())
+
+    later = datetime(2026, 6, 1, tzinfo=UTC)
+    from_checkpoint = SimulatorSource(7, symbols, later)
+    await from_checkpoint.resume(position, _round_trip(checkpoint.data))
+    from_start = SimulatorSource(7, symbols, later)
+    await from_start.resume(position, None)
+    now = later
+    for _ in range(3):
+        expected = await walk.snapshot_data(now)
+        assert await from_checkpoint.snapshot_data(now) == expected
+        assert await from_start.snapshot_data(now) == expected
+        tick = await walk.tick(now)
+        assert await from_checkpoint.tick(now) == tick == await from_start.tick(now)
+    assert from_checkpoint.position() == walk.position()
+
+
+async def test_a_position_of_another_walk_is_refused_and_a_bad_checkpoint_only_slows() -> None:
+    walk = SimulatorSource(7, ("BTCUSDT",), START)
+    for _ in range(3):
+        await walk.tick(START)
+    position = walk.position()
+    with pytest.raises(PositionMismatch, match="seed 7 on BTCUSDT, not seed 8"):
+        await SimulatorSource(8, ("BTCUSDT",), START).resume(position, None)
+    with pytest.raises(PositionMismatch, match="not seed 7 on BTCUSDT, ETHUSDT"):
+        await SimulatorSource(7, ("BTCUSDT", "ETHUSDT"), START).resume(position, None)
+    with pytest.raises(PositionMismatch, match="unreadable"):
+        await SimulatorSource(7, ("BTCUSDT",), START).resume({"seed": "x"}, None)
+
+    resumed = SimulatorSource(7, ("BTCUSDT",), START)
+    await resumed.resume(position, {"steps": "garbage"})
+    assert await resumed.tick(START) == await walk.tick(START)

@@ -1,0 +1,142 @@
+"""Market ticks: the source's next step, published as ``arena.market.tick``.
+
+A replayable source (simulator, replay) names its ticks ``<run>-<n>``, the n-th tick of
+one uninterrupted run of the source's position: a step taken again after a restart is
+the same step under the same id, so JetStream's duplicate window and the ledger's
+applied-tick record drop the copy. Other sources (Binance) use time-ordered random ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.clock import Clock
+from services.common.contracts import MarketTick
+from services.market.metrics import MarketMetrics
+from services.market.retry import until_done
+from services.market.schedule import new_id
+from services.market.source import JsonObject, MarketSource, PacedSource, ResumableSource
+from services.market.state import SavedSource
+
+log = logging.getLogger(__name__)
+
+
+class TickPublisher:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        clock: Clock,
+        source: MarketSource,
+        source_lock: asyncio.Lock,
+        metrics: MarketMetrics,
+        stopped: asyncio.Event,
+        paced: PacedSource | None,
+        resumable: ResumableSource | None,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._source = source
+        self._lock = source_lock
+        self._metrics = metrics
+        self._stopped = stopped
+        self._paced = paced
+        self._resumable = resumable
+        self.latest: MarketTick | None = None
+        # What is recorded: the ticks taken (published, or skipped on purpose) and the
+        # source's position after the last of them.
+        self._run = new_id(clock.now())
+        self._ticks = 0
+        self._position: JsonObject | None = resumable.position() if resumable else None
+
+    def saved(self) -> SavedSource:
+        return SavedSource(
+            name=self._source.name, run=self._run, ticks=self._ticks, position=self._position
+        )
+
+    def restore(self, saved: SavedSource) -> None:
+        self._run, self._ticks = saved.run, saved.ticks
+        self._position = self._resumable.position() if self._resumable else None
+
+    def market_now(self) -> datetime:
+        return self._paced.now() if self._paced is not None else self._clock.now()
+
+    async def publish_next(self, *, until_published: bool) -> bool:
+        """Take the source's next step and publish it; True when published.
+
+        ``until_published``: retry with back-off until published or stopping (replay: a
+        lost bar would lose its stop, target and liquidation checks). Otherwise a tick
+        that cannot be published is skipped, logged and counted: the next one carries the
+        price. A source error propagates and takes no step.
+        """
+        async with self._lock:
+            prices = await self._source.tick(self._clock.now())
+            count = self._ticks + 1
+            now = self.market_now()
+            tick_id = f"{self._run}-{count}" if self._resumable else new_id(now, precise=True)
+            tick = MarketTick(tick_id=tick_id, at=now, prices=prices)
+
+            async def publish() -> None:
+                await self._bus.publish(subjects.MARKET_TICK, tick, natural_id=tick_id)
+
+            if until_published:
+                what = f"publishing tick {tick_id}"
+                if not await until_done(publish, what=what, stopped=self._stopped):
+                    return False  # stopping: not recorded, so a restart takes this step again
+            else:
+                try:
+                    await publish()
+                except Exception as exc:
+                    log.warning(
+                        "tick %s not published, skipped (the next tick carries the price): %r",
+                        tick_id,
+                        exc,
+                    )
+                    self._metrics.ticks_unpublished.inc()
+                    self._record(count)
+                    return False
+            self._record(count)
+            self.latest = tick
+            self._metrics.ticks.inc()
+            return True
+
+    def _record(self, count: int) -> None:
+        self._ticks = count
+        self._position = self._resumable.position() if self._resumable else None
+
+    async def run_live(
+        self,
+        *,
+        first_at: float,
+        period: float,
+        max_wait: float,
+        after: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Tick at ``first_at`` (monotonic), then every ``period`` seconds, until stopped;
+        ``after`` each tick.
+
+        Waits are at most ``max_wait`` long, so a clock that jumps is noticed.
+        """
+        clock = self._clock
+        next_at = first_at
+        while not self._stopped.is_set():
+            delay = next_at - clock.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=min(delay, max_wait))
+                continue
+            # A late tick is not made up for: the next one is a full period away.
+            next_at += period
+            if next_at <= clock.monotonic():
+                next_at = clock.monotonic() + period
+            try:
+                await self.publish_next(until_published=False)
+            except Exception:
+                log.exception("reading a market tick failed")
+            await after()
