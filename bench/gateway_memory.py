@@ -9,8 +9,13 @@ and the real gateway (``python -m services.gateway``) as in ``bench.gateway``, t
 - publishes ``--snapshots`` (200) market snapshots of realistic size (the simulator's,
   six symbols with 100 candles each: about 91 KB of JSON per message) on NATS;
 - samples the gateway's resident memory (RSS) throughout and prints it at rest, with the
-  clients connected, at its peak while broadcasting, and once the gateway has settled,
-  with what ``/ws/stats`` says about connected, dropped and refused clients.
+  clients connected, at its peak while broadcasting, and ``--settle`` (40) seconds later,
+  with the connections the gateway still holds, the kernel's TCP buffer memory
+  (machine-wide) and what ``/ws/stats`` and ``/metrics`` say about dropped and refused
+  clients.
+
+``--deflate`` makes the stalled clients offer per-message compression, as browsers do;
+``--set NAME=VALUE`` passes a setting to the gateway.
 
 The reading client must receive every snapshot: stalled clients may cost memory up to
 their bound, never other clients' messages.
@@ -86,11 +91,25 @@ def stalled_client(port: int, deflate: bool) -> tuple[socket.socket, int]:
     return sock, int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
 
 
+def kernel_tcp_mb() -> float | None:
+    """Memory the kernel holds for TCP buffers, machine-wide (Linux), in MB."""
+    try:
+        lines = Path("/proc/net/sockstat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") / MB
+    return None
+
+
 class RssSampler:
     """The gateway's RSS every ``interval`` seconds, with the peak seen."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    def __init__(self, pid: int, port: int, interval: float = 0.05) -> None:
         self._process = psutil.Process(pid)
+        self._port = port
         self._interval = interval
         self.peak = 0
 
@@ -98,6 +117,14 @@ class RssSampler:
         rss = int(self._process.memory_info().rss)
         self.peak = max(self.peak, rss)
         return rss
+
+    def connections(self) -> int:
+        """Connections the gateway still holds on its port, whatever their state."""
+        return sum(
+            1
+            for c in self._process.net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == self._port and c.status != psutil.CONN_LISTEN
+        )
 
     async def run(self) -> None:
         while True:
@@ -135,22 +162,38 @@ class Reader:
                         self.complete.set()
 
 
-async def run(load: Load, env: dict[str, str]) -> None:
-    snapshot = await realistic_snapshot()
-    size = len(snapshot.model_dump_json())
+Row = tuple[str, int, int | None, float | None]  # label, RSS, connections, kernel TCP MB
+
+
+@dataclass
+class Outcome:
+    rows: list[Row]
+    statuses: list[int]
+    received: int
+    delivered: float
+    stats: dict[str, Any]
+    metrics: str
+
+
+async def measure(load: Load, env: dict[str, str], snapshot: MarketSnapshot) -> Outcome:
     with (
         tempfile.TemporaryDirectory(prefix="bench-gateway-memory-") as tmp,
         arena(Path(tmp), env) as gw,
     ):
-        sampler = RssSampler(gw.gateway_pid)
-        rows: list[tuple[str, int]] = [("at rest", sampler.now())]
+        sampler = RssSampler(gw.gateway_pid, gw.port)
+        rows: list[Row] = []
+
+        def look(label: str) -> None:
+            rows.append((label, sampler.now(), sampler.connections(), kernel_tcp_mb()))
+
+        look("at rest")
         reader = Reader(load.snapshots)
         reading = asyncio.create_task(reader.run(gw.port))
         await asyncio.wait_for(reader.ready.wait(), 30)
         opened = await asyncio.gather(
             *(asyncio.to_thread(stalled_client, gw.port, load.deflate) for _ in range(load.clients))
         )
-        rows.append((f"{load.clients} stalled clients connected", sampler.now()))
+        look(f"{load.clients} stalled clients connected")
         sampling = asyncio.create_task(sampler.run())
         bus = await Bus.connect(gw.nats_url, "bench", BusMetrics(CollectorRegistry()))
         started = time.perf_counter()
@@ -162,14 +205,13 @@ async def run(load: Load, env: dict[str, str]) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reader.complete.wait(), 60)
             delivered = time.perf_counter() - started
-            rows.append((f"after {load.snapshots} snapshots", sampler.now()))
-            rows.append(("peak while broadcasting", sampler.peak))
-            await asyncio.sleep(load.settle)  # the gateway's send timeouts run meanwhile
-            rows.append((f"{load.settle:g} s later", sampler.now()))
-            async with httpx.AsyncClient(timeout=5) as http:
-                stats: dict[str, Any] = (
-                    await http.get(f"http://127.0.0.1:{gw.port}/ws/stats")
-                ).json()
+            look(f"after {load.snapshots} snapshots")
+            rows.append(("peak while broadcasting", sampler.peak, None, None))
+            await asyncio.sleep(load.settle)  # the gateway's timeouts run meanwhile
+            look(f"{load.settle:g} s later")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=5) as http:
+                stats = (await http.get("/ws/stats")).json()
+                metrics = (await http.get("/metrics")).text
         finally:
             sampling.cancel()
             reading.cancel()
@@ -178,26 +220,48 @@ async def run(load: Load, env: dict[str, str]) -> None:
             await bus.close()
             for sock, _ in opened:
                 sock.close()
-    upgraded = [status for _, status in opened].count(101)
+    statuses = [status for _, status in opened]
+    return Outcome(rows, statuses, reader.received, delivered, stats, metrics)
+
+
+def report(load: Load, size: int, outcome: Outcome) -> None:
+    upgraded = outcome.statuses.count(101)
     offer = "offering compression" if load.deflate else "without compression"
     print(
         f"snapshot message: {size / 1024:.1f} KB of JSON; {load.snapshots} sent, "
         f"one per {load.interval:g} s"
     )
     print(f"stalled clients ({offer}): {upgraded} upgraded, {load.clients - upgraded} not")
-    print(f"{'gateway RSS':<32} {'MB':>8}")
-    for label, rss in rows:
-        print(f"{label:<32} {rss / MB:>8.1f}")
-    print(f"reading client got {reader.received}/{load.snapshots} snapshots in {delivered:.1f} s")
-    print(f"/ws/stats: {stats}")
+    print(f"{'gateway':<32} {'RSS MB':>8} {'connections':>12} {'kernel TCP MB':>14}")
+    for label, rss, connections, kernel in outcome.rows:
+        held = "" if connections is None else str(connections)
+        tcp = "" if kernel is None else f"{kernel:.1f}"
+        print(f"{label:<32} {rss / MB:>8.1f} {held:>12} {tcp:>14}")
+    print("(kernel TCP memory is machine-wide: /proc/net/sockstat)")
+    print(
+        f"reading client got {outcome.received}/{load.snapshots} snapshots "
+        f"in {outcome.delivered:.1f} s"
+    )
+    print(f"/ws/stats: {outcome.stats}")
+    for line in outcome.metrics.splitlines():
+        if line.startswith(
+            ("arena_gateway_ws_clients_dropped_total", "arena_gateway_ws_clients_refused_total")
+        ):
+            print(line)
+
+
+async def run(load: Load, env: dict[str, str]) -> None:
+    snapshot = await realistic_snapshot()
+    size = len(snapshot.model_dump_json())
+    report(load, size, await measure(load, env, snapshot))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--snapshots", type=int, default=200)
-    parser.add_argument("--interval", type=float, default=0.02, help="seconds between snapshots")
-    parser.add_argument("--settle", type=float, default=10.0, help="seconds before the last look")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between snapshots")
+    parser.add_argument("--settle", type=float, default=40.0, help="seconds before the last look")
     parser.add_argument(
         "--deflate", action="store_true", help="stalled clients offer compression, as browsers do"
     )
