@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("risk", "ledger", "market", "agent", "gateway")
+BENCHMARKS = ("risk", "ledger", "market", "agent", "gateway", "gateway_memory")
 
 
 def main() -> int:

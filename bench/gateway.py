@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,9 +87,16 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: floa
     raise RuntimeError(f"{text!r} not seen in {log} within {timeout}s")
 
 
+@dataclass(frozen=True)
+class Arena:
+    nats_url: str
+    port: int
+    gateway_pid: int
+
+
 @contextlib.contextmanager
-def arena(tmp: Path) -> Iterator[tuple[str, int]]:
-    """nats-server, stand-ins and the gateway; yields (nats url, gateway port)."""
+def arena(tmp: Path, settings: dict[str, str] | None = None) -> Iterator[Arena]:
+    """nats-server, stand-ins and the gateway (with extra ``settings`` in its environment)."""
     nats = EmbeddedNats(tmp / "nats")
     nats.start()
     port = free_port()
@@ -100,6 +108,7 @@ def arena(tmp: Path) -> Iterator[tuple[str, int]]:
         "ARENA_SYMBOLS": "BTCUSDT,ETHUSDT",
         "LOG_LEVEL": "WARNING",
         "ARENA_WS_QUEUE_SIZE": "256",
+        **(settings or {}),
     }
     env.pop("ARENA_ADMIN_TOKEN", None)
     try:
@@ -119,7 +128,7 @@ def arena(tmp: Path) -> Iterator[tuple[str, int]]:
                     if gw.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"the gateway did not start; see {gateway_log}")
                     time.sleep(0.1)
-                yield nats.url, port
+                yield Arena(nats.url, port, gw.pid)
     finally:
         nats.stop()
 
@@ -241,11 +250,10 @@ async def fanout(nats_url: str, port: int, clients: int, cycles: int) -> list[fl
 async def run(seconds: float, connections: int, clients: int, cycles: int) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp,
-        arena(Path(tmp)) as (
-            nats_url,
-            port,
-        ),
+        # Room for every fan-out client: the default limit is below the benchmark's 1,000.
+        arena(Path(tmp), {"ARENA_WS_MAX_CLIENTS": str(max(clients, 1))}) as running,
     ):
+        nats_url, port = running.nats_url, running.port
         print(f"gateway on 127.0.0.1:{port}, one worker; {connections} keep-alive connections")
         print(
             f"{'endpoint':<24} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "

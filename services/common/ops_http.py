@@ -36,6 +36,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def cut_stalled_peers(sock: socket.socket, seconds: float) -> bool:
+    """Have the kernel abort connections whose peer takes no data for ``seconds``.
+
+    Closing a connection waits until its send buffer has drained, which for a peer that
+    stopped reading is never: the connection and its buffered bytes would stay until the
+    peer goes away. TCP_USER_TIMEOUT (Linux) bounds that wait, including a zero window;
+    accepted connections inherit it from the listening socket. Returns False where the
+    option does not exist.
+    """
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is None:
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
+    return True
+
+
 def ops_app(registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

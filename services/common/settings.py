@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -21,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.common.origins import parse_origins
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +97,35 @@ class Settings(BaseSettings):
         ge=1,
         alias="ARENA_WS_QUEUE_SIZE",
         description="Messages queued per WebSocket client before it is dropped as too slow.",
+    )
+    ws_max_clients: int = Field(
+        default=500,
+        ge=1,
+        alias="ARENA_WS_MAX_CLIENTS",
+        description="WebSocket clients served at once; more are refused (close 1013).",
+    )
+    ws_allowed_origins: Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_origins)] = (
+        Field(
+            default=(),
+            alias="ARENA_WS_ALLOWED_ORIGINS",
+            description="Browser origins allowed on /ws, comma-separated; * allows any. Default: "
+            "the gateway's own (http://GATEWAY_HOST:port, http://localhost:port, "
+            "http://127.0.0.1:port). Clients that send no Origin (scripts) are always allowed.",
+        )
+    )
+    ws_client_buffer_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        alias="ARENA_WS_CLIENT_BUFFER_BYTES",
+        description="Bytes queued per WebSocket client before it is dropped as too slow "
+        "(one message is always let through to an empty queue, whatever its size).",
+    )
+    ws_send_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        alias="ARENA_WS_SEND_TIMEOUT",
+        description="Seconds a WebSocket client's socket may take to accept one message "
+        "before the client is dropped as too slow.",
     )
     process_status_file: Path | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from services.gateway.control import AdminGuard
 from services.gateway.errors import install_error_handlers
 from services.gateway.hub import Hub
 from services.gateway.metrics import GatewayMetrics, HttpMetricsMiddleware, MetricsEndpoint
+from services.gateway.origin_policy import OriginPolicy
 from services.gateway.processes import ProcessStatus
 from services.gateway.protocol import EventType
 from services.gateway.reader import ArenaReader
@@ -47,6 +48,7 @@ class GatewayParts:
     clock: Clock
     metrics: GatewayMetrics
     settings: Settings
+    origins: OriginPolicy
 
 
 def create_app(parts: GatewayParts) -> FastAPI:
@@ -63,7 +65,7 @@ def create_app(parts: GatewayParts) -> FastAPI:
             parts.clock,
             on_change=lambda status: hub.broadcast(EventType.SCHEDULER_STATUS, status),
         ),
-        ws.router(hub, reader, parts.board),
+        ws.router(hub, reader, parts.board, parts.origins),
         trading.audit_router(reader),
     ]
     health_api = health.router(

@@ -8,6 +8,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "unmatched"
+# Why a WebSocket connection was refused (the label of arena_gateway_ws_clients_refused).
+REFUSED_LIMIT = "limit"
+REFUSED_ORIGIN = "origin"
+# Why a WebSocket client was dropped (the label of arena_gateway_ws_clients_dropped).
+DROPPED_QUEUE = "queue"
+DROPPED_BYTES = "bytes"
+DROPPED_SEND_TIMEOUT = "send_timeout"
 
 
 class GatewayMetrics:
@@ -23,9 +30,21 @@ class GatewayMetrics:
         )
         self.ws_clients_dropped = Counter(
             "arena_gateway_ws_clients_dropped",
-            "WebSocket clients disconnected because they did not keep up.",
+            "WebSocket clients disconnected because they did not keep up, by reason: queue "
+            "(too many messages queued), bytes (too many bytes queued) or send_timeout.",
+            ["reason"],
             registry=registry,
         )
+        for reason in (DROPPED_QUEUE, DROPPED_BYTES, DROPPED_SEND_TIMEOUT):
+            self.ws_clients_dropped.labels(reason)
+        self.ws_clients_refused = Counter(
+            "arena_gateway_ws_clients_refused",
+            "WebSocket connections refused, by reason: limit (too many clients) or origin.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in (REFUSED_LIMIT, REFUSED_ORIGIN):
+            self.ws_clients_refused.labels(reason)  # both series exist from the start
         self.http_requests = Counter(
             "arena_gateway_http_requests",
             "HTTP requests answered, by route template and status code.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,10 @@ def _forward(hub: Hub, cache: ReadCache, relay: Relay) -> Callable[[Message], Aw
         # Stale answers go first, so a client that refetches on this event sees the change.
         cache.invalidate(*relay.invalidates)
         hub.broadcast(relay.event, message)
+        # The NATS client hands a burst to this callback without yielding: let the
+        # sessions send this message before the next is queued, or a burst would sit in
+        # every queue at once and count against each client's bounds.
+        await asyncio.sleep(0)
 
     return forward
 

@@ -87,9 +87,14 @@ class NextRun(View):
 
 
 class WsStats(View):
-    """``/ws/stats``."""
+    """``/ws/stats``: clients now, what was sent, who was turned away, and the limits."""
 
     connected_clients: int
+    max_clients: int = Field(description="ARENA_WS_MAX_CLIENTS: more are refused.")
     messages_sent: int
-    clients_dropped: int
-    queue_size: int
+    clients_dropped: int = Field(description="Clients disconnected for not keeping up.")
+    clients_refused: int = Field(description="Connections refused: the server was full.")
+    origins_refused: int = Field(description="Browser pages refused: origin not allowed.")
+    queue_size: int = Field(description="ARENA_WS_QUEUE_SIZE: messages queued per client.")
+    client_buffer_bytes: int = Field(description="ARENA_WS_CLIENT_BUFFER_BYTES per client.")
+    send_timeout_seconds: float = Field(description="ARENA_WS_SEND_TIMEOUT per message.")

@@ -146,9 +146,14 @@ async def test_market_and_scheduler_reads(nats_url: str, make_settings: MakeSett
         ws_stats = (await gw.http.get("/ws/stats")).json()
         assert ws_stats == {
             "connected_clients": 0,
+            "max_clients": 500,
             "messages_sent": 0,
             "clients_dropped": 0,
+            "clients_refused": 0,
+            "origins_refused": 0,
             "queue_size": 256,
+            "client_buffer_bytes": 1024 * 1024,
+            "send_timeout_seconds": 5.0,
         }
 
 

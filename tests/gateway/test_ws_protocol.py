@@ -4,15 +4,19 @@ events, scheduler changes, and a slow client dropped without holding up a fast o
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import socket
 from functools import partial
 
 from services.common import subjects
 from services.common.contracts import Heartbeat
 from tests.gateway import standins
-from tests.gateway.harness import ADMIN_TOKEN, NOW, MakeSettings, gateway, ws_client
+from tests.gateway.harness import (
+    ADMIN_TOKEN,
+    NOW,
+    MakeSettings,
+    gateway,
+    stalled_client,
+    ws_client,
+)
 from tests.support import eventually
 
 
@@ -71,36 +75,18 @@ async def test_snapshots_heartbeats_and_scheduler_changes_reach_clients(
         assert status["disabled_agents"][0]["reason"] == "API key missing: set DEEPSEEK_API_KEY"
 
 
-def _stalled_client(port: int) -> socket.socket:
-    """A WebSocket client that completes the handshake and then never reads again."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
 async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
     nats_url: str, make_settings: MakeSettings
 ) -> None:
     count = 120
-    # Big messages fill the stalled client's socket buffers quickly; then its queue fills.
+    # Big messages fill the stalled client's socket buffers quickly; then its queue fills
+    # (long before the send timeout, kept out of the way here).
     reasoning = "x" * 64_000
     async with (
-        gateway(nats_url, make_settings, ARENA_WS_QUEUE_SIZE=8) as gw,
+        gateway(nats_url, make_settings, ARENA_WS_QUEUE_SIZE=8, ARENA_WS_SEND_TIMEOUT=60) as gw,
         ws_client(gw.ws_url) as fast,
     ):
-        stalled = await asyncio.to_thread(_stalled_client, gw.settings.gateway_port)
+        stalled = await asyncio.to_thread(stalled_client, gw.settings.gateway_port)
         try:
             await eventually(
                 lambda: gw.sample("arena_gateway_ws_clients") == 2, what="both clients connected"
@@ -118,7 +104,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
                 f"c-{n}" for n in range(count)
             ]
             await eventually(
-                lambda: gw.sample("arena_gateway_ws_clients_dropped_total") == 1,
+                lambda: (
+                    gw.sample("arena_gateway_ws_clients_dropped_total", {"reason": "queue"}) == 1
+                ),
                 what="the stalled client dropped",
             )
             assert gw.sample("arena_gateway_ws_clients") == 1

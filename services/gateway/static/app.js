@@ -308,11 +308,13 @@
       const handle = handlers[message.type];
       if (handle) handle(message.data);
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       const delay = Math.min(10, 2 ** retry);
       retry += 1;
       const badge = document.getElementById("connection");
-      badge.textContent = `disconnected — reconnecting in ${delay} s`;
+      // The server says why it closed (e.g. full, or this page too slow); shown as text.
+      const why = event.reason ? ` (${event.reason})` : "";
+      badge.textContent = `disconnected${why} — reconnecting in ${delay} s`;
       badge.className = "badge badge-bad";
       badge.dataset.state = "disconnected";
       setTimeout(connect, delay * 1000);
