@@ -28,6 +28,29 @@ from devstack.postgres import EmbeddedPostgres
 from services.common import subjects
 from services.common.settings import Settings
 
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session gets temporary directories of its own.
+
+    pytest's default root (/tmp/pytest-of-<user>) is shared by every session on the
+    machine, and a session's clean-up removes other sessions' old directories: two test
+    runs at once (a CI job beside a developer's, two checkouts) must not pull each
+    other's servers' data away. ``--basetemp`` given on the command line still wins.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="arena-pytest-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this session's own temporary directories when it passed (kept to debug)."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+
 
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
