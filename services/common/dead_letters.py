@@ -30,6 +30,7 @@ DLQ_REASON = "Arena-Dlq-Reason"
 DLQ_CONSUMER = "Arena-Dlq-Consumer"
 DLQ_DELIVERIES = "Arena-Dlq-Deliveries"
 DLQ_MSG_ID = "Arena-Dlq-Msg-Id"
+DLQ_REDRIVEN_FROM = "Arena-Redriven-From"
 
 MAX_ERROR_CHARS = 1000
 
@@ -122,18 +123,18 @@ class DeadLetterBox:
     async def replay(self, seq: int) -> str:
         """Publish letter ``seq`` again on its original subject and remove it from the DLQ.
 
-        The original ``Nats-Msg-Id`` goes with it: consumers that applied the message
-        already (the ledger keeps every id it applied) change nothing.
+        It goes out under an id of its own (the original's plus the letter's sequence), so
+        JetStream takes it even within the duplicate window of the original; what it does
+        is still done once, since every effect of the arena is keyed by its natural id
+        (cycle, decision, tick, call), not only by the message id.
         """
         letter = await self.get(seq)
-        headers = {MSG_ID: letter.msg_id} if letter.msg_id else None
+        msg_id = f"{letter.msg_id or letter.subject}:redrive:{seq}"
+        headers = {MSG_ID: msg_id, DLQ_REDRIVEN_FROM: letter.msg_id or ""}
         ack = await self._js.publish(letter.subject, letter.data, headers=headers)
-        if ack.duplicate:
-            return (
-                f"{seq}: not re-driven: the stream still remembers id {letter.msg_id} "
-                "(duplicate window of 2 minutes); try again later"
-            )
         await self._js.delete_msg(subjects.DLQ_STREAM, seq)
+        if ack.duplicate:
+            return f"{seq}: already re-driven to {letter.subject}; removed from the DLQ"
         return f"{seq}: re-driven to {letter.subject} (stream sequence {ack.seq})"
 
     async def drop(self, seq: int) -> str:

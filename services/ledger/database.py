@@ -109,7 +109,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 def is_unavailable(error: BaseException) -> bool:
     """True when ``error`` says the database is unavailable for now, not that it refused."""
-    return isinstance(error, _UNAVAILABLE)
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    # ALTER DATABASE ... ALLOW_CONNECTIONS false (maintenance): the same, for a while.
+    return isinstance(
+        error, asyncpg.exceptions.ObjectNotInPrerequisiteStateError
+    ) and "not currently accepting connections" in str(error)
 
 
 def acquire(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> PoolAcquireContext:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +28,7 @@ from devstack.postgres import EmbeddedPostgres
 from services.common import subjects
 from services.common.contracts import CycleCompleted, Decision, SchedulerCommand
 from services.common.lineup import load_lineup
+from services.ledger.verify import verify
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
 
@@ -40,6 +42,15 @@ LEDGER_DURABLES = (
     "ledger-llm-calls",
     "ledger-proposals",
 )
+
+
+@dataclass(frozen=True)
+class Books:
+    """What the books held when a fault run was checked."""
+
+    decisions: int
+    late: int
+    trades: int
 
 
 @dataclass
@@ -159,6 +170,56 @@ class FaultArena:
 
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
+
+    async def settle_and_check(self) -> Books:
+        """Stop new cycles, wait for every proposal to be booked, then check the books.
+
+        Every decision an agent published is in the books (applied, rejected, or late
+        with its reason), nothing is dead-lettered, ``verify`` finds nothing, and no
+        effect was applied twice: one opening trade per position, at most one closing
+        trade, one position per "opened" result. Raises AssertionError otherwise.
+        """
+        await self.pause_market()
+        ids = {d.decision_id for d in await self.proposals()}
+        conn = await self.db()
+        try:
+
+            async def all_booked() -> bool:
+                booked = await conn.fetchval(
+                    "SELECT count(*) FROM decisions WHERE decision_id = ANY($1::text[])",
+                    list(ids),
+                )
+                return booked == len(ids) and await self.consumers_idle()
+
+            await eventually(all_booked, timeout=120, what="every proposed decision booked")
+            assert await self.dead_letters() == 0, "dead letters"
+            assert await conn.fetchval("SELECT count(*) FROM decisions") == len(ids)
+            opened = await conn.fetchval(
+                "SELECT count(*) FROM decisions, jsonb_array_elements(results) r "
+                "WHERE r->>'outcome' = 'opened'"
+            )
+            assert await conn.fetchval("SELECT count(*) FROM positions") == opened
+            doubled = await conn.fetch(
+                "SELECT position_id FROM trades GROUP BY position_id HAVING "
+                "count(*) FILTER (WHERE exit_price IS NULL) <> 1 "
+                "OR count(*) FILTER (WHERE exit_price IS NOT NULL) > 1"
+            )
+            assert doubled == [], doubled
+            unclosed = await conn.fetchval(
+                "SELECT count(*) FROM positions p WHERE status <> 'OPEN' AND NOT EXISTS "
+                "(SELECT 1 FROM trades t WHERE t.position_id = p.id AND t.exit_price IS NOT NULL)"
+            )
+            assert unclosed == 0
+            problems = await verify(conn, unbooked_grace=timedelta(0))
+            assert problems == [], problems
+            late = await conn.fetchval(
+                "SELECT count(*) FROM rejected_decisions WHERE reason_codes && "
+                "ARRAY['late', 'past_deadline', 'ledger_cycle_closed']"
+            )
+            trades = await conn.fetchval("SELECT count(*) FROM trades")
+            return Books(decisions=len(ids), late=int(late), trades=int(trades))
+        finally:
+            await conn.close()
 
 
 @contextlib.asynccontextmanager
