@@ -74,7 +74,7 @@ async def _run_until_cycles(data_dir: Path, log: Path, cycles: int) -> tuple[dic
             await eventually(enough, timeout=120, what=f"{cycles} cycles via make run")
             accounts = (await http.get("/trading/accounts")).json()
         started = _processes_of(data_dir, parent)
-        assert len(started) >= 9, [p.info for p in started]  # honcho, 7 services, servers
+        assert len(started) >= 9, [p.info for p in started]  # supervisord, 7 services, servers
     finally:
         launcher.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(launcher.wait(), timeout=60)
