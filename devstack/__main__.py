@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from deploy.nats_users import ADMIN_USER, TOOLING_USER
+from deploy.nats_users import ADMIN_USER
 from deploy.render import users_for
-from devstack.credentials import NatsCredentials
+from devstack.credentials import NatsCredentials, connect_hints
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port, port_is_free
 from devstack.postgres import EmbeddedPostgres
@@ -86,11 +86,8 @@ def _start_nats(data_dir: Path, lineup: Lineup) -> tuple[EmbeddedNats | None, Na
         f"embedded NATS with JetStream on 127.0.0.1:{server.port}, every process as its own "
         f"user (data in {data_dir / 'nats'})"
     )
-    say(
-        f"custom tools connect read-only as {TOOLING_USER}: "
-        f"NATS_URL=nats://{TOOLING_USER}:$(grep NATS_PASSWORD_TOOLING= "
-        f"{credentials.path} | cut -d= -f2)@127.0.0.1:{server.port}"
-    )
+    for hint in connect_hints(credentials, "127.0.0.1", server.port):
+        say(hint)
     return server, Nats(None, credentials, server.port)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.nats_users import NatsUser, render_auth_conf
+from deploy.nats_users import ADMIN_USER, TOOLING_USER, NatsUser, render_auth_conf
 
 
 def new_password() -> str:
@@ -51,15 +52,25 @@ class NatsCredentials:
         self.path.chmod(0o600)
         return known
 
-    def password(self, user: str) -> str:
+    def _user(self, name: str) -> NatsUser:
         for candidate in self.users:
-            if candidate.name == user:
-                return self._passwords[candidate.password_variable]
-        raise KeyError(f"no NATS user {user!r}")
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"no NATS user {name!r}")
+
+    def password(self, user: str) -> str:
+        return self._passwords[self._user(user).password_variable]
 
     def url(self, user: str, host: str, port: int) -> str:
         """``nats://user:password@host:port`` for one user."""
         return f"nats://{quote(user, safe='')}:{quote(self.password(user), safe='')}@{host}:{port}"
+
+    def shell_url(self, user: str, host: str, port: int) -> str:
+        """``user``'s URL for a POSIX shell: the password is read from the file when the
+        shell runs it, so the line ``make run`` prints shows no secret on the terminal."""
+        variable = self._user(user).password_variable
+        lookup = f"$(grep {variable}= {shlex.quote(str(self.path))} | cut -d= -f2)"
+        return f"nats://{quote(user, safe='')}:{lookup}@{host}:{port}"
 
     def server_environment(self) -> dict[str, str]:
         """The variables nats-server's configuration reads the passwords from."""
@@ -70,3 +81,14 @@ class NatsCredentials:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_auth_conf(self.users), encoding="utf-8")
         return path
+
+
+def connect_hints(credentials: NatsCredentials, host: str, port: int) -> tuple[str, ...]:
+    """What ``make run`` prints so a tool (``tooling``) or an operator (``admin``) connects:
+    docs/deploy.md quotes these lines, and a test runs its example with the first."""
+    return (
+        f"custom tools connect read-only as {TOOLING_USER}: "
+        f"NATS_URL={credentials.shell_url(TOOLING_USER, host, port)}",
+        f"streams and dead letters (python -m services.ledger streams|dlq) as {ADMIN_USER}: "
+        f"NATS_URL={credentials.shell_url(ADMIN_USER, host, port)}",
+    )

@@ -20,13 +20,24 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+def _arena_commands(config: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[str]]]:
+    """The compose services that run the arena's image (``python -m services.<name> ...``)."""
+    found = {}
+    for name, service in config["services"].items():
+        command = [str(part) for part in service.get("command", [])]
+        if command[:2] == ["python", "-m"] and command[2:3] and command[2].startswith("services."):
+            found[name] = (service, command)
+    return found
+
+
 def arena_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The compose services that run the arena's image (``python -m services.<name>``)."""
-    return {
-        name: service
-        for name, service in config["services"].items()
-        if "".join(map(str, service.get("command", [])[2:3])).startswith("services.")
-    }
+    """The long-running arena services: ``python -m services.<name>`` and nothing more."""
+    return {name: s for name, (s, command) in _arena_commands(config).items() if len(command) == 3}
+
+
+def arena_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One-shot steps run with the arena's image: a service module with a sub-command."""
+    return {name: s for name, (s, command) in _arena_commands(config).items() if len(command) > 3}
 
 
 def settings_aliases() -> set[str]:

@@ -47,3 +47,40 @@ def test_each_process_is_a_probed_limited_deployment() -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert container["resources"]["limits"] and container["resources"]["requests"], name
         assert container["image"].startswith("registry.example.com/"), name
+
+
+def test_the_ledger_pod_makes_the_streams_as_the_admin_before_it_starts() -> None:
+    docs = rendered("deploy/k8s/overlays/example")
+    deployments = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+    assert [n for n, pod in deployments.items() if pod.get("initContainers")] == ["ledger"]
+    (init,) = deployments["ledger"]["initContainers"]
+    assert tuple(init["args"]) == render.STREAMS_COMMAND
+    assert init["image"] == deployments["ledger"]["containers"][0]["image"]
+    env = {e["name"]: e for e in init["env"]}
+    secret = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert secret["key"] == "NATS_PASSWORD_ADMIN"
+    assert secret["name"].startswith("arena-nats")  # kustomize appends a content hash
+    assert env["NATS_URL"]["value"] == "nats://admin:$(NATS_PASSWORD)@nats:4222"
+    # The limits it applies are the settings every service compares the streams with.
+    settings = next(
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("arena-settings")
+    )
+    refs = [e["configMapRef"]["name"] for e in init["envFrom"]]
+    assert refs == [settings["metadata"]["name"]]
+    for variable in (
+        "ARENA_STREAM_MAX_AGE_SECONDS",
+        "ARENA_STREAM_MAX_BYTES",
+        "ARENA_DLQ_MAX_AGE_SECONDS",
+        "ARENA_DLQ_MAX_BYTES",
+    ):
+        assert variable in settings["data"], variable
+    passwords = next(
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == secret["name"]
+    )
+    assert "NATS_PASSWORD_ADMIN" in passwords["data"]
