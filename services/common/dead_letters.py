@@ -131,6 +131,13 @@ class DeadLetterBox:
         letter = await self.get(seq)
         msg_id = f"{letter.msg_id or letter.subject}:redrive:{seq}"
         headers = {MSG_ID: msg_id, DLQ_REDRIVEN_FROM: letter.msg_id or ""}
+        try:
+            await self._js.find_stream_name_by_subject(letter.subject)
+        except NotFoundError as exc:
+            raise LookupError(
+                f"{seq}: {letter.subject} is not an event subject (a request or a listener's "
+                "message, which nobody keeps): it cannot be re-driven; drop it"
+            ) from exc
         ack = await self._js.publish(letter.subject, letter.data, headers=headers)
         await self._js.delete_msg(subjects.DLQ_STREAM, seq)
         if ack.duplicate:

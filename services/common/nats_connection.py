@@ -33,7 +33,11 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
+    connected: list[NatsClient] = []
+
     async def on_disconnected() -> None:
+        if connected and (connected[0].is_closed or connected[0].is_draining):
+            return  # our own close or drain: nothing to report
         log.warning("nats: disconnected, reconnecting")
 
     async def on_reconnected() -> None:
@@ -46,7 +50,7 @@ async def connect_nats(
     while True:
         attempt += 1
         try:
-            return await nats.connect(
+            client = await nats.connect(
                 servers=[url],
                 name=name,
                 allow_reconnect=True,
@@ -58,6 +62,8 @@ async def connect_nats(
                 disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
             )
+            connected.append(client)
+            return client
         except Exception as exc:
             if deadline is not None and loop.time() >= deadline:
                 raise BusError(f"cannot connect to NATS at {redact_url(url)}: {exc}") from exc

@@ -209,7 +209,18 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
             lambda: lg.count("SELECT count(*) FROM llm_api_calls WHERE call_id = 'g1'"),
             what="the re-driven call stored",
         )
-        dropped = _dlq_cli(nats_url, "drop", str(tick_seq))
+        # A malformed request is dead-lettered too, but nobody keeps requests: no re-drive.
+        await lg.bus.publish_raw(subjects.LEDGER_QUERY_ACCOUNTS, b"[1, 2]")
+        await eventually(both, what="the request's dead letter")
+        request_seq = max(
+            int(row.split()[0])
+            for row in _dlq_cli(nats_url, "list").stdout.splitlines()
+            if "  consumer=" in row
+        )
+        refused = _dlq_cli(nats_url, "replay", str(request_seq))
+        assert refused.returncode == 1
+        assert "cannot be re-driven; drop it" in refused.stderr
+        dropped = _dlq_cli(nats_url, "drop", "--all")
         assert dropped.returncode == 0 and f"{tick_seq}: dropped" in dropped.stdout
         assert await _dead_letters(lg) == 0
         missing = _dlq_cli(nats_url, "drop", str(tick_seq))
