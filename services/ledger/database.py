@@ -55,8 +55,8 @@ async def connect(
             return await asyncpg.connect(
                 dsn, statement_cache_size=_cache_size(settings), command_timeout=command_timeout
             )
-        except (OSError, asyncpg.CannotConnectNowError) as exc:
-            if time.monotonic() >= deadline:
+        except Exception as exc:
+            if not is_unavailable(exc) or time.monotonic() >= deadline:
                 raise
             log.warning("Postgres not reachable yet (%s), retrying", exc)
             await asyncio.sleep(0.5)
@@ -87,8 +87,8 @@ async def create_pool(
                 statement_cache_size=_cache_size(settings),
                 command_timeout=command_timeout,
             )
-        except (OSError, asyncpg.CannotConnectNowError) as exc:
-            if deadline is not None and time.monotonic() >= deadline:
+        except Exception as exc:
+            if not is_unavailable(exc) or (deadline is not None and time.monotonic() >= deadline):
                 raise
             if attempt == 1 or attempt % 20 == 0:
                 log.warning("Postgres not reachable (%s), still trying (attempt %d)", exc, attempt)

@@ -73,8 +73,14 @@ class FaultArena:
     # ------------------------------------------------------------ observing
 
     async def observe(self) -> None:
+        async def quiet(_: Exception) -> None:
+            pass  # NATS going away is the point here, not news
+
         self.observer = await nats.connect(
-            self.nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+            self.nats_server.url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            error_cb=quiet,
         )
 
         async def on_completed(msg: Msg) -> None:
