@@ -13,24 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from services.common import subjects
 from services.common.bus_errors import (
     BadRequest,
     BusError,
@@ -41,16 +36,17 @@ from services.common.bus_errors import (
     Unavailable,
 )
 from services.common.bus_metrics import BusMetrics
+from services.common.consumers import (
+    BatchHandler,
+    Consumers,
+    ConsumerSpec,
+    Delivery,
+    Handler,
+    short_error,
+)
 from services.common.contracts import ErrorReply, Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
-from services.common.delivery import (
-    DEFAULT_RETRY_DELAYS,
-    Ack,
-    DeadLetter,
-    DeliveryPolicy,
-    Retry,
-    is_transient,
-)
+from services.common.delivery import is_transient
 from services.common.nats_connection import connect_nats, redact_url
 from services.common.streams import StreamLimits, ensure_streams
 
@@ -81,48 +77,7 @@ UNAVAILABLE = "unavailable"
 DRAIN_TIMEOUT_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """Where a consumed message came from."""
-
-    subject: str
-    msg_id: str
-    stream_sequence: int
-    num_delivered: int
-
-    @property
-    def last_token(self) -> str:
-        """The subject's last token: the agent id on per-agent subjects."""
-        return self.subject.rsplit(".", 1)[-1]
-
-
-Handler = Callable[[M, Delivery], Awaitable[None]]
 RequestHandler = Callable[[M], Awaitable[Message]]
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    """A durable pull consumer of one message type."""
-
-    durable: str
-    filter_subject: str
-    # Where a newly created durable starts ("all": the whole stream; "last": the latest
-    # message on the subject, then new ones; "new": only what is published after it).
-    # An existing durable always resumes from its own position.
-    start: Literal["all", "last", "new"] = "all"
-    ack_wait_seconds: float = 30.0
-    batch: int = 16
-    retry_delays: tuple[float, ...] = field(default=DEFAULT_RETRY_DELAYS)
-    # 1 keeps strict order even across a crash: nothing newer is delivered while a
-    # message is unacked (a killed consumer's message comes back after ack_wait).
-    max_ack_pending: int | None = None
-
-
-_DELIVER = {
-    "all": DeliverPolicy.ALL,
-    "last": DeliverPolicy.LAST_PER_SUBJECT,
-    "new": DeliverPolicy.NEW,
-}
 
 
 class Bus:
@@ -135,8 +90,7 @@ class Bus:
         self._metrics = metrics
         self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
+        self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -164,7 +118,7 @@ class Bus:
     @property
     def consumers_alive(self) -> bool:
         """False once any consumer loop has ended while the bus is not closing."""
-        return self._stopping.is_set() or not any(t.done() for t in self._tasks)
+        return self._consumers.alive
 
     @property
     def service(self) -> str:
@@ -186,11 +140,7 @@ class Bus:
 
     async def close(self) -> None:
         """Stop consumers after their current message, then drain the connection."""
-        self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._consumers.stop()
         if self._nc.is_closed:
             return
         try:
@@ -221,138 +171,23 @@ class Bus:
         Returns once the consumer exists on the server, so even a consumer that starts
         with new messages sees every message published after this call.
         """
-        sub = await self._subscribe(spec)
-        log.info("consuming %s as %s", spec.filter_subject, spec.durable)
-        policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
-        self._tasks.append(
-            asyncio.create_task(
-                self._consume_loop(sub, spec, policy, message_type, handler),
-                name=f"consume:{spec.durable}",
-            )
-        )
+        await self._consumers.one_by_one(spec, message_type, handler)
+
+    async def consume_batches(
+        self,
+        spec: ConsumerSpec,
+        types: Mapping[str, type[Message]],
+        handler: BatchHandler,
+        *,
+        resume_after: int | None = None,
+    ) -> None:
+        """Like :meth:`consume`, several subjects in stream order, handled a batch at a time
+        (``resume_after``: see :meth:`Consumers.in_batches`)."""
+        await self._consumers.in_batches(spec, types, handler, resume_after=resume_after)
 
     async def consumer_idle(self, durable: str) -> bool:
         """True when durable ``durable`` has nothing left to deliver and nothing unacked."""
-        info = await self._js.consumer_info(subjects.STREAM, durable)
-        return not info.num_pending and not info.num_ack_pending
-
-    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
-        config = ConsumerConfig(
-            durable_name=spec.durable,
-            filter_subject=spec.filter_subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=_DELIVER[spec.start],
-            ack_wait=spec.ack_wait_seconds,
-            max_deliver=-1,
-            max_ack_pending=spec.max_ack_pending,
-        )
-        try:
-            info = await self._js.consumer_info(subjects.STREAM, spec.durable)
-            if info.config.filter_subject != spec.filter_subject:
-                await self._js.delete_consumer(subjects.STREAM, spec.durable)
-                raise NotFoundError
-        except NotFoundError:
-            await self._js.add_consumer(subjects.STREAM, config)
-        return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
-
-    async def _consume_loop(
-        self,
-        sub: JetStreamContext.PullSubscription,
-        spec: ConsumerSpec,
-        policy: DeliveryPolicy,
-        message_type: type[M],
-        handler: Handler[M],
-    ) -> None:
-        try:
-            while not self._stopping.is_set():
-                try:
-                    batch = await sub.fetch(spec.batch, timeout=1.0)
-                except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
-                    continue
-                except Exception as exc:
-                    if self._stopping.is_set():
-                        return
-                    log.warning("fetch on %s failed: %r", spec.durable, exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                for msg in batch:
-                    try:
-                        await self._handle(spec, policy, message_type, handler, msg)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        # An ack, nak or dead-letter publish that failed (connection lost):
-                        # the message is redelivered after ack_wait; the loop must go on.
-                        self._metrics.failed.labels(spec.durable).inc()
-                        log.exception(
-                            "%s could not settle a message on %s", spec.durable, msg.subject
-                        )
-        finally:
-            # Left to ``nc.drain()``, a pull subscription can hang it for good: the status
-            # reply of a fetch cancelled by ``close`` waits in its queue with no reader.
-            # Unacked messages are redelivered anyway, so drop the subscription instead.
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _handle(
-        self,
-        spec: ConsumerSpec,
-        policy: DeliveryPolicy,
-        message_type: type[M],
-        handler: Handler[M],
-        msg: Msg,
-    ) -> None:
-        meta = msg.metadata
-        if meta.num_delivered > 1:
-            self._metrics.redelivered.labels(spec.durable).inc()
-        try:
-            message = message_type.model_validate_json(msg.data)
-        except ValidationError as exc:
-            await self._settle(spec, msg, DeliveryPolicy.malformed(_short(exc)))
-            return
-        delivery = Delivery(
-            subject=msg.subject,
-            msg_id=(msg.header or {}).get(MSG_ID) or f"{subjects.STREAM}:{meta.sequence.stream}",
-            stream_sequence=meta.sequence.stream,
-            num_delivered=meta.num_delivered,
-        )
-        error: Exception | None = None
-        try:
-            await handler(message, delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error = exc
-        settlement = policy.settle(error, meta.num_delivered)
-        if isinstance(settlement, Retry):
-            self._metrics.failed.labels(spec.durable).inc()
-            if settlement.transient:
-                self._metrics.retried.labels(spec.durable).inc()
-            # Every delivery of a long outage would flood the log: the first few and then
-            # one in ten are enough to follow it.
-            if meta.num_delivered <= 3 or meta.num_delivered % 10 == 0:
-                log.warning(
-                    "%s: %s on %s (delivery %d), retrying in %gs: %s",
-                    spec.durable,
-                    "dependency unavailable" if settlement.transient else "handler failed",
-                    msg.subject,
-                    meta.num_delivered,
-                    settlement.delay,
-                    error,
-                )
-        await self._settle(spec, msg, settlement)
-
-    async def _settle(
-        self, spec: ConsumerSpec, msg: Msg, settlement: Ack | Retry | DeadLetter
-    ) -> None:
-        if isinstance(settlement, Ack):
-            await msg.ack_sync()
-            self._metrics.consumed.labels(spec.durable).inc()
-        elif isinstance(settlement, Retry):
-            await msg.nak(delay=settlement.delay)
-        else:
-            await self._dead_letters.send(spec.durable, msg, settlement.reason, settlement.error)
-            await msg.term()
+        return await self._consumers.idle(durable)
 
     async def subscribe_core(
         self,
@@ -373,7 +208,7 @@ class Bus:
             try:
                 message = message_type.model_validate_json(msg.data)
             except ValidationError as exc:
-                await self._dead_letter_core(subject, msg, _short(exc))
+                await self._dead_letter_core(subject, msg, short_error(exc))
                 return
             if speaker is not None:
                 claimed, actual = speaker(message), msg.subject.rsplit(".", 1)[-1]
@@ -408,8 +243,8 @@ class Bus:
             try:
                 request = request_type.model_validate_json(msg.data or b"{}")
             except ValidationError as exc:
-                await self._dead_letter_core(subject, msg, _short(exc))
-                reply: Message = ErrorReply(code="bad_request", message=_short(exc))
+                await self._dead_letter_core(subject, msg, short_error(exc))
+                reply: Message = ErrorReply(code="bad_request", message=short_error(exc))
             else:
                 try:
                     reply = await handler(request)
@@ -453,7 +288,7 @@ class Bus:
             try:
                 error = ErrorReply.model_validate_json(msg.data)
             except ValidationError as exc:
-                raise BusError(f"{subject}: unreadable reply: {_short(exc)}") from exc
+                raise BusError(f"{subject}: unreadable reply: {short_error(exc)}") from exc
             if error.code == UNAVAILABLE:
                 raise Unavailable(subject, error.message) from None
             raise RemoteError(subject, error) from None
@@ -462,11 +297,3 @@ class Bus:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""
         await self._nc.publish(subject, data)
         await self._nc.flush()
-
-
-def _short(exc: ValidationError) -> str:
-    """A one-line summary of a validation error, safe to log and to send."""
-    errors = exc.errors(include_url=False, include_input=False)
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]
-    ) or json.dumps(str(exc))

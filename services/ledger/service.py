@@ -3,10 +3,12 @@
 Every consumed message's effect commits in one transaction with its id in
 ``processed_messages``; a redelivered or duplicated message therefore changes nothing.
 
-When Postgres is unavailable (down, restarting, cutting connections) a handler fails
-with :class:`TransientError` and the bus redelivers the message with back-off until it
-applies: nothing is dead-lettered for it. Every proposed decision is recorded as it goes
-by, so ``verify`` can name one that never reached the books.
+The books' inputs (cycles, snapshots, ticks, verdicts) come through one consumer in
+stream order, a batch per transaction (see :mod:`intake`). When Postgres is unavailable
+(down, restarting, cutting connections) a batch or message fails with
+:class:`TransientError` and is retried with back-off until it applies: nothing is
+dead-lettered for it. Every proposed decision is recorded as it goes by, so ``verify``
+can name one that never reached the books.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ from services.common.bus import (
     TransientError,
 )
 from services.common.clock import Clock
+from services.common.consumers import Item
 from services.common.contracts import (
     AccountsQuery,
     CycleCompleted,
@@ -57,35 +60,39 @@ from services.common.settings import TradingLimits
 from services.ledger import store
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, is_unavailable
-from services.ledger.marks import MarkOutcome, TickOutcome, TickProcessor, mark_to_market
+from services.ledger.intake import BookIntake, same_agent
+from services.ledger.marks import TickProcessor
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.outbox import OutboxRelay
 from services.ledger.queries import LedgerQueries
 from services.ledger.retention import Retention, RetentionPolicy
-from services.ledger.verdicts import Applied, NotReady, VerdictApplier
+from services.ledger.verdicts import VerdictApplier
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+BOOKS_BATCH = 256
 M = TypeVar("M", bound=Message)
 
-CYCLES = ConsumerSpec("ledger-cycles", subjects.CYCLE_STARTED, ack_wait_seconds=10)
-SNAPSHOTS = ConsumerSpec("ledger-snapshots", subjects.MARKET_SNAPSHOT, ack_wait_seconds=10)
-# One verdict at a time, in order, even across a crash: a close must follow its open.
-VERDICTS = ConsumerSpec(
-    "ledger-verdicts",
-    subjects.DECISION_VERDICT_ALL,
-    ack_wait_seconds=15,
-    batch=1,
-    max_ack_pending=1,
+# The books' inputs, in the order JetStream stored them, a batch per transaction.
+BOOKS = ConsumerSpec(
+    "ledger-books",
+    subjects.CYCLE_STARTED,
+    more_subjects=(subjects.MARKET_SNAPSHOT, subjects.MARKET_TICK, subjects.DECISION_VERDICT_ALL),
+    ack_wait_seconds=30,
+    batch=BOOKS_BATCH,
+    max_ack_pending=BOOKS_BATCH,
 )
-TICKS = ConsumerSpec("ledger-ticks", subjects.MARKET_TICK, ack_wait_seconds=10)
+BOOK_TYPES: dict[str, type[Message]] = {
+    subjects.CYCLE_STARTED: CycleStarted,
+    subjects.MARKET_SNAPSHOT: MarketSnapshot,
+    subjects.MARKET_TICK: MarketTick,
+    subjects.DECISION_VERDICT_ALL: Verdict,
+}
 LLM_CALLS = ConsumerSpec("ledger-llm-calls", subjects.LLM_CALL_ALL)
 # Every decision as proposed, so ``verify`` can tell one that never reached the books.
 PROPOSALS = ConsumerSpec("ledger-proposals", subjects.DECISION_PROPOSED_ALL)
-# What announces a cycle's existence and prices: a verdict waits for these to catch up.
-INPUTS = (CYCLES, SNAPSHOTS)
 
 
 class LedgerService:
@@ -102,7 +109,6 @@ class LedgerService:
         metrics: LedgerMetrics,
         settle_grace_seconds: float = 5.0,
         watch_interval_seconds: float = 0.25,
-        input_wait_seconds: float = 8.0,
         instruments: InstrumentTable | None = None,
         retention: RetentionPolicy | None = None,
     ) -> None:
@@ -113,16 +119,18 @@ class LedgerService:
         self._metrics = metrics
         self._settle_grace = timedelta(seconds=settle_grace_seconds)
         self._watch_interval = watch_interval_seconds
-        # Below VERDICTS.ack_wait_seconds, so a waiting verdict is not redelivered meanwhile.
-        self._input_wait = input_wait_seconds
-        self._applier = VerdictApplier(
-            taker_fee_rate, instruments or InstrumentTable(), limits, frozenset(symbols)
+        self._intake = BookIntake(
+            pool,
+            lineup,
+            VerdictApplier(
+                taker_fee_rate, instruments or InstrumentTable(), limits, frozenset(symbols)
+            ),
+            TickProcessor(taker_fee_rate),
+            BOOKS.durable,
         )
-        self._ticks = TickProcessor(taker_fee_rate)
         self._queries = LedgerQueries(pool)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
         self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
-        self._arrival = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -134,10 +142,9 @@ class LedgerService:
             asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
             asyncio.create_task(self.retention.run(), name="ledger-retention"),
         ]
-        await self._bus.consume(CYCLES, CycleStarted, self._on_cycle_started)
-        await self._bus.consume(SNAPSHOTS, MarketSnapshot, self._on_snapshot)
-        await self._bus.consume(VERDICTS, Verdict, self._on_verdict)
-        await self._bus.consume(TICKS, MarketTick, self._on_tick)
+        async with acquire(self._pool) as conn:
+            position = await store.consumer_position(conn, BOOKS.durable)
+        await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
         await self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
         await self._bus.consume(PROPOSALS, Decision, self._on_proposal)
         q = self._queries
@@ -204,123 +211,37 @@ class LedgerService:
             self._metrics.duplicates.labels(consumer).inc()
         return result
 
-    @staticmethod
-    def _same_agent(delivery: Delivery, agent_id: str, what: str) -> None:
-        """A per-agent subject and the agent its message names must agree."""
-        speaker = delivery.last_token
-        if agent_id != speaker:
-            raise PermanentError(
-                f"{what} names agent {agent_id!r} but came on the subject of {speaker!r}"
-            )
-
     # ------------------------------------------------------------ consumers
 
-    async def _on_cycle_started(self, message: CycleStarted, delivery: Delivery) -> None:
-        expected = message.agents or tuple(a.id for a in self._lineup.active)
-
-        async def effect(conn: asyncpg.Connection) -> None:
-            await store.insert_cycle(conn, message, expected)
-
-        await self._once(CYCLES.durable, delivery, effect)
-        await self._announce_arrival()
-
-    async def _on_snapshot(self, message: MarketSnapshot, delivery: Delivery) -> None:
-        copy = False
-
-        async def effect(conn: asyncpg.Connection) -> MarkOutcome | None:
-            nonlocal copy
-            # A cycle has one snapshot: another copy must not re-mark the books.
-            if await store.snapshot_stored(conn, message.cycle_id):
-                copy = True
-                return None
-            await store.insert_market_data(conn, message)
-            marked = await mark_to_market(
-                conn,
-                {s.symbol: s.mark_price for s in message.symbols},
-                self._clock.now(),
-                at=message.taken_at,
-                cycle_id=message.cycle_id,
-            )
-            await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
-            return marked
-
-        marked = await self._once(SNAPSHOTS.durable, delivery, effect)
-        if copy:
-            self._metrics.duplicates.labels(SNAPSHOTS.durable).inc()
-        if marked is not None and marked.liquidations:
-            self._metrics.snapshot_liquidations.inc(marked.liquidations)
+    async def _on_books(self, items: Sequence[Item]) -> Mapping[int, str]:
+        effects = await self._intake.apply(items, self._clock.now())
+        metrics = self._metrics
+        if effects.duplicates:
+            metrics.duplicates.labels(BOOKS.durable).inc(effects.duplicates)
+        for applied in effects.verdicts:
+            metrics.verdicts_applied.inc()
+            metrics.positions_opened.inc(applied.opened)
+            metrics.positions_closed.inc(applied.closed)
+            for code in applied.rejection_codes:
+                metrics.rejections.labels(code).inc()
+        for outcome in effects.ticks:
+            if outcome.stale_symbols:
+                metrics.stale_marks.inc(len(outcome.stale_symbols))
+            for reason, count in outcome.exits.items():
+                metrics.tick_exits.labels(reason).inc(count)
+            metrics.funding_payments.inc(outcome.funding_payments)
+        if effects.snapshot_liquidations:
+            metrics.snapshot_liquidations.inc(effects.snapshot_liquidations)
+        for event in effects.completed:
+            self._completed(event)
+        if effects.events:
             self._relay.wake()
-        await self._announce_arrival()
-        await self._refresh_equity()
-
-    async def _on_verdict(self, message: Verdict, delivery: Delivery) -> None:
-        self._same_agent(delivery, message.decision.agent_id, f"verdict {message.verdict_id}")
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._input_wait
-        settled = False
-
-        async def effect(conn: asyncpg.Connection) -> Applied:
-            return await self._applier.apply(
-                conn, message, self._clock.now(), inputs_settled=settled
-            )
-
-        while True:
-            try:
-                applied = await self._once(VERDICTS.durable, delivery, effect)
-                break
-            except NotReady:
-                # The cycle or snapshot consumer is behind; waiting here keeps verdict order.
-                remaining = give_up - loop.time()
-                if remaining > 0:
-                    await self._wait_for_arrival(min(remaining, 0.5))
-                    continue
-                if settled or not await self._inputs_caught_up():
-                    raise  # transient: redelivered, and waited for again
-                # Everything announced so far is stored and the cycle or snapshot is still
-                # missing: it will never come. The verdict is recorded, its trades refused.
-                settled = True
-        if applied is None:
-            return
-        if applied.duplicate:
-            self._metrics.duplicates.labels(VERDICTS.durable).inc()
-            return
-        self._metrics.verdicts_applied.inc()
-        self._metrics.positions_opened.inc(applied.opened)
-        self._metrics.positions_closed.inc(applied.closed)
-        for code in applied.rejection_codes:
-            self._metrics.rejections.labels(code).inc()
-        self._completed(applied.cycle_completed)
-        self._relay.wake()
-        await self._refresh_equity()
-
-    async def _inputs_caught_up(self) -> bool:
-        for spec in INPUTS:
-            if not await self._bus.consumer_idle(spec.durable):
-                return False
-        return True
-
-    async def _on_tick(self, message: MarketTick, delivery: Delivery) -> None:
-        async def effect(conn: asyncpg.Connection) -> TickOutcome:
-            return await self._ticks.apply(conn, message, self._clock.now())
-
-        outcome = await self._once(TICKS.durable, delivery, effect)
-        if outcome is None:
-            return
-        if outcome.duplicate:
-            self._metrics.duplicates.labels(TICKS.durable).inc()
-            return
-        if outcome.stale_symbols:
-            self._metrics.stale_marks.inc(len(outcome.stale_symbols))
-        for reason, count in outcome.exits.items():
-            self._metrics.tick_exits.labels(reason).inc(count)
-        self._metrics.funding_payments.inc(outcome.funding_payments)
-        if outcome.exits or outcome.funding_payments:
-            self._relay.wake()
-        if outcome.agents:
+        if effects.verdicts or effects.marked:
             await self._refresh_equity()
+        return effects.refused
 
     async def _on_llm_call(self, message: LlmCall, delivery: Delivery) -> None:
-        self._same_agent(delivery, message.agent_id, f"LLM call {message.call_id}")
+        same_agent(delivery, message.agent_id, f"LLM call {message.call_id}")
 
         async def effect(conn: asyncpg.Connection) -> None:
             await store.insert_llm_call(conn, message)
@@ -328,7 +249,7 @@ class LedgerService:
         await self._once(LLM_CALLS.durable, delivery, effect)
 
     async def _on_proposal(self, message: Decision, delivery: Delivery) -> None:
-        self._same_agent(delivery, message.agent_id, f"decision {message.decision_id}")
+        same_agent(delivery, message.agent_id, f"decision {message.decision_id}")
 
         async def effect(conn: asyncpg.Connection) -> None:
             await store.insert_proposal(conn, message)
@@ -374,15 +295,6 @@ class LedgerService:
         )
 
     # ------------------------------------------------------------ helpers
-
-    async def _announce_arrival(self) -> None:
-        async with self._arrival:
-            self._arrival.notify_all()
-
-    async def _wait_for_arrival(self, timeout: float) -> None:
-        async with self._arrival:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrival.wait(), timeout)
 
     async def _refresh_equity(self) -> None:
         try:

@@ -139,6 +139,36 @@ async def claim_message(conn: Connection, msg_id: str, consumer: str) -> bool:
     return claimed is not None
 
 
+async def claim_messages(conn: Connection, msg_ids: Sequence[str], consumer: str) -> set[str]:
+    """Record that ``msg_ids`` are being applied; returns those not seen before."""
+    records = await conn.fetch(
+        "INSERT INTO processed_messages (msg_id, consumer) "
+        "SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING RETURNING msg_id",
+        list(msg_ids),
+        consumer,
+    )
+    return {r["msg_id"] for r in records}
+
+
+async def consumer_position(conn: Connection, durable: str) -> int | None:
+    """The last stream sequence ``durable`` applied, if it applied any."""
+    value = await conn.fetchval(
+        "SELECT stream_sequence FROM consumer_positions WHERE durable = $1", durable
+    )
+    return None if value is None else int(value)
+
+
+async def advance_consumer(conn: Connection, durable: str, stream_sequence: int) -> None:
+    await conn.execute(
+        "INSERT INTO consumer_positions (durable, stream_sequence) VALUES ($1, $2) "
+        "ON CONFLICT (durable) DO UPDATE SET stream_sequence = "
+        "GREATEST(consumer_positions.stream_sequence, EXCLUDED.stream_sequence), "
+        "updated_at = now()",
+        durable,
+        stream_sequence,
+    )
+
+
 async def claim_tick(conn: Connection, tick_id: str, now: datetime) -> bool:
     """Record that tick ``tick_id`` is being applied; False when it already was."""
     claimed = await conn.fetchval(

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from services.common import subjects
-from services.common.bus import PermanentError, TransientError
+from services.common.bus import PermanentError
 from services.common.contracts import (
     AccountEvent,
     Action,
@@ -53,12 +53,6 @@ NOTHING_TO_CLOSE = "ledger_no_open_position"
 NO_PRICE = "ledger_no_price"
 INVALID_ACTION = "ledger_invalid_action"
 EXIT_DECISION = "decision"
-
-_TRADING = (TradeAction.BUY, TradeAction.SELL, TradeAction.CLOSE)
-
-
-class NotReady(TransientError):
-    """The verdict's cycle or snapshot is not stored yet; applying it later will work."""
 
 
 class _Refused(Exception):
@@ -107,19 +101,11 @@ class VerdictApplier:
         self._limits = limits
         self._symbols = symbols
 
-    async def apply(
-        self,
-        conn: asyncpg.Connection,
-        verdict: Verdict,
-        now: datetime,
-        *,
-        inputs_settled: bool = False,
-    ) -> Applied:
+    async def apply(self, conn: asyncpg.Connection, verdict: Verdict, now: datetime) -> Applied:
         """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op).
 
-        Raises :class:`NotReady` while its cycle or snapshot may still arrive; with
-        ``inputs_settled`` (the ledger has read every announcement on the bus) a missing
-        one is final, and the verdict's trades are refused for it.
+        Its cycle and snapshot came before it on the bus (see :mod:`intake`): when either
+        is missing it never will come, and the verdict's trades are refused for it.
         """
         decision = verdict.decision
         if await store.decision_exists(conn, decision.decision_id):
@@ -129,12 +115,8 @@ class VerdictApplier:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
         cycle = await store.cycle(conn, decision.cycle_id, for_update=True)
         if cycle is None:
-            if not inputs_settled:
-                raise NotReady(f"cycle {decision.cycle_id} is not stored yet")
             cycle = CycleRow.unknown(decision.cycle_id)
         prices = await store.snapshot_prices(conn, decision.cycle_id)
-        if not prices and cycle.running and _trades_something(verdict) and not inputs_settled:
-            raise NotReady(f"the snapshot of cycle {decision.cycle_id} is not stored yet")
         positions = await store.open_positions(conn, account.llm_id)
         portfolio = Portfolio(
             account=account_view(account), positions=tuple(position_view(p) for p in positions)
@@ -370,7 +352,3 @@ class VerdictApplier:
         )
         entry.update(outcome="rejected", reason_codes=codes, reasons=reasons)
         run.applied.rejection_codes.extend(codes)
-
-
-def _trades_something(verdict: Verdict) -> bool:
-    return any(r.approved and r.action.action in _TRADING for r in verdict.results)

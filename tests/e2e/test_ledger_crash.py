@@ -533,7 +533,8 @@ async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
         async def applied() -> tuple[int, int]:
             decisions = await _count(conn, "SELECT count(*) FROM decisions")
             ticks = await _count(
-                conn, "SELECT count(*) FROM processed_messages WHERE consumer = 'ledger-ticks'"
+                conn,
+                "SELECT count(*) FROM processed_messages WHERE msg_id LIKE 'arena.market.tick:%'",
             )
             return decisions - len(AGENTS), ticks
 
@@ -588,7 +589,8 @@ async def _assert_books(conn: asyncpg.Connection, burst: list[Published]) -> Non
     expected = _expected(funding_times)
     # Each message id applied once and none lost, duplicates under other ids included.
     processed = await conn.fetch(
-        "SELECT msg_id FROM processed_messages WHERE consumer = 'ledger-ticks' ORDER BY msg_id"
+        "SELECT msg_id FROM processed_messages WHERE msg_id LIKE 'arena.market.tick:%' "
+        "ORDER BY msg_id"
     )
     assert [r["msg_id"] for r in processed] == tick_msg_ids
     # Every tick was applied: each left its equity snapshot (how many copies is the
@@ -601,7 +603,10 @@ async def _assert_books(conn: asyncpg.Connection, burst: list[Published]) -> Non
     trades = await conn.fetch(
         "SELECT llm_id, count(*) AS n FROM trades GROUP BY llm_id ORDER BY llm_id"
     )
-    assert {r["llm_id"]: r["n"] for r in trades} == expected.trades
+    refusals = await conn.fetch(
+        "SELECT llm_id, cycle_id, symbol, decision, reason_codes FROM rejected_decisions"
+    )
+    assert {r["llm_id"]: r["n"] for r in trades} == expected.trades, [tuple(r) for r in refusals]
     exits = await conn.fetch(
         "SELECT llm_id, exit_reason, count(*) AS n FROM trades "
         "WHERE exit_reason IS NOT NULL GROUP BY llm_id, exit_reason"
@@ -652,7 +657,8 @@ async def test_a_tick_copy_under_another_message_id_changes_nothing(
             lambda: _at_least(
                 lambda: _count(
                     conn,
-                    "SELECT count(*) FROM processed_messages WHERE consumer = 'ledger-ticks'",
+                    "SELECT count(*) FROM processed_messages "
+                    "WHERE msg_id LIKE 'arena.market.tick:%'",
                 ),
                 2,
             ),

@@ -34,14 +34,7 @@ from tests.support import eventually
 
 LINEUP = Path(__file__).resolve().parents[1] / "e2e" / "lineup.toml"
 AGENTS = tuple(a.id for a in load_lineup(LINEUP).active)
-LEDGER_DURABLES = (
-    "ledger-cycles",
-    "ledger-snapshots",
-    "ledger-verdicts",
-    "ledger-ticks",
-    "ledger-llm-calls",
-    "ledger-proposals",
-)
+LEDGER_DURABLES = ("ledger-books", "ledger-llm-calls", "ledger-proposals")
 
 
 @dataclass(frozen=True)

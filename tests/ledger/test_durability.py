@@ -86,9 +86,7 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
             await lg.publish(subjects.MARKET_TICK, tick("t1", now, {BTC: Decimal(95100)}), "t1")
             await eventually(
                 lambda: (
-                    lg.metric(
-                        "arena_messages_retried_unavailable_total", consumer="ledger-verdicts"
-                    )
+                    lg.metric("arena_messages_retried_unavailable_total", consumer="ledger-books")
                     >= 2
                 ),
                 what="the verdict retried while Postgres refuses",

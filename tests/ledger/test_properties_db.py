@@ -11,7 +11,7 @@ recreated each time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -27,7 +27,6 @@ from services.common.bus import Bus, BusMetrics, Delivery
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Action,
-    CycleStarted,
     Indicators,
     MarketSnapshot,
     MarketTick,
@@ -36,7 +35,6 @@ from services.common.contracts import (
     SymbolSnapshot,
     TickPrice,
     TradeAction,
-    Verdict,
 )
 from services.common.instruments import load_instruments
 from services.common.lineup import load_lineup
@@ -144,7 +142,7 @@ class Driver:
         self.sequence = 0
 
     async def deliver(self, subject: str, message: Message, natural_id: str, dup: Dup) -> None:
-        handler = self._handler(message)
+        handler = self._apply
         msg_id = f"{subject}:{natural_id}"
         await handler(message, self._delivery(subject, msg_id))
         if dup == "once":
@@ -155,16 +153,10 @@ class Driver:
         await handler(message, self._delivery(subject, again))
         assert await self.fingerprint() == before, f"a {dup} {subject} changed the books"
 
-    def _handler(self, message: Message) -> Callable[[Any, Delivery], Awaitable[None]]:
-        """The consumer handler production routes this type of message to."""
-        service = self.service
-        handlers: list[tuple[type[Message], Callable[[Any, Delivery], Awaitable[None]]]] = [
-            (CycleStarted, service._on_cycle_started),
-            (MarketSnapshot, service._on_snapshot),
-            (Verdict, service._on_verdict),
-            (MarketTick, service._on_tick),
-        ]
-        return next(h for kind, h in handlers if isinstance(message, kind))
+    async def _apply(self, message: Message, delivery: Delivery) -> None:
+        """What the ledger's books consumer does with one fetched message."""
+        refused = await self.service._on_books([(message, delivery)])
+        assert not refused, refused
 
     def _delivery(self, subject: str, msg_id: str) -> Delivery:
         self.sequence += 1

@@ -77,13 +77,13 @@ async def test_a_tick_copy_under_another_message_id_is_not_applied_again(
         await lg.publish(subjects.MARKET_TICK, early, f"{early.tick_id}:again")
         await eventually(
             lambda: (
-                lg.metric("arena_ledger_duplicates_skipped_total", consumer="ledger-ticks") == 1
+                lg.metric("arena_ledger_duplicates_skipped_total", consumer="ledger-books") == 1
             ),
             what="the copy skipped",
         )
         assert (
             await lg.count(
-                "SELECT count(*) FROM processed_messages WHERE consumer = 'ledger-ticks'"
+                "SELECT count(*) FROM processed_messages WHERE msg_id LIKE 'arena.market.tick:%'"
             )
             == 3
         )
@@ -121,7 +121,7 @@ async def test_a_stale_tick_fires_its_exits_but_does_not_move_the_mark_back(
         assert await verify(lg.db) == []
 
 
-async def test_a_position_opened_while_a_tick_waits_for_its_locks_keeps_the_books_whole(
+async def test_a_verdict_after_a_tick_waiting_for_its_locks_is_applied_after_it(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
@@ -147,11 +147,13 @@ async def test_a_position_opened_while_a_tick_waits_for_its_locks_keeps_the_book
                 )
 
             await eventually(tick_waits_for_the_account, what="the tick waiting for momentum")
-            # Holders were read: random's position opens before the tick locks anything.
+            # Published after the tick, the verdict is applied after it, in stream order: it
+            # waits behind the tick instead of slipping in while the tick holds its locks.
             v = verdict("c1", "random", lg.clock.now(), approved(buy(BTC, 10, 10)))
             await lg.publish(subjects.decision_verdict("random"), v, v.verdict_id)
-            await lg.wait_decided(v.verdict_id)
+            assert not await lg.decided(v.verdict_id)
             await lock.commit()
+            await lg.wait_decided(v.verdict_id)
         finally:
             await blocker.close()
 

@@ -1,0 +1,149 @@
+"""Replay speed through the whole arena: cycles completed per second of wall time.
+
+A month (default) of one-minute bars for the six symbols, in Binance's public-data layout,
+is replayed through ``make run``'s launcher (every service a process, the shipped line-up:
+three LLM agents without keys answer HOLD, four baselines trade) on its own embedded NATS
+and Postgres; the replay's cycles per second are measured from the first cycle to the last,
+then ``verify`` must pass. Target: >= 100 cycles/s (a month of 5-minute cycles, 8,640, in
+under 90 s), aiming at 200.
+
+    python -m bench.replay [--days 30] [--lineup config/agents.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.replay_data import write_month
+from devstack.ports import free_port
+from services.common.settings import PROJECT_ROOT
+
+TARGET_CYCLES_PER_SECOND = 100.0
+
+
+def _status(http: httpx.Client) -> dict[str, Any] | None:
+    try:
+        reply = http.get("/scheduler/status")
+    except httpx.HTTPError:
+        return None
+    return reply.json() if reply.status_code == 200 else None
+
+
+def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="arena-bench-replay-"))
+    try:
+        data = root / "data"
+        began = time.monotonic()
+        write_month(data, days=days)
+        generated = time.monotonic() - began
+        port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("NATS_URL", "DATABASE_URL", "ARENA_ADMIN_TOKEN")
+        }
+        env.update(
+            MARKET_SOURCE=f"replay:{data}",
+            GATEWAY_PORT=str(port),
+            LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+        )
+        if lineup is not None:
+            env["ARENA_AGENTS_FILE"] = str(lineup)
+        log = (root / "run.log").open("wb")
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "run", "--data-dir", str(root / "arena")],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            result = _measure(launcher, port, timeout, root)
+            return {"days": days, "data_generation_seconds": round(generated, 1), **result}
+        finally:
+            launcher.send_signal(signal.SIGINT)
+            launcher.wait(timeout=120)
+            log.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(
+    launcher: subprocess.Popen[bytes], port: int, timeout: float, root: Path
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    first_at: float | None = None
+    first_count = 0
+    last_change = time.monotonic()
+    last_started = -1
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        while time.monotonic() < deadline:
+            if launcher.poll() is not None:
+                tail = (root / "run.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the arena stopped:\n{tail}")
+            status = _status(http)
+            now = time.monotonic()
+            if status is not None:
+                if first_at is None and status["cycles_completed"] >= 1:
+                    first_at, first_count = now, status["cycles_completed"]
+                if status["cycles_started"] != last_started:
+                    last_started, last_change = status["cycles_started"], now
+                finished = (
+                    first_at is not None
+                    and status["current_cycle_id"] is None
+                    and status["next_run_at"] is None
+                )
+                if finished:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the replay did not finish within {timeout:.0f} s")
+        assert first_at is not None and status is not None
+        seconds = last_change - first_at
+        cycles = status["cycles_completed"] - first_count
+        failed = status["cycles_failed"]
+    verify = subprocess.run(
+        [sys.executable, "-m", "services.ledger", "verify"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgresql://postgres@/arena?host={root / 'arena' / 'postgres'}",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {
+        "cycles": cycles,
+        "cycles_failed": failed,
+        "seconds": round(seconds, 2),
+        "cycles_per_second": round(cycles / seconds, 1) if seconds > 0 else None,
+        "target_cycles_per_second": TARGET_CYCLES_PER_SECOND,
+        "verify": verify.stdout.strip().splitlines()[-1:] if verify.stdout else verify.stderr,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--lineup", type=Path, default=None)
+    args = parser.parse_args()
+    result = run(args.days, args.lineup)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

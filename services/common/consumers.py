@@ -1,0 +1,423 @@
+"""Durable pull consumers: fetch, decode, hand over, settle by the delivery policy.
+
+Two shapes:
+- :meth:`Consumers.one_by_one`: one message at a time to a handler of one type;
+- :meth:`Consumers.in_batches`: what was fetched, of several types (by subject), to a
+  handler that applies the lot at once, in stream order (the ledger applies a batch in
+  one transaction). A batch whose handler fails because a dependency is unavailable is
+  kept in hand and retried in place, so the order never changes; one that fails for an
+  unforeseen reason is split into single messages so only the poison one is
+  dead-lettered; the handler may also refuse single messages for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+from services.common import subjects
+from services.common.bus_metrics import BusMetrics
+from services.common.contracts import Message
+from services.common.dead_letters import MSG_ID, DeadLetterWriter
+from services.common.delivery import (
+    DEFAULT_RETRY_DELAYS,
+    Ack,
+    DeadLetter,
+    DeliveryPolicy,
+    Retry,
+)
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a consumed message came from."""
+
+    subject: str
+    msg_id: str
+    stream_sequence: int
+    num_delivered: int
+
+    @property
+    def last_token(self) -> str:
+        """The subject's last token: the agent id on per-agent subjects."""
+        return self.subject.rsplit(".", 1)[-1]
+
+
+Handler = Callable[[M, Delivery], Awaitable[None]]
+Item = tuple[Message, Delivery]
+# Returns the items it refuses for good, by index, with the reason (dead-lettered).
+BatchHandler = Callable[[Sequence[Item]], Awaitable[Mapping[int, str]]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer."""
+
+    durable: str
+    filter_subject: str
+    # More subjects for the same consumer, delivered interleaved in stream order.
+    more_subjects: tuple[str, ...] = ()
+    # Where a newly created durable starts ("all": the whole stream; "last": the latest
+    # message on the subject, then new ones; "new": only what is published after it).
+    # An existing durable always resumes from its own position.
+    start: Literal["all", "last", "new"] = "all"
+    ack_wait_seconds: float = 30.0
+    batch: int = 16
+    retry_delays: tuple[float, ...] = field(default=DEFAULT_RETRY_DELAYS)
+    # 1 keeps strict order even across a crash: nothing newer is delivered while a
+    # message is unacked (a killed consumer's message comes back after ack_wait).
+    max_ack_pending: int | None = None
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return (self.filter_subject, *self.more_subjects)
+
+
+_DELIVER = {
+    "all": DeliverPolicy.ALL,
+    "last": DeliverPolicy.LAST_PER_SUBJECT,
+    "new": DeliverPolicy.NEW,
+}
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, ``>`` the rest."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > index
+        if index >= len(given) or (token != "*" and token != given[index]):
+            return False
+    return len(given) == len(wanted)
+
+
+class Consumers:
+    """Runs a service's durable consumers as background tasks."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        metrics: BusMetrics,
+        dead_letters: DeadLetterWriter,
+        max_deliver: int,
+    ) -> None:
+        self._js = js
+        self._metrics = metrics
+        self._dead_letters = dead_letters
+        self._max_deliver = max_deliver
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        """False once any consumer loop has ended while not stopping."""
+        return self._stopping.is_set() or not any(t.done() for t in self._tasks)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def idle(self, durable: str) -> bool:
+        info = await self._js.consumer_info(subjects.STREAM, durable)
+        return not info.num_pending and not info.num_ack_pending
+
+    # ------------------------------------------------------------ starting
+
+    async def one_by_one(
+        self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]
+    ) -> None:
+        sub = await self._subscribe(spec)
+        policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
+
+        async def handle(batch: list[Msg]) -> None:
+            for msg in batch:
+                await self._handle_one(spec, policy, message_type, handler, msg)
+
+        self._start(spec, sub, handle)
+
+    async def in_batches(
+        self,
+        spec: ConsumerSpec,
+        types: Mapping[str, type[Message]],
+        handler: BatchHandler,
+        *,
+        resume_after: int | None = None,
+    ) -> None:
+        """Consume ``spec``'s subjects, each decoded as ``types[pattern]``, in batches.
+
+        ``resume_after``: the last stream sequence the handler applied (it keeps that
+        itself, with its effects): the durable is made anew to start right after it, so
+        nothing a dead predecessor left unacknowledged comes back out of order.
+        """
+        sub = await self._subscribe(spec, resume_after)
+        policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
+
+        async def handle(batch: list[Msg]) -> None:
+            await self._handle_batch(spec, policy, types, handler, batch)
+
+        self._start(spec, sub, handle)
+
+    def _start(
+        self,
+        spec: ConsumerSpec,
+        sub: JetStreamContext.PullSubscription,
+        handle: Callable[[list[Msg]], Awaitable[None]],
+    ) -> None:
+        log.info("consuming %s as %s", ", ".join(spec.subjects), spec.durable)
+        self._tasks.append(
+            asyncio.create_task(self._loop(sub, spec, handle), name=f"consume:{spec.durable}")
+        )
+
+    async def _subscribe(
+        self, spec: ConsumerSpec, resume_after: int | None = None
+    ) -> JetStreamContext.PullSubscription:
+        several = len(spec.subjects) > 1
+        config = ConsumerConfig(
+            durable_name=spec.durable,
+            filter_subject=None if several else spec.filter_subject,
+            filter_subjects=list(spec.subjects) if several else None,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=_DELIVER[spec.start],
+            ack_wait=spec.ack_wait_seconds,
+            max_deliver=-1,
+            max_ack_pending=spec.max_ack_pending,
+        )
+        if resume_after is not None:
+            last = (await self._js.stream_info(subjects.STREAM)).state.last_seq
+            if resume_after > last:
+                # Not this stream's position (the stream was made anew): read it all again;
+                # what was applied already is recognised by its id and changes nothing.
+                log.warning(
+                    "%s: position %d is past the stream's end (%d): reading from the start",
+                    spec.durable,
+                    resume_after,
+                    last,
+                )
+                resume_after = 0
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = resume_after + 1
+            with contextlib.suppress(NotFoundError):
+                await self._js.delete_consumer(subjects.STREAM, spec.durable)
+            await self._js.add_consumer(subjects.STREAM, config)
+            return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
+        try:
+            info = await self._js.consumer_info(subjects.STREAM, spec.durable)
+            existing = tuple(info.config.filter_subjects or [info.config.filter_subject or ""])
+            if sorted(existing) != sorted(spec.subjects):
+                await self._js.delete_consumer(subjects.STREAM, spec.durable)
+                raise NotFoundError
+        except NotFoundError:
+            await self._js.add_consumer(subjects.STREAM, config)
+        return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
+
+    async def _loop(
+        self,
+        sub: JetStreamContext.PullSubscription,
+        spec: ConsumerSpec,
+        handle: Callable[[list[Msg]], Awaitable[None]],
+    ) -> None:
+        try:
+            while not self._stopping.is_set():
+                try:
+                    batch = await sub.fetch(spec.batch, timeout=1.0)
+                except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
+                    continue
+                except Exception as exc:
+                    if self._stopping.is_set():
+                        return
+                    log.warning("fetch on %s failed: %r", spec.durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                try:
+                    await handle(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # An ack, nak or dead-letter publish that failed (connection lost): the
+                    # messages come back after ack_wait; the loop must go on.
+                    self._metrics.failed.labels(spec.durable).inc()
+                    log.exception("%s could not settle its messages", spec.durable)
+        finally:
+            # Left to ``nc.drain()``, a pull subscription can hang it for good: the status
+            # reply of a fetch cancelled by ``stop`` waits in its queue with no reader.
+            # Unacked messages are redelivered anyway, so drop the subscription instead.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # ------------------------------------------------------------ one by one
+
+    async def _handle_one(
+        self,
+        spec: ConsumerSpec,
+        policy: DeliveryPolicy,
+        message_type: type[M],
+        handler: Handler[M],
+        msg: Msg,
+    ) -> None:
+        decoded = await self._decode(spec, msg, message_type)
+        if decoded is None:
+            return
+        message, delivery = decoded
+        error: Exception | None = None
+        try:
+            await handler(message, delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = exc
+        settlement = policy.settle(error, delivery.num_delivered)
+        if isinstance(settlement, Retry):
+            self._note_retry(spec, settlement, delivery, error)
+        await self._settle(spec, msg, settlement)
+
+    # ------------------------------------------------------------ batches
+
+    async def _handle_batch(
+        self,
+        spec: ConsumerSpec,
+        policy: DeliveryPolicy,
+        types: Mapping[str, type[Message]],
+        handler: BatchHandler,
+        batch: list[Msg],
+    ) -> None:
+        kept: list[tuple[Msg, Item]] = []
+        for msg in batch:
+            message_type = next(
+                (t for pattern, t in types.items() if subject_matches(pattern, msg.subject)),
+                None,
+            )
+            if message_type is None:
+                await self._settle(
+                    spec, msg, DeadLetter("malformed", f"no message type for {msg.subject}")
+                )
+                continue
+            decoded = await self._decode(spec, msg, message_type)
+            if decoded is not None:
+                kept.append((msg, decoded))
+        if kept:
+            await self._apply(spec, policy, handler, kept)
+
+    async def _apply(
+        self,
+        spec: ConsumerSpec,
+        policy: DeliveryPolicy,
+        handler: BatchHandler,
+        kept: list[tuple[Msg, Item]],
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                refused = await handler([item for _, item in kept])
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                settlement = policy.settle(exc, attempt)
+                if isinstance(settlement, Retry):
+                    self._note_retry(spec, settlement, kept[0][1][1], exc)
+                    # Still ours: keep them from being redelivered while we wait.
+                    for msg, _ in kept:
+                        await msg.in_progress()
+                    await asyncio.sleep(settlement.delay)
+                    continue
+                if len(kept) == 1:
+                    await self._settle(spec, kept[0][0], settlement)
+                    return
+                # Which message is the poison one? Each on its own, in order, finds out.
+                log.warning(
+                    "%s: a batch of %d failed (%r); applying them one by one",
+                    spec.durable,
+                    len(kept),
+                    exc,
+                )
+                for single in kept:
+                    await self._apply(spec, policy, handler, [single])
+                return
+        for index, (msg, _) in enumerate(kept):
+            reason = refused.get(index)
+            outcome: Ack | DeadLetter = Ack() if reason is None else DeadLetter("rejected", reason)
+            await self._settle(spec, msg, outcome, wait=False)
+
+    # ------------------------------------------------------------ common
+
+    async def _decode(
+        self, spec: ConsumerSpec, msg: Msg, message_type: type[M]
+    ) -> tuple[M, Delivery] | None:
+        """The message and where it came from; None after dead-lettering what cannot be read."""
+        meta = msg.metadata
+        if meta.num_delivered > 1:
+            self._metrics.redelivered.labels(spec.durable).inc()
+        try:
+            message = message_type.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._settle(spec, msg, DeliveryPolicy.malformed(short_error(exc)))
+            return None
+        return message, Delivery(
+            subject=msg.subject,
+            msg_id=(msg.header or {}).get(MSG_ID) or f"{subjects.STREAM}:{meta.sequence.stream}",
+            stream_sequence=meta.sequence.stream,
+            num_delivered=meta.num_delivered,
+        )
+
+    def _note_retry(
+        self, spec: ConsumerSpec, retry: Retry, delivery: Delivery, error: BaseException | None
+    ) -> None:
+        self._metrics.failed.labels(spec.durable).inc()
+        if retry.transient:
+            self._metrics.retried.labels(spec.durable).inc()
+        # Every delivery of a long outage would flood the log: the first few and then one in
+        # ten are enough to follow it.
+        if delivery.num_delivered <= 3 or delivery.num_delivered % 10 == 0:
+            log.warning(
+                "%s: %s on %s (delivery %d), retrying in %gs: %s",
+                spec.durable,
+                "dependency unavailable" if retry.transient else "handler failed",
+                delivery.subject,
+                delivery.num_delivered,
+                retry.delay,
+                error,
+            )
+
+    async def _settle(
+        self,
+        spec: ConsumerSpec,
+        msg: Msg,
+        settlement: Ack | Retry | DeadLetter,
+        *,
+        wait: bool = True,
+    ) -> None:
+        if isinstance(settlement, Ack):
+            await (msg.ack_sync() if wait else msg.ack())
+            self._metrics.consumed.labels(spec.durable).inc()
+        elif isinstance(settlement, Retry):
+            await msg.nak(delay=settlement.delay)
+        else:
+            await self._dead_letters.send(spec.durable, msg, settlement.reason, settlement.error)
+            await msg.term()
+
+
+def short_error(exc: ValidationError) -> str:
+    """A one-line summary of a validation error, safe to log and to send."""
+    errors = exc.errors(include_url=False, include_input=False)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]
+    ) or json.dumps(str(exc))

@@ -1,0 +1,173 @@
+"""The books' inputs in stream order: cycles, snapshots, ticks and verdicts, a batch at a time.
+
+One durable consumer reads the four subjects in the order JetStream stored them, so the
+books take effects in the order the market and risk published them: a verdict after its
+cycle and its snapshot (an agent answers a snapshot only once it is published), a tick
+before the cycle that followed it. A verdict whose cycle or snapshot is missing then never
+will come, and is recorded with its trades refused instead of waiting.
+
+Each batch commits in one transaction, with every message's id recorded in it
+(``processed_messages``) and the stream position reached (``consumer_positions``): the
+ledger resumes right after it on start, so the order holds across a crash too (JetStream
+would redeliver a dead process's unacknowledged messages only after newer ones), and a
+message applied twice changes nothing anyway. A message refused for good
+(a verdict of an agent without an account, or on another agent's subject) is rolled back
+to its own savepoint and dead-lettered alone; Postgres unavailable fails the whole batch,
+which the bus keeps and retries in place, in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from services.common.bus import Delivery, PermanentError, TransientError
+from services.common.consumers import Item
+from services.common.contracts import (
+    CycleCompleted,
+    CycleStarted,
+    MarketSnapshot,
+    MarketTick,
+    Verdict,
+)
+from services.common.lineup import Lineup
+from services.ledger import store
+from services.ledger.database import acquire, is_unavailable
+from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
+from services.ledger.verdicts import Applied, VerdictApplier
+
+
+@dataclass
+class Effects:
+    """What one batch did, for metrics and notifications after its commit."""
+
+    verdicts: list[Applied] = field(default_factory=list)
+    ticks: list[TickOutcome] = field(default_factory=list)
+    completed: list[CycleCompleted] = field(default_factory=list)
+    snapshot_liquidations: int = 0
+    duplicates: int = 0
+    marked: bool = False  # some account's equity moved
+    refused: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def events(self) -> bool:
+        """True when the outbox got something to publish."""
+        return bool(
+            self.verdicts
+            or self.snapshot_liquidations
+            or any(t.exits or t.funding_payments for t in self.ticks)
+        )
+
+
+def same_agent(delivery: Delivery, agent_id: str, what: str) -> None:
+    """A per-agent subject and the agent its message names must agree."""
+    speaker = delivery.last_token
+    if agent_id != speaker:
+        raise PermanentError(
+            f"{what} names agent {agent_id!r} but came on the subject of {speaker!r}"
+        )
+
+
+class BookIntake:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        lineup: Lineup,
+        applier: VerdictApplier,
+        ticks: TickProcessor,
+        consumer: str,
+    ) -> None:
+        self._pool = pool
+        self._lineup = lineup
+        self._applier = applier
+        self._ticks = ticks
+        self._consumer = consumer
+
+    async def apply(self, items: Sequence[Item], now: datetime) -> Effects:
+        """Apply ``items`` in order, in one transaction (TransientError: Postgres is away)."""
+        effects = Effects()
+        try:
+            async with acquire(self._pool) as conn, conn.transaction():
+                fresh = await store.claim_messages(
+                    conn, [delivery.msg_id for _, delivery in items], self._consumer
+                )
+                # Where to resume after a crash: right after this batch, whatever becomes
+                # of each message in it (applied, a copy, or refused and dead-lettered).
+                await store.advance_consumer(
+                    conn, self._consumer, max(d.stream_sequence for _, d in items)
+                )
+                for index, (message, delivery) in enumerate(items):
+                    if delivery.msg_id not in fresh:
+                        effects.duplicates += 1
+                        continue
+                    fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
+                    try:
+                        async with conn.transaction():  # a savepoint: this message alone
+                            await self._one(conn, message, delivery, now, effects)
+                    except asyncpg.ForeignKeyViolationError as exc:
+                        # An agent the ledger has no account for: retrying cannot help.
+                        effects.refused[index] = str(exc)
+                    except PermanentError as exc:
+                        effects.refused[index] = str(exc)
+        except (TransientError, PermanentError):
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
+            raise
+        return effects
+
+    async def _one(
+        self,
+        conn: asyncpg.Connection,
+        message: object,
+        delivery: Delivery,
+        now: datetime,
+        effects: Effects,
+    ) -> None:
+        if isinstance(message, Verdict):
+            same_agent(delivery, message.decision.agent_id, f"verdict {message.verdict_id}")
+            applied = await self._applier.apply(conn, message, now)
+            if applied.duplicate:
+                effects.duplicates += 1
+                return
+            effects.verdicts.append(applied)
+            if applied.cycle_completed is not None:
+                effects.completed.append(applied.cycle_completed)
+        elif isinstance(message, MarketTick):
+            outcome = await self._ticks.apply(conn, message, now)
+            if outcome.duplicate:
+                effects.duplicates += 1
+                return
+            effects.ticks.append(outcome)
+            effects.marked = effects.marked or bool(outcome.agents)
+        elif isinstance(message, MarketSnapshot):
+            await self._snapshot(conn, message, now, effects)
+        elif isinstance(message, CycleStarted):
+            expected = message.agents or tuple(a.id for a in self._lineup.active)
+            await store.insert_cycle(conn, message, expected)
+        else:
+            raise PermanentError(f"the books take no {type(message).__name__}")
+
+    @staticmethod
+    async def _snapshot(
+        conn: asyncpg.Connection, message: MarketSnapshot, now: datetime, effects: Effects
+    ) -> None:
+        # A cycle has one snapshot: another copy must not re-mark the books.
+        if await store.snapshot_stored(conn, message.cycle_id):
+            effects.duplicates += 1
+            return
+        await store.insert_market_data(conn, message)
+        marked = await mark_to_market(
+            conn,
+            {s.symbol: s.mark_price for s in message.symbols},
+            now,
+            at=message.taken_at,
+            cycle_id=message.cycle_id,
+        )
+        await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
+        effects.snapshot_liquidations += marked.liquidations
+        effects.marked = True
