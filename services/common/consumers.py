@@ -237,7 +237,11 @@ class Consumers:
         try:
             while not self._stopping.is_set():
                 try:
-                    batch = await sub.fetch(spec.batch, timeout=1.0)
+                    # One message, handed over the moment it arrives; then whatever else is
+                    # ready, without waiting (a fetch of N waits until N or its timeout).
+                    batch = await sub.fetch(1, timeout=1.0)
+                    if spec.batch > 1:
+                        batch += await ready_messages(sub, spec.batch - 1)
                 except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
                     continue
                 except Exception as exc:
@@ -413,6 +417,33 @@ class Consumers:
         else:
             await self._dead_letters.send(spec.durable, msg, settlement.reason, settlement.error)
             await msg.term()
+
+
+async def ready_messages(
+    sub: JetStreamContext.PullSubscription, limit: int, timeout: float = 1.0
+) -> list[Msg]:
+    """Up to ``limit`` messages the server has ready now, never waiting for more.
+
+    A no-wait pull request: the server sends what it has, then a 404 status. (nats-py's
+    ``fetch`` only asks that way when it already holds messages; asked for N while none
+    are ready, it lingers until N arrive or its timeout passes, which costs a batch
+    consumer that timeout after every quiet moment.) It goes through the subscription's
+    pull subject and inbox, nats-py's own (``_nms``, ``_deliver``, ``_sub``).
+    """
+    request = json.dumps({"batch": limit, "no_wait": True}).encode()
+    await sub._nc.publish(sub._nms, request, sub._deliver)
+    found: list[Msg] = []
+    while len(found) < limit:
+        try:
+            msg = await sub._sub.next_msg(timeout=timeout)
+        except TimeoutError:
+            break
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            found.append(msg)
+        elif status != "100":  # 404 no messages, 408 expired, 409: nothing more now
+            break
+    return found
 
 
 def short_error(exc: ValidationError) -> str:
