@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.replay_data import write_month
 from devstack.ports import free_port
@@ -72,13 +73,51 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
         )
         try:
             result = _measure(launcher, port, timeout, root)
-            return {"days": days, "data_generation_seconds": round(generated, 1), **result}
+            cpu = cpu_seconds_by_process(launcher.pid)
+            per_cycle = {
+                name: round(1000 * seconds / max(result["cycles"], 1), 2)
+                for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+            }
+            return {
+                "days": days,
+                "data_generation_seconds": round(generated, 1),
+                **result,
+                "cpu_ms_per_cycle": per_cycle,
+                "cpu_ms_per_cycle_total": round(sum(per_cycle.values()), 1),
+            }
         finally:
             launcher.send_signal(signal.SIGINT)
             launcher.wait(timeout=120)
             log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def cpu_seconds_by_process(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) each process under the launcher has used so far.
+
+    Named by the module a process runs (``services.ledger``, ``nats-server``, ...), agents
+    by their id; on a loaded machine this is the figure that says where a cycle's cost
+    goes, whatever the wall clock says.
+    """
+    found: dict[str, float] = {}
+    for process in psutil.Process(root_pid).children(recursive=True):
+        try:
+            command = process.cmdline()
+            times = process.cpu_times()
+            agent = process.environ().get("AGENT_ID", "")
+        except psutil.Error:
+            continue
+        name = _process_name(command, agent)
+        found[name] = found.get(name, 0.0) + times.user + times.system
+    return found
+
+
+def _process_name(command: list[str], agent: str) -> str:
+    if "-m" in command:
+        module = command[command.index("-m") + 1]
+        return f"{module}:{agent}" if agent else module
+    return Path(command[0]).name if command else "?"
 
 
 def _measure(

@@ -71,6 +71,10 @@ class LlmTrader:
     def disabled_reason(self) -> str | None:
         return self._auth_failure or self._breaker.open_reason()
 
+    @property
+    def reads_candles(self) -> bool:
+        return True  # the prompt shows recent closes and a few hours of context
+
     async def close(self) -> None:
         await self._provider.close()
 

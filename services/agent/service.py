@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import TypeVar
 
 from services.agent.answered import Answered, RecentAnswers
 from services.agent.decision_log import DecisionLog
@@ -24,11 +25,21 @@ from services.agent.trader import Outcome, Trader, TraderAnswer
 from services.common import subjects
 from services.common.bus import Bus, BusError, ConsumerSpec, Delivery, Unavailable
 from services.common.clock import Clock
-from services.common.contracts import Decision, MarketSnapshot, Portfolio, PortfolioQuery
+from services.common.contracts import (
+    Decision,
+    MarketSnapshot,
+    Message,
+    Portfolio,
+    PortfolioQuery,
+    SnapshotQuery,
+    SnapshotReply,
+)
 from services.common.lineup import AgentSpec
 from services.common.runner import ServiceContext
 
 log = logging.getLogger(__name__)
+
+ReplyT = TypeVar("ReplyT", bound=Message)
 
 # Leave the ledger at least this long to answer, even close to the deadline.
 MIN_QUERY_SECONDS = 0.1
@@ -181,6 +192,8 @@ class AgentService:
             outcome = Outcome.PORTFOLIO_UNAVAILABLE
             decision = forced_hold(self._spec, snapshot, self._clock.now(), outcome, error)
             return decision, TraderAnswer.hold(outcome, error)
+        if snapshot.candles_omitted and self._trader.reads_candles:
+            snapshot = await self._with_candles(snapshot)
         try:
             answer = await self._trader.decide(snapshot, portfolio, delivery=delivery)
         except Exception as exc:
@@ -191,24 +204,49 @@ class AgentService:
             )
         return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
 
-    async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
-        """This agent's portfolio from the ledger, asked again while there is time.
+    async def _with_candles(self, snapshot: MarketSnapshot) -> MarketSnapshot:
+        """The full snapshot of this cycle from the market (the event leaves the candles out).
 
-        A ledger restarting for a few seconds should not cost the agent its cycle: the
-        question is repeated with back-off as long as the answer would still leave the
-        model its own time (``timeout_seconds``) before the deadline.
+        A market that no longer holds it (it restarted) or stays unreachable leaves the
+        snapshot as it came: the prompt then shows the indicators without recent closes,
+        and the decision's prompt records that.
+        """
+        query = SnapshotQuery(cycle_id=snapshot.cycle_id)
+        try:
+            reply = await self._ask(snapshot, subjects.MARKET_QUERY_SNAPSHOT, query, SnapshotReply)
+        except BusError as exc:
+            problem = str(exc)
+        else:
+            if reply.snapshot is not None and reply.snapshot.cycle_id == snapshot.cycle_id:
+                return reply.snapshot
+            problem = "the market answered without it"
+        log.warning(
+            "candles of cycle %s unavailable (%s): deciding on the snapshot without them",
+            snapshot.cycle_id,
+            problem,
+            extra={"agent_id": self._spec.id, "cycle_id": snapshot.cycle_id},
+        )
+        return snapshot
+
+    async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
+        query = PortfolioQuery(agent_id=self._spec.id)
+        return await self._ask(snapshot, subjects.LEDGER_QUERY_PORTFOLIO, query, Portfolio)
+
+    async def _ask(
+        self, snapshot: MarketSnapshot, subject: str, query: Message, reply: type[ReplyT]
+    ) -> ReplyT:
+        """A question to a peer service, asked again while there is time.
+
+        A ledger or market restarting for a few seconds should not cost the agent its
+        cycle: the question is repeated with back-off as long as the answer would still
+        leave the model its own time (``timeout_seconds``) before the deadline.
         """
         wait = 0.25
         while True:
             remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
             timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
             try:
-                return await self._bus.request(
-                    subjects.LEDGER_QUERY_PORTFOLIO,
-                    PortfolioQuery(agent_id=self._spec.id),
-                    Portfolio,
-                    timeout=timeout,
-                )
+                return await self._bus.request(subject, query, reply, timeout=timeout)
             except Unavailable:
                 left = (snapshot.decision_deadline - self._clock.now()).total_seconds()
                 if left - wait - self._request_timeout < self._spec.timeout_seconds:

@@ -46,6 +46,11 @@ class Trader(Protocol):
         """Why this agent does not call its model now (answers HOLD), or None."""
         ...
 
+    @property
+    def reads_candles(self) -> bool:
+        """Whether ``decide`` reads the candles (the snapshot event carries none)."""
+        ...
+
     async def decide(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
     ) -> TraderAnswer:
@@ -64,6 +69,10 @@ class BaselineTrader:
     @property
     def disabled_reason(self) -> str | None:
         return None
+
+    @property
+    def reads_candles(self) -> bool:
+        return False  # baselines read the indicators
 
     async def decide(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
@@ -88,6 +97,10 @@ class DisabledTrader:
     @property
     def disabled_reason(self) -> str | None:
         return self._reason
+
+    @property
+    def reads_candles(self) -> bool:
+        return False
 
     async def decide(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1

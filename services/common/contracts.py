@@ -189,9 +189,20 @@ class MarketSnapshot(Message):
     unavailable: dict[str, str] = Field(
         default_factory=dict, description="Symbol -> reason it is missing from this snapshot."
     )
+    candles_omitted: bool = Field(
+        default=False,
+        description="True on the wire: the event leaves the candles out (they are most of "
+        "its size, and only a model's prompt reads them); ask arena.market.query.snapshot "
+        "with the cycle id for the full snapshot.",
+    )
 
     def symbol(self, symbol: str) -> SymbolSnapshot | None:
         return next((s for s in self.symbols if s.symbol == symbol), None)
+
+    def without_candles(self) -> MarketSnapshot:
+        """This snapshot as the event carries it: everything but the candles."""
+        lean = tuple(s.model_copy(update={"candles": ()}) for s in self.symbols)
+        return self.model_copy(update={"symbols": lean, "candles_omitted": True})
 
 
 class TickPrice(Message):
@@ -613,7 +624,11 @@ class SymbolReply(Message):
 
 
 class SnapshotQuery(Message):
-    pass
+    cycle_id: str | None = Field(
+        default=None,
+        description="The full snapshot (candles included) of this cycle, while the market "
+        "still holds it (its recent cycles); none: the latest.",
+    )
 
 
 class SnapshotReply(Message):

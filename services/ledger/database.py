@@ -86,6 +86,7 @@ async def create_pool(
                 max_size=max_size,
                 statement_cache_size=_cache_size(settings),
                 command_timeout=command_timeout,
+                reset=_keep_session,
             )
         except Exception as exc:
             if not is_unavailable(exc) or (deadline is not None and time.monotonic() >= deadline):
@@ -93,6 +94,16 @@ async def create_pool(
             if attempt == 1 or attempt % 20 == 0:
                 log.warning("Postgres not reachable (%s), still trying (attempt %d)", exc, attempt)
             await asyncio.sleep(0.5)
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more than asyncpg's own
+    clean-up (an open transaction rolled back, listeners removed).
+
+    The ledger keeps no session state (no session-level locks, cursors, LISTEN or SET; its
+    advisory lock is transaction-scoped), so the default reset statement would be a round
+    trip to Postgres on every release for nothing.
+    """
 
 
 # What Postgres (or the way to it) raises while it is down, restarting, overloaded or

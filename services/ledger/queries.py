@@ -186,11 +186,13 @@ class LedgerQueries:
             yield conn
 
     async def portfolio(self, query: PortfolioQuery) -> Portfolio:
-        async with self._snapshot() as conn:
-            row = await store.account(conn, query.agent_id)
-            if row is None:
-                raise NotFound(f"no account for agent {query.agent_id!r}")
-            positions = await store.open_positions(conn, query.agent_id)
+        # Asked for every decision, twice (the agent, then risk): one statement, no
+        # transaction around it.
+        async with acquire(self._pool) as conn:
+            found = await store.portfolio(conn, query.agent_id)
+        if found is None:
+            raise NotFound(f"no account for agent {query.agent_id!r}")
+        row, positions = found
         return Portfolio(
             account=account_view(row), positions=tuple(position_view(p) for p in positions)
         )

@@ -118,7 +118,7 @@ def _account(record: asyncpg.Record) -> AccountRow:
     return AccountRow(**dict(record))
 
 
-def _position(record: asyncpg.Record) -> PositionRow:
+def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
     values: dict[str, Any] = dict(record)
     values["side"] = PositionSide(values["side"])
     values["status"] = PositionStatus(values["status"])
@@ -279,6 +279,24 @@ async def open_positions(conn: Connection, llm_id: str | None = None) -> list[Po
         llm_id,
     )
     return [_position(r) for r in records]
+
+
+async def portfolio(conn: Connection, llm_id: str) -> tuple[AccountRow, list[PositionRow]] | None:
+    """An account and its open positions in one statement (one round trip, one snapshot)."""
+    record = await conn.fetchrow(
+        f"SELECT {_ACCOUNT_COLUMNS}, ARRAY(SELECT ROW({_POSITION_COLUMNS}) FROM positions "
+        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS open_positions "
+        "FROM llm_accounts WHERE llm_id = $1",
+        llm_id,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    rows = values.pop("open_positions")
+    positions = [
+        _position(dict(zip(PositionRow.__dataclass_fields__, row, strict=True))) for row in rows
+    ]
+    return AccountRow(**values), positions
 
 
 async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> list[str]:

@@ -95,7 +95,11 @@ async def announce(
     record: Callable[[], Awaitable[None]],
     stopped: asyncio.Event,
 ) -> bool:
-    """Record the state, then publish the start and the snapshot; False if not all done."""
+    """Record the state, then publish the start and the snapshot; False if not all done.
+
+    The snapshot goes out without its candles (see ``MarketSnapshot.candles_omitted``);
+    the scheduler keeps the full one for whoever asks.
+    """
     cycle_id = started.cycle_id
 
     def expired() -> bool:
@@ -104,8 +108,10 @@ async def announce(
     async def publish_start() -> None:
         await bus.publish(subjects.CYCLE_STARTED, started, natural_id=cycle_id)
 
+    lean = snapshot.without_candles()
+
     async def publish_snapshot() -> None:
-        await bus.publish(subjects.MARKET_SNAPSHOT, snapshot, natural_id=cycle_id)
+        await bus.publish(subjects.MARKET_SNAPSHOT, lean, natural_id=cycle_id)
 
     for step, attempt in (
         ("recording the market state", record),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from datetime import datetime
 
 from services.common.bus import Bus, Delivery
@@ -50,6 +51,11 @@ from services.market.state_store import StateStore
 from services.market.ticks import TickPublisher
 
 log = logging.getLogger(__name__)
+
+# Full snapshots kept for arena.market.query.snapshot by cycle id: the event leaves the
+# candles out, and a model's prompt asks for them while its cycle runs (one at a time,
+# so a few cover a late answer too).
+RECENT_SNAPSHOTS = 8
 
 
 class CycleScheduler:
@@ -95,6 +101,7 @@ class CycleScheduler:
         self._plan_restored = False
         self._replay_done = False
         self._latest: MarketSnapshot | None = None
+        self._recent: OrderedDict[str, MarketSnapshot] = OrderedDict()
         self._keeper = StateKeeper(
             store=store, state=self._state, source=source, resumable=resumable, ticks=self._ticks
         )
@@ -152,6 +159,10 @@ class CycleScheduler:
     @property
     def latest_snapshot(self) -> MarketSnapshot | None:
         return self._latest
+
+    def snapshot_of(self, cycle_id: str) -> MarketSnapshot | None:
+        """The full snapshot of a recent cycle, candles included (None: not held)."""
+        return self._recent.get(cycle_id)
 
     @property
     def latest_tick(self) -> MarketTick | None:
@@ -326,6 +337,9 @@ class CycleScheduler:
         # Current before publishing, so a completion arriving right away is not missed.
         self._current = cycle
         self._stats.started += 1
+        self._recent[cycle_id] = snapshot
+        while len(self._recent) > RECENT_SNAPSHOTS:
+            self._recent.popitem(last=False)
         announced = await announce(
             bus=self._bus,
             clock=self._clock,

@@ -78,8 +78,16 @@ class MarketService:
     async def _resume(self, _: SchedulerCommand) -> SchedulerStatus:
         return await self._scheduler.resume()
 
-    async def _snapshot(self, _: SnapshotQuery) -> SnapshotReply:
-        return SnapshotReply(snapshot=self._scheduler.latest_snapshot)
+    async def _snapshot(self, query: SnapshotQuery) -> SnapshotReply:
+        if query.cycle_id is None:
+            return SnapshotReply(snapshot=self._scheduler.latest_snapshot)
+        snapshot = self._scheduler.snapshot_of(query.cycle_id)
+        if snapshot is None:
+            raise NotFound(
+                f"the market no longer holds the snapshot of cycle {query.cycle_id!r} "
+                "(it keeps its recent cycles', since it last started)"
+            )
+        return SnapshotReply(snapshot=snapshot)
 
     async def _prices(self, _: PricesQuery) -> Prices:
         scheduler = self._scheduler

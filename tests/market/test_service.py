@@ -59,8 +59,18 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
         assert snapshot.decision_deadline == started.decision_deadline
         assert snapshot.source == "simulator"
         assert [s.symbol for s in snapshot.symbols] == list(DEFAULT_SYMBOLS)
-        assert all(len(s.candles) == 100 for s in snapshot.symbols)
         assert all(s.indicators.ema_50 is not None for s in snapshot.symbols)
+        # The event leaves the candles out; the market serves the full snapshot by cycle id.
+        assert snapshot.candles_omitted and all(s.candles == () for s in snapshot.symbols)
+        held = await obs.bus.request(
+            subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(cycle_id=started.cycle_id), SnapshotReply
+        )
+        assert held.snapshot is not None and not held.snapshot.candles_omitted
+        assert all(len(s.candles) == 100 for s in held.snapshot.symbols)
+        assert held.snapshot.without_candles() == snapshot
+        unknown = SnapshotQuery(cycle_id="no-such-cycle")
+        with pytest.raises(RemoteError, match="not_found: the market no longer holds"):
+            await obs.bus.request(subjects.MARKET_QUERY_SNAPSHOT, unknown, SnapshotReply)
 
         status = await obs.status()
         assert status.current_cycle_id == started.cycle_id
@@ -254,7 +264,8 @@ async def test_price_and_symbol_queries(
             subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="BTCUSDT"), SymbolReply
         )
         assert reply.cycle_id == snapshot.cycle_id
-        assert reply.symbol == snapshot.symbol("BTCUSDT")
+        assert reply.symbol.model_copy(update={"candles": ()}) == snapshot.symbol("BTCUSDT")
+        assert len(reply.symbol.candles) == 100
         assert reply.symbol.context_4h is not None and reply.symbol.filters is not None
 
         clock.advance(10)
