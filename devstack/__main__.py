@@ -107,7 +107,7 @@ def _program_env(program: Program, nats: Nats, data_dir: Path) -> dict[str, str]
     return env
 
 
-def run(data_dir: Path, settings: Settings) -> int:
+def run(data_dir: Path, settings: Settings, *, free_ports: bool = False) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     lineup = load_lineup(settings.agents_file)
     env = dict(os.environ)
@@ -133,7 +133,7 @@ def run(data_dir: Path, settings: Settings) -> int:
             {**env, "NATS_URL": nats.url_for(ADMIN_USER)},
             "creating the event streams (as the admin user)",
         )
-        return _supervise(data_dir, lineup, settings, nats, env)
+        return _supervise(data_dir, lineup, settings, nats, env, free_ports=free_ports)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if nats_server is not None:
@@ -144,9 +144,16 @@ def run(data_dir: Path, settings: Settings) -> int:
 
 
 def _supervise(
-    data_dir: Path, lineup: Lineup, settings: Settings, nats: Nats, env: dict[str, str]
+    data_dir: Path,
+    lineup: Lineup,
+    settings: Settings,
+    nats: Nats,
+    env: dict[str, str],
+    *,
+    free_ports: bool,
 ) -> int:
-    placed = programs(lineup, port_is_free=port_is_free, free_port=free_port)
+    is_free = (lambda _: False) if free_ports else port_is_free
+    placed = programs(lineup, port_is_free=is_free, free_port=free_port)
     status_file = data_dir / "processes.json"
     status_file.unlink(missing_ok=True)
     config = write_config(
@@ -195,9 +202,15 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("ARENA_DATA_DIR", PROJECT_ROOT / ".arena")),
     )
+    run_parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="give every process a free metrics port instead of 9101 and up (arenas started "
+        "side by side, such as benchmarks, would otherwise race for the same defaults)",
+    )
     args = parser.parse_args()
     if args.command == "run":
-        sys.exit(run(args.data_dir, load_settings("arena")))
+        sys.exit(run(args.data_dir, load_settings("arena"), free_ports=args.free_ports))
 
 
 if __name__ == "__main__":

@@ -285,14 +285,14 @@ async def portfolio(conn: Connection, llm_id: str) -> tuple[AccountRow, list[Pos
     """An account and its open positions in one statement (one round trip, one snapshot)."""
     record = await conn.fetchrow(
         f"SELECT {_ACCOUNT_COLUMNS}, ARRAY(SELECT ROW({_POSITION_COLUMNS}) FROM positions "
-        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS open_positions "
+        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions "
         "FROM llm_accounts WHERE llm_id = $1",
         llm_id,
     )
     if record is None:
         return None
     values = dict(record)
-    rows = values.pop("open_positions")
+    rows = values.pop("held_positions")
     positions = [
         _position(dict(zip(PositionRow.__dataclass_fields__, row, strict=True))) for row in rows
     ]

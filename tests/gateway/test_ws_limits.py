@@ -65,12 +65,19 @@ def snapshots_received(client: WsClient) -> list[str]:
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> int:
-    """Read what the gateway had buffered until it closes the connection; bytes read."""
+    """Read what the gateway had buffered until it closes the connection; bytes read.
+
+    A reset counts as closed too: on a loaded machine the reading may start only after
+    the kernel has already cut the connection (TCP_USER_TIMEOUT), discarding the backlog.
+    """
     sock.settimeout(timeout)
     total = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        chunk = sock.recv(1 << 20)
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            return total
         if not chunk:
             return total
         total += len(chunk)
