@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TypeVar
 
 from services.common import subjects
@@ -84,10 +83,7 @@ class ArenaReader:
         query = DecisionsQuery(agent_id=agent_id, page=page)
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_DECISIONS, query, Decisions)
 
-    async def equity(
-        self, agent_id: str | None, since: datetime | None, limit: int
-    ) -> EquitySeries:
-        query = EquityQuery(agent_id=agent_id, since=since, limit=limit)
+    async def equity(self, query: EquityQuery) -> EquitySeries:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, EquitySeries)
 
     async def stats(self) -> Stats:

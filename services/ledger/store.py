@@ -799,17 +799,39 @@ async def agent_page(
     *,
     limit: int,
     offset: int,
-) -> tuple[int, list[asyncpg.Record]]:
-    """One page of ``table`` (all agents, or one), with the total it was cut from.
+) -> list[asyncpg.Record]:
+    """One page of ``table`` (all agents, or one); an index serves each order.
 
     ``table`` and ``order_by`` are the callers' constants, never request input.
     """
-    where = "$1::text IS NULL OR llm_id = $1"
-    total = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", agent_id)
-    rows = await conn.fetch(
-        f"SELECT * FROM {table} WHERE {where} ORDER BY {order_by} LIMIT $2 OFFSET $3",
+    if agent_id is None:
+        sql = f"SELECT * FROM {table} ORDER BY {order_by} LIMIT $1 OFFSET $2"
+        return list(await conn.fetch(sql, limit, offset))
+    sql = f"SELECT * FROM {table} WHERE llm_id = $1 ORDER BY {order_by} LIMIT $2 OFFSET $3"
+    return list(await conn.fetch(sql, agent_id, limit, offset))
+
+
+async def trade_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
+    """Trades of one agent or all, from the accounts' counters (``verify`` checks that each
+    equals its rows), so a page's total costs no count over the table."""
+    total = await conn.fetchval(
+        "SELECT coalesce(sum(total_trades), 0) FROM llm_accounts "
+        "WHERE llm_id = $1 OR $1::text IS NULL",
         agent_id,
-        limit,
-        offset,
     )
-    return int(total), list(rows)
+    return int(total)
+
+
+async def decision_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
+    """Decisions of one agent (counted on its index) or all: the chain's length (every
+    decision is appended to it; ``verify`` checks the rows against its head) and any
+    stored before the chain."""
+    if agent_id is not None:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM decisions WHERE llm_id = $1", agent_id)
+        )
+    total = await conn.fetchval(
+        "SELECT (SELECT seq FROM decision_chain_head) "
+        "+ (SELECT count(*) FROM decisions WHERE seq IS NULL)"
+    )
+    return int(total)

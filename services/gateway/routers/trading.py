@@ -14,6 +14,8 @@ from services.common.clock import Clock
 from services.common.contracts import (
     Accounts,
     Decisions,
+    MAX_EQUITY_POINTS,
+    EquityQuery,
     EquitySeries,
     Leaderboard,
     Portfolio,
@@ -154,13 +156,33 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def agent_decisions(llm_id: LlmId, limit: Limit = 50, offset: Offset = 0) -> Decisions:
         return await reader.decisions(known(llm_id), page(limit, offset))
 
-    @api.get("/equity", response_model=EquitySeries, summary="Equity time series per agent")
+    @api.get(
+        "/equity",
+        response_model=EquitySeries,
+        summary="Equity time series per agent, at most `points` per agent",
+    )
     async def equity(
         agent_id: AgentFilter = None,
-        since: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=20000)] = 2000,
-    ) -> EquitySeries:
-        return await reader.equity(known(agent_id) if agent_id else None, since, limit)
+        since: Annotated[
+            datetime | None, Query(description="Only snapshots at or after this time.")
+        ] = None,
+        limit: Annotated[
+            int, Query(ge=1, le=20000, description="At most this many points in all, newest kept.")
+        ] = 2000,
+        points: Annotated[
+            int,
+            Query(
+                ge=2,
+                le=MAX_EQUITY_POINTS,
+                description="At most this many points per agent: a longer history is cut "
+                "into this many equal time spans and the last snapshot of each is returned.",
+            ),
+        ] = 1000,
+    ) -> Response:
+        query = EquityQuery(
+            agent_id=known(agent_id) if agent_id else None, since=since, limit=limit, points=points
+        )
+        return json_response(await serialised(reader.equity(query)))
 
     @api.get("/stats", response_model=Stats, summary="Per-agent statistics")
     async def stats() -> Stats:
