@@ -89,8 +89,9 @@ class ArenaReader:
     async def stats(self) -> Stats:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
 
-    async def verify(self) -> VerifyReport:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, VerifyQuery(), VerifyReport)
+    async def verify(self, full: bool = False) -> VerifyReport:
+        query = VerifyQuery(full=full)
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, query, VerifyReport)
 
     # ------------------------------------------------------------ market
 

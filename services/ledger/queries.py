@@ -297,14 +297,16 @@ class LedgerQueries:
             )
         )
 
-    async def verify(self, _: VerifyQuery) -> VerifyReport:
+    async def verify(self, query: VerifyQuery) -> VerifyReport:
         async with acquire(self._pool) as conn:
-            findings = await examine(conn)
+            findings = await examine(conn, full=query.full)
         return VerifyReport(
             ok=not findings.problems,
             checked_accounts=findings.checked_accounts,
             checked_decisions=findings.checked_decisions,
             problems=tuple(findings.problems),
+            full=findings.full,
+            checked_from=findings.checked_from,
         )
 
 

@@ -545,15 +545,19 @@ async def insert_proposal(conn: Connection, decision: Decision) -> None:
     )
 
 
-async def unbooked_proposals(conn: Connection, recorded_before: datetime) -> list[asyncpg.Record]:
-    """Proposals recorded before ``recorded_before`` that have no decision in the books."""
+async def unbooked_proposals(
+    conn: Connection, recorded_before: datetime, recorded_from: datetime | None = None
+) -> list[asyncpg.Record]:
+    """Proposals recorded in [``recorded_from``, ``recorded_before``) that have no decision
+    in the books."""
     return list(
         await conn.fetch(
             "SELECT p.decision_id, p.llm_id, p.recorded_at FROM proposals p "
-            "WHERE p.recorded_at < $1 AND NOT EXISTS "
+            "WHERE p.recorded_at < $1 AND p.recorded_at >= $2 AND NOT EXISTS "
             "(SELECT 1 FROM decisions d WHERE d.decision_id = p.decision_id) "
             "ORDER BY p.recorded_at",
             recorded_before,
+            recorded_from or datetime.min.replace(tzinfo=UTC),
         )
     )
 
@@ -611,13 +615,16 @@ async def insert_decision(
 
 
 async def chain_rows(
-    conn: Connection,
+    conn: Connection, after_seq: int = 0
 ) -> list[tuple[int | None, str | None, str | None, DecisionContent]]:
-    """Every decision in chain order: (seq, prev_hash, hash, content)."""
+    """The decisions after chain position ``after_seq`` (and any outside the chain), in
+    chain order: (seq, prev_hash, hash, content)."""
     records = await conn.fetch(
         "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
         "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at "
-        "FROM decisions ORDER BY seq NULLS FIRST, applied_at, decision_id"
+        "FROM decisions WHERE seq IS NULL OR seq > $1 "
+        "ORDER BY seq NULLS FIRST, applied_at, decision_id",
+        after_seq,
     )
     return [
         (

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Path, Query, Response
 
 from services.common.clock import Clock
 from services.common.contracts import (
+    MAX_EQUITY_POINTS,
     Accounts,
     Decisions,
-    MAX_EQUITY_POINTS,
     EquityQuery,
     EquitySeries,
     Leaderboard,
@@ -199,7 +199,15 @@ def audit_router(reader: ArenaReader) -> APIRouter:
         response_model=VerifyReport,
         summary="Recompute every account from its rows and report any difference",
     )
-    async def verify() -> VerifyReport:
-        return await reader.verify()
+    async def verify(
+        full: Annotated[
+            bool,
+            Query(
+                description="Check the whole decision chain and every proposal, not only "
+                "what came after the last clean check."
+            ),
+        ] = False,
+    ) -> VerifyReport:
+        return await reader.verify(full)
 
     return api
