@@ -536,7 +536,8 @@ class EquityPoint(Message):
     total_funding: Money
 
 
-MAX_EQUITY_POINTS = 5000
+# An answer of this many points stays well inside NATS's 1 MB message (about 250 bytes each).
+MAX_EQUITY_POINTS = 2000
 
 
 class EquityQuery(Message):

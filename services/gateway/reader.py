@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 from services.common import subjects
@@ -84,7 +85,26 @@ class ArenaReader:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_DECISIONS, query, Decisions)
 
     async def equity(self, query: EquityQuery) -> EquitySeries:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, EquitySeries)
+        """One agent's series, or every account's asked for one by one and merged: each
+        answer holds at most ``points`` points, so it stays within NATS's message size
+        however many agents there are."""
+        if query.agent_id is not None:
+            return await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, EquitySeries)
+        accounts = await self.accounts()
+        each = min(query.limit, query.points)
+        answers = await asyncio.gather(
+            *(
+                self._ask(
+                    LEDGER,
+                    subjects.LEDGER_QUERY_EQUITY,
+                    query.model_copy(update={"agent_id": a.agent_id, "limit": each}),
+                    EquitySeries,
+                )
+                for a in accounts.accounts
+            )
+        )
+        merged = sorted((p for a in answers for p in a.points), key=lambda p: p.at)
+        return EquitySeries(points=tuple(merged[-query.limit :]))
 
     async def stats(self) -> Stats:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
