@@ -182,7 +182,7 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
         query = EquityQuery(
             agent_id=known(agent_id) if agent_id else None, since=since, limit=limit, points=points
         )
-        return json_response(await serialised(reader.equity(query)))
+        return json_response(await reader.equity(query))
 
     @api.get("/stats", response_model=Stats, summary="Per-agent statistics")
     async def stats() -> Stats:
