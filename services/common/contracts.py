@@ -547,10 +547,22 @@ class EquityPoint(Message):
     total_funding: Money
 
 
+# An answer of this many points stays well inside NATS's 1 MB message (about 250 bytes each).
+MAX_EQUITY_POINTS = 2000
+
+
 class EquityQuery(Message):
+    """The equity curve of one agent or all, from ``since``.
+
+    At most ``points`` points per agent: an agent with more snapshots in the window has the
+    window cut into ``points`` equal spans and the last snapshot of each span returned (its
+    newest snapshot always among them). At most ``limit`` points in all, the newest kept.
+    """
+
     agent_id: AgentId | None = None
     since: datetime | None = None
     limit: int = Field(default=2000, ge=1, le=20000)
+    points: int = Field(default=1000, ge=2, le=MAX_EQUITY_POINTS)
 
 
 class EquitySeries(Message):
@@ -591,7 +603,10 @@ class Stats(Message):
 
 
 class VerifyQuery(Message):
-    pass
+    """``full``: check the whole decision chain and every proposal, not only what came
+    after the last clean check (the checkpoint)."""
+
+    full: bool = False
 
 
 class VerifyReport(Message):
@@ -599,6 +614,10 @@ class VerifyReport(Message):
     checked_accounts: int
     checked_decisions: int
     problems: tuple[str, ...]
+    full: bool = True
+    """Whether the whole chain was checked (False: only the rows after ``checked_from``)."""
+    checked_from: int = 0
+    """The chain position the check started after (0: from the first decision)."""
 
 
 class PricesQuery(Message):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from pydantic import ConfigDict
 
 from services.common import subjects
 from services.common.bus import Bus, BusError
@@ -13,7 +17,6 @@ from services.common.contracts import (
     Decisions,
     DecisionsQuery,
     EquityQuery,
-    EquitySeries,
     Leaderboard,
     LeaderboardQuery,
     Message,
@@ -43,6 +46,18 @@ LEDGER = "ledger"
 MARKET = "market"
 
 R = TypeVar("R", bound=Message)
+
+
+class _RawSeries(Message):
+    """An :class:`EquitySeries` reply with its points left as the JSON objects they are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    points: list[dict[str, Any]]
+
+    def to_json(self, points: list[dict[str, Any]]) -> bytes:
+        body = {"schema_version": self.schema_version, "points": points}
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 class ArenaReader:
@@ -84,17 +99,38 @@ class ArenaReader:
         query = DecisionsQuery(agent_id=agent_id, page=page)
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_DECISIONS, query, Decisions)
 
-    async def equity(
-        self, agent_id: str | None, since: datetime | None, limit: int
-    ) -> EquitySeries:
-        query = EquityQuery(agent_id=agent_id, since=since, limit=limit)
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, EquitySeries)
+    async def equity(self, query: EquityQuery) -> bytes:
+        """The series as JSON: one agent's, or every account's asked for one by one and
+        merged, newest ``limit`` kept. Each answer holds at most ``points`` points, so it
+        stays within NATS's message size however many agents there are; the points pass
+        through as the ledger wrote them (validating thousands of amounts costs more than
+        the query)."""
+        if query.agent_id is not None:
+            one = await self._ask(LEDGER, subjects.LEDGER_QUERY_EQUITY, query, _RawSeries)
+            return one.to_json(one.points)
+        accounts = await self.accounts()
+        each = query.model_copy(update={"limit": min(query.limit, query.points)})
+        answers = await asyncio.gather(
+            *(
+                self._ask(
+                    LEDGER,
+                    subjects.LEDGER_QUERY_EQUITY,
+                    each.model_copy(update={"agent_id": a.agent_id}),
+                    _RawSeries,
+                )
+                for a in accounts.accounts
+            )
+        )
+        points = [p for a in answers for p in a.points]
+        points.sort(key=lambda p: datetime.fromisoformat(p["at"]))
+        return _RawSeries(points=[]).to_json(points[-query.limit :])
 
     async def stats(self) -> Stats:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
 
-    async def verify(self) -> VerifyReport:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, VerifyQuery(), VerifyReport)
+    async def verify(self, full: bool = False) -> VerifyReport:
+        query = VerifyQuery(full=full)
+        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, query, VerifyReport)
 
     # ------------------------------------------------------------ market
 

@@ -38,7 +38,9 @@ async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 async def _verify(settings: Settings, args: argparse.Namespace) -> int:
     conn = await connect(settings)
     try:
-        problems = await verify(conn, timedelta(seconds=args.unbooked_grace_seconds))
+        problems = await verify(
+            conn, timedelta(seconds=args.unbooked_grace_seconds), full=args.full
+        )
     finally:
         await conn.close()
     for problem in problems:
@@ -106,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=UNBOOKED_GRACE.total_seconds(),
         help="a proposed decision younger than this may still be on its way (default %(default)g)",
+    )
+    check.add_argument(
+        "--full",
+        action="store_true",
+        help="check the whole decision chain and every proposal, not only what came after "
+        "the last clean check",
     )
     sub.add_parser(
         "streams",

@@ -81,11 +81,13 @@ def link(seq: int, prev_hash: str, row: DecisionContent) -> ChainLink:
 def check(
     rows: Sequence[tuple[int | None, str | None, str | None, DecisionContent]],
     head: tuple[int, str] | None = None,
+    after: tuple[int, str] = (0, GENESIS),
 ) -> list[str]:
-    """Every break in the chain, one line each; ``rows`` in chain order."""
+    """Every break in the chain, one line each; ``rows`` in chain order, the first one
+    right after position ``after`` (seq, hash): the start, or a point checked before."""
     problems: list[str] = []
-    expected_prev = GENESIS
-    expected_seq = 1
+    expected_prev = after[1]
+    expected_seq = after[0] + 1
     for seq, prev_hash, stored_hash, row in rows:
         name = row.decision_id
         if seq is None or stored_hash is None or prev_hash is None:

@@ -43,7 +43,8 @@ from services.common.contracts import (
     VerifyQuery,
     VerifyReport,
 )
-from services.ledger import accounting, stats, store
+from services.ledger import accounting, curve_store, series, stats, store
+from services.ledger.curve import Curve
 from services.ledger.database import acquire
 from services.ledger.store import AccountRow
 from services.ledger.verify import examine
@@ -97,7 +98,8 @@ async def _extras(conn: asyncpg.Connection) -> Extras:
         "SELECT llm_id, sum(estimated_cost) AS v FROM llm_api_calls GROUP BY llm_id"
     )
     failures = await conn.fetch(
-        "SELECT llm_id, count(*)::int AS v FROM decisions WHERE starts_with(error, $1) "
+        "SELECT llm_id, count(*)::int AS v FROM decisions "
+        "WHERE error IS NOT NULL AND starts_with(error, $1) "
         "GROUP BY llm_id",
         PARSE_ERROR_PREFIX,
     )
@@ -181,6 +183,9 @@ class LedgerQueries:
             acquire(self._pool) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
+            # A plan for the values asked, not a generic one: ``$1 IS NULL OR llm_id = $1``
+            # would otherwise read every agent's rows.
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             if agent_id is not None and await store.account(conn, agent_id) is None:
                 raise NotFound(f"no account for agent {agent_id!r}")
             yield conn
@@ -226,7 +231,8 @@ class LedgerQueries:
 
     async def trades(self, query: TradesQuery) -> Trades:
         async with self._snapshot(query.agent_id) as conn:
-            total, records = await store.agent_page(
+            total = await store.trade_count(conn, query.agent_id)
+            records = await store.agent_page(
                 conn,
                 "trades",
                 "executed_at DESC, (exit_price IS NULL), id",
@@ -238,7 +244,8 @@ class LedgerQueries:
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
         async with self._snapshot(query.agent_id) as conn:
-            total, records = await store.agent_page(
+            total = await store.decision_count(conn, query.agent_id)
+            records = await store.agent_page(
                 conn,
                 "decisions",
                 "applied_at DESC, seq DESC NULLS LAST",
@@ -250,14 +257,12 @@ class LedgerQueries:
 
     async def equity(self, query: EquityQuery) -> EquitySeries:
         async with self._snapshot(query.agent_id) as conn:
-            records = await conn.fetch(
-                "SELECT * FROM equity_snapshots "
-                "WHERE ($1::text IS NULL OR llm_id = $1) "
-                "AND ($2::timestamptz IS NULL OR at >= $2) "
-                "ORDER BY at DESC, id DESC LIMIT $3",
-                query.agent_id,
-                query.since,
-                query.limit,
+            if query.agent_id is not None:
+                agents = [query.agent_id]
+            else:
+                agents = [r.llm_id for r in await store.accounts(conn)]
+            records = await series.equity_series(
+                conn, agents, query.since, query.points, query.limit
             )
         return EquitySeries(
             points=tuple(
@@ -276,44 +281,58 @@ class LedgerQueries:
         )
 
     async def stats(self, _: StatsQuery) -> Stats:
+        # The curves' buckets first, so they hold every snapshot written before this call.
+        await curve_store.catch_up(self._pool)
         async with self._snapshot() as conn:
             rows = await store.accounts(conn)
             extras = await _extras(conn)
-            closes = await conn.fetch(
-                "SELECT llm_id, realized_pnl FROM trades WHERE exit_price IS NOT NULL"
-            )
+            closes = {r["llm_id"]: r for r in await conn.fetch(_CLOSES)}
             reasons = await conn.fetch(
                 "SELECT llm_id, code, count(*)::int AS n "
                 "FROM rejected_decisions, unnest(reason_codes) AS code GROUP BY llm_id, code"
             )
-            curve = await conn.fetch(
-                "SELECT llm_id, equity FROM equity_snapshots ORDER BY llm_id, at, id"
+            curves = await curve_store.curves(conn, {r.llm_id: r.initial_balance for r in rows})
+        return Stats(
+            agents=tuple(
+                agent_stats(r, extras, closes.get(r.llm_id), reasons, curves[r.llm_id])
+                for r in rows
             )
-        return Stats(agents=tuple(agent_stats(r, extras, closes, reasons, curve) for r in rows))
+        )
 
-    async def verify(self, _: VerifyQuery) -> VerifyReport:
+    async def verify(self, query: VerifyQuery) -> VerifyReport:
         async with acquire(self._pool) as conn:
-            findings = await examine(conn)
+            findings = await examine(conn, full=query.full)
         return VerifyReport(
             ok=not findings.problems,
             checked_accounts=findings.checked_accounts,
             checked_decisions=findings.checked_decisions,
             problems=tuple(findings.problems),
+            full=findings.full,
+            checked_from=findings.checked_from,
         )
+
+
+# Closed trades per agent: wins (PnL > 0) and losses (the rest), summed exactly.
+_CLOSES = """
+SELECT llm_id,
+       count(*) FILTER (WHERE realized_pnl > 0)::int AS wins,
+       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl > 0), 0) AS won,
+       count(*) FILTER (WHERE realized_pnl <= 0)::int AS losses,
+       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl <= 0), 0) AS lost
+FROM trades WHERE exit_price IS NOT NULL GROUP BY llm_id
+"""
 
 
 def agent_stats(
     row: AccountRow,
     extras: Extras,
-    closes: Sequence[asyncpg.Record],
+    closes: asyncpg.Record | None,
     reasons: Sequence[asyncpg.Record],
-    curve: Sequence[asyncpg.Record],
+    curve: Curve,
 ) -> AgentStats:
-    pnls = [c["realized_pnl"] for c in closes if c["llm_id"] == row.llm_id]
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p <= 0]
-    equity = [row.initial_balance] + [c["equity"] for c in curve if c["llm_id"] == row.llm_id]
     cost = extras.llm_cost.get(row.llm_id, ZERO)
+    wins = closes["wins"] if closes else 0
+    losses = closes["losses"] if closes else 0
     return AgentStats(
         agent_id=row.llm_id,
         display_name=row.display_name,
@@ -329,10 +348,10 @@ def agent_stats(
         winning_trades=row.winning_trades,
         losing_trades=row.losing_trades,
         win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
-        average_win=stats.average(wins),
-        average_loss=stats.average(losses),
-        max_drawdown_pct=stats.max_drawdown_pct(equity),
-        sharpe_ratio=stats.sharpe_ratio(equity),
+        average_win=closes["won"] / wins if closes and wins else None,
+        average_loss=closes["lost"] / losses if closes and losses else None,
+        max_drawdown_pct=curve.max_drawdown_pct,
+        sharpe_ratio=curve.sharpe_ratio,
         parse_failures=extras.parse_failures.get(row.llm_id, 0),
         rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.llm_id},
     )

@@ -45,6 +45,7 @@ import asyncpg
 from services.common.clock import Clock
 from services.common.settings import Settings
 from services.common.streams import StreamLimits
+from services.ledger import curve_store
 from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.thinning import Snapshot, bucket_start, to_drop
@@ -223,6 +224,8 @@ class Retention:
                 await conn.execute(
                     "DELETE FROM equity_snapshots WHERE id = ANY($1::bigint[])", dropped
                 )
+                if dropped:
+                    await curve_store.mark_stale(conn, agent, start, end)
                 await conn.execute(
                     "INSERT INTO equity_thinning (llm_id, thinned_until) VALUES ($1, $2) "
                     "ON CONFLICT (llm_id) DO UPDATE SET thinned_until = EXCLUDED.thinned_until",

@@ -58,6 +58,7 @@ from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
 from services.common.settings import TradingLimits
 from services.ledger import store
+from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, is_unavailable
 from services.ledger.intake import BookIntake, same_agent
@@ -130,6 +131,7 @@ class LedgerService:
         )
         self._queries = LedgerQueries(pool)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
+        self._curves = CurveKeeper(pool)
         self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -141,6 +143,7 @@ class LedgerService:
             asyncio.create_task(self._relay.run(), name="ledger-outbox-relay"),
             asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
             asyncio.create_task(self.retention.run(), name="ledger-retention"),
+            asyncio.create_task(self._curves.run(), name="ledger-equity-curves"),
         ]
         async with acquire(self._pool) as conn:
             position = await store.consumer_position(conn, BOOKS.durable)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import MAX_PREC, Context, Decimal
 
 from services.ledger.accounting import HUNDRED, PERCENT_STEP, ZERO
 
@@ -28,20 +29,66 @@ def returns(equity: Sequence[Decimal]) -> list[Decimal]:
     return [b / a - 1 for a, b in itertools.pairwise(equity) if a > 0]
 
 
+# Sums of returns and of their squares are kept exact (a return has at most a few dozen
+# digits), so they do not depend on the order or grouping they were added in: a curve
+# summed bucket by bucket gives the very same figures as summed point by point.
+_EXACT = Context(prec=MAX_PREC)
+_RATIO = Context(prec=40)
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnSums:
+    """How many returns, their sum and the sum of their squares, exact."""
+
+    count: int = 0
+    total: Decimal = ZERO
+    squares: Decimal = ZERO
+
+    def add(self, value: Decimal) -> ReturnSums:
+        return ReturnSums(
+            self.count + 1,
+            _EXACT.add(self.total, value),
+            _EXACT.add(self.squares, _EXACT.multiply(value, value)),
+        )
+
+    def merge(self, other: ReturnSums) -> ReturnSums:
+        return ReturnSums(
+            self.count + other.count,
+            _EXACT.add(self.total, other.total),
+            _EXACT.add(self.squares, other.squares),
+        )
+
+    @classmethod
+    def of(cls, values: Sequence[Decimal]) -> ReturnSums:
+        sums = cls()
+        for value in values:
+            sums = sums.add(value)
+        return sums
+
+
+def sharpe_from_sums(sums: ReturnSums) -> Decimal | None:
+    """Mean over sample standard deviation of the returns summed in ``sums``."""
+    n = sums.count
+    if n < 2:
+        return None
+    # n * (n - 1) * variance, exact: zero exactly when every return is the same.
+    spread = _EXACT.subtract(
+        _EXACT.multiply(Decimal(n), sums.squares), _EXACT.multiply(sums.total, sums.total)
+    )
+    if spread <= 0:
+        return None
+    variance = _RATIO.divide(spread, Decimal(n * (n - 1)))
+    mean = _RATIO.divide(sums.total, Decimal(n))
+    return _RATIO.divide(mean, _RATIO.sqrt(variance)).quantize(RATIO_STEP)
+
+
 def sharpe_ratio(equity: Sequence[Decimal]) -> Decimal | None:
     """Mean over sample standard deviation of the per-point returns, risk-free rate 0.
 
     Not annualised: the points are the ledger's snapshots (each cycle and tick), so the
     ratio is per snapshot interval. None with fewer than two returns or no variation.
     """
-    rs = returns(equity)
-    if len(rs) < 2:
-        return None
-    mean = sum(rs, ZERO) / len(rs)
-    variance = sum(((r - mean) ** 2 for r in rs), ZERO) / (len(rs) - 1)
-    if variance == 0:
-        return None
-    return (mean / variance.sqrt()).quantize(RATIO_STEP)
+    return sharpe_from_sums(ReturnSums.of(returns(equity)))
 
 
 def average(values: Sequence[Decimal]) -> Decimal | None:

@@ -563,15 +563,19 @@ async def insert_proposal(conn: Connection, decision: Decision) -> None:
     )
 
 
-async def unbooked_proposals(conn: Connection, recorded_before: datetime) -> list[asyncpg.Record]:
-    """Proposals recorded before ``recorded_before`` that have no decision in the books."""
+async def unbooked_proposals(
+    conn: Connection, recorded_before: datetime, recorded_from: datetime | None = None
+) -> list[asyncpg.Record]:
+    """Proposals recorded in [``recorded_from``, ``recorded_before``) that have no decision
+    in the books."""
     return list(
         await conn.fetch(
             "SELECT p.decision_id, p.llm_id, p.recorded_at FROM proposals p "
-            "WHERE p.recorded_at < $1 AND NOT EXISTS "
+            "WHERE p.recorded_at < $1 AND p.recorded_at >= $2 AND NOT EXISTS "
             "(SELECT 1 FROM decisions d WHERE d.decision_id = p.decision_id) "
             "ORDER BY p.recorded_at",
             recorded_before,
+            recorded_from or datetime.min.replace(tzinfo=UTC),
         )
     )
 
@@ -629,13 +633,16 @@ async def insert_decision(
 
 
 async def chain_rows(
-    conn: Connection,
+    conn: Connection, after_seq: int = 0
 ) -> list[tuple[int | None, str | None, str | None, DecisionContent]]:
-    """Every decision in chain order: (seq, prev_hash, hash, content)."""
+    """The decisions after chain position ``after_seq`` (and any outside the chain), in
+    chain order: (seq, prev_hash, hash, content)."""
     records = await conn.fetch(
         "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
         "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at "
-        "FROM decisions ORDER BY seq NULLS FIRST, applied_at, decision_id"
+        "FROM decisions WHERE seq IS NULL OR seq > $1 "
+        "ORDER BY seq NULLS FIRST, applied_at, decision_id",
+        after_seq,
     )
     return [
         (
@@ -817,17 +824,39 @@ async def agent_page(
     *,
     limit: int,
     offset: int,
-) -> tuple[int, list[asyncpg.Record]]:
-    """One page of ``table`` (all agents, or one), with the total it was cut from.
+) -> list[asyncpg.Record]:
+    """One page of ``table`` (all agents, or one); an index serves each order.
 
     ``table`` and ``order_by`` are the callers' constants, never request input.
     """
-    where = "$1::text IS NULL OR llm_id = $1"
-    total = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", agent_id)
-    rows = await conn.fetch(
-        f"SELECT * FROM {table} WHERE {where} ORDER BY {order_by} LIMIT $2 OFFSET $3",
+    if agent_id is None:
+        sql = f"SELECT * FROM {table} ORDER BY {order_by} LIMIT $1 OFFSET $2"
+        return list(await conn.fetch(sql, limit, offset))
+    sql = f"SELECT * FROM {table} WHERE llm_id = $1 ORDER BY {order_by} LIMIT $2 OFFSET $3"
+    return list(await conn.fetch(sql, agent_id, limit, offset))
+
+
+async def trade_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
+    """Trades of one agent or all, from the accounts' counters (``verify`` checks that each
+    equals its rows), so a page's total costs no count over the table."""
+    total = await conn.fetchval(
+        "SELECT coalesce(sum(total_trades), 0) FROM llm_accounts "
+        "WHERE llm_id = $1 OR $1::text IS NULL",
         agent_id,
-        limit,
-        offset,
     )
-    return int(total), list(rows)
+    return int(total)
+
+
+async def decision_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
+    """Decisions of one agent (counted on its index) or all: the chain's length (every
+    decision is appended to it; ``verify`` checks the rows against its head) and any
+    stored before the chain."""
+    if agent_id is not None:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM decisions WHERE llm_id = $1", agent_id)
+        )
+    total = await conn.fetchval(
+        "SELECT (SELECT seq FROM decision_chain_head) "
+        "+ (SELECT count(*) FROM decisions WHERE seq IS NULL)"
+    )
+    return int(total)

@@ -1,5 +1,9 @@
 """``python -m services.ledger verify``: recompute every account from the rows beneath it.
 
+The decision chain and the proposals are checked from the last clean check on (the
+checkpoint in ``verify_checkpoint``), or all of them with ``full``: a row altered after
+the checkpoint is found by either, one altered before it by a full check only.
+
 balance == initial_balance + sum(realized PnL) - sum(fees) - sum(funding)
 - sum(margin of open positions), every counter equals its recount, no closed trade lost
 more than its position's margin, the decision log's hash chain is unbroken, and every
@@ -10,7 +14,7 @@ be on its way: risk retries one while the ledger is unavailable, until its cycle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -107,26 +111,83 @@ class Findings:
     problems: list[str]
     checked_accounts: int
     checked_decisions: int
+    full: bool = True
+    checked_from: int = 0
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last clean check: the chain intact up to ``seq`` (whose hash is ``hash``), and
+    every proposal recorded before ``proposals_until`` in the books."""
+
+    seq: int
+    hash: str
+    proposals_until: datetime
+
+    @classmethod
+    def start(cls) -> Checkpoint:
+        return cls(0, chain.GENESIS, datetime.min.replace(tzinfo=UTC))
 
 
 # Longer than any cycle's decision window with room to spare (5-minute cycles by default).
 UNBOOKED_GRACE = timedelta(minutes=10)
 
 
-async def examine(conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE) -> Findings:
-    """Recount every account and the hash chain, read in one consistent snapshot."""
+async def checkpoint(conn: asyncpg.Connection) -> Checkpoint:
+    record = await conn.fetchrow("SELECT seq, hash, proposals_until FROM verify_checkpoint")
+    if record is None:
+        return Checkpoint.start()
+    return Checkpoint(int(record["seq"]), str(record["hash"]), record["proposals_until"])
+
+
+async def _save(conn: asyncpg.Connection, point: Checkpoint, now: datetime) -> None:
+    """Move the checkpoint forward to ``point`` (never back: two checks may race)."""
+    await conn.execute(
+        "INSERT INTO verify_checkpoint (id, seq, hash, proposals_until, verified_at) "
+        "VALUES (true, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, "
+        "hash = EXCLUDED.hash, proposals_until = EXCLUDED.proposals_until, "
+        "verified_at = EXCLUDED.verified_at WHERE verify_checkpoint.seq <= EXCLUDED.seq",
+        point.seq,
+        point.hash,
+        point.proposals_until,
+        now,
+    )
+
+
+async def _still_there(conn: asyncpg.Connection, point: Checkpoint) -> list[str]:
+    """The checkpoint's own row still carries the hash the next rows link to."""
+    if point.seq == 0:
+        return []
+    stored = await conn.fetchval("SELECT hash FROM decisions WHERE seq = $1", point.seq)
+    if stored == point.hash:
+        return []
+    return [
+        f"the decision at chain position {point.seq}, where the last clean check stopped, "
+        "is gone or changed (run a full check)"
+    ]
+
+
+async def examine(
+    conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE, *, full: bool = True
+) -> Findings:
+    """Recount every account, and check the hash chain and the proposals, read in one
+    consistent snapshot: all of them (``full``), or those after the last clean check.
+    A clean check moves the checkpoint to where it stopped."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         now = await conn.fetchval("SELECT now()")
-        unbooked = await store.unbooked_proposals(conn, now - unbooked_grace)
+        start = Checkpoint.start() if full else await checkpoint(conn)
+        unbooked = await store.unbooked_proposals(
+            conn, now - unbooked_grace, None if full else start.proposals_until
+        )
         accounts = {a.llm_id: a for a in await store.accounts(conn)}
         recounts = {
             r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
             for r in await conn.fetch(_RECOUNT)
         }
         overdrawn = await conn.fetch(_OVERDRAWN)
-        rows = await store.chain_rows(conn)
+        rows = await store.chain_rows(conn, start.seq)
         head = await store.chain_head(conn)
-    problems: list[str] = []
+        problems = await _still_there(conn, start)
     for llm_id, account in sorted(accounts.items()):
         problems += reconcile(account, recounts[llm_id])
         if account.balance < 0:
@@ -136,15 +197,21 @@ async def examine(conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED
         f"more than its margin {r['margin']}"
         for r in overdrawn
     ]
-    problems += chain.check(rows, head)
+    problems += chain.check(rows, head, (start.seq, start.hash))
     problems += [
         f"{r['llm_id']}: decision {r['decision_id']} was proposed (recorded "
         f"{r['recorded_at'].isoformat()}) but never reached the books"
         for r in unbooked
     ]
-    return Findings(problems, len(accounts), len(rows))
+    if not problems:
+        until = max(start.proposals_until, now - unbooked_grace)
+        async with conn.transaction():
+            await _save(conn, Checkpoint(head[0], head[1], until), now)
+    return Findings(problems, len(accounts), len(rows), full, start.seq)
 
 
-async def verify(conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE) -> list[str]:
+async def verify(
+    conn: asyncpg.Connection, unbooked_grace: timedelta = UNBOOKED_GRACE, *, full: bool = True
+) -> list[str]:
     """All mismatches across all accounts and the decision chain (empty: the books agree)."""
-    return (await examine(conn, unbooked_grace)).problems
+    return (await examine(conn, unbooked_grace, full=full)).problems

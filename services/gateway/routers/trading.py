@@ -12,8 +12,10 @@ from fastapi import APIRouter, Path, Query, Response
 
 from services.common.clock import Clock
 from services.common.contracts import (
+    MAX_EQUITY_POINTS,
     Accounts,
     Decisions,
+    EquityQuery,
     EquitySeries,
     Leaderboard,
     Portfolio,
@@ -154,13 +156,33 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def agent_decisions(llm_id: LlmId, limit: Limit = 50, offset: Offset = 0) -> Decisions:
         return await reader.decisions(known(llm_id), page(limit, offset))
 
-    @api.get("/equity", response_model=EquitySeries, summary="Equity time series per agent")
+    @api.get(
+        "/equity",
+        response_model=EquitySeries,
+        summary="Equity time series per agent, at most `points` per agent",
+    )
     async def equity(
         agent_id: AgentFilter = None,
-        since: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=20000)] = 2000,
-    ) -> EquitySeries:
-        return await reader.equity(known(agent_id) if agent_id else None, since, limit)
+        since: Annotated[
+            datetime | None, Query(description="Only snapshots at or after this time.")
+        ] = None,
+        limit: Annotated[
+            int, Query(ge=1, le=20000, description="At most this many points in all, newest kept.")
+        ] = 2000,
+        points: Annotated[
+            int,
+            Query(
+                ge=2,
+                le=MAX_EQUITY_POINTS,
+                description="At most this many points per agent: a longer history is cut "
+                "into this many equal time spans and the last snapshot of each is returned.",
+            ),
+        ] = 1000,
+    ) -> Response:
+        query = EquityQuery(
+            agent_id=known(agent_id) if agent_id else None, since=since, limit=limit, points=points
+        )
+        return json_response(await reader.equity(query))
 
     @api.get("/stats", response_model=Stats, summary="Per-agent statistics")
     async def stats() -> Stats:
@@ -177,7 +199,15 @@ def audit_router(reader: ArenaReader) -> APIRouter:
         response_model=VerifyReport,
         summary="Recompute every account from its rows and report any difference",
     )
-    async def verify() -> VerifyReport:
-        return await reader.verify()
+    async def verify(
+        full: Annotated[
+            bool,
+            Query(
+                description="Check the whole decision chain and every proposal, not only "
+                "what came after the last clean check."
+            ),
+        ] = False,
+    ) -> VerifyReport:
+        return await reader.verify(full)
 
     return api

@@ -89,7 +89,7 @@
     leaderboard: () => load("/trading/leaderboard", renderLeaderboard),
     positions: () => load("/trading/positions?limit=100", (d) => renderPositions(d.positions)),
     trades: () => load("/trading/trades?limit=25", (d) => renderTrades(d.trades)),
-    equity: () => load("/trading/equity?limit=20000", (d) => renderChart(d.points)),
+    equity: () => load("/trading/equity?points=1000&limit=20000", (d) => renderChart(d.points)),
     scheduler: () => load("/scheduler/status", renderScheduler),
     agents: () => load("/trading/agents", (d) => renderAgents(d.agents)),
     prices: () => load("/market/snapshot", (d) => d.snapshot && renderSnapshot(d.snapshot)),

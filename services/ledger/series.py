@@ -1,0 +1,91 @@
+"""The equity curve as a chart draws it: at most ``points`` points per agent, found in SQL.
+
+An agent with at most ``points`` snapshots in the window gets every one of them. An agent
+with more gets the window (its start to the newest snapshot of the agents asked about)
+cut into ``points`` equal spans, and the last snapshot of each span: one index probe per
+span, so the work is bounded by ``points``, not by how long the history is. The spans are
+the same for every agent, so their points line up on the chart's time axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+# Before any snapshot: "no since" without an ``IS NULL OR`` a generic plan cannot index.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)  # timestamptz's resolution
+
+COLUMNS = "llm_id, at, id, equity, balance, margin_used, unrealized_pnl, total_fees, total_funding"
+
+_SIZES = """
+SELECT a.llm_id,
+       (SELECT count(*) FROM (SELECT 1 FROM equity_snapshots e
+                              WHERE e.llm_id = a.llm_id AND e.at >= $2 LIMIT $3 + 1) s) AS n,
+       (SELECT min(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS lo,
+       (SELECT max(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS hi
+FROM unnest($1::text[]) AS a (llm_id)
+"""
+
+_SERIES = f"""
+SELECT {COLUMNS} FROM equity_snapshots
+WHERE llm_id = ANY($1::text[]) AND at >= $2
+UNION ALL
+SELECT p.* FROM unnest($3::text[]) AS a (llm_id)
+CROSS JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS b (lo, hi)
+CROSS JOIN LATERAL (
+    SELECT {COLUMNS} FROM equity_snapshots e
+    WHERE e.llm_id = a.llm_id AND e.at > b.lo AND e.at <= b.hi AND e.at >= $2
+    ORDER BY e.at DESC, e.id DESC LIMIT 1
+) p
+ORDER BY at DESC, id DESC
+LIMIT $6
+"""
+
+
+def spans(lo: datetime, hi: datetime, points: int) -> tuple[list[datetime], list[datetime]]:
+    """``points`` consecutive spans covering [lo, hi]: (exclusive starts, inclusive ends).
+
+    Span k is (starts[k], ends[k]]; the first starts just before ``lo`` so ``lo`` is in
+    it, the last ends at ``hi``. Computed in whole microseconds, so the ends are exact.
+    """
+    if points < 1:
+        raise ValueError("points must be at least 1")
+    width = hi - lo
+    ends = [lo + width * k // points for k in range(1, points + 1)]
+    ends[-1] = hi
+    starts = [lo - _TICK, *ends[:-1]]
+    return starts, ends
+
+
+async def equity_series(
+    conn: asyncpg.Connection,
+    agent_ids: Sequence[str],
+    since: datetime | None,
+    points: int,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The points of ``agent_ids`` from ``since``, newest first, at most ``limit``."""
+    start = since or BEGINNING
+    sizes = await conn.fetch(_SIZES, list(agent_ids), start, points)
+    whole = [r["llm_id"] for r in sizes if r["n"] <= points]
+    thinned = [r for r in sizes if r["n"] > points]
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    if thinned:
+        lo = min(r["lo"] for r in sizes if r["lo"] is not None)
+        hi = max(r["hi"] for r in sizes if r["hi"] is not None)
+        starts, ends = spans(lo, hi, points)
+    return list(
+        await conn.fetch(
+            _SERIES,
+            whole,
+            start,
+            [r["llm_id"] for r in thinned],
+            starts,
+            ends,
+            limit,
+        )
+    )

@@ -1,0 +1,70 @@
+"""Every statement the gateway's reads run, EXPLAINed on days of history: none reads a big
+table (equity snapshots, decisions, proposals) from end to end."""
+
+from __future__ import annotations
+
+import asyncpg
+from asyncpg.connection import LoggedQuery
+
+from bench.reads_history import build
+from services.common.contracts import (
+    AccountsQuery,
+    DecisionsQuery,
+    EquityQuery,
+    LeaderboardQuery,
+    Page,
+    PortfolioQuery,
+    PositionsQuery,
+    StatsQuery,
+    TradesQuery,
+    VerifyQuery,
+)
+from services.ledger.queries import LedgerQueries
+
+BIG = ("equity_snapshots", "decisions", "proposals")
+
+
+async def test_no_read_scans_a_big_table(database_url: str) -> None:
+    db = await asyncpg.connect(database_url)
+    try:
+        await build(db, days=2)
+        logged: list[LoggedQuery] = []
+        pool = await asyncpg.create_pool(
+            database_url, min_size=1, max_size=1, init=lambda c: _log(c, logged)
+        )
+        try:
+            q = LedgerQueries(pool)
+            await q.verify(VerifyQuery(full=True))  # the checkpoint the next ones go on from
+            logged.clear()
+            await q.accounts(AccountsQuery())
+            await q.portfolio(PortfolioQuery(agent_id="momentum"))
+            await q.leaderboard(LeaderboardQuery())
+            await q.positions(PositionsQuery(page=Page(limit=100)))
+            await q.positions(PositionsQuery(agent_id="momentum", status="all"))
+            await q.trades(TradesQuery(page=Page(limit=25)))
+            await q.trades(TradesQuery(agent_id="momentum"))
+            await q.decisions(DecisionsQuery(page=Page(limit=30)))
+            await q.decisions(DecisionsQuery(agent_id="momentum"))
+            await q.equity(EquityQuery(agent_id="momentum", points=1000, limit=20000))
+            await q.stats(StatsQuery())
+            await q.verify(VerifyQuery())
+        finally:
+            await pool.close()
+        statements = {
+            (q.query, repr(q.args)): q.args for q in logged if q.query.lstrip().startswith("SELECT")
+        }
+        assert len(statements) > 10
+        scans = []
+        for (sql, _), args in statements.items():
+            try:
+                plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
+            except asyncpg.PostgresSyntaxError:  # several statements in one string: not a read
+                continue
+            scans += [(t, sql) for t in BIG if f"Seq Scan on {t}" in plan]
+        assert scans == []
+    finally:
+        await db.close()
+
+
+async def _log(conn: asyncpg.Connection, logged: list[LoggedQuery]) -> None:
+    conn.add_query_logger(logged.append)
