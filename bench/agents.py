@@ -66,6 +66,7 @@ class Run:
     agents_rss_mb: float
     nats_rr: tuple[float, ...]
     pg_commit: tuple[float, ...]
+    cpu_seconds: dict[str, float]
 
 
 def percentile(values: tuple[float, ...] | list[float], q: float) -> float:
@@ -158,6 +159,32 @@ class Launch:
             for p in (postmaster, *postmaster.children(recursive=True)):
                 found[p.pid] = p
         return list(found.values())
+
+
+def role(process: psutil.Process) -> str:
+    """What a process of the arena is: ``agent``, ``ledger``, ..., ``nats``, ``postgres``."""
+    line = _cmdline(process)
+    for word in line:
+        if word.startswith("services."):
+            return word.removeprefix("services.")
+    name = " ".join(line)
+    for known in ("nats-server", "postgres", "supervisord", "devstack"):
+        if known in name:
+            return known
+    return "other"
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> dict[str, float]:
+    """CPU time (user + system) spent so far by each role."""
+    spent: dict[str, float] = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        key = role(process)
+        spent[key] = spent.get(key, 0.0) + times.user + times.system
+    return spent
 
 
 def rss_mb(processes: list[psutil.Process]) -> tuple[float, float]:
@@ -279,7 +306,9 @@ def run_one(agents: int, cycle_count: int, cycle_seconds: float) -> Run:
             tooling = f"nats://tooling:{launch.password('tooling')}@127.0.0.1:{port}"
             admin = f"nats://admin:{launch.password('admin')}@127.0.0.1:{port}"
             timeout = 180 + cycle_count * cycle_seconds * 3
+            before = cpu_seconds(launch.processes())
             measured = asyncio.run(cycles(tooling, cycle_count, agents, launch, timeout))
+            after = cpu_seconds(launch.processes())
             total, agents_rss = rss_mb(launch.processes())
             processes = sum(1 for p in launch.processes() if "services.agent" in _cmdline(p))
             rr = asyncio.run(nats_request_reply(admin))
@@ -293,6 +322,7 @@ def run_one(agents: int, cycle_count: int, cycle_seconds: float) -> Run:
             agents_rss_mb=agents_rss,
             nats_rr=rr,
             pg_commit=commit,
+            cpu_seconds={k: v - before.get(k, 0.0) for k, v in after.items()},
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -372,6 +402,12 @@ def table(runs: list[Run]) -> str:
             f"{run.agents_rss_mb:>11.0f}{run.agents_rss_mb / run.agents:>10.1f}"
             f"{percentile(run.nats_rr, 0.99) * 1000:>11.2f}ms"
             f"{percentile(run.pg_commit, 0.99) * 1000:>13.2f}ms"
+        )
+    for run in runs:
+        spent = sorted(run.cpu_seconds.items(), key=lambda kv: -kv[1])
+        lines.append(
+            f"CPU s while measuring, {run.agents} agents: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in spent if v >= 0.05)
         )
     verdicts = [
         f"  {m.name}: {m.value:.3f} {m.unit} (target {m.target}) "
