@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -154,10 +155,12 @@ class Launch:
         found = {p.pid: p for p in psutil.Process(self.process.pid).children(recursive=True)}
         found[self.process.pid] = psutil.Process(self.process.pid)
         pid_file = self.data_dir / "postgres" / "postmaster.pid"
-        if pid_file.exists():
-            postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-            for p in (postmaster, *postmaster.children(recursive=True)):
-                found[p.pid] = p
+        pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
+        if pid > 0:  # negative while Postgres runs single-user (set-up)
+            with contextlib.suppress(psutil.Error):
+                postmaster = psutil.Process(pid)
+                for p in (postmaster, *postmaster.children(recursive=True)):
+                    found[p.pid] = p
         return list(found.values())
 
 
@@ -202,7 +205,8 @@ def rss_mb(processes: list[psutil.Process]) -> tuple[float, float]:
 
 
 async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: float) -> Cycles:
-    """Overheads of ``count`` cycles opened once every agent has beaten its heartbeat."""
+    """Overheads of ``count`` cycles opened once every agent has beaten its heartbeat, and
+    the CPU time each part of the arena spent meanwhile."""
     nc = await nats.connect(url, allow_reconnect=False)
     loop = asyncio.get_running_loop()
     snapshots: dict[str, float] = {}
@@ -215,6 +219,7 @@ async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: flo
         beating.add(msg.subject.rsplit(".", 1)[-1])
         if len(beating) == agents and not ready_at:
             ready_at.append(loop.time())
+            result.cpu_before = cpu_seconds(launch.processes())
 
     async def on_snapshot(msg: Msg) -> None:
         # Only the cycle id is needed: found without decoding the whole snapshot.
@@ -231,6 +236,8 @@ async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: flo
         result.timed_out += int(event.timed_out)
         if len(result.overheads) >= count:
             done.set()
+            after = cpu_seconds(launch.processes())
+            result.cpu = {k: v - result.cpu_before.get(k, 0.0) for k, v in after.items()}
 
     await nc.subscribe(subjects.AGENT_HEARTBEAT_ALL, cb=on_beat)
     await nc.subscribe(subjects.MARKET_SNAPSHOT, cb=on_snapshot)
@@ -257,6 +264,8 @@ class Cycles:
     def __init__(self) -> None:
         self.overheads: list[float] = []
         self.timed_out = 0
+        self.cpu_before: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
 
 async def _timed(rounds: int, once: Callable[[], Awaitable[object]]) -> tuple[float, ...]:
@@ -306,9 +315,7 @@ def run_one(agents: int, cycle_count: int, cycle_seconds: float) -> Run:
             tooling = f"nats://tooling:{launch.password('tooling')}@127.0.0.1:{port}"
             admin = f"nats://admin:{launch.password('admin')}@127.0.0.1:{port}"
             timeout = 180 + cycle_count * cycle_seconds * 3
-            before = cpu_seconds(launch.processes())
             measured = asyncio.run(cycles(tooling, cycle_count, agents, launch, timeout))
-            after = cpu_seconds(launch.processes())
             total, agents_rss = rss_mb(launch.processes())
             processes = sum(1 for p in launch.processes() if "services.agent" in _cmdline(p))
             rr = asyncio.run(nats_request_reply(admin))
@@ -322,7 +329,7 @@ def run_one(agents: int, cycle_count: int, cycle_seconds: float) -> Run:
             agents_rss_mb=agents_rss,
             nats_rr=rr,
             pg_commit=commit,
-            cpu_seconds={k: v - before.get(k, 0.0) for k, v in after.items()},
+            cpu_seconds=measured.cpu,
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
