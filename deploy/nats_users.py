@@ -1,18 +1,18 @@
 """Who may publish and subscribe to what on NATS: one user per service and per agent.
 
-Pure: from the line-up and the services' durable consumer names to a list of users.
-Each user may publish only its own events (an agent only its own
-``arena.decision.proposed.<id>``, only risk verdicts, only the ledger ledger events),
-plus the JetStream API calls its own consumers need: it may look at the streams, never
-create, change or delete one; only the market reads and writes the market's state bucket.
-``admin`` manages the streams and the bucket and reads the dead letters (``python -m
-services.ledger streams``, ``python -m services.ledger dlq``); ``tooling`` reads
-everything and publishes nothing.
+Pure: from the line-up and the services' durable consumer names to a list of users. Each
+user may publish only its own events (an agent only its own
+``arena.decision.proposed.<id>``, a process hosting several agents only theirs, only risk
+verdicts, only the ledger ledger events), plus the JetStream API calls its own consumers
+need: it may look at the streams, never create, change or delete one; only the market
+reads and writes the market's state bucket. ``admin`` manages the streams and the bucket
+and reads the dead letters (``python -m services.ledger streams``, ``python -m
+services.ledger dlq``); ``tooling`` reads everything and publishes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from services.common import subjects
@@ -98,14 +98,37 @@ def _service(
     )
 
 
+def agent_user(name: str, agent_ids: Iterable[str]) -> NatsUser:
+    """The user of a process running ``agent_ids``: it publishes for those agents only
+    (their decisions, heartbeats and model calls) and drives only their consumers."""
+    ids = tuple(agent_ids)
+    own = [
+        subject
+        for agent_id in ids
+        for subject in (
+            subjects.decision_proposed(agent_id),
+            subjects.agent_heartbeat(agent_id),
+            subjects.llm_call(agent_id),
+        )
+    ]
+    return _service(
+        name,
+        publishes=(*own, LEDGER_QUERIES, MARKET_QUERIES),
+        durables=tuple(agent_user_name(agent_id) for agent_id in ids),
+    )
+
+
 def nats_users(
     lineup: Lineup,
     *,
     market_durables: tuple[str, ...],
     ledger_durables: tuple[str, ...],
     risk_durables: tuple[str, ...],
+    hosts: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[NatsUser, ...]:
-    """Every user of the arena's NATS server, agents in line-up order."""
+    """Every user of the arena's NATS server, agents in line-up order, then ``hosts``
+    (a process hosting several agents, by name: the agents it hosts)."""
+    hosts = hosts or {}
     users = [
         _service(
             "market",
@@ -142,21 +165,8 @@ def nats_users(
             listens=(*subjects.STREAM_SUBJECTS, subjects.DLQ_ALL),
         ),
     ]
-    for agent in lineup.agents:
-        name = agent_user_name(agent.id)
-        users.append(
-            _service(
-                name,
-                publishes=(
-                    subjects.decision_proposed(agent.id),
-                    subjects.agent_heartbeat(agent.id),
-                    subjects.llm_call(agent.id),
-                    LEDGER_QUERIES,
-                    MARKET_QUERIES,
-                ),
-                durables=(name,),
-            )
-        )
+    users += [agent_user(agent_user_name(agent.id), (agent.id,)) for agent in lineup.agents]
+    users += [agent_user(name, agent_ids) for name, agent_ids in hosts.items()]
     users.append(NatsUser(TOOLING_USER, publish=(), subscribe=(">",), deny_publish=(">",)))
     users.append(NatsUser(ADMIN_USER, publish=(">",), subscribe=(">",)))
     return tuple(users)

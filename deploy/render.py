@@ -69,7 +69,10 @@ def ledger_durables() -> tuple[str, ...]:
     return tuple(sorted(s.durable for s in specs if isinstance(s, ConsumerSpec)))
 
 
-def users_for(lineup: Lineup) -> tuple[NatsUser, ...]:
+def users_for(
+    lineup: Lineup, hosts: Mapping[str, tuple[str, ...]] | None = None
+) -> tuple[NatsUser, ...]:
+    """The line-up's users; ``hosts``: processes hosting several agents (``make run``)."""
     # An agent's permissions cover the durable named after its user: the two names must agree.
     for agent in lineup.agents:
         if consumer_name(agent.id) != agent_user_name(agent.id):
@@ -79,6 +82,7 @@ def users_for(lineup: Lineup) -> tuple[NatsUser, ...]:
         market_durables=(MARKET_COMPLETIONS.durable,),
         ledger_durables=ledger_durables(),
         risk_durables=(risk_service.CONSUMER,),
+        hosts=hosts,
     )
 
 

@@ -27,7 +27,7 @@ from devstack.credentials import NatsCredentials, connect_hints
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port, port_is_free
 from devstack.postgres import EmbeddedPostgres
-from devstack.processes import Program, programs
+from devstack.processes import Program, agent_groups, hosts, programs
 from devstack.supervisor import render_config, supervisord_command, write_config
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import load_settings
@@ -71,11 +71,13 @@ class Nats:
         return self._credentials.url(user, "127.0.0.1", self._port)
 
 
-def _start_nats(data_dir: Path, lineup: Lineup) -> tuple[EmbeddedNats | None, Nats]:
+def _start_nats(
+    data_dir: Path, lineup: Lineup, hosted: dict[str, tuple[str, ...]]
+) -> tuple[EmbeddedNats | None, Nats]:
     if os.environ.get("NATS_URL"):
         say(f"using NATS at {os.environ['NATS_URL'].split('@')[-1]} (its users are yours)")
         return None, Nats(os.environ["NATS_URL"], None, 0)
-    credentials = NatsCredentials(data_dir / "nats" / "passwords.env", users_for(lineup))
+    credentials = NatsCredentials(data_dir / "nats" / "passwords.env", users_for(lineup, hosted))
     config = credentials.write_server_config(data_dir / "nats" / "auth.conf")
     port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else None
     server = EmbeddedNats(
@@ -117,7 +119,8 @@ def run(data_dir: Path, settings: Settings, *, free_ports: bool = False) -> int:
     nats_server: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     try:
-        nats_server, nats = _start_nats(data_dir, lineup)
+        groups = agent_groups(lineup, settings.agents_per_process)
+        nats_server, nats = _start_nats(data_dir, lineup, hosts(groups))
         if not os.environ.get("DATABASE_URL"):
             postgres = EmbeddedPostgres(data_dir / "postgres", keep=True)
             postgres.start()
@@ -153,7 +156,13 @@ def _supervise(
     free_ports: bool,
 ) -> int:
     is_free = (lambda _: False) if free_ports else port_is_free
-    placed = programs(lineup, port_is_free=is_free, free_port=free_port)
+    placed = programs(
+        lineup,
+        port_is_free=is_free,
+        free_port=free_port,
+        agents_per_process=settings.agents_per_process,
+    )
+    agent_processes = sum(1 for p in placed if p.module == "services.agent")
     status_file = data_dir / "processes.json"
     status_file.unlink(missing_ok=True)
     config = write_config(
@@ -167,8 +176,8 @@ def _supervise(
         ),
     )
     say(
-        f"starting market, {len(lineup.active)} agents, risk, ledger and gateway under "
-        f"supervisord; API and dashboard on "
+        f"starting market, {len(lineup.active)} agents ({agent_processes} processes), risk, "
+        f"ledger and gateway under supervisord; API and dashboard on "
         f"http://{settings.gateway_host}:{settings.gateway_port}"
     )
     say("metrics: " + ", ".join(f"{p.name} :{p.metrics_port}" for p in placed))

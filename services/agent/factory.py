@@ -1,4 +1,8 @@
-"""From a line-up entry to the trader that runs it (or a disabled one saying why)."""
+"""From a line-up entry to the trader that runs it (or a disabled one saying why).
+
+The provider SDKs (``anthropic``, ``openai``) are imported only when an entry uses them:
+they hold about half of an agent process's memory, and a baseline needs neither.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,7 @@ from pydantic import SecretStr
 from services.agent.circuit import CircuitBreaker
 from services.agent.identity import BASELINE_PROVIDER, AgentConfigError, build_strategy
 from services.agent.llm import LlmTrader
-from services.agent.providers.anthropic_messages import AnthropicProvider
 from services.agent.providers.base import Provider
-from services.agent.providers.openai_chat import OpenAIChatProvider
 from services.agent.providers.replay import RecordingProvider, ReplayProvider
 from services.agent.scrub import Scrubber
 from services.agent.trader import BaselineTrader, DisabledTrader, Trader
@@ -96,6 +98,8 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
     scrub = Scrubber([key, *(s.get_secret_value() for s in _secrets(settings))])
     live: Provider
     if spec.provider == "anthropic":
+        from services.agent.providers.anthropic_messages import AnthropicProvider
+
         live = AnthropicProvider(
             api_key=key,
             model=spec.model,
@@ -104,6 +108,8 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
             scrub=scrub,
         )
     else:
+        from services.agent.providers.openai_chat import OpenAIChatProvider
+
         default_url = DEEPSEEK_BASE_URL if spec.provider == "deepseek" else None
         live = OpenAIChatProvider(
             name=spec.provider,

@@ -105,6 +105,10 @@ class AgentService:
         return {"consumer": self._started}
 
     @property
+    def agent_id(self) -> str:
+        return self._spec.id
+
+    @property
     def disabled_reason(self) -> str | None:
         return self._trader.disabled_reason
 
@@ -255,20 +259,36 @@ class AgentService:
                 wait = min(wait * 2, 2.0)
 
 
-async def build(ctx: ServiceContext) -> AgentService:
+def agent_service(
+    spec: AgentSpec,
+    ctx: ServiceContext,
+    metrics: AgentMetrics,
+    decision_log: DecisionLog | None,
+) -> AgentService:
+    """One line-up entry as an agent on ``ctx``'s bus (a process may host several)."""
     settings = ctx.settings
-    spec = resolve_agent(settings)
     trader = build_trader(spec, settings, ctx.clock, os.environ)
     return AgentService(
         spec=spec,
         trader=trader,
         bus=ctx.bus,
         clock=ctx.clock,
-        metrics=AgentMetrics(ctx.registry),
+        metrics=metrics,
         heartbeat=Heartbeater(
             ctx.bus, ctx.clock, spec, disabled_reason=lambda: trader.disabled_reason
         ),
         request_timeout=settings.request_timeout,
         ack_wait_seconds=settings.cycle_seconds + MIN_ACK_WAIT_SECONDS,
-        decision_log=DecisionLog.in_dir(settings.log_dir) if settings.log_dir else None,
+        decision_log=decision_log,
     )
+
+
+def decision_log_of(ctx: ServiceContext) -> DecisionLog | None:
+    log_dir = ctx.settings.log_dir
+    return DecisionLog.in_dir(log_dir) if log_dir else None
+
+
+async def build(ctx: ServiceContext) -> AgentService:
+    """The agent ``AGENT_ID`` names (:func:`services.agent.host.build` hosts several)."""
+    spec = resolve_agent(ctx.settings)
+    return agent_service(spec, ctx, AgentMetrics(ctx.registry), decision_log_of(ctx))

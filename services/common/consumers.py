@@ -30,6 +30,7 @@ from services.common import subjects
 from services.common.bus_metrics import BusMetrics
 from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
+from services.common.decoded import DecodedMessages
 from services.common.delivery import (
     DEFAULT_RETRY_DELAYS,
     Ack,
@@ -122,6 +123,8 @@ class Consumers:
         self._max_deliver = max_deliver
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        # Shared by this process's consumers: a snapshot parsed once for every hosted agent.
+        self._decoded = DecodedMessages()
 
     @property
     def alive(self) -> bool:
@@ -371,7 +374,7 @@ class Consumers:
         if meta.num_delivered > 1:
             self._metrics.redelivered.labels(spec.durable).inc()
         try:
-            message = message_type.model_validate_json(msg.data)
+            message = self._decoded.decode(message_type, meta.sequence.stream, msg.data)
         except ValidationError as exc:
             await self._settle(spec, msg, DeliveryPolicy.malformed(short_error(exc)))
             return None

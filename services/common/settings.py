@@ -71,6 +71,19 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "config" / "agents.toml", alias="ARENA_AGENTS_FILE"
     )
     agent_id: str | None = Field(default=None, alias="AGENT_ID")
+    agent_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        alias="ARENA_AGENT_IDS",
+        description="Line-up entries one agent process hosts, comma-separated (each its own "
+        "consumer, identity and heartbeat); overrides AGENT_ID.",
+    )
+    agents_per_process: int = Field(
+        default=1,
+        ge=1,
+        alias="ARENA_AGENTS_PER_PROCESS",
+        description="make run: baseline agents hosted per agent process (LLM agents always "
+        "get a process each).",
+    )
     cycle_seconds: float = Field(default=300, gt=0, alias="ARENA_CYCLE_SECONDS")
     decision_seconds: float | None = Field(
         default=None,
@@ -241,6 +254,13 @@ class Settings(BaseSettings):
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("agent_ids", mode="before")
+    @classmethod
+    def _split_agent_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s.strip() for s in value.split(",") if s.strip())
         return value
 
     @field_validator("symbols")

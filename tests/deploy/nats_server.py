@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,8 +29,11 @@ class AuthNats:
 
 
 @contextmanager
-def auth_nats(workdir: Path, lineup_path: Path) -> Iterator[AuthNats]:
-    """The deployed nats.conf, with auth.conf rendered from ``lineup_path``."""
+def auth_nats(
+    workdir: Path, lineup_path: Path, hosts: Mapping[str, tuple[str, ...]] | None = None
+) -> Iterator[AuthNats]:
+    """The deployed nats.conf, with auth.conf rendered from ``lineup_path`` (and ``hosts``:
+    processes hosting several agents, as ``make run`` may group them)."""
     config_dir = workdir / "nats-config"
     config_dir.mkdir(parents=True)
     # The deployed config with this test's store and monitoring port; the rest as is.
@@ -40,7 +43,7 @@ def auth_nats(workdir: Path, lineup_path: Path) -> Iterator[AuthNats]:
     )
     assert config != deployed, "nats.conf no longer has the store and port this test replaces"
     (config_dir / "nats.conf").write_text(config, encoding="utf-8")
-    users = render.users_for(load_lineup(lineup_path))
+    users = render.users_for(load_lineup(lineup_path), hosts)
     (config_dir / "auth.conf").write_text(render_auth_conf(users), encoding="utf-8")
     server = AuthNats(free_port(), users)
     env = {**os.environ, **{u.password_variable: server.password(u.name) for u in users}}

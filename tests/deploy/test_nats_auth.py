@@ -10,6 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from services.agent.host import process_name
 from services.common import subjects
 from tests.deploy.nats_server import AuthNats, auth_nats
 from tests.support import eventually
@@ -170,3 +171,41 @@ async def test_only_the_admin_may_change_streams(server: AuthNats, conns: list[C
     # A round trip after the publishes: a refusal would have been reported before its reply.
     await admin_nc.request("$JS.API.INFO", b"", timeout=5)
     assert not admin.errors
+
+
+async def test_an_agent_host_acts_for_its_agents_only(tmp_path: Path, conns: list[Conn]) -> None:
+    hosted = ("momentum", "random")
+    host = process_name(hosted)
+    with auth_nats(tmp_path, LINEUP, {host: hosted}) as server:
+        tool, watcher = await connect(conns, server, "tooling")
+        seen: list[str] = []
+
+        async def record(msg: Msg) -> None:
+            seen.append(msg.subject)
+
+        await watcher.subscribe("arena.>", cb=record)
+        await watcher.flush()
+
+        conn, nc = await connect(conns, server, host)
+        own = [subjects.decision_proposed(a) for a in hosted]
+        own += [subjects.agent_heartbeat(a) for a in hosted]
+        foreign = [
+            subjects.decision_proposed("stranger"),
+            subjects.agent_heartbeat("stranger"),
+            subjects.decision_verdict("momentum"),
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{subjects.STREAM}.risk",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{subjects.STREAM}.agent-stranger",
+        ]
+        for subject in (*foreign, *own):
+            await nc.publish(subject, b"{}")
+        await nc.flush()
+
+        await eventually(lambda: set(own) <= set(seen), what="the hosted agents' events")
+        await eventually(lambda: all(conn.refused(s) for s in foreign), what="refusals")
+        assert not set(foreign) & set(seen)
+        # Its own agents' consumers it may create (the server answers, no refusal).
+        for agent in hosted:
+            create = f"$JS.API.CONSUMER.DURABLE.CREATE.{subjects.STREAM}.agent-{agent}"
+            await nc.request(create, b"{}", timeout=5)
+            assert not conn.refused(create)
+        assert not tool.errors

@@ -1,0 +1,203 @@
+"""One process hosting several agents, in-process against a real nats-server.
+
+Each hosted agent answers with its own identity (its id in the body and on the subject),
+beats its own heartbeat and counts under its own metric label; an agent whose trader
+raises or never answers leaves its siblings deciding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.agent.heartbeat import Heartbeater
+from services.agent.host import AgentHost, build, process_name
+from services.agent.identity import resolve_agents
+from services.agent.metrics import AgentMetrics
+from services.agent.service import AgentService, agent_service
+from services.agent.strategy import StrategyResult
+from services.agent.trader import BaselineTrader, Trader, TraderAnswer
+from services.common import subjects
+from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
+from services.common.contracts import (
+    Decision,
+    Heartbeat,
+    Indicators,
+    MarketSnapshot,
+    Portfolio,
+    PortfolioQuery,
+    TradeAction,
+)
+from services.common.lineup import AgentSpec
+from services.common.runner import ServiceContext
+from services.common.settings import Settings
+from tests.agent.builders import NOW, portfolio, snapshot, symbol_snapshot
+from tests.support import eventually, running
+
+UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
+HOSTED = ("momentum", "random", "mean-reversion")
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
+    await test_bus.ensure_streams()
+    yield test_bus
+    await test_bus.close()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(ARENA_AGENT_IDS=",".join(HOSTED))
+
+
+async def decisions_on(bus: Bus) -> list[Decision]:
+    """Decisions as the ledger takes them: one on another agent's subject is refused."""
+    seen: list[Decision] = []
+
+    async def collect(decision: Decision) -> None:
+        seen.append(decision)
+
+    await bus.subscribe_core(
+        subjects.DECISION_PROPOSED_ALL, Decision, collect, speaker=lambda d: d.agent_id
+    )
+    return seen
+
+
+async def serve_ledger(bus: Bus) -> list[str]:
+    asked: list[str] = []
+
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        asked.append(query.agent_id)
+        return portfolio()
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    return asked
+
+
+def market(cycle_id: str, clock: ManualClock) -> MarketSnapshot:
+    return snapshot(
+        symbol_snapshot("BTCUSDT", indicators=UP),
+        cycle_id=cycle_id,
+        deadline=clock.now() + timedelta(seconds=60),
+    )
+
+
+async def publish(bus: Bus, snap: MarketSnapshot) -> None:
+    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
+
+
+def test_a_host_is_named_apart_from_any_agent() -> None:
+    assert process_name(["momentum"]) == "agent-momentum"
+    assert process_name(HOSTED) == "agents-momentum-3"
+
+
+async def test_each_hosted_agent_decides_as_itself(bus: Bus, settings: Settings) -> None:
+    asked = await serve_ledger(bus)
+    decisions = await decisions_on(bus)
+    heartbeats: list[Heartbeat] = []
+
+    async def beat(heartbeat: Heartbeat) -> None:
+        heartbeats.append(heartbeat)
+
+    await bus.subscribe_core(
+        subjects.AGENT_HEARTBEAT_ALL, Heartbeat, beat, speaker=lambda h: h.agent_id
+    )
+    clock = ManualClock(NOW)
+    async with running(process_name(HOSTED), build, settings, clock) as host:
+        assert isinstance(host.service, AgentHost)
+        assert host.service.readiness() == {f"agent:{a}": True for a in HOSTED}
+        for n in (1, 2):
+            await publish(bus, market(f"c{n}", clock))
+        await eventually(lambda: len(decisions) == 6, what="two decisions from each agent")
+        assert sorted(d.decision_id for d in decisions) == sorted(
+            f"c{n}:{a}" for n in (1, 2) for a in HOSTED
+        )
+        assert {d.agent_id: d.model for d in decisions} == {
+            "momentum": "ema-cross",
+            "random": "random",
+            "mean-reversion": "rsi-reversion",
+        }
+        assert sorted(asked) == sorted(HOSTED * 2)
+        await eventually(
+            lambda: {h.agent_id for h in heartbeats} == set(HOSTED), what="three heartbeats"
+        )
+        for agent in HOSTED:
+            counted = host.registry.get_sample_value(
+                "arena_agent_decision_latency_seconds_count", {"agent": agent}
+            )
+            assert counted == 2
+
+
+class Exploding:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+        raise ZeroDivisionError("the model divided by zero")
+
+
+class Stuck:
+    """A trader that never answers (a provider that hangs past every timeout)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @property
+    def disabled_reason(self) -> str | None:
+        return None
+
+    async def decide(
+        self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
+    ) -> TraderAnswer:
+        self.asked += 1
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failing_agent_leaves_its_siblings_deciding(bus: Bus, settings: Settings) -> None:
+    await serve_ledger(bus)
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+    stuck = Stuck()
+
+    async def host_with_trouble(ctx: ServiceContext) -> AgentHost:
+        momentum, random, reversion = resolve_agents(ctx.settings)
+        metrics = AgentMetrics(ctx.registry)
+
+        def with_trader(spec: AgentSpec, trader: Trader) -> AgentService:
+            return AgentService(
+                spec=spec,
+                trader=trader,
+                bus=ctx.bus,
+                clock=ctx.clock,
+                metrics=metrics,
+                heartbeat=Heartbeater(ctx.bus, ctx.clock, spec),
+            )
+
+        return AgentHost(
+            [
+                agent_service(momentum, ctx, metrics, None),
+                with_trader(random, BaselineTrader(Exploding())),
+                with_trader(reversion, stuck),
+            ]
+        )
+
+    async with running(process_name(HOSTED), host_with_trouble, settings, clock):
+        for n in (1, 2, 3):
+            await publish(bus, market(f"c{n}", clock))
+        await eventually(lambda: len(decisions) == 6, what="the two siblings' decisions")
+        by_agent = {agent: [d for d in decisions if d.agent_id == agent] for agent in HOSTED}
+        assert [d.cycle_id for d in by_agent["momentum"]] == ["c1", "c2", "c3"]
+        assert [(a.action, a.symbol) for a in by_agent["momentum"][0].actions] == [
+            (TradeAction.BUY, "BTCUSDT")
+        ]
+        assert [d.cycle_id for d in by_agent["random"]] == ["c1", "c2", "c3"]
+        assert all(d.error and "ZeroDivisionError" in d.error for d in by_agent["random"])
+        assert by_agent["mean-reversion"] == []
+        assert stuck.asked == 1
