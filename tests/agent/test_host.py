@@ -149,6 +149,10 @@ class Stuck:
     def disabled_reason(self) -> str | None:
         return None
 
+    @property
+    def reads_candles(self) -> bool:
+        return False
+
     async def decide(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
     ) -> TraderAnswer:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,10 @@ async def test_a_revoked_key_is_reported_without_any_piece_of_it(
     assert [leaked(text, key) for text in texts] == [[] for _ in texts]
 
 
+def has_length(items: list[Any], length: int) -> bool:
+    return len(items) == length
+
+
 def _with_candles(lean: MarketSnapshot) -> MarketSnapshot:
     """``lean`` as the market holds it: each symbol with twelve five-minute candles."""
 
@@ -328,7 +333,7 @@ async def test_a_model_gets_the_candles_the_event_leaves_out_or_decides_without_
             if cycle_id == "c1":
                 held[cycle_id] = full  # c2: the market restarted and no longer has it
             await bus.publish(subjects.MARKET_SNAPSHOT, full.without_candles(), natural_id=cycle_id)
-            await eventually(lambda n=count: len(decisions) == n, what=f"decision of {cycle_id}")
+            await eventually(partial(has_length, decisions, count), what=f"decision of {cycle_id}")
     assert asked == ["c1", "c2"]
     with_closes, without = (d.prompt for d in decisions)
     assert with_closes is not None and without is not None
