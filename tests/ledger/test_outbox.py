@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from services.common import subjects
 from services.common.settings import Settings
@@ -33,9 +34,14 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(
             lambda: any(a.event_id == f"account:{v.verdict_id}" for a in lg.accounts),
             what="the verdict's account event, queued behind the bad rows",
         )
-        failed = await lg.db.fetch(
-            "SELECT event_id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id"
-        )
+        # The relay's pass commits after it publishes: wait for the marks, not race them.
+        async def set_aside() -> list[Any]:
+            rows = await lg.db.fetch(
+                "SELECT event_id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id"
+            )
+            return rows if len(rows) == 2 else []
+
+        failed = await eventually(set_aside, what="both bad rows set aside")
         assert [r["event_id"] for r in failed] == ["bad:type", "bad:payload"]
         assert "unknown message type 'NoSuchEvent'" in failed[0]["error"]
         assert "invalid AccountEvent payload" in failed[1]["error"]
