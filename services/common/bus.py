@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -164,6 +164,32 @@ class Bus:
         self._metrics.published.labels(kind).inc()
         if ack.duplicate:
             self._metrics.duplicates.labels(kind).inc()
+
+    async def publish_all(
+        self, events: Sequence[tuple[str, Message, str]], timeout: float = 5.0
+    ) -> None:
+        """Publish ``(subject, message, natural_id)`` events in order, then wait for every
+        acknowledgement at once (one round trip for the lot, not one per event).
+
+        Sent one after the other on the one connection, they are stored in this order.
+        Raises if any is not acknowledged within ``timeout``: the caller publishes the lot
+        again, and what was stored already is dropped as a duplicate by its id.
+        """
+        acks = []
+        for subject, message, natural_id in events:
+            headers = {MSG_ID: f"{subject}:{natural_id}"}
+            acks.append(await self._js.publish_async(subject, message.to_bytes(), headers=headers))
+        try:
+            done = await asyncio.wait_for(asyncio.gather(*acks), timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()
+            raise
+        for (_, message, _), stored in zip(events, done, strict=True):
+            kind = type(message).__name__
+            self._metrics.published.labels(kind).inc()
+            if stored.duplicate:
+                self._metrics.duplicates.labels(kind).inc()
 
     async def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
         """Create (or bind) the durable consumer, then run its loop in the background.

@@ -83,6 +83,9 @@ class ConsumerSpec:
     # 1 keeps strict order even across a crash: nothing newer is delivered while a
     # message is unacked (a killed consumer's message comes back after ack_wait).
     max_ack_pending: int | None = None
+    # One by one: messages fetched together on different subjects (different agents, on
+    # per-agent subjects) are handled concurrently, those on one subject still in order.
+    concurrent_subjects: bool = False
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -150,9 +153,18 @@ class Consumers:
         sub = await self._subscribe(spec)
         policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
 
-        async def handle(batch: list[Msg]) -> None:
-            for msg in batch:
+        async def in_order(msgs: list[Msg]) -> None:
+            for msg in msgs:
                 await self._handle_one(spec, policy, message_type, handler, msg)
+
+        async def handle(batch: list[Msg]) -> None:
+            if not spec.concurrent_subjects or len(batch) < 2:
+                await in_order(batch)
+                return
+            by_subject: dict[str, list[Msg]] = {}
+            for msg in batch:
+                by_subject.setdefault(msg.subject, []).append(msg)
+            await asyncio.gather(*(in_order(msgs) for msgs in by_subject.values()))
 
         self._start(spec, sub, handle)
 

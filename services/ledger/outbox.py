@@ -93,18 +93,23 @@ class OutboxRelay:
                 "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch,
             )
+            events, sent = [], []
             for row in rows:
                 try:
                     message = decode(row["message_type"], row["payload"])
                 except UndecodableEvent as exc:
                     await self._set_aside(conn, row, str(exc))
                     continue
-                await self._bus.publish(row["subject"], message, natural_id=row["event_id"])
-                await conn.execute(
-                    "UPDATE outbox SET published_at = $2 WHERE id = $1",
-                    row["id"],
-                    self._clock.now(),
-                )
+                events.append((row["subject"], message, row["event_id"]))
+                sent.append(row["id"])
+            # In id order, acknowledged together; if any is not, the pass rolls back and
+            # the next one sends the lot again (copies dropped by their ids).
+            await self._bus.publish_all(events)
+            await conn.execute(
+                "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
+                sent,
+                self._clock.now(),
+            )
         return len(rows)
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: str) -> None:

@@ -27,7 +27,6 @@ from services.common import subjects
 from services.common.bus import (
     Bus,
     ConsumerSpec,
-    Delivery,
     PermanentError,
     RequestHandler,
     TransientError,
@@ -72,7 +71,6 @@ from services.ledger.verdicts import VerdictApplier
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 BOOKS_BATCH = 256
 M = TypeVar("M", bound=Message)
 
@@ -148,8 +146,13 @@ class LedgerService:
         async with acquire(self._pool) as conn:
             position = await store.consumer_position(conn, BOOKS.durable)
         await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
-        await self._bus.consume(LLM_CALLS, LlmCall, self._on_llm_call)
-        await self._bus.consume(PROPOSALS, Decision, self._on_proposal)
+        # A batch per transaction, as the books: a cycle's calls and proposals come together.
+        await self._bus.consume_batches(
+            LLM_CALLS, {subjects.LLM_CALL_ALL: LlmCall}, self._on_llm_calls
+        )
+        await self._bus.consume_batches(
+            PROPOSALS, {subjects.DECISION_PROPOSED_ALL: Decision}, self._on_proposals
+        )
         q = self._queries
         queries: tuple[tuple[str, type[Message], RequestHandler[Any]], ...] = (
             (subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, q.portfolio),
@@ -186,23 +189,33 @@ class LedgerService:
 
     # ------------------------------------------------------------ exactly-once core
 
-    async def _once(
+    async def _record_all(
         self,
         consumer: str,
-        delivery: Delivery,
-        effect: Callable[[asyncpg.Connection], Awaitable[T]],
-    ) -> T | None:
-        """Run ``effect`` and record ``delivery.msg_id`` in one transaction; None if seen."""
+        items: Sequence[Item],
+        insert: Callable[[asyncpg.Connection, Any], Awaitable[None]],
+    ) -> Mapping[int, str]:
+        """Store what ``items`` carry, each once, in one transaction (claimed by message id);
+        returns the items refused for good: one naming another agent than its subject's."""
+        refused: dict[int, str] = {}
+        fresh: list[Item] = []
+        for index, (message, delivery) in enumerate(items):
+            agent_id = getattr(message, "agent_id", "")
+            try:
+                same_agent(delivery, agent_id, f"{type(message).__name__} {delivery.msg_id}")
+            except PermanentError as exc:
+                refused[index] = str(exc)
+                continue
+            fresh.append((message, delivery))
         try:
             async with acquire(self._pool) as conn, conn.transaction():
-                if not await store.claim_message(conn, delivery.msg_id, consumer):
-                    duplicate = True
-                    result = None
-                else:
-                    duplicate = False
-                    result = await effect(conn)
+                new = await store.claim_messages(conn, [d.msg_id for _, d in fresh], consumer)
+                for message, delivery in fresh:
+                    if delivery.msg_id in new:
+                        await insert(conn, message)
         except asyncpg.ForeignKeyViolationError as exc:
-            # An agent the ledger has no account for: retrying cannot help.
+            # An agent the ledger has no account for: retrying cannot help (a batch with
+            # one is split, so only that one is dead-lettered).
             raise PermanentError(str(exc)) from exc
         except (TransientError, PermanentError):
             raise
@@ -210,9 +223,9 @@ class LedgerService:
             if is_unavailable(exc):
                 raise TransientError(f"Postgres unavailable: {exc!r}") from exc
             raise
-        if duplicate:
-            self._metrics.duplicates.labels(consumer).inc()
-        return result
+        if len(new) < len(fresh):
+            self._metrics.duplicates.labels(consumer).inc(len(fresh) - len(new))
+        return refused
 
     # ------------------------------------------------------------ consumers
 
@@ -243,21 +256,11 @@ class LedgerService:
             await self._refresh_equity()
         return effects.refused
 
-    async def _on_llm_call(self, message: LlmCall, delivery: Delivery) -> None:
-        same_agent(delivery, message.agent_id, f"LLM call {message.call_id}")
+    async def _on_llm_calls(self, items: Sequence[Item]) -> Mapping[int, str]:
+        return await self._record_all(LLM_CALLS.durable, items, store.insert_llm_call)
 
-        async def effect(conn: asyncpg.Connection) -> None:
-            await store.insert_llm_call(conn, message)
-
-        await self._once(LLM_CALLS.durable, delivery, effect)
-
-    async def _on_proposal(self, message: Decision, delivery: Delivery) -> None:
-        same_agent(delivery, message.agent_id, f"decision {message.decision_id}")
-
-        async def effect(conn: asyncpg.Connection) -> None:
-            await store.insert_proposal(conn, message)
-
-        await self._once(PROPOSALS.durable, delivery, effect)
+    async def _on_proposals(self, items: Sequence[Item]) -> Mapping[int, str]:
+        return await self._record_all(PROPOSALS.durable, items, store.insert_proposal)
 
     # ------------------------------------------------------------ deadlines
 

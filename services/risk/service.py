@@ -78,7 +78,11 @@ class RiskService:
         # the ledger still refuses what it cannot apply.
         await self._bus.subscribe_core(subjects.MARKET_SNAPSHOT, MarketSnapshot, self._on_snapshot)
         await self._bus.consume(
-            ConsumerSpec(CONSUMER, subjects.DECISION_PROPOSED_ALL), Decision, self.handle
+            # Each agent's decisions in order; different agents' side by side (each waits
+            # for its own portfolio, and a replay's cycle waits for the slowest).
+            ConsumerSpec(CONSUMER, subjects.DECISION_PROPOSED_ALL, concurrent_subjects=True),
+            Decision,
+            self.handle,
         )
         self._started = True
 

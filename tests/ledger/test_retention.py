@@ -246,9 +246,8 @@ async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(
         duplicates = "arena_ledger_duplicates_skipped_total"
         before = lg.metric(duplicates, consumer="ledger-llm-calls")
         # It comes back (re-driven, or an ack lost): the consumer's handler sees the same id.
-        await lg.service._on_llm_call(
-            call, Delivery(subject=subject, msg_id=msg_id, stream_sequence=1, num_delivered=2)
-        )
+        again = Delivery(subject=subject, msg_id=msg_id, stream_sequence=1, num_delivered=2)
+        assert await lg.service._on_llm_calls([(call, again)]) == {}
         assert lg.metric(duplicates, consumer="ledger-llm-calls") == before + 1
 
 
