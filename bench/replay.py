@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.cycle_timeline import CycleTimeline
 from bench.replay_data import write_month
 from devstack.ports import free_port
 from services.common.settings import PROJECT_ROOT
@@ -80,7 +82,11 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
             stderr=subprocess.STDOUT,
         )
         try:
-            result, cpu_at_first = _measure(launcher, port, timeout, root)
+            timeline = CycleTimeline(tooling_url(root)).start()
+            try:
+                result, cpu_at_first = _measure(launcher, port, timeout, root)
+            finally:
+                timeline.stop()
             cpu = cpu_seconds_by_process(launcher.pid)
             # From the first completed cycle on: start-up (imports, migrations) left out.
             spent = {name: cpu[name] - cpu_at_first.get(name, 0.0) for name in cpu}
@@ -94,6 +100,7 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
                 **result,
                 "cpu_ms_per_cycle": per_cycle,
                 "cpu_ms_per_cycle_total": round(sum(per_cycle.values()), 1),
+                "stage_ms": timeline.stages_ms(),
             }
         finally:
             launcher.send_signal(signal.SIGINT)
@@ -101,6 +108,21 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
             log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def tooling_url(root: Path, timeout: float = 120) -> str:
+    """The read-only NATS URL ``make run`` prints, with the password it generated."""
+    log, passwords = root / "run.log", root / "arena" / "nats" / "passwords.env"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        match = re.search(r"NATS_URL=nats://tooling:.*@([\w.]+:\d+)", text)
+        if match and passwords.exists():
+            for line in passwords.read_text().splitlines():
+                if line.startswith("NATS_PASSWORD_TOOLING="):
+                    return f"nats://tooling:{line.split('=', 1)[1]}@{match.group(1)}"
+        time.sleep(0.2)
+    raise RuntimeError("the arena did not print its tooling NATS URL")
 
 
 def cpu_seconds_by_process(root_pid: int) -> dict[str, float]:
