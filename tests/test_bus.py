@@ -194,6 +194,45 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
     await asyncio.gather(server.close(), client.close())
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_requests_are_answered_as_many_at_once_as_the_responder_allows(
+    nats_url: str, concurrency: int
+) -> None:
+    server, _ = await _bus(nats_url, "server")
+    client, _ = await _bus(nats_url, "client")
+    inside, most = 0, 0
+    release = asyncio.Event()
+
+    async def slow(query: PortfolioQuery) -> PortfolioQuery:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await release.wait()
+        inside -= 1
+        return query  # echoed
+
+    await server.serve(
+        subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, slow, concurrency=concurrency
+    )
+    asked = [
+        asyncio.create_task(
+            client.request(
+                subjects.LEDGER_QUERY_PORTFOLIO,
+                PortfolioQuery(agent_id=f"a{n}"),
+                PortfolioQuery,
+                10,
+            )
+        )
+        for n in range(5)
+    ]
+    await eventually(lambda: inside == concurrency, what=f"{concurrency} answered at once")
+    release.set()
+    replies = await asyncio.gather(*asked)
+    assert sorted(r.agent_id for r in replies) == [f"a{n}" for n in range(5)]
+    assert most == concurrency
+    await asyncio.gather(server.close(), client.close())
+
+
 async def test_a_failed_ack_does_not_end_the_consumer_loop(nats_url: str) -> None:
     bus, metrics = await _bus(nats_url)
     js = bus._nc.jetstream()

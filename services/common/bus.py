@@ -91,6 +91,7 @@ class Bus:
         self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
+        self._answering: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -262,10 +263,38 @@ class Bus:
 
     # ------------------------------------------------------------ request-reply
 
-    async def serve(self, subject: str, request_type: type[M], handler: RequestHandler[M]) -> None:
-        """Answer requests on ``subject`` (queue group, so replicas share the load)."""
+    async def serve(
+        self,
+        subject: str,
+        request_type: type[M],
+        handler: RequestHandler[M],
+        *,
+        concurrency: int = 1,
+    ) -> None:
+        """Answer requests on ``subject`` (queue group, so replicas share the load).
+
+        ``concurrency``: how many requests are answered at once (a handler that waits on a
+        database answers the next caller meanwhile); 1 answers them one after the other.
+        """
+        limit = asyncio.Semaphore(concurrency)
+
+        async def answer_then_release(msg: Msg) -> None:
+            try:
+                await answer(msg)
+            finally:
+                limit.release()
 
         async def on_request(msg: Msg) -> None:
+            if concurrency == 1:
+                await answer(msg)
+                return
+            # A slot first, so what waits beyond the limit stays in nats' own buffer.
+            await limit.acquire()
+            task = asyncio.create_task(answer_then_release(msg), name=f"answer:{subject}")
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        async def answer(msg: Msg) -> None:
             try:
                 request = request_type.model_validate_json(msg.data or b"{}")
             except ValidationError as exc:

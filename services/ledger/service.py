@@ -71,6 +71,9 @@ from services.ledger.verdicts import VerdictApplier
 
 log = logging.getLogger(__name__)
 
+# Portfolio requests answered at once (of the pool's eight connections).
+PORTFOLIO_CONCURRENCY = 4
+
 BOOKS_BATCH = 256
 M = TypeVar("M", bound=Message)
 
@@ -166,7 +169,15 @@ class LedgerService:
             (subjects.LEDGER_QUERY_VERIFY, VerifyQuery, q.verify),
         )
         for subject, request_type, handler in queries:
-            await self._bus.serve(subject, request_type, _unavailable_is_transient(handler))
+            # Every decision asks for its agent's portfolio twice (the agent, then risk):
+            # with many agents, several at once, within a part of the pool.
+            concurrency = PORTFOLIO_CONCURRENCY if request_type is PortfolioQuery else 1
+            await self._bus.serve(
+                subject,
+                request_type,
+                _unavailable_is_transient(handler),
+                concurrency=concurrency,
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
