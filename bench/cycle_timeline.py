@@ -65,7 +65,9 @@ class CycleTimeline:
         async def on_message(msg: Msg) -> None:
             at = time.monotonic()
             try:
-                cycle_id = json.loads(msg.data)["cycle_id"]
+                body = json.loads(msg.data)
+                # A verdict names its cycle in the decision it judges.
+                cycle_id = body["cycle_id"] if "cycle_id" in body else body["decision"]["cycle_id"]
             except (ValueError, KeyError, TypeError):
                 return
             subject = msg.subject
