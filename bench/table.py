@@ -112,7 +112,7 @@ def outcome_from_json(data: Mapping[str, Any]) -> Outcome:
 def number(value: float) -> str:
     """Three significant figures or so, with thousands separators for big ones."""
     size = abs(value)
-    if size >= 1000:
+    if size >= 1000 or (size >= 10 and float(value).is_integer()):
         return f"{value:,.0f}"
     if size >= 100:
         return f"{value:.0f}"
