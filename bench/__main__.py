@@ -25,7 +25,7 @@ MODULES = (
     "agent",
     "gateway",
     "gateway_memory",
-    "services",
+    "rss",
     "reads",
     "agents",
     "replay",
