@@ -3,7 +3,8 @@
 The parent starts ``python -m bench.runner <module> [--quick] --out FILE``; the child
 imports ``bench.<module>`` (only then, so a module that does not exist yet or has no
 ``measure()`` is reported as not available rather than breaking the run), calls
-``measure(quick)`` and writes the outcome as JSON to FILE. A crash, a timeout or an
+``measure(quick)`` and writes the outcome as JSON to FILE (a dotted name is imported as
+it is). A crash, a timeout or an
 exception in the child is a failed outcome; the other modules go on.
 """
 
@@ -33,7 +34,7 @@ def _last_line(text: str) -> str:
 def collect(module: str, quick: bool) -> Outcome:
     """In the child: import the module and measure."""
     started = time.perf_counter()
-    name = f"bench.{module}"
+    name = module if "." in module else f"bench.{module}"
     try:
         loaded = importlib.import_module(name)
     except ModuleNotFoundError as exc:
