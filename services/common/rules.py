@@ -6,16 +6,18 @@ Each rule looks at one action in its context and returns ``None`` (no objection)
 ``Reason`` with a machine-readable code. A rule that does not concern the action's kind,
 or lacks a field another rule already reports, returns ``None``: every rejection is
 reported once, by the rule that owns it. Adding a rule is writing one function and
-listing it in ``RULES``.
+listing it in ``RULES``; marking it ``@concerns(...)`` with the kinds of action it judges
+spares calling it for the others (it must still answer ``None`` for them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
 from services.common.instruments import Instrument, InstrumentTable, opening_cost
@@ -49,8 +51,7 @@ else:
     once = _Once
 
 
-@dataclass(frozen=True)
-class Prior:
+class Prior(NamedTuple):
     """An action met earlier in the same decision, and whether it was approved."""
 
     action: Action
@@ -110,6 +111,23 @@ class ActionContext:
 Rule = Callable[[ActionContext], Reason | None]
 
 
+def concerns(*kinds: TradeAction) -> Callable[[Rule], Rule]:
+    """Marks a rule that objects only to these kinds of action: ``judge`` calls it for
+    them alone. The rule must still return ``None`` for any other kind."""
+
+    def mark(rule: Rule) -> Rule:
+        rule.kinds = frozenset(kinds)  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
+
+@functools.lru_cache(maxsize=128)
+def applicable(rules: tuple[Rule, ...], kind: TradeAction) -> tuple[Rule, ...]:
+    """The rules that may object to an action of this kind, in their order."""
+    return tuple(rule for rule in rules if kind in getattr(rule, "kinds", (kind,)))
+
+
 def cost_of(ctx: ActionContext, action: Action) -> Decimal | None:
     """What opening ``action`` takes from the balance, as the ledger will charge it."""
     a = action
@@ -130,17 +148,20 @@ def cost_of(ctx: ActionContext, action: Action) -> Decimal | None:
 def missing_field(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if ctx.is_open:
+        if a.symbol is not None and a.margin_usd is not None and a.leverage is not None:
+            return None
         needed = {"symbol": a.symbol, "margin_usd": a.margin_usd, "leverage": a.leverage}
     elif a.action == TradeAction.CLOSE:
+        if a.symbol is not None:
+            return None
         needed = {"symbol": a.symbol}
     else:
         return None
     missing = [name for name, value in needed.items() if value is None]
-    if not missing:
-        return None
     return Reason(code="missing_field", message=f"{a.action} needs {', '.join(missing)}")
 
 
+@concerns(*OPENS)
 def unknown_symbol(ctx: ActionContext) -> Reason | None:
     # Only opens: a position on a symbol later dropped from the universe must stay closable.
     symbol = ctx.action.symbol
@@ -161,6 +182,7 @@ def duplicate_symbol(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def margin_out_of_range(ctx: ActionContext) -> Reason | None:
     margin = ctx.action.margin_usd
     if not ctx.is_open or margin is None:
@@ -173,6 +195,7 @@ def margin_out_of_range(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
     leverage = ctx.action.leverage
     if not ctx.is_open or leverage is None:
@@ -185,6 +208,7 @@ def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def position_already_open(ctx: ActionContext) -> Reason | None:
     symbol = ctx.action.symbol
     if not ctx.is_open or symbol is None or symbol not in ctx.open_symbols:
@@ -195,6 +219,7 @@ def position_already_open(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def too_many_positions(ctx: ActionContext) -> Reason | None:
     if not ctx.is_open:
         return None
@@ -207,6 +232,7 @@ def too_many_positions(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def insufficient_balance(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if not ctx.is_open or a.margin_usd is None or a.leverage is None:
@@ -224,6 +250,7 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(TradeAction.CLOSE)
 def no_open_position(ctx: ActionContext) -> Reason | None:
     symbol = ctx.action.symbol
     if ctx.action.action != TradeAction.CLOSE or symbol is None or symbol in ctx.open_symbols:
@@ -241,6 +268,7 @@ def past_deadline(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def margin_utilisation_exceeded(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if not ctx.is_open or a.margin_usd is None:
@@ -272,6 +300,7 @@ def _size(ctx: ActionContext) -> tuple[Decimal, Decimal, Instrument] | None:
     return price, instrument.round_quantity(a.margin_usd * a.leverage / price), instrument
 
 
+@concerns(*OPENS)
 def below_min_notional(ctx: ActionContext) -> Reason | None:
     sized = _sized(ctx)
     if sized is None:
@@ -320,10 +349,12 @@ def _protective_level_problem(ctx: ActionContext, *, stop: bool) -> Reason | Non
     return None
 
 
+@concerns(*OPENS)
 def stop_loss_invalid(ctx: ActionContext) -> Reason | None:
     return _protective_level_problem(ctx, stop=True)
 
 
+@concerns(*OPENS)
 def take_profit_invalid(ctx: ActionContext) -> Reason | None:
     return _protective_level_problem(ctx, stop=False)
 
@@ -353,6 +384,7 @@ LIMIT_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule is not past
 
 def judge(ctx: ActionContext, rules: tuple[Rule, ...] = RULES) -> tuple[Reason, ...]:
     """Every objection the rules raise against one action; empty means approved."""
-    if ctx.action.action == TradeAction.HOLD:
+    kind = ctx.action.action
+    if kind == TradeAction.HOLD:
         return ()
-    return tuple(reason for rule in rules if (reason := rule(ctx)) is not None)
+    return tuple(reason for rule in applicable(rules, kind) if (reason := rule(ctx)) is not None)
