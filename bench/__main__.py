@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"compared with: {earlier[0].path.name if earlier else 'no earlier saved run'}\n")
     print(render(outcomes, changes))
     print(f"\n{summary(outcomes, changes)}")
+    for outcome in outcomes:
+        if outcome.status is Status.FAILED:
+            print(f"bench.{outcome.module} failed: {outcome.detail}")
     if args.save:
         print(f"saved: {results.save(outcomes, args.quick, description, args.results)}")
     return 1 if any(o.status is Status.FAILED for o in outcomes) else 0

@@ -81,7 +81,8 @@ def _wait_for_cycles(port: int, count: int, launcher: subprocess.Popen[bytes], l
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-    raise RuntimeError(f"{count} cycles did not complete within {timeout:.0f} s; see {log}")
+    tail = log.read_text(errors="replace").splitlines()[-5:]
+    raise RuntimeError(f"{count} cycles did not complete within {timeout:.0f} s: {tail}")
 
 
 def observe(cycles: int = 2, timeout: float = 180) -> dict[str, list[float]]:

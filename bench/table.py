@@ -182,8 +182,9 @@ def render(outcomes: Sequence[Outcome], changes: Mapping[Key, Change] | None = N
     for outcome in outcomes:
         if outcome.status is not Status.OK or not outcome.measures:
             status = "FAILED" if outcome.status is Status.FAILED else outcome.status.value
-            grid.rows.append((outcome.module, f"({outcome.detail or 'no figures'})"[:70],
-                              "", "", "", "", status, ""))  # fmt: skip
+            detail = outcome.detail or "no figures"
+            short = detail if len(detail) <= 60 else detail[:57] + "..."
+            grid.rows.append((outcome.module, f"({short})", "", "", "", "", status, ""))
             continue
         for m in outcome.measures:
             ratio = m.ratio
