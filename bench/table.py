@@ -177,7 +177,10 @@ HEADER = (
 
 
 def render(outcomes: Sequence[Outcome], changes: Mapping[Key, Change] | None = None) -> str:
-    """The table: one row per figure; a module without figures is one row saying why."""
+    """The table: one row per figure; a module without figures is one row saying why.
+
+    Without ``changes`` (a benchmark run alone) there is no "vs last" column.
+    """
     grid = _Grid(HEADER)
     for outcome in outcomes:
         if outcome.status is not Status.OK or not outcome.measures:
@@ -200,6 +203,8 @@ def render(outcomes: Sequence[Outcome], changes: Mapping[Key, Change] | None = N
                     "" if changes is None else _change(changes.get(key(m))),
                 )
             )
+    if changes is None:
+        grid = _Grid(HEADER[:-1], [row[:-1] for row in grid.rows])
     return grid.text()
 
 

@@ -51,6 +51,8 @@ def test_figures_without_a_previous_value_are_new_and_a_zero_previous_has_no_rat
     assert changes[key(zero)].fraction is None and not changes[key(zero)].regression
     table = render([Outcome("risk", Status.OK, (fresh, zero))], changes)
     assert "new" in table.splitlines()[2]
+    alone = render([Outcome("risk", Status.OK, (fresh,))])  # a benchmark's own main()
+    assert "vs last" not in alone and "new" not in alone
 
 
 def test_the_table_shows_reference_ratio_target_and_the_regression() -> None:
