@@ -24,6 +24,7 @@ from services.common.instruments import Instrument, InstrumentTable, opening_cos
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
+ZERO = Decimal(0)
 
 _T = TypeVar("_T")
 
@@ -263,9 +264,10 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if not ctx.is_open or a.margin_usd is None or a.leverage is None:
         return None
-    committed = sum(
-        (cost for o in ctx.approved_opens if (cost := cost_of(ctx, o)) is not None), Decimal(0)
-    )
+    committed = ZERO
+    for o in ctx.approved_opens:
+        if (cost := cost_of(ctx, o)) is not None:
+            committed += cost
     available = ctx.portfolio.account.balance - committed
     needed = cost_of(ctx, a)
     if needed is None or needed <= available:
@@ -300,7 +302,9 @@ def margin_utilisation_exceeded(ctx: ActionContext) -> Reason | None:
     if not ctx.is_open or a.margin_usd is None:
         return None
     account = ctx.portfolio.account
-    pending = sum((o.margin_usd or Decimal(0) for o in ctx.approved_opens), Decimal(0))
+    pending = ZERO
+    for o in ctx.approved_opens:
+        pending += o.margin_usd or ZERO
     after = account.margin_used + pending + a.margin_usd
     cap = ctx.limits.max_margin_utilisation * account.equity
     if after <= cap:
