@@ -69,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu, cores, memory = description["cpu"], description["cores"], description["memory_gb"]
     print(f"\n{'quick run' if args.quick else 'full run'} on {cpu}, {cores} cores, {memory} GB, "
           f"Python {description['python']}, load {description['load_average']}")  # fmt: skip
-    print(f"compared with: {earlier[0].path.name if earlier else 'no earlier saved run'}\n")
+    print(f"compared with: {earlier[0].path.name if earlier else 'no earlier saved run'}")
+    load = description["load_average"][0]
+    if cores and load > cores:
+        print(
+            f"the machine was busy (load {load:.1f} on {cores} cores): the figures, and the "
+            "regressions against a quieter run, say as much about it as about the code"
+        )
+    print()
     print(render(outcomes, changes))
     print(f"\n{summary(outcomes, changes)}")
     for outcome in outcomes:
