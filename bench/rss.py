@@ -102,7 +102,8 @@ def observe(cycles: int = 2, timeout: float = 180) -> dict[str, list[float]]:
     try:
         with log.open("wb") as out:
             launcher = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "run", "--data-dir", str(root / "arena")],
+                [sys.executable, "-m", "devstack", "run", "--data-dir", str(root / "arena"),
+                 "--free-ports"],
                 cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
