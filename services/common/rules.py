@@ -41,6 +41,8 @@ class _Once(Generic[_T]):
         self._name = name
 
     def __get__(self, instance: object, owner: type | None = None) -> _T:
+        if instance is None:  # looked up on the class (introspection, documentation)
+            return self  # type: ignore[return-value]
         value = self._compute(instance)
         instance.__dict__[self._name] = value  # later reads find it without the descriptor
         return value
