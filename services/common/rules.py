@@ -17,41 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import NamedTuple
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
 from services.common.instruments import Instrument, InstrumentTable, opening_cost
+from services.common.once import once
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
 ZERO = Decimal(0)
-
-_T = TypeVar("_T")
-
-
-class _Once(Generic[_T]):
-    """``functools.cached_property`` without its lock (Python 3.11 takes one per access
-    until the value is stored, which costs more than the figures it saves here)."""
-
-    def __init__(self, compute: Callable[[Any], _T]) -> None:
-        self._compute = compute
-        self._name = compute.__name__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-
-    def __get__(self, instance: object, owner: type | None = None) -> _T:
-        if instance is None:  # looked up on the class (introspection, documentation)
-            return self  # type: ignore[return-value]
-        value = self._compute(instance)
-        instance.__dict__[self._name] = value  # later reads find it without the descriptor
-        return value
-
-
-if TYPE_CHECKING:
-    from functools import cached_property as once
-else:
-    once = _Once
 
 
 class Prior(NamedTuple):
