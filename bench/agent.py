@@ -1,19 +1,21 @@
 """Agent benchmark: prompt build time and parse throughput on the model-output corpus.
 
 ``python -m bench.agent``. Both should be negligible next to a model call
-(goal: prompt < 5 ms, parse < 1 ms per output).
+(targets: prompt build p99 < 5 ms, parse p99 < 1 ms per output).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+from bench.measures import Better, Measure
+from bench.sampling import percentile
+from bench.table import print_measures
 from services.agent.parsing import ParseError, parse_answer
 from services.agent.prompt import build_prompt
 from services.common.contracts import Candle, Indicators
@@ -23,6 +25,8 @@ from tests.agent.corpus import load_cases
 
 PROMPT_RUNS = 500
 PARSE_ROUNDS = 200
+PROMPT_TARGET_MS = 5.0
+PARSE_TARGET_MS = 1.0
 
 
 def _candles(price: Decimal) -> tuple[Candle, ...]:
@@ -49,19 +53,8 @@ def _timings(run: Callable[[], object], count: int) -> list[float]:
     return samples
 
 
-def _row(name: str, samples: list[float], goal_ms: float) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    p50 = statistics.median(ms)
-    p95 = ms[int(len(ms) * 0.95) - 1]
-    p99 = ms[int(len(ms) * 0.99) - 1]
-    verdict = "ok" if p99 < goal_ms else "SLOW"
-    return (
-        f"{name:<22}{len(ms):>7}{p50:>10.3f}{p95:>10.3f}{p99:>10.3f}{ms[-1]:>10.3f}"
-        f"{goal_ms:>8.1f}  {verdict}"
-    )
-
-
-def main() -> None:
+def measure(quick: bool = False) -> list[Measure]:
+    prompt_runs, parse_rounds = (50, 10) if quick else (PROMPT_RUNS, PARSE_ROUNDS)
     indicators = Indicators(
         rsi_7=55.1, rsi_14=52.3, ema_20=1.0, ema_50=1.0, macd=0.1, macd_signal=0.05,
         macd_hist=0.05, bb_upper=1.1, bb_middle=1.0, bb_lower=0.9, atr_14=0.01,
@@ -74,9 +67,9 @@ def main() -> None:
     )
     book = portfolio(position("BTCUSDT"), position("ETHUSDT"))
     limits = TradingLimits()
-    prompt = build_prompt(market, book, limits, DEFAULT_SYMBOLS)
+    build_prompt(market, book, limits, DEFAULT_SYMBOLS)  # warm-up
     prompt_samples = _timings(
-        lambda: build_prompt(market, book, limits, DEFAULT_SYMBOLS).sha256, PROMPT_RUNS
+        lambda: build_prompt(market, book, limits, DEFAULT_SYMBOLS).sha256, prompt_runs
     )
 
     cases = load_cases()
@@ -88,17 +81,24 @@ def main() -> None:
     parse_samples = [
         s
         for case in cases
-        for s in _timings(functools.partial(parse_one, case.output), PARSE_ROUNDS)
+        for s in _timings(functools.partial(parse_one, case.output), parse_rounds)
     ]
     total = sum(parse_samples)
 
-    print(f"prompt: {len(prompt.text)} characters, 6 symbols x 100 candles, 2 open positions")
-    print(f"corpus: {len(cases)} model outputs x {PARSE_ROUNDS} rounds\n")
-    print(f"{'operation':<22}{'runs':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
-          f"{'max ms':>10}{'goal':>8}")  # fmt: skip
-    print(_row("prompt build + sha256", prompt_samples, 5.0))
-    print(_row("parse one output", parse_samples, 1.0))
-    print(f"\nparse throughput: {len(parse_samples) / total:,.0f} outputs/s")
+    prompt_ms = [s * 1000 for s in prompt_samples]
+    parse_ms = [s * 1000 for s in parse_samples]
+    return [
+        Measure("agent", "prompt build + sha256 p99", percentile(prompt_ms, 99), "ms",
+                target=PROMPT_TARGET_MS),
+        Measure("agent", "parse one model output p99", percentile(parse_ms, 99), "ms",
+                target=PARSE_TARGET_MS),
+        Measure("agent", "parse throughput", len(parse_samples) / total, "outputs/s",
+                Better.HIGHER),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    print_measures(measure())
 
 
 if __name__ == "__main__":

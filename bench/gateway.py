@@ -10,7 +10,9 @@ services.gateway``, one worker) in another, then drives it from this process on 
 - 1,000 WebSocket clients: the delay from a ``cycle_complete`` published on NATS to its
   arrival at each client (p50/p95).
 
-Targets (issue 7): >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms.
+Targets: >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms. References measured in
+the same run: a bare FastAPI endpoint served the same way (bench/bare_http.py) under the
+same load, and the delivery of the same events to a single WebSocket client.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from pathlib import Path
 import httpx
 import websockets
 
+from bench.bare_http import PATH as BARE_PATH
+from bench.bare_http import bare_server
+from bench.measures import Better, Measure
+from bench.table import print_measures
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port
 from services.common import subjects
@@ -279,6 +285,48 @@ async def run(seconds: float, connections: int, clients: int, cycles: int) -> No
         print("targets: >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms")
 
 
+RPS_TARGET = 1500.0
+P99_TARGET_MS = 50.0
+DELIVERY_P95_TARGET_MS = 500.0
+ENDPOINTS = ("/trading/leaderboard", "/market/prices")
+
+
+async def _measures(tmp: Path, seconds: float, connections: int, clients: int, cycles: int
+                    ) -> list[Measure]:  # fmt: skip
+    with bare_server(tmp / "bare.log") as bare_port:
+        bare_rps, bare_latencies, _ = await load(bare_port, BARE_PATH, seconds, connections)
+    measures = []
+    with arena(tmp, {"ARENA_WS_MAX_CLIENTS": str(max(clients, 1))}) as running:
+        bare = "bare FastAPI"
+        for path in ENDPOINTS:
+            rps, latencies, errors = await load(running.port, path, seconds, connections)
+            if errors:
+                raise RuntimeError(f"{path}: {errors} answers were not 200")
+            measures += [
+                Measure("gateway", f"GET {path} ({connections} connections)", rps, "req/s",
+                        Better.HIGHER, RPS_TARGET, bare_rps, bare),
+                Measure("gateway", f"GET {path} p99", pct(latencies, 99), "ms",
+                        Better.LOWER, P99_TARGET_MS, pct(bare_latencies, 99), bare),
+            ]  # fmt: skip
+        single = await fanout(running.nats_url, running.port, 1, cycles)
+        delays = await fanout(running.nats_url, running.port, clients, cycles)
+    one = "to 1 client"
+    name = f"WebSocket fan-out, NATS to {clients:,} clients"
+    return [
+        *measures,
+        Measure("gateway", f"{name} p50", pct(delays, 50), "ms",
+                reference=pct(single, 50), reference_name=one),
+        Measure("gateway", f"{name} p95", pct(delays, 95), "ms", target=DELIVERY_P95_TARGET_MS,
+                reference=pct(single, 95), reference_name=one),
+    ]  # fmt: skip
+
+
+def measure(quick: bool = False) -> list[Measure]:
+    seconds, connections, clients, cycles = (1.0, 8, 100, 2) if quick else (5.0, 16, 1000, 5)
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        return asyncio.run(_measures(Path(tmp), seconds, connections, clients, cycles))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="load per endpoint")
@@ -286,10 +334,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--standins", metavar="NATS_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--table", action="store_true", help="the figures as make bench shows them")
     args = parser.parse_args()
     if args.standins:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve_standins(args.standins))
+        return
+    if args.table:
+        with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+            print_measures(asyncio.run(_measures(
+                Path(tmp), args.seconds, args.connections, args.clients, args.cycles
+            )))  # fmt: skip
         return
     asyncio.run(run(args.seconds, args.connections, args.clients, args.cycles))
 

@@ -42,6 +42,7 @@ import websockets
 from prometheus_client import CollectorRegistry
 
 from bench.gateway import arena
+from bench.measures import Better, Measure
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.contracts import MarketSnapshot
@@ -175,7 +176,7 @@ class Outcome:
     metrics: str
 
 
-async def measure(load: Load, env: dict[str, str], snapshot: MarketSnapshot) -> Outcome:
+async def observe(load: Load, env: dict[str, str], snapshot: MarketSnapshot) -> Outcome:
     with (
         tempfile.TemporaryDirectory(prefix="bench-gateway-memory-") as tmp,
         arena(Path(tmp), env) as gw,
@@ -253,7 +254,38 @@ def report(load: Load, size: int, outcome: Outcome) -> None:
 async def run(load: Load, env: dict[str, str]) -> None:
     snapshot = await realistic_snapshot()
     size = len(snapshot.model_dump_json())
-    report(load, size, await measure(load, env, snapshot))
+    report(load, size, await observe(load, env, snapshot))
+
+
+def measures(load: Load, outcome: Outcome) -> list[Measure]:
+    """RSS at each look against the RSS at rest; every snapshot must reach the reader."""
+    (_, rest, _, _), *looks = outcome.rows
+    clients = f"{load.clients} stalled clients"
+    names = {
+        1: f"RSS, {clients} connected",
+        2: f"RSS, {clients}, after {load.snapshots} snapshots",
+        3: f"RSS, {clients}, peak while broadcasting",
+        4: f"RSS, {clients}, {load.settle:g} s later",
+    }
+    return [
+        Measure("gateway memory", "RSS at rest", rest / MB, "MB"),
+        *(
+            Measure("gateway memory", names[n], rss / MB, "MB", reference=rest / MB,
+                    reference_name="at rest")
+            for n, (_, rss, _, _) in enumerate(looks, start=1)
+        ),
+        Measure("gateway memory", "snapshots received by a reading client", outcome.received,
+                "", Better.HIGHER, target=load.snapshots),
+    ]  # fmt: skip
+
+
+def measure(quick: bool = False) -> list[Measure]:
+    load = Load(20, 20, 0.05, 1.0, False) if quick else Load(200, 200, 0.1, 40.0, False)
+
+    async def run() -> list[Measure]:
+        return measures(load, await observe(load, {}, await realistic_snapshot()))
+
+    return asyncio.run(run())
 
 
 def main() -> None:

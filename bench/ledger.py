@@ -1,5 +1,8 @@
-"""Ledger speed on a real Postgres: verdicts applied per second, and one tick for
-100 agents holding 3 positions each (target: under 100 ms).
+"""Ledger speed on a real Postgres: verdicts applied per second, and one tick (marking
+to market) for 100 agents holding 3 positions each (target: p99 under 100 ms).
+
+The reference, measured in the same run on the same connection, is a bare Postgres
+commit (one row inserted in its own transaction): what any durable write costs.
 
 Run: ``.venv/bin/python -m bench.ledger`` (an embedded Postgres in a temp directory),
 or with ``DATABASE_URL`` pointing at an empty database.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.measures import Better, Measure
+from bench.sampling import percentile
+from bench.table import print_measures
 from devstack.postgres import EmbeddedPostgres
 from services.common.contracts import (
     Action,
@@ -37,6 +42,7 @@ from services.ledger.migrate import apply_migrations
 from services.ledger.verdicts import VerdictApplier
 
 AGENTS = 100
+TICK_TARGET_MS = 100.0
 SYMBOLS = {"BTCUSDT": Decimal(95000), "ETHUSDT": Decimal(3400), "SOLUSDT": Decimal(180)}
 FEE = Decimal("0.0005")
 START = datetime(2025, 1, 1, 1, tzinfo=UTC)  # away from a funding time
@@ -57,16 +63,16 @@ def _verdict(agent: str, cycle_id: str, actions: list[Action]) -> Verdict:
     )
 
 
-async def _setup(conn: asyncpg.Connection) -> None:
+async def _setup(conn: asyncpg.Connection, agents: int) -> None:
     await apply_migrations(conn)
     await conn.executemany(
         "INSERT INTO llm_accounts (llm_id, provider, model_name, display_name, balance, "
         "initial_balance) VALUES ($1::text, 'baseline', 'x', $1::text, 100, 100)",
-        [(f"a{n:03d}",) for n in range(AGENTS)],
+        [(f"a{n:03d}",) for n in range(agents)],
     )
     started = CycleStarted(
         cycle_id="c1", sequence=1, started_at=START, decision_deadline=START + timedelta(hours=1),
-        symbols=tuple(SYMBOLS), agents=tuple(f"a{n:03d}" for n in range(AGENTS)),
+        symbols=tuple(SYMBOLS), agents=tuple(f"a{n:03d}" for n in range(agents)),
     )  # fmt: skip
     await store.insert_cycle(conn, started, started.agents)
     await conn.executemany(
@@ -76,10 +82,10 @@ async def _setup(conn: asyncpg.Connection) -> None:
     )
 
 
-async def _verdicts(conn: asyncpg.Connection) -> list[float]:
+async def _verdicts(conn: asyncpg.Connection, agents: int) -> list[float]:
     applier = VerdictApplier(FEE, InstrumentTable(), TradingLimits(), frozenset(SYMBOLS))
     samples = []
-    for n in range(AGENTS):
+    for n in range(agents):
         actions = [
             Action(action=TradeAction.BUY if i % 2 else TradeAction.SELL, symbol=s,
                    margin_usd=Decimal(20), leverage=5)
@@ -115,41 +121,62 @@ async def _ticks(conn: asyncpg.Connection, count: int) -> list[float]:
     return samples
 
 
-def _row(name: str, samples: list[float], unit: str = "ms") -> str:
-    q = statistics.quantiles(samples, n=100)
-    return f"{name:<34}{len(samples):>6}{q[49]:>9.2f}{q[94]:>9.2f}{q[98]:>9.2f}  {unit}"
+async def _bare_commits(conn: asyncpg.Connection, count: int) -> list[float]:
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_commit (n integer)")
+    samples = []
+    for n in range(count):
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute("INSERT INTO bench_commit VALUES ($1)", n)
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
 
 
-async def _run(url: str) -> None:
+async def _run(url: str, quick: bool) -> list[Measure]:
+    agents, tick_count = (20, 10) if quick else (AGENTS, 50)
     conn = await asyncpg.connect(url)
     try:
-        await _setup(conn)
-        verdicts = await _verdicts(conn)
-        ticks = await _ticks(conn, 50)
-        open_positions = await conn.fetchval("SELECT count(*) FROM positions WHERE status='OPEN'")
+        await _setup(conn, agents)
+        bare = await _bare_commits(conn, agents)
+        verdicts = await _verdicts(conn, agents)
+        ticks = await _ticks(conn, tick_count)
+        positions = await conn.fetchval("SELECT count(*) FROM positions WHERE status='OPEN'")
     finally:
         await conn.close()
-    print(f"ledger: {AGENTS} agents, {open_positions} open positions")
-    print(f"{'measure':<34}{'n':>6}{'p50':>9}{'p95':>9}{'p99':>9}")
-    print(_row("apply one verdict (3 opens)", verdicts))
-    print(_row("apply one tick (all positions)", ticks))
-    print(f"verdicts applied per second: {1000 / statistics.mean(verdicts):.0f}")
-    p99 = statistics.quantiles(ticks, n=100)[98]
-    print(f"tick target p99 < 100 ms: {'met' if p99 < 100 else 'NOT met'}")
+    commit = "bare Postgres commit"
+    if positions != 3 * agents:
+        raise RuntimeError(f"{positions} positions open, expected {3 * agents}")
+    tick = f"tick, {agents} agents x 3 positions"
+    return [
+        Measure("ledger", "apply one verdict (3 opens) p50", percentile(verdicts, 50), "ms",
+                reference=percentile(bare, 50), reference_name=commit),
+        Measure("ledger", "apply one verdict (3 opens) p99", percentile(verdicts, 99), "ms",
+                reference=percentile(bare, 99), reference_name=commit),
+        Measure("ledger", "verdicts applied one at a time", 1000 * len(verdicts) / sum(verdicts),
+                "/s", Better.HIGHER, reference=1000 * len(bare) / sum(bare),
+                reference_name="bare commits"),
+        Measure("ledger", f"{tick} p50", percentile(ticks, 50), "ms",
+                reference=percentile(bare, 50), reference_name=commit),
+        Measure("ledger", f"{tick} p99", percentile(ticks, 99), "ms", target=TICK_TARGET_MS,
+                reference=percentile(bare, 99), reference_name=commit),
+    ]  # fmt: skip
 
 
-def main() -> None:
+def measure(quick: bool = False) -> list[Measure]:
     url = os.environ.get("DATABASE_URL")
     if url:
-        asyncio.run(_run(url))
-        return
+        return asyncio.run(_run(url, quick))
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "data", keep=False)
         server.start()
         try:
-            asyncio.run(_run(server.ensure_database("bench")))
+            return asyncio.run(_run(server.ensure_database("bench"), quick))
         finally:
             server.stop()
+
+
+def main() -> None:
+    print_measures(measure())
 
 
 if __name__ == "__main__":

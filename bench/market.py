@@ -1,20 +1,23 @@
 """Market benchmarks: snapshot from a local Binance-format server, indicators, replay speed.
 
-``python -m bench.market`` prints one table (milliseconds unless said otherwise).
-Targets (issue 4): indicators of six symbols < 5 ms; replay alone > 1,000 cycles/s.
+``python -m bench.market`` prints its figures in ``make bench``'s table.
+Targets: indicators of six symbols p95 < 5 ms; the market's replay alone (no other
+service) > 1,000 cycles/s for a month of one-minute bars.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.measures import Better, Measure
+from bench.sampling import percentile
+from bench.table import print_measures
 from services.common.clock import SystemClock
 from services.common.settings import DEFAULT_SYMBOLS
 from services.market.binance.client import BinanceClient, ClientPolicy
@@ -26,18 +29,6 @@ from services.market.snapshot import build_snapshot
 from tests.fakes.binance import fake_binance
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
-
-
-def _row(name: str, samples: list[float]) -> str:
-    ordered = sorted(samples)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
-
-    return (
-        f"{name:<44} {len(samples):>6} {statistics.fmean(samples):>9.3f} {pct(50):>9.3f} "
-        f"{pct(95):>9.3f} {pct(99):>9.3f}"
-    )
 
 
 async def _timed(runs: int, action: Callable[[], Awaitable[object]]) -> list[float]:
@@ -107,21 +98,35 @@ async def bench_replay(minutes: int) -> tuple[int, float, float]:
     return cycles, time.perf_counter() - start, loaded
 
 
-async def main() -> None:
-    header = f"{'measure (6 symbols)':<44} {'runs':>6} {'mean':>9} {'p50':>9} {'p95':>9} {'p99':>9}"
-    print(header)
-    print("-" * len(header))
-    print(_row("snapshot from local Binance server (ms)", await bench_binance_snapshot(30)))
-    indicators = await bench_indicators(300)
-    print(_row("all indicators, 100 candles each (ms)", indicators))
-    cycles, seconds, loaded = await bench_replay(30 * 24 * 60)
-    print()
-    print(f"replay load (parse + aggregate 6 x 43,200 rows): {loaded:.2f}s")
-    print(f"replay, one month of 1m bars: {cycles} cycles (5 ticks each) in {seconds:.2f}s")
-    print(f"replay speed: {cycles / seconds:,.0f} cycles/s (target > 1,000)")
-    p95 = sorted(indicators)[int(0.95 * len(indicators))]
-    print(f"indicators p95 {p95:.2f} ms (target < 5 ms): {'ok' if p95 < 5 else 'MISSED'}")
+INDICATORS_TARGET_MS = 5.0
+REPLAY_TARGET_CYCLES_PER_S = 1000.0
+
+
+async def _measure(quick: bool) -> list[Measure]:
+    snapshots = await bench_binance_snapshot(10 if quick else 30)
+    indicators = await bench_indicators(50 if quick else 300)
+    days = 3 if quick else 30
+    cycles, seconds, loaded = await bench_replay(days * 24 * 60)
+    return [
+        Measure("market", "snapshot from a local Binance server p50", percentile(snapshots, 50),
+                "ms"),
+        Measure("market", "snapshot from a local Binance server p95", percentile(snapshots, 95),
+                "ms"),
+        Measure("market", "indicators, 6 symbols x 100 candles p95", percentile(indicators, 95),
+                "ms", target=INDICATORS_TARGET_MS),
+        Measure("market", f"replay load, {days} days of 1m bars", loaded, "s"),
+        Measure("market", f"replay alone, {days} days of 1m bars", cycles / seconds, "cycles/s",
+                Better.HIGHER, target=REPLAY_TARGET_CYCLES_PER_S),
+    ]  # fmt: skip
+
+
+def measure(quick: bool = False) -> list[Measure]:
+    return asyncio.run(_measure(quick))
+
+
+def main() -> None:
+    print_measures(measure())
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -1,16 +1,23 @@
-"""Risk validation speed: one decision of three actions, in-process (SPEC.md: < 1 ms).
+"""Risk validation speed: one decision of three actions, in-process.
+
+Targets: p99 < 50 µs for one decision (SPEC.md asks < 1 ms; the arena holds it to 50 µs
+so risk never shows in a cycle). The reference, measured in the same run, is building the
+verdict message alone from the same results: the part no rule can save.
 
 Run: ``.venv/bin/python -m bench.risk [iterations]``.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bench.measures import Measure
+from bench.sampling import percentile
+from bench.table import print_measures
 from services.common.contracts import (
     AccountView,
     Action,
@@ -20,6 +27,7 @@ from services.common.contracts import (
     PositionStatus,
     PositionView,
     TradeAction,
+    Verdict,
 )
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
@@ -62,27 +70,50 @@ def _decision() -> Decision:
     )  # fmt: skip
 
 
-def main() -> None:
-    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+TARGET_P99_US = 50.0
+
+
+def _samples(action: Callable[[], object], iterations: int) -> tuple[list[float], list[float]]:
+    """Wall and thread-CPU microseconds of each call (CPU time leaves out preemption)."""
+    for _ in range(min(500, iterations)):  # warm-up
+        action()
+    wall, cpu = [], []
+    for _ in range(iterations):
+        w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        action()
+        cpu.append((time.thread_time_ns() - c0) / 1000)
+        wall.append((time.perf_counter_ns() - w0) / 1000)
+    return wall, cpu
+
+
+def measure(quick: bool = False, iterations: int | None = None) -> list[Measure]:
+    count = iterations or (2000 if quick else 20000)
     validator = Validator.for_symbols(TradingLimits(), DEFAULT_SYMBOLS)
     decision, portfolio = _decision(), _portfolio()
-    for _ in range(500):  # warm-up
-        validator.validate(decision, portfolio, NOW, PRICES)
-    samples = []
-    started = time.perf_counter()
-    for _ in range(iterations):
-        t0 = time.perf_counter_ns()
-        validator.validate(decision, portfolio, NOW, PRICES)
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-    elapsed = time.perf_counter() - started
-    q = statistics.quantiles(samples, n=100)
-    print("risk: validate one decision (3 actions), in-process")
-    print(f"{'iterations':<14}{'p50 us':>10}{'p99 us':>10}{'max us':>10}{'decisions/s':>14}")
-    print(
-        f"{iterations:<14}{q[49]:>10.1f}{q[98]:>10.1f}{max(samples):>10.1f}"
-        f"{iterations / elapsed:>14.0f}"
-    )
-    print(f"target p99 < 1000 us: {'met' if q[98] < 1000 else 'NOT met'}")
+    verdict = validator.validate(decision, portfolio, NOW, PRICES)
+
+    def bare() -> Verdict:
+        return Verdict(
+            verdict_id=verdict.verdict_id, decided_at=NOW, decision=decision,
+            results=verdict.results,
+        )  # fmt: skip
+
+    wall, cpu = _samples(lambda: validator.validate(decision, portfolio, NOW, PRICES), count)
+    ref_wall, ref_cpu = _samples(bare, count)
+    name, ref = "validate one decision (3 actions)", "Verdict alone"
+    return [
+        Measure("risk", f"{name} p50", percentile(wall, 50), "µs",
+                reference=percentile(ref_wall, 50), reference_name=ref),
+        Measure("risk", f"{name} p99", percentile(wall, 99), "µs", target=TARGET_P99_US,
+                reference=percentile(ref_wall, 99), reference_name=ref),
+        Measure("risk", f"{name} p99 CPU time", percentile(cpu, 99), "µs",
+                reference=percentile(ref_cpu, 99), reference_name=ref),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    print_measures(measure(iterations=iterations))
 
 
 if __name__ == "__main__":

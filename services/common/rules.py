@@ -6,34 +6,42 @@ Each rule looks at one action in its context and returns ``None`` (no objection)
 ``Reason`` with a machine-readable code. A rule that does not concern the action's kind,
 or lacks a field another rule already reports, returns ``None``: every rejection is
 reported once, by the rule that owns it. Adding a rule is writing one function and
-listing it in ``RULES``.
+listing it in ``RULES``; marking it ``@concerns(...)`` with the kinds of action it judges
+spares calling it for the others (it must still answer ``None`` for them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
 from services.common.instruments import Instrument, InstrumentTable, opening_cost
+from services.common.once import once
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
+ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
-class Prior:
+class Prior(NamedTuple):
     """An action met earlier in the same decision, and whether it was approved."""
 
     action: Action
     approved: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ActionContext:
-    """Everything a rule may look at to judge one action of a decision."""
+    """Everything a rule may look at to judge one action of a decision.
+
+    The derived figures are computed once per context (every rule reads them), which
+    keeps a decision's validation in tens of microseconds; the context never changes.
+    """
 
     action: Action
     portfolio: Portfolio
@@ -46,33 +54,81 @@ class ActionContext:
     decided_at: datetime | None = None
     deadline: datetime | None = None
 
-    @property
+    def __init__(
+        self,
+        action: Action,
+        portfolio: Portfolio,
+        limits: TradingLimits,
+        symbols: frozenset[str],
+        *,
+        earlier: tuple[Prior, ...] = (),
+        prices: Mapping[str, Decimal] | None = None,
+        instruments: InstrumentTable | None = None,
+        decided_at: datetime | None = None,
+        deadline: datetime | None = None,
+    ) -> None:
+        # The frozen dataclass's own __init__ sets each field through object.__setattr__,
+        # a third of the cost of judging an action; filling __dict__ is the same, faster.
+        fields = self.__dict__
+        fields["action"] = action
+        fields["portfolio"] = portfolio
+        fields["limits"] = limits
+        fields["symbols"] = symbols
+        fields["earlier"] = earlier
+        fields["prices"] = {} if prices is None else prices
+        fields["instruments"] = InstrumentTable() if instruments is None else instruments
+        fields["decided_at"] = decided_at
+        fields["deadline"] = deadline
+
+    @once
     def price(self) -> Decimal | None:
         symbol = self.action.symbol
         return None if symbol is None else self.prices.get(symbol)
 
-    @property
+    @once
     def instrument(self) -> Instrument | None:
         symbol = self.action.symbol
         return None if symbol is None else self.instruments[symbol]
 
-    @property
+    @once
     def is_open(self) -> bool:
         return self.action.action in OPENS
 
-    @property
+    @once
     def open_symbols(self) -> frozenset[str]:
         return frozenset(
             p.symbol for p in self.portfolio.positions if p.status == PositionStatus.OPEN
         )
 
-    @property
+    @once
     def approved_opens(self) -> tuple[Action, ...]:
         """Opens approved earlier in this decision: they will consume slots and balance."""
         return tuple(p.action for p in self.earlier if p.approved and p.action.action in OPENS)
 
+    @once
+    def sized(self) -> tuple[Decimal, Decimal, Instrument] | None:
+        """(price, quantity after rounding, instrument) of an open, when the price is known."""
+        return _size(self)
+
 
 Rule = Callable[[ActionContext], Reason | None]
+
+
+def concerns(*kinds: TradeAction) -> Callable[[Rule], Rule]:
+    """Marks a rule that objects only to these kinds of action: ``judge`` calls it for
+    them alone. The rule must still return ``None`` for any other kind."""
+
+    def mark(rule: Rule) -> Rule:
+        rule.kinds = frozenset(kinds)  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
+
+@functools.lru_cache(maxsize=128)
+def applicable(rules: tuple[Rule, ...], kind: TradeAction) -> tuple[Rule, ...]:
+    """The rules that may object to an action of this kind, in their order."""
+    return tuple(rule for rule in rules if kind in getattr(rule, "kinds", (kind,)))
 
 
 def cost_of(ctx: ActionContext, action: Action) -> Decimal | None:
@@ -95,17 +151,20 @@ def cost_of(ctx: ActionContext, action: Action) -> Decimal | None:
 def missing_field(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if ctx.is_open:
+        if a.symbol is not None and a.margin_usd is not None and a.leverage is not None:
+            return None
         needed = {"symbol": a.symbol, "margin_usd": a.margin_usd, "leverage": a.leverage}
     elif a.action == TradeAction.CLOSE:
+        if a.symbol is not None:
+            return None
         needed = {"symbol": a.symbol}
     else:
         return None
     missing = [name for name, value in needed.items() if value is None]
-    if not missing:
-        return None
     return Reason(code="missing_field", message=f"{a.action} needs {', '.join(missing)}")
 
 
+@concerns(*OPENS)
 def unknown_symbol(ctx: ActionContext) -> Reason | None:
     # Only opens: a position on a symbol later dropped from the universe must stay closable.
     symbol = ctx.action.symbol
@@ -126,6 +185,7 @@ def duplicate_symbol(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def margin_out_of_range(ctx: ActionContext) -> Reason | None:
     margin = ctx.action.margin_usd
     if not ctx.is_open or margin is None:
@@ -138,6 +198,7 @@ def margin_out_of_range(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
     leverage = ctx.action.leverage
     if not ctx.is_open or leverage is None:
@@ -150,6 +211,7 @@ def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def position_already_open(ctx: ActionContext) -> Reason | None:
     symbol = ctx.action.symbol
     if not ctx.is_open or symbol is None or symbol not in ctx.open_symbols:
@@ -160,6 +222,7 @@ def position_already_open(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def too_many_positions(ctx: ActionContext) -> Reason | None:
     if not ctx.is_open:
         return None
@@ -172,13 +235,15 @@ def too_many_positions(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def insufficient_balance(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if not ctx.is_open or a.margin_usd is None or a.leverage is None:
         return None
-    committed = sum(
-        (cost for o in ctx.approved_opens if (cost := cost_of(ctx, o)) is not None), Decimal(0)
-    )
+    committed = ZERO
+    for o in ctx.approved_opens:
+        if (cost := cost_of(ctx, o)) is not None:
+            committed += cost
     available = ctx.portfolio.account.balance - committed
     needed = cost_of(ctx, a)
     if needed is None or needed <= available:
@@ -189,6 +254,7 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(TradeAction.CLOSE)
 def no_open_position(ctx: ActionContext) -> Reason | None:
     symbol = ctx.action.symbol
     if ctx.action.action != TradeAction.CLOSE or symbol is None or symbol in ctx.open_symbols:
@@ -206,12 +272,15 @@ def past_deadline(ctx: ActionContext) -> Reason | None:
     )
 
 
+@concerns(*OPENS)
 def margin_utilisation_exceeded(ctx: ActionContext) -> Reason | None:
     a = ctx.action
     if not ctx.is_open or a.margin_usd is None:
         return None
     account = ctx.portfolio.account
-    pending = sum((o.margin_usd or Decimal(0) for o in ctx.approved_opens), Decimal(0))
+    pending = ZERO
+    for o in ctx.approved_opens:
+        pending += o.margin_usd or ZERO
     after = account.margin_used + pending + a.margin_usd
     cap = ctx.limits.max_margin_utilisation * account.equity
     if after <= cap:
@@ -225,6 +294,10 @@ def margin_utilisation_exceeded(ctx: ActionContext) -> Reason | None:
 
 def _sized(ctx: ActionContext) -> tuple[Decimal, Decimal, Instrument] | None:
     """(price, quantity after rounding, instrument) of an open, when the price is known."""
+    return ctx.sized
+
+
+def _size(ctx: ActionContext) -> tuple[Decimal, Decimal, Instrument] | None:
     a, price, instrument = ctx.action, ctx.price, ctx.instrument
     if not ctx.is_open or a.margin_usd is None or a.leverage is None or a.leverage < 1:
         return None
@@ -233,6 +306,7 @@ def _sized(ctx: ActionContext) -> tuple[Decimal, Decimal, Instrument] | None:
     return price, instrument.round_quantity(a.margin_usd * a.leverage / price), instrument
 
 
+@concerns(*OPENS)
 def below_min_notional(ctx: ActionContext) -> Reason | None:
     sized = _sized(ctx)
     if sized is None:
@@ -281,10 +355,12 @@ def _protective_level_problem(ctx: ActionContext, *, stop: bool) -> Reason | Non
     return None
 
 
+@concerns(*OPENS)
 def stop_loss_invalid(ctx: ActionContext) -> Reason | None:
     return _protective_level_problem(ctx, stop=True)
 
 
+@concerns(*OPENS)
 def take_profit_invalid(ctx: ActionContext) -> Reason | None:
     return _protective_level_problem(ctx, stop=False)
 
@@ -314,6 +390,7 @@ LIMIT_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule is not past
 
 def judge(ctx: ActionContext, rules: tuple[Rule, ...] = RULES) -> tuple[Reason, ...]:
     """Every objection the rules raise against one action; empty means approved."""
-    if ctx.action.action == TradeAction.HOLD:
+    kind = ctx.action.action
+    if kind == TradeAction.HOLD:
         return ()
-    return tuple(reason for rule in rules if (reason := rule(ctx)) is not None)
+    return tuple(reason for rule in applicable(rules, kind) if (reason := rule(ctx)) is not None)
