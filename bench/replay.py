@@ -29,11 +29,13 @@ import httpx
 import psutil
 
 from bench.cycle_timeline import CycleTimeline
+from bench.measures import Better, Measure
 from bench.replay_data import write_month
 from devstack.ports import free_port
 from services.common.settings import PROJECT_ROOT
 
 TARGET_CYCLES_PER_SECOND = 100.0
+GROUP = "replay"
 
 
 def _status(http: httpx.Client) -> dict[str, Any] | None:
@@ -207,6 +209,36 @@ def _measure(
         "target_cycles_per_second": TARGET_CYCLES_PER_SECOND,
         "verify": verify.stdout.strip().splitlines()[-1:] if verify.stdout else verify.stderr,
     }, cpu_at_first
+
+
+QUICK_DAYS = 1
+
+
+def measure(quick: bool = False) -> list[Measure]:
+    """Replay cycles/s for a month (quick: a day) through every service, against the target;
+    CPU per cycle and the slowest stages as figures without a target."""
+    days = QUICK_DAYS if quick else 30
+    result = run(days)
+    if result["verify"] != ["ok"]:
+        raise RuntimeError(f"verify after the replay: {result['verify']}")
+    found = [
+        Measure(
+            GROUP,
+            f"replay cycles/s, {days}-day season",
+            float(result["cycles_per_second"] or 0.0),
+            "cycles/s",
+            better=Better.HIGHER,
+            target=TARGET_CYCLES_PER_SECOND,
+        ),
+        Measure(
+            GROUP, "replay CPU per cycle, all processes", result["cpu_ms_per_cycle_total"], "ms"
+        ),
+    ]
+    found += [
+        Measure(GROUP, f"replay stage '{stage}' median", figures["median"], "ms")
+        for stage, figures in result["stage_ms"].items()
+    ]
+    return found
 
 
 def main() -> None:
