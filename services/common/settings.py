@@ -78,11 +78,11 @@ class Settings(BaseSettings):
         "consumer, identity and heartbeat); overrides AGENT_ID.",
     )
     agents_per_process: int = Field(
-        default=1,
+        default=8,
         ge=1,
         alias="ARENA_AGENTS_PER_PROCESS",
         description="make run: baseline agents hosted per agent process (LLM agents always "
-        "get a process each).",
+        "get a process each); 1: a process for every agent.",
     )
     cycle_seconds: float = Field(default=300, gt=0, alias="ARENA_CYCLE_SECONDS")
     decision_seconds: float | None = Field(

@@ -247,7 +247,8 @@ async def _kill_and_watch_return(launch: Launch, http: httpx.AsyncClient) -> Non
         processes = (await http.get("/health")).json()["processes"] or {}
         restarted = {n for n, p in processes.items() if p["restarts"] >= 1}
         running = all(p["state"] == "RUNNING" for p in processes.values())
-        return "risk" in restarted and any(n.startswith("agent-") for n in restarted) and running
+        # An agent's own process (agent-<id>) or the host of the baselines (agents-...).
+        return "risk" in restarted and any(n.startswith("agent") for n in restarted) and running
 
     await eventually(back, timeout=90, what="the killed processes restarted")
     await _cycles(launch, http, before + 2)

@@ -34,6 +34,7 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(
             lambda: any(a.event_id == f"account:{v.verdict_id}" for a in lg.accounts),
             what="the verdict's account event, queued behind the bad rows",
         )
+
         # The relay's pass commits after it publishes: wait for the marks, not race them.
         async def set_aside() -> list[Any]:
             rows = await lg.db.fetch(
