@@ -23,9 +23,7 @@ from services.common.contracts import (
     DecisionRecord,
     Decisions,
     DecisionsQuery,
-    EquityPoint,
     EquityQuery,
-    EquitySeries,
     Leaderboard,
     LeaderboardEntry,
     LeaderboardQuery,
@@ -255,30 +253,21 @@ class LedgerQueries:
             )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 
-    async def equity(self, query: EquityQuery) -> EquitySeries:
+    async def equity(self, query: EquityQuery) -> bytes:
+        """An :class:`EquitySeries` or :class:`EquityColumns` as JSON, written by Postgres."""
         async with self._snapshot(query.agent_id) as conn:
             if query.agent_id is not None:
                 agents = [query.agent_id]
             else:
                 agents = [r.llm_id for r in await store.accounts(conn)]
-            records = await series.equity_series(
-                conn, agents, query.since, query.points, query.limit
+            return await series.equity_json(
+                conn,
+                agents,
+                query.since,
+                query.points,
+                query.limit,
+                columns=query.format == "columns",
             )
-        return EquitySeries(
-            points=tuple(
-                EquityPoint(
-                    agent_id=r["llm_id"],
-                    at=r["at"],
-                    equity=r["equity"],
-                    balance=r["balance"],
-                    margin_used=r["margin_used"],
-                    unrealized_pnl=r["unrealized_pnl"],
-                    total_fees=r["total_fees"],
-                    total_funding=r["total_funding"],
-                )
-                for r in reversed(records)
-            )
-        )
 
     async def stats(self, _: StatsQuery) -> Stats:
         # The curves' buckets first, so they hold every snapshot written before this call.

@@ -5,6 +5,11 @@ with more gets the window (its start to the newest snapshot of the agents asked 
 cut into ``points`` equal spans, and the last snapshot of each span: one index probe per
 span, so the work is bounded by ``points``, not by how long the history is. The spans are
 the same for every agent, so their points line up on the chart's time axis.
+
+:func:`equity_json` has Postgres write the whole answer as JSON, byte for byte what the
+contracts' models would write (see migration 0009's ``arena_json_*``), so no Python
+object is built per point: ``points`` (:class:`EquitySeries`) or ``columns``
+(:class:`EquityColumns`, per agent its times and equities as two lists).
 """
 
 from __future__ import annotations
@@ -45,6 +50,37 @@ LIMIT $6
 """
 
 
+_POINT = """'{"schema_version":1,"agent_id":"' || llm_id
+    || '","at":"' || arena_json_time(at)
+    || '","equity":"' || arena_json_decimal(equity)
+    || '","balance":"' || arena_json_decimal(balance)
+    || '","margin_used":"' || arena_json_decimal(margin_used)
+    || '","unrealized_pnl":"' || arena_json_decimal(unrealized_pnl)
+    || '","total_fees":"' || arena_json_decimal(total_fees)
+    || '","total_funding":"' || arena_json_decimal(total_funding) || '"}'"""
+
+_AS_POINTS = f"""
+WITH picked AS ({_SERIES})
+SELECT '{{"schema_version":1,"points":['
+    || coalesce(string_agg({_POINT}, ',' ORDER BY at, id), '') || ']}}'
+FROM picked
+"""
+
+_AS_COLUMNS = f"""
+WITH picked AS ({_SERIES}),
+per_agent AS (
+    SELECT llm_id,
+           string_agg('"' || arena_json_time(at) || '"', ',' ORDER BY at, id) AS ats,
+           string_agg('"' || arena_json_decimal(equity) || '"', ',' ORDER BY at, id) AS values
+    FROM picked GROUP BY llm_id
+)
+SELECT '{{"schema_version":1,"agents":['
+    || coalesce(string_agg('{{"schema_version":1,"agent_id":"' || llm_id || '","at":['
+        || ats || '],"equity":[' || values || ']}}', ',' ORDER BY llm_id), '') || ']}}'
+FROM per_agent
+"""
+
+
 def spans(lo: datetime, hi: datetime, points: int) -> tuple[list[datetime], list[datetime]]:
     """``points`` consecutive spans covering [lo, hi]: (exclusive starts, inclusive ends).
 
@@ -68,6 +104,31 @@ async def equity_series(
     limit: int,
 ) -> list[asyncpg.Record]:
     """The points of ``agent_ids`` from ``since``, newest first, at most ``limit``."""
+    return list(await conn.fetch(_SERIES, *await _arguments(conn, agent_ids, since, points, limit)))
+
+
+async def equity_json(
+    conn: asyncpg.Connection,
+    agent_ids: Sequence[str],
+    since: datetime | None,
+    points: int,
+    limit: int,
+    *,
+    columns: bool = False,
+) -> bytes:
+    """The same points as :func:`equity_series`, oldest first, as the reply's JSON."""
+    arguments = await _arguments(conn, agent_ids, since, points, limit)
+    text: str = await conn.fetchval(_AS_COLUMNS if columns else _AS_POINTS, *arguments)
+    return text.encode()
+
+
+async def _arguments(
+    conn: asyncpg.Connection,
+    agent_ids: Sequence[str],
+    since: datetime | None,
+    points: int,
+    limit: int,
+) -> tuple[object, ...]:
     start = since or BEGINNING
     sizes = await conn.fetch(_SIZES, list(agent_ids), start, points)
     whole = [r["llm_id"] for r in sizes if r["n"] <= points]
@@ -78,14 +139,4 @@ async def equity_series(
         lo = min(r["lo"] for r in sizes if r["lo"] is not None)
         hi = max(r["hi"] for r in sizes if r["hi"] is not None)
         starts, ends = spans(lo, hi, points)
-    return list(
-        await conn.fetch(
-            _SERIES,
-            whole,
-            start,
-            [r["llm_id"] for r in thinned],
-            starts,
-            ends,
-            limit,
-        )
-    )
+    return (whole, start, [r["llm_id"] for r in thinned], starts, ends, limit)

@@ -160,6 +160,8 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
         "/equity",
         response_model=EquitySeries,
         summary="Equity time series per agent, at most `points` per agent",
+        description="With `format=columns` the answer is an EquityColumns: the same points, "
+        "per agent its times and equities as two lists.",
     )
     async def equity(
         agent_id: AgentFilter = None,
@@ -178,9 +180,20 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
                 "into this many equal time spans and the last snapshot of each is returned.",
             ),
         ] = 1000,
+        format: Annotated[
+            Literal["points", "columns"],
+            Query(
+                description="points: a list of points, each with every figure; columns: per "
+                "agent, its times and equities as two lists (the same points, compact)."
+            ),
+        ] = "points",
     ) -> Response:
         query = EquityQuery(
-            agent_id=known(agent_id) if agent_id else None, since=since, limit=limit, points=points
+            agent_id=known(agent_id) if agent_id else None,
+            since=since,
+            limit=limit,
+            points=points,
+            format=format,
         )
         return json_response(await reader.equity(query))
 
