@@ -60,6 +60,7 @@ ENDPOINTS = (
     "/trading/leaderboard",
     "/trading/decisions?limit=30",
     f"/trading/decisions/{AGENT}",
+    "/trading/equity?points=1000&limit=20000&format=columns",
     "/trading/equity?points=1000&limit=20000",
     f"/trading/equity?agent_id={AGENT}&points=1000",
     "/trading/stats",
@@ -77,7 +78,7 @@ ENDPOINTS = (
 )
 ASSETS = ("vendor/uPlot.min.css", "style.css", "vendor/uPlot.iife.min.js", "app.js")
 AFTER_INITIAL = (
-    "/trading/equity?points=1000&limit=20000",
+    "/trading/equity?points=1000&limit=20000&format=columns",
     "/trading/trades?limit=25",
     "/trading/decisions?limit=30",
 )
