@@ -246,13 +246,13 @@ class Bus:
         """Answer requests on ``subject`` (queue group, so replicas share the load)."""
 
         async def on_request(msg: Msg) -> None:
+            reply: Message | bytes
             try:
                 request = request_type.model_validate_json(msg.data or b"{}")
             except ValidationError as exc:
                 await self._dead_letter_core(subject, msg, short_error(exc))
                 reply = ErrorReply(code="bad_request", message=short_error(exc))
             else:
-                reply: Message | bytes
                 try:
                     reply = await handler(request)
                 except NotFound as exc:

@@ -100,8 +100,8 @@ class ArenaReader:
             raise UpstreamError.from_bus(LEDGER, exc) from exc
         if data.startswith(_EQUITY_OPENINGS[query.format]) and data.endswith(b"]}"):
             return data
-        exc = Bus.reply_error(subject, data)
-        raise UpstreamError.from_bus(LEDGER, exc) from exc
+        error = Bus.reply_error(subject, data)
+        raise UpstreamError.from_bus(LEDGER, error) from error
 
     async def stats(self) -> Stats:
         return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)

@@ -117,7 +117,9 @@ async def test_the_json_postgres_writes_is_what_the_models_write(
             EquityQuery(agent_id="random", points=10, since=T + 3 * MINUTE),
         ):
             async with b.pool.acquire() as conn:
-                agents = [query.agent_id] if query.agent_id else ["momentum", "mean-reversion", "random"]
+                agents = (
+                    [query.agent_id] if query.agent_id else ["momentum", "mean-reversion", "random"]
+                )
                 records = await equity_series(conn, agents, query.since, query.points, query.limit)
             expected = EquitySeries(
                 points=tuple(
@@ -170,7 +172,18 @@ async def _stat_figures(queries: LedgerQueries) -> dict[str, tuple[Decimal, Deci
     return {a.agent_id: (a.max_drawdown_pct, a.sharpe_ratio) for a in answer.agents}
 
 
-async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_and_thinning(
+async def _newer_than_totals(db: asyncpg.Connection, agents: tuple[str, ...]) -> dict[str, int]:
+    """Per agent, the buckets a request folds after its running total (a total each)."""
+    rows = await db.fetch(
+        "SELECT t.llm_id, (SELECT count(*) FROM equity_curve_buckets b "
+        "WHERE b.llm_id = t.llm_id AND b.bucket_start >= t.through)::int AS n "
+        "FROM equity_curve_totals t WHERE t.llm_id = ANY($1::text[])",
+        list(agents),
+    )
+    return {r["llm_id"]: r["n"] for r in rows}
+
+
+async def test_stats_from_running_totals_equal_the_full_computation_through_late_rows_and_thinning(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     async with books(make_settings, database_url) as b:
@@ -194,6 +207,8 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         first = await _stat_figures(queries)
         for agent in agents:
             assert first[agent] == await _full_figures(b.db, agent)
+        # A running total per agent: a request folds only the newest two hours.
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
 
         # The rest lands in buckets already summed: they are summed again.
         await _snapshots(b.db, history[len(history) // 2 :])
@@ -201,6 +216,18 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         for agent in agents:
             assert again[agent] == await _full_figures(b.db, agent)
             assert again[agent] != first[agent]
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
+
+        # A late snapshot in an hour a total has folded: that total is folded anew.
+        late = [(a, T - timedelta(days=9, seconds=30), Decimal("0.5")) for a in agents]
+        await _snapshots(b.db, late)
+        after_late = await _stat_figures(queries)
+        for agent in agents:
+            assert after_late[agent] == await _full_figures(b.db, agent)
+            assert after_late[agent] != again[agent]  # a fall to 0.5 is the worst yet
+        # (The total that had folded that hour without it would have missed the fall.)
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
+        again = after_late
 
         # Retention thins the old part: the figures follow the rows that are left.
         await b.db.execute(
@@ -213,6 +240,7 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         for agent in agents:
             assert thinned[agent] == await _full_figures(b.db, agent)
             assert thinned[agent][0] == again[agent][0]  # thinning keeps the drawdown
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
 
 
 async def test_average_win_and_loss_are_the_closed_trades_means(
