@@ -14,19 +14,21 @@ $$;
 -- A numeric as Python's str(Decimal) writes the same value read from Postgres: plain
 -- notation, except below 1e-6 in magnitude (and a zero with more than six decimals),
 -- which is scientific: 0.00000012 -> 1.2E-7, 0.00000000 -> 0E-8.
+CREATE OR REPLACE FUNCTION arena_json_small_decimal(v numeric) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN v = 0 THEN '0E-' || scale(v) ELSE
+        CASE WHEN v < 0 THEN '-' ELSE '' END
+        || left(d, 1)
+        || CASE WHEN length(d) > 1 THEN '.' || substr(d, 2) ELSE '' END
+        || 'E' || (length(d) - 1 - scale(v))::text END
+    FROM (SELECT ltrim(replace(abs(v)::text, '.', ''), '0') AS d) digits
+$$;
+
+-- Inlined into the query that calls it: the common case costs one comparison.
 CREATE OR REPLACE FUNCTION arena_json_decimal(v numeric) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN v = 0 AND scale(v) > 6 THEN '0E-' || scale(v)
-        WHEN v = 0 OR abs(v) >= 0.000001 THEN v::text
-        ELSE (
-            SELECT CASE WHEN v < 0 THEN '-' ELSE '' END
-                || left(d, 1)
-                || CASE WHEN length(d) > 1 THEN '.' || substr(d, 2) ELSE '' END
-                || 'E' || (length(d) - 1 - scale(v))::text
-            FROM (SELECT ltrim(replace(abs(v)::text, '.', ''), '0') AS d) digits
-        )
-    END
+    SELECT CASE WHEN abs(v) >= 0.000001 OR (v = 0 AND scale(v) <= 6) THEN v::text
+                ELSE arena_json_small_decimal(v) END
 $$;
 
 -- Each agent's equity curve folded from its initial balance through every hourly bucket
