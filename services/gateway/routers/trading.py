@@ -29,7 +29,7 @@ from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache, json_response, serialised
 from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError, UpstreamError
 from services.gateway.reader import ArenaReader
-from services.gateway.relay import ACCOUNTS_KEY, LEADERBOARD_KEY
+from services.gateway.relay import ACCOUNTS_KEY, EQUITY_KEY, LEADERBOARD_KEY
 from services.gateway.routers.paging import Limit, Offset, page
 from services.gateway.views import AgentsView, TradingStatus
 
@@ -195,7 +195,10 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
             points=points,
             format=format,
         )
-        return json_response(await reader.equity(query))
+        # Every dashboard asks the same on each completed cycle: one ledger answer for
+        # all, until an event says the books moved (or the cache's TTL passes).
+        key = f"{EQUITY_KEY}?{query.model_dump_json()}"
+        return json_response(await cache.get(key, lambda: reader.equity(query)))
 
     @api.get("/stats", response_model=Stats, summary="Per-agent statistics")
     async def stats() -> Stats:
