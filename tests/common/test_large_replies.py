@@ -19,7 +19,8 @@ async def test_a_reply_of_any_size_arrives_whole(nats_url: str) -> None:
             if query.agent_id == "nobody":
                 raise NotFound("no account for agent 'nobody'")
             # Sizes either side of one message, and several parts.
-            size = {"small": 10, "edge": limit - 1024, "large": 3 * limit + 17}[query.agent_id]
+            sizes = {"small": 10, "edge": limit - 1024, "large": 3 * limit + 17}
+            size = sizes[query.agent_id or "small"]
             return bytes(range(256)) * (size // 256) + b"x" * (size % 256)
 
         await server.serve("arena.test.large", EquityQuery, answer)
