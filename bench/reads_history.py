@@ -70,7 +70,11 @@ SELECT llm_id, id, 'BTCUSDT', 'BUY', 'LONG', 95000, NULL, 0.01, NULL, NULL, 0.38
 UNION ALL
 SELECT llm_id, id, 'BTCUSDT', 'SELL', 'LONG', 95000, 95100, 0.01, r.pnl, r.pnl / 190 * 100,
        0.38, 'decision', closed_at, closed_at, cycle_id
-FROM p CROSS JOIN LATERAL (SELECT round((random() * 10 - 4.9)::numeric, 2) AS pnl) r
+FROM p CROSS JOIN LATERAL (
+    -- Spread per position (an uncorrelated random() would be drawn once for every trade).
+    SELECT round(((extract(epoch FROM p.opened_at)::bigint / 3600 * 7919) % 1000 - 490)
+                 / 100.0, 2) AS pnl
+) r
 """
 
 _OPEN = """

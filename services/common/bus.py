@@ -77,7 +77,13 @@ UNAVAILABLE = "unavailable"
 DRAIN_TIMEOUT_SECONDS = 5.0
 
 
-RequestHandler = Callable[[M], Awaitable[Message]]
+RequestHandler = Callable[[M], Awaitable[Message | bytes]]
+
+# A reply over the server's max payload goes out in parts, each with this header ("i/n",
+# from 1); :meth:`Bus.request_bytes` puts them back together.
+CHUNK_HEADER = "Arena-Chunk"
+# Room left in each part for the header and the protocol line.
+_CHUNK_ROOM = 1024
 
 
 class Bus:
@@ -295,11 +301,12 @@ class Bus:
             task.add_done_callback(self._answering.discard)
 
         async def answer(msg: Msg) -> None:
+            reply: Message | bytes
             try:
                 request = request_type.model_validate_json(msg.data or b"{}")
             except ValidationError as exc:
                 await self._dead_letter_core(subject, msg, short_error(exc))
-                reply: Message = ErrorReply(code="bad_request", message=short_error(exc))
+                reply = ErrorReply(code="bad_request", message=short_error(exc))
             else:
                 try:
                     reply = await handler(request)
@@ -317,11 +324,67 @@ class Bus:
                         code="internal", message=f"{self._service} failed (log ref {ref})"
                     )
             if msg.reply:
+                data = reply if isinstance(reply, bytes) else reply.to_bytes()
                 with contextlib.suppress(Exception):  # the caller's connection may be gone
-                    await msg.respond(reply.to_bytes())
+                    await self._respond(msg, data)
 
         await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
         await self._nc.flush()  # the server knows the subscription before we return
+
+    async def _respond(self, msg: Msg, data: bytes) -> None:
+        size = max(self._nc.max_payload - _CHUNK_ROOM, _CHUNK_ROOM)
+        if len(data) <= size:
+            await msg.respond(data)
+            return
+        parts = [data[i : i + size] for i in range(0, len(data), size)]
+        for n, part in enumerate(parts, start=1):
+            await self._nc.publish(msg.reply, part, headers={CHUNK_HEADER: f"{n}/{len(parts)}"})
+
+    async def request_bytes(self, subject: str, message: Message, timeout: float = 2.0) -> bytes:
+        """The reply as it came, put back together when it came in parts; a reply of any
+        size. The caller reads it (see :meth:`reply_error` for an :class:`ErrorReply`)."""
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            try:
+                await self._nc.publish(subject, message.to_bytes(), reply=inbox)
+                parts: dict[int, bytes] = {}
+                expected = 1
+                while len(parts) < expected:
+                    left = deadline - asyncio.get_running_loop().time()
+                    msg = await sub.next_msg(timeout=max(left, 0.001))
+                    headers = msg.headers or {}
+                    if headers.get("Status") == "503":
+                        raise Unavailable(subject, "no service is listening")
+                    chunk = headers.get(CHUNK_HEADER)
+                    if chunk is None:
+                        return bytes(msg.data)
+                    index, expected = (int(x) for x in chunk.split("/"))
+                    parts[index] = bytes(msg.data)
+            except NatsTimeoutError as exc:
+                raise Unavailable(subject, f"timed out after {timeout:g}s") from exc
+            except BusError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                raise Unavailable(subject, f"NATS unavailable ({exc!r})") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return b"".join(parts[n] for n in range(1, expected + 1))
+
+    @staticmethod
+    def reply_error(subject: str, data: bytes) -> BusError:
+        """The error a reply that is not the expected answer stands for."""
+        try:
+            error = ErrorReply.model_validate_json(data)
+        except ValidationError as exc:
+            return BusError(f"{subject}: unreadable reply: {short_error(exc)}")
+        if error.code == UNAVAILABLE:
+            return Unavailable(subject, error.message)
+        return RemoteError(subject, error)
 
     async def request(
         self, subject: str, message: Message, reply_type: type[R], timeout: float = 2.0
@@ -340,13 +403,7 @@ class Bus:
         try:
             return reply_type.model_validate_json(msg.data)
         except ValidationError:
-            try:
-                error = ErrorReply.model_validate_json(msg.data)
-            except ValidationError as exc:
-                raise BusError(f"{subject}: unreadable reply: {short_error(exc)}") from exc
-            if error.code == UNAVAILABLE:
-                raise Unavailable(subject, error.message) from None
-            raise RemoteError(subject, error) from None
+            raise self.reply_error(subject, msg.data) from None
 
     async def publish_raw(self, subject: str, data: bytes) -> None:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""

@@ -563,10 +563,28 @@ class EquityQuery(Message):
     since: datetime | None = None
     limit: int = Field(default=2000, ge=1, le=20000)
     points: int = Field(default=1000, ge=2, le=MAX_EQUITY_POINTS)
+    format: Literal["points", "columns"] = Field(
+        default="points",
+        description="points: an EquitySeries; columns: an EquityColumns (the same points).",
+    )
 
 
 class EquitySeries(Message):
     points: tuple[EquityPoint, ...]
+
+
+class AgentEquity(Message):
+    """One agent's points of an :class:`EquityColumns`, oldest first: ``at[i]``, ``equity[i]``."""
+
+    agent_id: AgentId
+    at: tuple[datetime, ...]
+    equity: tuple[Money, ...]
+
+
+class EquityColumns(Message):
+    """The points of an :class:`EquitySeries`, compact: per agent (by id), two lists."""
+
+    agents: tuple[AgentEquity, ...]
 
 
 class AgentStats(Message):

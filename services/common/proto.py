@@ -31,6 +31,8 @@ class Channel:
     publisher: str
     description: str
     reply: type[c.Message] | None = None
+    # Replies the request may ask for instead of ``reply`` (e.g. a compact format).
+    other_replies: tuple[type[c.Message], ...] = ()
 
     @property
     def is_request(self) -> bool:
@@ -71,7 +73,9 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("ledgerQueryDecisions", subjects.LEDGER_QUERY_DECISIONS, c.DecisionsQuery,
             "ledger", "Stored decisions with their verdicts, newest first.", c.Decisions),
     Channel("ledgerQueryEquity", subjects.LEDGER_QUERY_EQUITY, c.EquityQuery,
-            "ledger", "Equity time series per agent.", c.EquitySeries),
+            "ledger", "Equity time series per agent (format: points or columns; a reply "
+            "over the server's max payload comes in chunks, header Arena-Chunk: i/n).",
+            c.EquitySeries, (c.EquityColumns,)),
     Channel("ledgerQueryStats", subjects.LEDGER_QUERY_STATS, c.StatsQuery,
             "ledger", "Performance statistics per agent.", c.Stats),
     Channel("ledgerQueryVerify", subjects.LEDGER_QUERY_VERIFY, c.VerifyQuery,
@@ -98,7 +102,7 @@ REF = "#/components/schemas/{model}"
 def _models() -> list[type[c.Message]]:
     models: list[type[c.Message]] = []
     for channel in CHANNELS:
-        for model in (channel.message, channel.reply, c.ErrorReply):
+        for model in (channel.message, channel.reply, *channel.other_replies, c.ErrorReply):
             if model is not None and model not in models:
                 models.append(model)
     return models
@@ -137,6 +141,7 @@ def asyncapi() -> dict[str, Any]:
                 "description": "The requester's inbox (core NATS request-reply).",
                 "messages": {
                     ch.reply.__name__: _message_ref(ch.reply),
+                    **{m.__name__: _message_ref(m) for m in ch.other_replies},
                     "ErrorReply": _message_ref(c.ErrorReply),
                 },
             }

@@ -69,10 +69,14 @@ class ReadCache:
                 del self._loading[key]
 
     def invalidate(self, *keys: str) -> None:
+        """Drop ``keys`` and their variants: ``key?...`` (one answer per query string)."""
         for key in keys:
-            self._entries.pop(key, None)
-            self._loading.pop(key, None)  # later readers must not join a stale load
-            self._generation[key] = self._generation.get(key, 0) + 1
+            variant = f"{key}?"
+            known = {*self._entries, *self._loading}
+            for k in [key, *(k for k in known if k.startswith(variant))]:
+                self._entries.pop(k, None)
+                self._loading.pop(k, None)  # later readers must not join a stale load
+                self._generation[k] = self._generation.get(k, 0) + 1
 
 
 async def serialised(answer: Awaitable[BaseModel]) -> bytes:

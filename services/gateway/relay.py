@@ -29,7 +29,8 @@ from services.gateway.protocol import EventType
 LEADERBOARD_KEY = "leaderboard"
 ACCOUNTS_KEY = "accounts"
 PRICES_KEY = "prices"
-LEDGER_KEYS = (LEADERBOARD_KEY, ACCOUNTS_KEY)
+EQUITY_KEY = "equity"  # one entry per query: "equity?<query>"
+LEDGER_KEYS = (LEADERBOARD_KEY, ACCOUNTS_KEY, EQUITY_KEY)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -23,9 +24,7 @@ from services.common.contracts import (
     DecisionRecord,
     Decisions,
     DecisionsQuery,
-    EquityPoint,
     EquityQuery,
-    EquitySeries,
     Leaderboard,
     LeaderboardEntry,
     LeaderboardQuery,
@@ -51,6 +50,8 @@ from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
 
 ZERO = Decimal(0)
+# Parts of an equity answer read at once (the machine's cores, at least two on any host).
+EQUITY_PARTS = 2
 
 
 @dataclass(frozen=True)
@@ -255,30 +256,42 @@ class LedgerQueries:
             )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 
-    async def equity(self, query: EquityQuery) -> EquitySeries:
+    async def equity(self, query: EquityQuery) -> bytes:
+        """An :class:`EquitySeries` or :class:`EquityColumns` as JSON, written by Postgres.
+
+        Columns of several agents are read in :data:`EQUITY_PARTS` parts at once, each on
+        a connection of its own in this answer's snapshot, when the limit cannot bind
+        (each part keeps its own newest ``limit``): the probes are the cost, and
+        Postgres runs a statement on one core."""
         async with self._snapshot(query.agent_id) as conn:
             if query.agent_id is not None:
                 agents = [query.agent_id]
             else:
                 agents = [r.llm_id for r in await store.accounts(conn)]
-            records = await series.equity_series(
-                conn, agents, query.since, query.points, query.limit
-            )
-        return EquitySeries(
-            points=tuple(
-                EquityPoint(
-                    agent_id=r["llm_id"],
-                    at=r["at"],
-                    equity=r["equity"],
-                    balance=r["balance"],
-                    margin_used=r["margin_used"],
-                    unrealized_pnl=r["unrealized_pnl"],
-                    total_fees=r["total_fees"],
-                    total_funding=r["total_funding"],
+            found = await series.plan(conn, agents, query.since, query.points, query.limit)
+            if query.format == "points":
+                return await series.points_json(conn, found)
+            ids = sorted(found.agents)
+            if found.most > query.limit or len(ids) < EQUITY_PARTS:
+                entries = [await series.column_entries(conn, found)]
+            else:
+                size = -(-len(ids) // EQUITY_PARTS)
+                parts = [ids[i : i + size] for i in range(0, len(ids), size)]
+                snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+                entries = await asyncio.gather(
+                    series.column_entries(conn, found, parts[0]),
+                    *(self._columns_in(snapshot, found, part) for part in parts[1:]),
                 )
-                for r in reversed(records)
-            )
-        )
+        return series.COLUMNS_OPENING + b",".join(e for e in entries if e) + series.CLOSING
+
+    async def _columns_in(self, snapshot: str, found: series.Plan, agents: list[str]) -> bytes:
+        async with (
+            acquire(self._pool) as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            return await series.column_entries(conn, found, agents)
 
     async def stats(self, _: StatsQuery) -> Stats:
         # The curves' buckets first, so they hold every snapshot written before this call.

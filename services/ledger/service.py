@@ -327,7 +327,7 @@ class LedgerService:
 def _unavailable_is_transient(handler: RequestHandler[M]) -> RequestHandler[M]:
     """A query that fails because Postgres is down answers "unavailable", not "internal"."""
 
-    async def guarded(request: M) -> Message:
+    async def guarded(request: M) -> Message | bytes:
         try:
             return await handler(request)
         except Exception as exc:

@@ -22,12 +22,14 @@ from services.common.contracts import (
     AccountView,
     Action,
     ActionResult,
+    AgentEquity,
     AgentStats,
     Candle,
     Decision,
     DecisionRecord,
     Decisions,
     DecisionsQuery,
+    EquityColumns,
     EquityPoint,
     EquityQuery,
     EquitySeries,
@@ -340,14 +342,26 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
         ]
         return Decisions(decisions=_paged(rows, query.page), total=len(rows))
 
-    async def equity(query: EquityQuery) -> EquitySeries:
+    async def equity(query: EquityQuery) -> EquitySeries | EquityColumns:
         known(query.agent_id)
         rows = [
             p
             for p in arena.history
             if query.agent_id in (None, p.agent_id) and (query.since is None or p.at >= query.since)
-        ]
-        return EquitySeries(points=tuple(rows[-query.limit :]))
+        ][-query.limit :]
+        if query.format == "points":
+            return EquitySeries(points=tuple(rows))
+        agents = sorted({p.agent_id for p in rows})
+        return EquityColumns(
+            agents=tuple(
+                AgentEquity(
+                    agent_id=a,
+                    at=tuple(p.at for p in rows if p.agent_id == a),
+                    equity=tuple(p.equity for p in rows if p.agent_id == a),
+                )
+                for a in agents
+            )
+        )
 
     async def stats(_: StatsQuery) -> Stats:
         return Stats(

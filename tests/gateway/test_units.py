@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,6 +44,34 @@ async def test_cache_answers_from_memory_until_ttl_or_invalidation() -> None:
     cache.invalidate("k")
     assert await cache.get("k", load) == b"3"
     assert (cache.hits, cache.misses) == (1, 3)
+
+
+async def test_invalidating_a_key_drops_its_query_variants_and_only_those() -> None:
+    cache = ReadCache(ttl=10)
+    gate = asyncio.Event()
+    loads: list[str] = []
+
+    def loader(key: str, wait: bool = False) -> Callable[[], Awaitable[bytes]]:
+        async def load() -> bytes:
+            loads.append(key)
+            if wait:
+                await gate.wait()
+            return f"{key}:{loads.count(key)}".encode()
+
+        return load
+
+    for key in ("equity?a", "equity?b", "equities", "leaderboard"):
+        await cache.get(key, loader(key))
+    loading = asyncio.create_task(cache.get("equity?c", loader("equity?c", wait=True)))
+    await eventually(lambda: "equity?c" in loads, what="the load of equity?c started")
+    cache.invalidate("equity")
+    gate.set()
+    assert await loading == b"equity?c:1"  # overtaken: not stored
+    assert await cache.get("equity?a", loader("equity?a")) == b"equity?a:2"
+    assert await cache.get("equity?b", loader("equity?b")) == b"equity?b:2"
+    assert await cache.get("equity?c", loader("equity?c")) == b"equity?c:2"
+    assert await cache.get("equities", loader("equities")) == b"equities:1"
+    assert await cache.get("leaderboard", loader("leaderboard")) == b"leaderboard:1"
 
 
 async def test_concurrent_misses_share_one_load_and_errors_are_not_cached() -> None:

@@ -12,12 +12,18 @@ from uuid import uuid4
 
 import asyncpg
 
-from services.common.contracts import EquityQuery, StatsQuery
+from services.common.contracts import (
+    EquityColumns,
+    EquityPoint,
+    EquityQuery,
+    EquitySeries,
+    StatsQuery,
+)
 from services.common.settings import Settings
 from services.ledger import stats
 from services.ledger.queries import LedgerQueries
 from services.ledger.retention import RetentionPolicy
-from services.ledger.series import spans
+from services.ledger.series import equity_series, spans
 from tests.ledger.test_retention import T, books
 
 MINUTE = timedelta(minutes=1)
@@ -29,6 +35,10 @@ async def _snapshots(db: asyncpg.Connection, rows: list[tuple[str, datetime, Dec
         "unrealized_pnl, total_fees, total_funding) VALUES ($1, $2, $4, $3, $3, 0, 0, 0, 0)",
         [(agent, at, equity, f"tick:{uuid4().hex}") for agent, at, equity in rows],
     )
+
+
+async def _series(queries: LedgerQueries, query: EquityQuery) -> EquitySeries:
+    return EquitySeries.model_validate_json(await queries.equity(query))
 
 
 def test_spans_cover_the_window_end_to_end() -> None:
@@ -50,7 +60,7 @@ async def test_equity_is_cut_to_points_per_agent_and_short_histories_come_whole(
         await _snapshots(b.db, long + short)
         queries = LedgerQueries(b.pool)
 
-        answer = await queries.equity(EquityQuery(points=100, limit=20000))
+        answer = await _series(queries, EquityQuery(points=100, limit=20000))
         by_agent: dict[str, list[datetime]] = {}
         for p in answer.points:
             by_agent.setdefault(p.agent_id, []).append(p.at)
@@ -66,12 +76,85 @@ async def test_equity_is_cut_to_points_per_agent_and_short_histories_come_whole(
         assert [p.at for p in answer.points] == sorted(p.at for p in answer.points)
 
         # limit keeps the newest points; since cuts the window; one agent alone.
-        newest = await queries.equity(EquityQuery(points=100, limit=30))
+        newest = await _series(queries, EquityQuery(points=100, limit=30))
         assert newest.points == answer.points[-30:]
         since = T + 2990 * MINUTE
-        recent = await queries.equity(EquityQuery(agent_id="momentum", since=since))
+        recent = await _series(queries, EquityQuery(agent_id="momentum", since=since))
         assert [p.at for p in recent.points] == [at for _, at, _ in long if at >= since]
         assert {p.agent_id for p in recent.points} == {"momentum"}
+
+
+# Amounts whose str() is scientific or plain, zeros of every scale, negative, huge.
+ODD_AMOUNTS = (
+    "0", "0.00", "0.000000", "0.0000000", "0E-8", "1E-7", "-1.2E-7", "0.00000090", "0.000001",
+    "-0.0000010", "0.0000009999", "12.5", "-12.50000000", "100", "101.590445",
+    "123456789012345678901234567890.123456789", "-0.000000000000000000000000000001",
+)  # fmt: skip
+
+
+async def test_the_json_postgres_writes_is_what_the_models_write(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    async with books(make_settings, database_url) as b:
+        rows = [
+            (agent, T + n * MINUTE + timedelta(microseconds=n * 123457 % 1_000_000 * (n % 3)))
+            for agent in ("momentum", "random")
+            for n in range(len(ODD_AMOUNTS) * 2)
+        ]
+        await b.db.executemany(
+            "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
+            "unrealized_pnl, total_fees, total_funding) "
+            "VALUES ($1, $2, 'tick', $3, $4, $5, $6, $7, $8)",
+            [
+                (agent, at, *(Decimal(ODD_AMOUNTS[(n + k) % len(ODD_AMOUNTS)]) for k in range(6)))
+                for n, (agent, at) in enumerate(rows)
+            ],
+        )
+        queries = LedgerQueries(b.pool)
+        for query in (
+            EquityQuery(points=100, limit=20000),
+            EquityQuery(points=5, limit=7),
+            EquityQuery(agent_id="random", points=10, since=T + 3 * MINUTE),
+        ):
+            async with b.pool.acquire() as conn:
+                agents = (
+                    [query.agent_id] if query.agent_id else ["momentum", "mean-reversion", "random"]
+                )
+                records = await equity_series(conn, agents, query.since, query.points, query.limit)
+            expected = EquitySeries(
+                points=tuple(
+                    EquityPoint(
+                        agent_id=r["llm_id"],
+                        at=r["at"],
+                        equity=r["equity"],
+                        balance=r["balance"],
+                        margin_used=r["margin_used"],
+                        unrealized_pnl=r["unrealized_pnl"],
+                        total_fees=r["total_fees"],
+                        total_funding=r["total_funding"],
+                    )
+                    for r in reversed(records)
+                )
+            )
+            assert expected.points
+            assert await queries.equity(query) == expected.to_bytes()
+
+            # The columns: the same points, per agent, every amount as str() writes it.
+            columns = await queries.equity(query.model_copy(update={"format": "columns"}))
+            parsed = EquityColumns.model_validate_json(columns)
+            assert parsed.to_bytes() == columns
+            assert [a.agent_id for a in parsed.agents] == sorted(
+                {p.agent_id for p in expected.points}
+            )
+            for agent in parsed.agents:
+                mine = [p for p in expected.points if p.agent_id == agent.agent_id]
+                assert list(agent.at) == [p.at for p in mine]
+                assert [str(e) for e in agent.equity] == [str(p.equity) for p in mine]
+
+        empty = EquityQuery(since=T + timedelta(days=9))
+        assert await queries.equity(empty) == EquitySeries(points=()).to_bytes()
+        empty_columns = empty.model_copy(update={"format": "columns"})
+        assert await queries.equity(empty_columns) == EquityColumns(agents=()).to_bytes()
 
 
 async def _full_figures(db: asyncpg.Connection, agent: str) -> tuple[Decimal, Decimal | None]:
@@ -89,7 +172,18 @@ async def _stat_figures(queries: LedgerQueries) -> dict[str, tuple[Decimal, Deci
     return {a.agent_id: (a.max_drawdown_pct, a.sharpe_ratio) for a in answer.agents}
 
 
-async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_and_thinning(
+async def _newer_than_totals(db: asyncpg.Connection, agents: tuple[str, ...]) -> dict[str, int]:
+    """Per agent, the buckets a request folds after its running total (a total each)."""
+    rows = await db.fetch(
+        "SELECT t.llm_id, (SELECT count(*) FROM equity_curve_buckets b "
+        "WHERE b.llm_id = t.llm_id AND b.bucket_start >= t.through)::int AS n "
+        "FROM equity_curve_totals t WHERE t.llm_id = ANY($1::text[])",
+        list(agents),
+    )
+    return {r["llm_id"]: r["n"] for r in rows}
+
+
+async def test_stats_from_running_totals_equal_the_full_computation_through_late_rows_and_thinning(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     async with books(make_settings, database_url) as b:
@@ -113,6 +207,8 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         first = await _stat_figures(queries)
         for agent in agents:
             assert first[agent] == await _full_figures(b.db, agent)
+        # A running total per agent: a request folds only the newest two hours.
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
 
         # The rest lands in buckets already summed: they are summed again.
         await _snapshots(b.db, history[len(history) // 2 :])
@@ -120,6 +216,18 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         for agent in agents:
             assert again[agent] == await _full_figures(b.db, agent)
             assert again[agent] != first[agent]
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
+
+        # A late snapshot in an hour a total has folded: that total is folded anew.
+        late = [(a, T - timedelta(days=9, seconds=30), Decimal("0.5")) for a in agents]
+        await _snapshots(b.db, late)
+        after_late = await _stat_figures(queries)
+        for agent in agents:
+            assert after_late[agent] == await _full_figures(b.db, agent)
+            assert after_late[agent] != again[agent]  # a fall to 0.5 is the worst yet
+        # (The total that had folded that hour without it would have missed the fall.)
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
+        again = after_late
 
         # Retention thins the old part: the figures follow the rows that are left.
         await b.db.execute(
@@ -132,6 +240,7 @@ async def test_stats_from_buckets_equal_the_full_computation_through_late_rows_a
         for agent in agents:
             assert thinned[agent] == await _full_figures(b.db, agent)
             assert thinned[agent][0] == again[agent][0]  # thinning keeps the drawdown
+        assert await _newer_than_totals(b.db, agents) == dict.fromkeys(agents, 2)
 
 
 async def test_average_win_and_loss_are_the_closed_trades_means(

@@ -29,7 +29,7 @@ from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache, json_response, serialised
 from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError, UpstreamError
 from services.gateway.reader import ArenaReader
-from services.gateway.relay import ACCOUNTS_KEY, LEADERBOARD_KEY
+from services.gateway.relay import ACCOUNTS_KEY, EQUITY_KEY, LEADERBOARD_KEY
 from services.gateway.routers.paging import Limit, Offset, page
 from services.gateway.views import AgentsView, TradingStatus
 
@@ -160,6 +160,8 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
         "/equity",
         response_model=EquitySeries,
         summary="Equity time series per agent, at most `points` per agent",
+        description="With `format=columns` the answer is an EquityColumns: the same points, "
+        "per agent its times and equities as two lists.",
     )
     async def equity(
         agent_id: AgentFilter = None,
@@ -178,11 +180,25 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
                 "into this many equal time spans and the last snapshot of each is returned.",
             ),
         ] = 1000,
+        format: Annotated[
+            Literal["points", "columns"],
+            Query(
+                description="points: a list of points, each with every figure; columns: per "
+                "agent, its times and equities as two lists (the same points, compact)."
+            ),
+        ] = "points",
     ) -> Response:
         query = EquityQuery(
-            agent_id=known(agent_id) if agent_id else None, since=since, limit=limit, points=points
+            agent_id=known(agent_id) if agent_id else None,
+            since=since,
+            limit=limit,
+            points=points,
+            format=format,
         )
-        return json_response(await reader.equity(query))
+        # Every dashboard asks the same on each completed cycle: one ledger answer for
+        # all, until an event says the books moved (or the cache's TTL passes).
+        key = f"{EQUITY_KEY}?{query.model_dump_json()}"
+        return json_response(await cache.get(key, lambda: reader.equity(query)))
 
     @api.get("/stats", response_model=Stats, summary="Per-agent statistics")
     async def stats() -> Stats:

@@ -89,7 +89,7 @@
     leaderboard: () => load("/trading/leaderboard", renderLeaderboard),
     positions: () => load("/trading/positions?limit=100", (d) => renderPositions(d.positions)),
     trades: () => load("/trading/trades?limit=25", (d) => renderTrades(d.trades)),
-    equity: () => load("/trading/equity?points=1000&limit=20000", (d) => renderChart(d.points)),
+    equity: () => load("/trading/equity?points=1000&limit=20000&format=columns", (d) => renderChart(d.agents)),
     scheduler: () => load("/scheduler/status", renderScheduler),
     agents: () => load("/trading/agents", (d) => renderAgents(d.agents)),
     prices: () => load("/market/snapshot", (d) => d.snapshot && renderSnapshot(d.snapshot)),
@@ -207,15 +207,20 @@
     renderDecisions();
   }
 
-  function renderChart(points) {
+  function renderChart(columns) {
     const node = document.getElementById("chart");
     if (typeof uPlot === "undefined") return;
-    const agents = [...new Set(points.map((p) => p.agent_id))].sort();
-    const times = [...new Set(points.map((p) => Date.parse(p.at) / 1000))].sort((a, b) => a - b);
+    // Per agent its times and equities; the chart wants one time axis with a value (or a
+    // gap) per agent at each time.
+    const byAgent = [...columns].sort((a, b) => (a.agent_id < b.agent_id ? -1 : 1));
+    const agents = byAgent.map((c) => c.agent_id);
+    const seconds = byAgent.map((c) => c.at.map((t) => Date.parse(t) / 1000));
+    const times = [...new Set(seconds.flat())].sort((a, b) => a - b);
     const index = new Map(times.map((t, i) => [t, i]));
-    const series = agents.map(() => times.map(() => null));
-    points.forEach((p) => {
-      series[agents.indexOf(p.agent_id)][index.get(Date.parse(p.at) / 1000)] = num(p.equity);
+    const series = byAgent.map((c, k) => {
+      const values = times.map(() => null);
+      seconds[k].forEach((t, i) => { values[index.get(t)] = num(c.equity[i]); });
+      return values;
     });
     const data = [times, ...series];
     const key = agents.join(",");
