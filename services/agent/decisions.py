@@ -6,14 +6,18 @@ from datetime import datetime
 
 from services.agent.strategy import HOLD
 from services.agent.trader import Outcome, TraderAnswer
-from services.common.contracts import Decision, MarketSnapshot
+from services.common.contracts import Decision, MarketSnapshot, Portfolio
 from services.common.lineup import AgentSpec
 
 __all__ = ["Outcome", "forced_hold", "make_decision"]
 
 
 def make_decision(
-    spec: AgentSpec, snapshot: MarketSnapshot, answer: TraderAnswer, decided_at: datetime
+    spec: AgentSpec,
+    snapshot: MarketSnapshot,
+    answer: TraderAnswer,
+    decided_at: datetime,
+    portfolio: Portfolio | None = None,
 ) -> Decision:
     prompt = answer.prompt
     return Decision(
@@ -32,6 +36,7 @@ def make_decision(
         thinking=answer.thinking,
         usage=answer.usage,
         error=answer.error,
+        portfolio=portfolio,
     )
 
 

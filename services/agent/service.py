@@ -206,7 +206,8 @@ class AgentService:
             answer = TraderAnswer.hold(
                 Outcome.STRATEGY_ERROR, f"strategy failed: {type(exc).__name__}: {exc}"
             )
-        return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
+        decided = make_decision(self._spec, snapshot, answer, self._clock.now(), portfolio)
+        return decided, answer
 
     async def _with_candles(self, snapshot: MarketSnapshot) -> MarketSnapshot:
         """The full snapshot of this cycle from the market (the event leaves the candles out).

@@ -273,6 +273,12 @@ class Decision(Message):
     thinking: Text | None = Field(
         default=None, description="The model's separate reasoning text (DeepSeek, <think>)."
     )
+    portfolio: Portfolio | None = Field(
+        default=None,
+        description="The portfolio the agent decided on, as the ledger answered it: risk "
+        "judges against it instead of asking again (the ledger re-checks every limit "
+        "against its books when it applies the verdict); none: risk asks the ledger.",
+    )
 
     @staticmethod
     def make_id(cycle_id: str, agent_id: str) -> str:

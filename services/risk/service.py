@@ -1,6 +1,7 @@
 """The risk service: every proposed decision in, one verdict out.
 
-The portfolio is read from the ledger at validation time; when the ledger does not
+The portfolio is the one the agent decided on (carried in its decision, as the ledger
+answered it), or read from the ledger when the decision carries none; when the ledger does not
 answer, the decision is retried (the bus redelivers it with back-off) for as long as its
 cycle runs, never judged against a guess; once the cycle's deadline has passed it is
 answered with a late verdict (every trade rejected, the reason given), so the decision
@@ -92,6 +93,21 @@ class RiskService:
     def readiness(self) -> dict[str, bool]:
         return {"consumer": self._started}
 
+    async def _portfolio(self, decision: Decision) -> Portfolio:
+        """The portfolio the agent decided on when it says so (its own account), else the
+        ledger's: one question to the ledger per decision, not two. An agent process that
+        lied about it would get past this check only: the ledger re-checks every limit
+        against its own books when it applies the verdict."""
+        seen = decision.portfolio
+        if seen is not None and seen.account.agent_id == decision.agent_id:
+            return seen
+        return await self._bus.request(
+            subjects.LEDGER_QUERY_PORTFOLIO,
+            PortfolioQuery(agent_id=decision.agent_id),
+            Portfolio,
+            timeout=self._request_timeout,
+        )
+
     async def handle(self, decision: Decision, delivery: Delivery) -> None:
         speaker = delivery.last_token
         if decision.agent_id != speaker:
@@ -103,12 +119,7 @@ class RiskService:
         cycle = self._cycles.get(decision.cycle_id)
         deadline = cycle.deadline if cycle else decision.decision_deadline
         try:
-            portfolio = await self._bus.request(
-                subjects.LEDGER_QUERY_PORTFOLIO,
-                PortfolioQuery(agent_id=decision.agent_id),
-                Portfolio,
-                timeout=self._request_timeout,
-            )
+            portfolio = await self._portfolio(decision)
         except Unavailable as exc:
             now = self._clock.now()
             if now <= deadline:

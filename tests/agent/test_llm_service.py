@@ -158,6 +158,8 @@ async def test_a_keyed_agent_trades_and_accounts_for_every_call(
         (decision,) = decisions
         assert [(a.action, a.symbol) for a in decision.actions] == [(TradeAction.BUY, "BTCUSDT")]
         assert decision.error is None and decision.model == "claude-test"
+        # The portfolio it decided on travels with it: risk judges against the same one.
+        assert decision.portfolio == portfolio(agent_id="claude")
         assert decision.prompt_version == "v1" and decision.prompt is not None
         assert decision.prompt_sha256 is not None and len(decision.prompt_sha256) == 64
         assert decision.raw_response == VALID

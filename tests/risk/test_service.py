@@ -167,3 +167,33 @@ async def test_judges_the_deadline_the_market_announced_by_its_own_clock(
         assert [r.code for r in late.results[0].reasons] == ["past_deadline"]
         assert late.decided_at == NOW
         assert fallback.results[0].approved
+
+
+async def test_judges_the_portfolio_the_agent_decided_on_and_asks_the_ledger_otherwise(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    # The ledger's books say ETH is open; the portfolio the agent saw says SOL is.
+    asked: list[str] = []
+
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        asked.append(query.agent_id)
+        return portfolio("ETHUSDT", agent_id=query.agent_id)
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    verdicts = await verdicts_on(bus)
+    async with running("risk", build, make_settings(), ManualClock(NOW)):
+        carried = decision(close("SOLUSDT")).model_copy(update={"portfolio": portfolio("SOLUSDT")})
+        # Someone else's portfolio proves nothing about this agent: the ledger is asked.
+        foreign = decision(close("SOLUSDT"), cycle_id="c2").model_copy(
+            update={"portfolio": portfolio("SOLUSDT", agent_id="random")}
+        )
+        for proposed in (carried, foreign):
+            await bus.publish(
+                subjects.decision_proposed("momentum"), proposed, proposed.decision_id
+            )
+        await eventually(lambda: len(verdicts) == 2, what="two verdicts")
+    by_id = {v.verdict_id: v for v in verdicts}
+    assert by_id[carried.decision_id].results[0].approved
+    (rejected,) = by_id[foreign.decision_id].results
+    assert not rejected.approved and [r.code for r in rejected.reasons] == ["no_open_position"]
+    assert asked == ["momentum"]
