@@ -220,7 +220,7 @@ async def test_requests_are_answered_as_many_at_once_as_the_responder_allows(
                 subjects.LEDGER_QUERY_PORTFOLIO,
                 PortfolioQuery(agent_id=f"a{n}"),
                 PortfolioQuery,
-                10,
+                60,  # as long as a loaded machine needs
             )
         )
         for n in range(5)
