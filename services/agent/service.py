@@ -22,8 +22,9 @@ from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
 from services.agent.trader import Outcome, Trader, TraderAnswer
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus, BusError, ConsumerSpec, Delivery, Unavailable
+from services.common.channels import Request
 from services.common.clock import Clock
 from services.common.contracts import (
     Decision,
@@ -32,13 +33,13 @@ from services.common.contracts import (
     Portfolio,
     PortfolioQuery,
     SnapshotQuery,
-    SnapshotReply,
 )
 from services.common.lineup import AgentSpec
 from services.common.runner import ServiceContext
 
 log = logging.getLogger(__name__)
 
+QueryT = TypeVar("QueryT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
 
 # Leave the ledger at least this long to answer, even close to the deadline.
@@ -218,7 +219,7 @@ class AgentService:
         """
         query = SnapshotQuery(cycle_id=snapshot.cycle_id)
         try:
-            reply = await self._ask(snapshot, subjects.MARKET_QUERY_SNAPSHOT, query, SnapshotReply)
+            reply = await self._ask(snapshot, channels.MARKET_QUERY_SNAPSHOT, query)
         except BusError as exc:
             problem = str(exc)
         else:
@@ -235,10 +236,10 @@ class AgentService:
 
     async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
         query = PortfolioQuery(agent_id=self._spec.id)
-        return await self._ask(snapshot, subjects.LEDGER_QUERY_PORTFOLIO, query, Portfolio)
+        return await self._ask(snapshot, channels.LEDGER_QUERY_PORTFOLIO, query)
 
     async def _ask(
-        self, snapshot: MarketSnapshot, subject: str, query: Message, reply: type[ReplyT]
+        self, snapshot: MarketSnapshot, channel: Request[QueryT, ReplyT], query: QueryT
     ) -> ReplyT:
         """A question to a peer service, asked again while there is time.
 
@@ -251,7 +252,7 @@ class AgentService:
             remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
             timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
             try:
-                return await self._bus.request(subject, query, reply, timeout=timeout)
+                return await self._bus.ask(channel, query, timeout=timeout)
             except Unavailable:
                 left = (snapshot.decision_deadline - self._clock.now()).total_seconds()
                 if left - wait - self._request_timeout < self._spec.timeout_seconds:

@@ -36,6 +36,7 @@ from services.common.bus_errors import (
     Unavailable,
 )
 from services.common.bus_metrics import BusMetrics
+from services.common.channels import Request
 from services.common.consumers import (
     BatchHandler,
     Consumers,
@@ -68,6 +69,7 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=Message)
+Q = TypeVar("Q", bound=Message)
 R = TypeVar("R", bound=Message)
 
 # The error code of a responder whose own dependency is down: the caller may try again.
@@ -331,6 +333,17 @@ class Bus:
         await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
         await self._nc.flush()  # the server knows the subscription before we return
 
+    async def serve_channel(
+        self,
+        channel: Request[Q, R],
+        handler: Callable[[Q], Awaitable[R | bytes]],
+        *,
+        concurrency: int = 1,
+    ) -> None:
+        """Answer the catalogue's ``channel`` (see :meth:`serve`): the request and reply
+        types are the entry's. A handler may return its reply already encoded."""
+        await self.serve(channel.subject, channel.request, handler, concurrency=concurrency)
+
     async def _respond(self, msg: Msg, data: bytes) -> None:
         size = max(self._nc.max_payload - _CHUNK_ROOM, _CHUNK_ROOM)
         if len(data) <= size:
@@ -404,6 +417,10 @@ class Bus:
             return reply_type.model_validate_json(msg.data)
         except ValidationError:
             raise self.reply_error(subject, msg.data) from None
+
+    async def ask(self, channel: Request[Q, R], message: Q, timeout: float = 2.0) -> R:
+        """Ask the catalogue's ``channel``; the answer is read as the entry's reply type."""
+        return await self.request(channel.subject, message, channel.reply, timeout)
 
     async def publish_raw(self, subject: str, data: bytes) -> None:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""

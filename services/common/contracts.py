@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic.config import ExtraValues
 
-from services.common.subjects import valid_token
 from services.common.text import clean_text, readable_json
+from services.common.tokens import valid_token
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -704,47 +704,3 @@ class ErrorReply(Message):
 
     code: Literal["not_found", "bad_request", "unavailable", "internal"]
     message: Text
-
-
-# Every message published on a subject, for proto/ generation and the gateway's relay.
-EVENT_MODELS: tuple[type[Message], ...] = (
-    CycleStarted,
-    CycleCompleted,
-    MarketSnapshot,
-    MarketTick,
-    Decision,
-    Verdict,
-    PositionEvent,
-    AccountEvent,
-    Heartbeat,
-    LlmCall,
-)
-QUERY_MODELS: tuple[type[Message], ...] = (
-    PositionsQuery,
-    Positions,
-    TradesQuery,
-    Trades,
-    DecisionsQuery,
-    Decisions,
-    EquityQuery,
-    EquitySeries,
-    StatsQuery,
-    Stats,
-    VerifyQuery,
-    VerifyReport,
-    PricesQuery,
-    Prices,
-    SymbolQuery,
-    SymbolReply,
-    PortfolioQuery,
-    Portfolio,
-    AccountsQuery,
-    Accounts,
-    LeaderboardQuery,
-    Leaderboard,
-    SnapshotQuery,
-    SnapshotReply,
-    SchedulerCommand,
-    SchedulerStatus,
-    ErrorReply,
-)

@@ -1,7 +1,8 @@
 """Generate ``proto/``: the language-neutral contract of every NATS subject.
 
 ``python -m services.common.proto`` writes an AsyncAPI 3 document
-(``proto/asyncapi.json``) and one JSON Schema per message (``proto/schemas/*.json``);
+(``proto/asyncapi.json``) from the channel catalogue (:mod:`channels`) and one JSON
+Schema per message (``proto/schemas/*.json``);
 ``--check`` exits 1 when the committed files differ from the models.
 """
 
@@ -10,100 +11,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from services.common import channels, subjects
 from services.common import contracts as c
-from services.common import subjects
+from services.common.channels import AGENT, Request
 from services.common.settings import PROJECT_ROOT
-
-AGENT = "{agent_id}"
-
-
-@dataclass(frozen=True)
-class Channel:
-    key: str
-    address: str
-    message: type[c.Message]
-    publisher: str
-    description: str
-    reply: type[c.Message] | None = None
-    # Replies the request may ask for instead of ``reply`` (e.g. a compact format).
-    other_replies: tuple[type[c.Message], ...] = ()
-
-    @property
-    def is_request(self) -> bool:
-        return self.reply is not None
-
-
-CHANNELS: tuple[Channel, ...] = (
-    Channel("cycleStarted", subjects.CYCLE_STARTED, c.CycleStarted, "market",
-            "A trading cycle opens; agents have until decision_deadline."),
-    Channel("marketSnapshot", subjects.MARKET_SNAPSHOT, c.MarketSnapshot, "market",
-            "The market as every agent sees it for one cycle."),
-    Channel("marketTick", subjects.MARKET_TICK, c.MarketTick, "market",
-            "Prices between cycles, for stops, targets and liquidations."),
-    Channel("decisionProposed", subjects.DECISION_PROPOSED_TEMPLATE,
-            c.Decision, "agent", "One agent's decision for one cycle."),
-    Channel("decisionVerdict", subjects.DECISION_VERDICT_TEMPLATE,
-            c.Verdict, "risk", "Risk's verdict: one result per action of a decision."),
-    Channel("ledgerPosition", subjects.LEDGER_POSITION_TEMPLATE,
-            c.PositionEvent, "ledger", "A position opened or closed."),
-    Channel("ledgerAccount", subjects.LEDGER_ACCOUNT_TEMPLATE,
-            c.AccountEvent, "ledger", "An account's balances changed."),
-    Channel("cycleCompleted", subjects.CYCLE_COMPLETED, c.CycleCompleted, "ledger",
-            "Every verdict of a cycle applied, or its deadline passed."),
-    Channel("agentHeartbeat", subjects.AGENT_HEARTBEAT_TEMPLATE,
-            c.Heartbeat, "agent", "An agent is alive, or disabled and why."),
-    Channel("llmCall", subjects.LLM_CALL_TEMPLATE,
-            c.LlmCall, "agent", "One call to a model provider, with tokens and cost."),
-    Channel("ledgerQueryPortfolio", subjects.LEDGER_QUERY_PORTFOLIO, c.PortfolioQuery,
-            "ledger", "An agent's account and open positions.", c.Portfolio),
-    Channel("ledgerQueryAccounts", subjects.LEDGER_QUERY_ACCOUNTS, c.AccountsQuery,
-            "ledger", "Every account.", c.Accounts),
-    Channel("ledgerQueryLeaderboard", subjects.LEDGER_QUERY_LEADERBOARD, c.LeaderboardQuery,
-            "ledger", "Agents ranked by equity.", c.Leaderboard),
-    Channel("ledgerQueryPositions", subjects.LEDGER_QUERY_POSITIONS, c.PositionsQuery,
-            "ledger", "Positions, open or closed, newest first.", c.Positions),
-    Channel("ledgerQueryTrades", subjects.LEDGER_QUERY_TRADES, c.TradesQuery,
-            "ledger", "Executions, newest first.", c.Trades),
-    Channel("ledgerQueryDecisions", subjects.LEDGER_QUERY_DECISIONS, c.DecisionsQuery,
-            "ledger", "Stored decisions with their verdicts, newest first.", c.Decisions),
-    Channel("ledgerQueryEquity", subjects.LEDGER_QUERY_EQUITY, c.EquityQuery,
-            "ledger", "Equity time series per agent (format: points or columns; a reply "
-            "over the server's max payload comes in chunks, header Arena-Chunk: i/n).",
-            c.EquitySeries, (c.EquityColumns,)),
-    Channel("ledgerQueryStats", subjects.LEDGER_QUERY_STATS, c.StatsQuery,
-            "ledger", "Performance statistics per agent.", c.Stats),
-    Channel("ledgerQueryVerify", subjects.LEDGER_QUERY_VERIFY, c.VerifyQuery,
-            "ledger", "Recompute the books and check the audit chain.", c.VerifyReport),
-    Channel("marketQueryPrices", subjects.MARKET_QUERY_PRICES, c.PricesQuery,
-            "market", "The latest price of every symbol.", c.Prices),
-    Channel("marketQuerySymbol", subjects.MARKET_QUERY_SYMBOL, c.SymbolQuery,
-            "market", "Ticker, funding, candles and indicators of one symbol.", c.SymbolReply),
-    Channel("marketQuerySnapshot", subjects.MARKET_QUERY_SNAPSHOT, c.SnapshotQuery,
-            "market", "The latest market snapshot.", c.SnapshotReply),
-    Channel("schedulerStatus", subjects.SCHEDULER_STATUS, c.SchedulerCommand,
-            "market", "The scheduler's state and statistics.", c.SchedulerStatus),
-    Channel("schedulerTrigger", subjects.SCHEDULER_TRIGGER, c.SchedulerCommand,
-            "market", "Start a cycle now (when none is running).", c.SchedulerStatus),
-    Channel("schedulerPause", subjects.SCHEDULER_PAUSE, c.SchedulerCommand,
-            "market", "Stop starting new cycles.", c.SchedulerStatus),
-    Channel("schedulerResume", subjects.SCHEDULER_RESUME, c.SchedulerCommand,
-            "market", "Start cycles again.", c.SchedulerStatus),
-)  # fmt: skip
 
 REF = "#/components/schemas/{model}"
 
 
 def _models() -> list[type[c.Message]]:
     models: list[type[c.Message]] = []
-    for channel in CHANNELS:
-        for model in (channel.message, channel.reply, *channel.other_replies, c.ErrorReply):
-            if model is not None and model not in models:
+    for channel in channels.CATALOGUE:
+        found: tuple[type[c.Message], ...]
+        if isinstance(channel, Request):
+            found = (channel.request, channel.reply, *channel.other_replies, c.ErrorReply)
+        else:
+            found = (channel.message, c.ErrorReply)
+        for model in found:
+            if model not in models:
                 models.append(model)
     return models
 
@@ -117,26 +47,28 @@ def asyncapi() -> dict[str, Any]:
     _, top = models_json_schema(
         [(m, "serialization") for m in models], ref_template=REF, title="LLM Trading Arena"
     )
-    channels: dict[str, Any] = {}
+    documented: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    for ch in CHANNELS:
+    for ch in channels.CATALOGUE:
+        sent = ch.request if isinstance(ch, Request) else ch.message
+        sender = ch.server if isinstance(ch, Request) else ch.publisher
         channel: dict[str, Any] = {
-            "address": ch.address,
+            "address": ch.pattern,
             "description": ch.description,
-            "messages": {ch.message.__name__: _message_ref(ch.message)},
+            "messages": {sent.__name__: _message_ref(sent)},
         }
-        if AGENT in ch.address:
+        if AGENT in ch.pattern:
             channel["parameters"] = {"agent_id": {"description": "The agent's id (line-up)."}}
-        channels[ch.key] = channel
+        documented[ch.key] = channel
         operation: dict[str, Any] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{ch.key}"},
-            "summary": f"{ch.publisher}: {ch.description}",
-            "x-publisher": ch.publisher,
+            "summary": f"{sender}: {ch.description}",
+            "x-publisher": sender,
         }
-        if ch.reply is not None:
+        if isinstance(ch, Request):
             reply_key = f"{ch.key}Reply"
-            channels[reply_key] = {
+            documented[reply_key] = {
                 "address": None,
                 "description": "The requester's inbox (core NATS request-reply).",
                 "messages": {
@@ -146,7 +78,7 @@ def asyncapi() -> dict[str, Any]:
                 },
             }
             operation["action"] = "receive"
-            operation["summary"] = f"answered by {ch.publisher}: {ch.description}"
+            operation["summary"] = f"answered by {sender}: {ch.description}"
             operation["reply"] = {"channel": {"$ref": f"#/channels/{reply_key}"}}
         operations[ch.key] = operation
     messages = {
@@ -167,14 +99,14 @@ def asyncapi() -> dict[str, Any]:
                 "Every NATS subject of the arena. Events are stored in the JetStream stream "
                 f"{subjects.STREAM} with Nats-Msg-Id '<subject>:<natural id>'; queries and "
                 "scheduler control are core request-reply. Generated from "
-                "services/common/contracts.py: do not edit."
+                "services/common/channels.py and contracts.py: do not edit."
             ),
         },
         "defaultContentType": "application/json",
         "servers": {
             "local": {"host": "127.0.0.1:4222", "protocol": "nats", "description": "make run"}
         },
-        "channels": channels,
+        "channels": documented,
         "operations": operations,
         "components": {"messages": messages, "schemas": top.get("$defs", {})},
     }

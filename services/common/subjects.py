@@ -1,4 +1,6 @@
-"""Every NATS subject the arena uses. No subject string is written anywhere else.
+"""The names the code uses for NATS subjects, derived from :mod:`channels` (the
+catalogue), plus the streams and buckets that hold them. No subject string is written
+anywhere else.
 
 Events (published through JetStream, stream ``ARENA``) and request-reply subjects
 (core NATS, never captured by a stream: a stream would answer requests with a PubAck)
@@ -7,7 +9,8 @@ live in disjoint trees so the stream's subject filters cannot swallow a query.
 
 from __future__ import annotations
 
-import re
+from services.common import channels as ch
+from services.common.tokens import subject_token
 
 # JetStream streams
 STREAM = "ARENA"
@@ -16,26 +19,19 @@ DLQ_STREAM = "ARENA_DLQ"
 # running cycle, source position). Its stream is ``KV_<bucket>``, its subjects ``$KV.<bucket>.>``.
 MARKET_STATE_BUCKET = "ARENA_MARKET"
 
-# Events
-CYCLE_STARTED = "arena.cycle.started"
-CYCLE_COMPLETED = "arena.cycle.completed"
-MARKET_SNAPSHOT = "arena.market.snapshot"
-MARKET_TICK = "arena.market.tick"
-DECISION_PROPOSED_ALL = "arena.decision.proposed.*"
-DECISION_VERDICT_ALL = "arena.decision.verdict.*"
-LEDGER_POSITION_ALL = "arena.ledger.position.*"
-LEDGER_ACCOUNT_ALL = "arena.ledger.account.*"
-AGENT_HEARTBEAT_ALL = "arena.agent.heartbeat.*"
-LLM_CALL_ALL = "arena.llm.call.*"
+# Events; ``*_ALL``: every agent's subject of a per-agent event.
+CYCLE_STARTED = ch.CYCLE_STARTED.subject
+CYCLE_COMPLETED = ch.CYCLE_COMPLETED.subject
+MARKET_SNAPSHOT = ch.MARKET_SNAPSHOT.subject
+MARKET_TICK = ch.MARKET_TICK.subject
+DECISION_PROPOSED_ALL = ch.DECISION_PROPOSED.subject
+DECISION_VERDICT_ALL = ch.DECISION_VERDICT.subject
+LEDGER_POSITION_ALL = ch.LEDGER_POSITION.subject
+LEDGER_ACCOUNT_ALL = ch.LEDGER_ACCOUNT.subject
+AGENT_HEARTBEAT_ALL = ch.AGENT_HEARTBEAT.subject
+LLM_CALL_ALL = ch.LLM_CALL.subject
 
-# Per-agent subjects; the last token is the agent id.
-DECISION_PROPOSED_TEMPLATE = "arena.decision.proposed.{agent_id}"
-DECISION_VERDICT_TEMPLATE = "arena.decision.verdict.{agent_id}"
-LEDGER_POSITION_TEMPLATE = "arena.ledger.position.{agent_id}"
-LEDGER_ACCOUNT_TEMPLATE = "arena.ledger.account.{agent_id}"
-AGENT_HEARTBEAT_TEMPLATE = "arena.agent.heartbeat.{agent_id}"
-LLM_CALL_TEMPLATE = "arena.llm.call.{agent_id}"
-
+# The stream's filters; a test checks they capture every event and no request.
 STREAM_SUBJECTS: tuple[str, ...] = (
     "arena.cycle.*",
     MARKET_SNAPSHOT,
@@ -52,62 +48,48 @@ STREAM_SUBJECTS: tuple[str, ...] = (
 DLQ_ALL = "arena.dlq.*"
 
 # Request-reply (core NATS)
-LEDGER_QUERY_PORTFOLIO = "arena.ledger.query.portfolio"
-LEDGER_QUERY_ACCOUNTS = "arena.ledger.query.accounts"
-LEDGER_QUERY_LEADERBOARD = "arena.ledger.query.leaderboard"
-LEDGER_QUERY_POSITIONS = "arena.ledger.query.positions"
-LEDGER_QUERY_TRADES = "arena.ledger.query.trades"
-LEDGER_QUERY_DECISIONS = "arena.ledger.query.decisions"
-LEDGER_QUERY_EQUITY = "arena.ledger.query.equity"
-LEDGER_QUERY_STATS = "arena.ledger.query.stats"
-LEDGER_QUERY_VERIFY = "arena.ledger.query.verify"
-MARKET_QUERY_SNAPSHOT = "arena.market.query.snapshot"
-MARKET_QUERY_PRICES = "arena.market.query.prices"
-MARKET_QUERY_SYMBOL = "arena.market.query.symbol"
-SCHEDULER_STATUS = "arena.scheduler.status"
-SCHEDULER_TRIGGER = "arena.scheduler.trigger"
-SCHEDULER_PAUSE = "arena.scheduler.pause"
-SCHEDULER_RESUME = "arena.scheduler.resume"
-
-_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LEDGER_QUERY_PORTFOLIO = ch.LEDGER_QUERY_PORTFOLIO.subject
+LEDGER_QUERY_ACCOUNTS = ch.LEDGER_QUERY_ACCOUNTS.subject
+LEDGER_QUERY_LEADERBOARD = ch.LEDGER_QUERY_LEADERBOARD.subject
+LEDGER_QUERY_POSITIONS = ch.LEDGER_QUERY_POSITIONS.subject
+LEDGER_QUERY_TRADES = ch.LEDGER_QUERY_TRADES.subject
+LEDGER_QUERY_DECISIONS = ch.LEDGER_QUERY_DECISIONS.subject
+LEDGER_QUERY_EQUITY = ch.LEDGER_QUERY_EQUITY.subject
+LEDGER_QUERY_STATS = ch.LEDGER_QUERY_STATS.subject
+LEDGER_QUERY_VERIFY = ch.LEDGER_QUERY_VERIFY.subject
+MARKET_QUERY_SNAPSHOT = ch.MARKET_QUERY_SNAPSHOT.subject
+MARKET_QUERY_PRICES = ch.MARKET_QUERY_PRICES.subject
+MARKET_QUERY_SYMBOL = ch.MARKET_QUERY_SYMBOL.subject
+SCHEDULER_STATUS = ch.SCHEDULER_STATUS.subject
+SCHEDULER_TRIGGER = ch.SCHEDULER_TRIGGER.subject
+SCHEDULER_PAUSE = ch.SCHEDULER_PAUSE.subject
+SCHEDULER_RESUME = ch.SCHEDULER_RESUME.subject
 
 
-def valid_token(value: str) -> bool:
-    """True when ``value`` can be one subject token (agent ids, service names)."""
-    return bool(_TOKEN.match(value))
-
-
-def _token(value: str) -> str:
-    if not valid_token(value):
-        raise ValueError(
-            f"{value!r} cannot be used in a subject: use lower-case letters, digits, '-' or '_'"
-        )
-    return value
-
-
+# Per-agent subjects; the last token is the agent id.
 def decision_proposed(agent_id: str) -> str:
-    return DECISION_PROPOSED_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.DECISION_PROPOSED.for_agent(agent_id)
 
 
 def decision_verdict(agent_id: str) -> str:
-    return DECISION_VERDICT_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.DECISION_VERDICT.for_agent(agent_id)
 
 
 def ledger_position(agent_id: str) -> str:
-    return LEDGER_POSITION_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.LEDGER_POSITION.for_agent(agent_id)
 
 
 def ledger_account(agent_id: str) -> str:
-    return LEDGER_ACCOUNT_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.LEDGER_ACCOUNT.for_agent(agent_id)
 
 
 def agent_heartbeat(agent_id: str) -> str:
-    return AGENT_HEARTBEAT_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.AGENT_HEARTBEAT.for_agent(agent_id)
 
 
 def llm_call(agent_id: str) -> str:
-    return LLM_CALL_TEMPLATE.format(agent_id=_token(agent_id))
+    return ch.LLM_CALL.for_agent(agent_id)
 
 
 def dead_letter(service: str) -> str:
-    return f"arena.dlq.{_token(service)}"
+    return f"arena.dlq.{subject_token(service)}"

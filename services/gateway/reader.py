@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from services.common import subjects
+from services.common import channels
 from services.common.bus import Bus, BusError
+from services.common.channels import Request
 from services.common.contracts import (
     Accounts,
     AccountsQuery,
@@ -37,9 +38,7 @@ from services.common.contracts import (
 )
 from services.gateway.errors import UpstreamError
 
-LEDGER = "ledger"
-MARKET = "market"
-
+Q = TypeVar("Q", bound=Message)
 R = TypeVar("R", bound=Message)
 
 
@@ -66,83 +65,79 @@ class ArenaReader:
     # ------------------------------------------------------------ ledger
 
     async def accounts(self) -> Accounts:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), Accounts)
+        return await self._ask(channels.LEDGER_QUERY_ACCOUNTS, AccountsQuery())
 
     async def portfolio(self, agent_id: str) -> Portfolio:
-        return await self._ask(
-            LEDGER, subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id=agent_id), Portfolio
-        )
+        return await self._ask(channels.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id=agent_id))
 
     async def leaderboard(self) -> Leaderboard:
-        return await self._ask(
-            LEDGER, subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard
-        )
+        return await self._ask(channels.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery())
 
     async def positions(self, query: PositionsQuery) -> Positions:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_POSITIONS, query, Positions)
+        return await self._ask(channels.LEDGER_QUERY_POSITIONS, query)
 
     async def trades(self, agent_id: str | None, page: Page) -> Trades:
         query = TradesQuery(agent_id=agent_id, page=page)
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_TRADES, query, Trades)
+        return await self._ask(channels.LEDGER_QUERY_TRADES, query)
 
     async def decisions(self, agent_id: str | None, page: Page) -> Decisions:
         query = DecisionsQuery(agent_id=agent_id, page=page)
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_DECISIONS, query, Decisions)
+        return await self._ask(channels.LEDGER_QUERY_DECISIONS, query)
 
     async def equity(self, query: EquityQuery) -> bytes:
         """The series as the ledger wrote it, one answer for every agent asked (in parts
         when it is over NATS's message size). Only the envelope is checked: the ledger
         owns the books, and reading thousands of amounts again costs more than the query."""
-        subject = subjects.LEDGER_QUERY_EQUITY
+        channel = channels.LEDGER_QUERY_EQUITY
         try:
-            data = await self._bus.request_bytes(subject, query, self._timeout)
+            data = await self._bus.request_bytes(channel.subject, query, self._timeout)
         except BusError as exc:
-            raise UpstreamError.from_bus(LEDGER, exc) from exc
+            raise UpstreamError.from_bus(channel.server, exc) from exc
         if data.startswith(_EQUITY_OPENINGS[query.format]) and data.endswith(b"]}"):
             return data
-        error = Bus.reply_error(subject, data)
-        raise UpstreamError.from_bus(LEDGER, error) from error
+        error = Bus.reply_error(channel.subject, data)
+        raise UpstreamError.from_bus(channel.server, error) from error
 
     async def stats(self) -> Stats:
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+        return await self._ask(channels.LEDGER_QUERY_STATS, StatsQuery())
 
     async def verify(self, full: bool = False) -> VerifyReport:
-        query = VerifyQuery(full=full)
-        return await self._ask(LEDGER, subjects.LEDGER_QUERY_VERIFY, query, VerifyReport)
+        return await self._ask(channels.LEDGER_QUERY_VERIFY, VerifyQuery(full=full))
 
     # ------------------------------------------------------------ market
 
     async def snapshot(self) -> SnapshotReply:
-        return await self._ask(
-            MARKET, subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(), SnapshotReply
-        )
+        return await self._ask(channels.MARKET_QUERY_SNAPSHOT, SnapshotQuery())
 
     async def prices(self) -> Prices:
-        return await self._ask(MARKET, subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        return await self._ask(channels.MARKET_QUERY_PRICES, PricesQuery())
 
     async def symbol(self, symbol: str) -> SymbolReply:
-        return await self._ask(
-            MARKET, subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol=symbol), SymbolReply
-        )
+        return await self._ask(channels.MARKET_QUERY_SYMBOL, SymbolQuery(symbol=symbol))
 
     async def scheduler_status(self) -> SchedulerStatus:
-        return await self._scheduler(subjects.SCHEDULER_STATUS)
+        return await self._scheduler(channels.SCHEDULER_STATUS)
 
     async def scheduler_trigger(self, requested_by: str) -> SchedulerStatus:
-        return await self._scheduler(subjects.SCHEDULER_TRIGGER, requested_by)
+        return await self._scheduler(channels.SCHEDULER_TRIGGER, requested_by)
 
     async def scheduler_pause(self, requested_by: str) -> SchedulerStatus:
-        return await self._scheduler(subjects.SCHEDULER_PAUSE, requested_by)
+        return await self._scheduler(channels.SCHEDULER_PAUSE, requested_by)
 
     async def scheduler_resume(self, requested_by: str) -> SchedulerStatus:
-        return await self._scheduler(subjects.SCHEDULER_RESUME, requested_by)
+        return await self._scheduler(channels.SCHEDULER_RESUME, requested_by)
 
-    async def _scheduler(self, subject: str, requested_by: str | None = None) -> SchedulerStatus:
+    async def _scheduler(
+        self,
+        channel: Request[SchedulerCommand, SchedulerStatus],
+        requested_by: str | None = None,
+    ) -> SchedulerStatus:
         command = SchedulerCommand(requested_by=requested_by or self._requested_by)
-        return await self._ask(MARKET, subject, command, SchedulerStatus)
+        return await self._ask(channel, command)
 
-    async def _ask(self, service: str, subject: str, request: Message, reply_type: type[R]) -> R:
+    async def _ask(self, channel: Request[Q, R], request: Q) -> R:
+        """The answer of the entry's server; a failure names that service."""
         try:
-            return await self._bus.request(subject, request, reply_type, self._timeout)
+            return await self._bus.ask(channel, request, self._timeout)
         except BusError as exc:
-            raise UpstreamError.from_bus(service, exc) from exc
+            raise UpstreamError.from_bus(channel.server, exc) from exc

@@ -7,19 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import subjects
+from services.common import channels
 from services.common.bus import Bus
-from services.common.contracts import (
-    AccountEvent,
-    CycleCompleted,
-    CycleStarted,
-    Decision,
-    Heartbeat,
-    MarketSnapshot,
-    MarketTick,
-    Message,
-    PositionEvent,
-)
+from services.common.channels import Event
+from services.common.contracts import Decision, Heartbeat, MarketTick, Message
 from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache
 from services.gateway.hub import Hub
@@ -35,8 +26,7 @@ LEDGER_KEYS = (LEADERBOARD_KEY, ACCOUNTS_KEY, EQUITY_KEY)
 
 @dataclass(frozen=True)
 class Relay:
-    subject: str
-    model: type[Message]
+    channel: Event[Any]  # the subject subscribed to and its message type
     event: EventType
     invalidates: tuple[str, ...] = ()
     # On per-agent subjects published by agents: whom the message claims to speak for.
@@ -52,14 +42,12 @@ def _beat_agent(beat: Heartbeat) -> str:
 
 
 RELAYS: tuple[Relay, ...] = (
-    Relay(subjects.MARKET_SNAPSHOT, MarketSnapshot, EventType.MARKET_SNAPSHOT, (PRICES_KEY,)),
-    Relay(subjects.CYCLE_STARTED, CycleStarted, EventType.CYCLE_START),
-    Relay(
-        subjects.DECISION_PROPOSED_ALL, Decision, EventType.LLM_DECISION, speaker=_decision_agent
-    ),
-    Relay(subjects.CYCLE_COMPLETED, CycleCompleted, EventType.CYCLE_COMPLETE, LEDGER_KEYS),
-    Relay(subjects.LEDGER_POSITION_ALL, PositionEvent, EventType.POSITION_UPDATE, LEDGER_KEYS),
-    Relay(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, EventType.ACCOUNT_UPDATE, LEDGER_KEYS),
+    Relay(channels.MARKET_SNAPSHOT, EventType.MARKET_SNAPSHOT, (PRICES_KEY,)),
+    Relay(channels.CYCLE_STARTED, EventType.CYCLE_START),
+    Relay(channels.DECISION_PROPOSED, EventType.LLM_DECISION, speaker=_decision_agent),
+    Relay(channels.CYCLE_COMPLETED, EventType.CYCLE_COMPLETE, LEDGER_KEYS),
+    Relay(channels.LEDGER_POSITION, EventType.POSITION_UPDATE, LEDGER_KEYS),
+    Relay(channels.LEDGER_ACCOUNT, EventType.ACCOUNT_UPDATE, LEDGER_KEYS),
 )
 
 
@@ -86,14 +74,16 @@ async def subscribe_relays(
     message is dead-lettered by the bus and the next one is relayed.
     """
     for relay in relays:
+        channel = relay.channel
         await bus.subscribe_core(
-            relay.subject, relay.model, _forward(hub, cache, relay), speaker=relay.speaker
+            channel.subject, channel.message, _forward(hub, cache, relay), speaker=relay.speaker
         )
 
     async def on_tick(_: MarketTick) -> None:
         cache.invalidate(PRICES_KEY)
 
-    await bus.subscribe_core(subjects.MARKET_TICK, MarketTick, on_tick)
+    tick = channels.MARKET_TICK
+    await bus.subscribe_core(tick.subject, tick.message, on_tick)
 
 
 async def subscribe_heartbeats(bus: Bus, board: AgentBoard, hub: Hub) -> None:
@@ -103,6 +93,5 @@ async def subscribe_heartbeats(bus: Bus, board: AgentBoard, hub: Hub) -> None:
         if board.record(beat):
             hub.broadcast(EventType.AGENT_STATUS, beat)
 
-    await bus.subscribe_core(
-        subjects.AGENT_HEARTBEAT_ALL, Heartbeat, on_heartbeat, speaker=_beat_agent
-    )
+    beats = channels.AGENT_HEARTBEAT
+    await bus.subscribe_core(beats.subject, beats.message, on_heartbeat, speaker=_beat_agent)

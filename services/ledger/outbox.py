@@ -15,15 +15,16 @@ import logging
 import asyncpg
 from pydantic import ValidationError
 
+from services.common import channels
 from services.common.bus import Bus
 from services.common.clock import Clock
-from services.common.contracts import EVENT_MODELS, Message
+from services.common.contracts import Message
 from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[str, type[Message]] = {m.__name__: m for m in EVENT_MODELS}
+_MODELS: dict[str, type[Message]] = {e.message.__name__: e.message for e in channels.EVENTS}
 
 
 async def enqueue(conn: asyncpg.Connection, subject: str, event_id: str, message: Message) -> None:

@@ -23,35 +23,17 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from services.common import subjects
+from services.common import channels
 from services.common.bus import (
     Bus,
     ConsumerSpec,
     PermanentError,
-    RequestHandler,
     TransientError,
 )
+from services.common.channels import Event, Request
 from services.common.clock import Clock
 from services.common.consumers import Item
-from services.common.contracts import (
-    AccountsQuery,
-    CycleCompleted,
-    CycleStarted,
-    Decision,
-    DecisionsQuery,
-    EquityQuery,
-    LeaderboardQuery,
-    LlmCall,
-    MarketSnapshot,
-    MarketTick,
-    Message,
-    PortfolioQuery,
-    PositionsQuery,
-    StatsQuery,
-    TradesQuery,
-    Verdict,
-    VerifyQuery,
-)
+from services.common.contracts import CycleCompleted, Message
 from services.common.instruments import InstrumentTable, load_instruments
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
@@ -75,26 +57,29 @@ log = logging.getLogger(__name__)
 PORTFOLIO_CONCURRENCY = 4
 
 BOOKS_BATCH = 256
-M = TypeVar("M", bound=Message)
+Q = TypeVar("Q", bound=Message)
+R = TypeVar("R", bound=Message)
+T = TypeVar("T")
 
 # The books' inputs, in the order JetStream stored them, a batch per transaction.
+BOOK_CHANNELS: tuple[Event[Any], ...] = (
+    channels.CYCLE_STARTED,
+    channels.MARKET_SNAPSHOT,
+    channels.MARKET_TICK,
+    channels.DECISION_VERDICT,
+)
 BOOKS = ConsumerSpec(
     "ledger-books",
-    subjects.CYCLE_STARTED,
-    more_subjects=(subjects.MARKET_SNAPSHOT, subjects.MARKET_TICK, subjects.DECISION_VERDICT_ALL),
+    BOOK_CHANNELS[0].subject,
+    more_subjects=tuple(channel.subject for channel in BOOK_CHANNELS[1:]),
     ack_wait_seconds=30,
     batch=BOOKS_BATCH,
     max_ack_pending=BOOKS_BATCH,
 )
-BOOK_TYPES: dict[str, type[Message]] = {
-    subjects.CYCLE_STARTED: CycleStarted,
-    subjects.MARKET_SNAPSHOT: MarketSnapshot,
-    subjects.MARKET_TICK: MarketTick,
-    subjects.DECISION_VERDICT_ALL: Verdict,
-}
-LLM_CALLS = ConsumerSpec("ledger-llm-calls", subjects.LLM_CALL_ALL)
+BOOK_TYPES: dict[str, type[Message]] = {ch.subject: ch.message for ch in BOOK_CHANNELS}
+LLM_CALLS = ConsumerSpec("ledger-llm-calls", channels.LLM_CALL.subject)
 # Every decision as proposed, so ``verify`` can tell one that never reached the books.
-PROPOSALS = ConsumerSpec("ledger-proposals", subjects.DECISION_PROPOSED_ALL)
+PROPOSALS = ConsumerSpec("ledger-proposals", channels.DECISION_PROPOSED.subject)
 
 
 class LedgerService:
@@ -151,33 +136,34 @@ class LedgerService:
         await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
         # A batch per transaction, as the books: a cycle's calls and proposals come together.
         await self._bus.consume_batches(
-            LLM_CALLS, {subjects.LLM_CALL_ALL: LlmCall}, self._on_llm_calls
+            LLM_CALLS, {LLM_CALLS.filter_subject: channels.LLM_CALL.message}, self._on_llm_calls
         )
         await self._bus.consume_batches(
-            PROPOSALS, {subjects.DECISION_PROPOSED_ALL: Decision}, self._on_proposals
+            PROPOSALS,
+            {PROPOSALS.filter_subject: channels.DECISION_PROPOSED.message},
+            self._on_proposals,
         )
         q = self._queries
-        queries: tuple[tuple[str, type[Message], RequestHandler[Any]], ...] = (
-            (subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, q.portfolio),
-            (subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, q.accounts),
-            (subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, q.leaderboard),
-            (subjects.LEDGER_QUERY_POSITIONS, PositionsQuery, q.positions),
-            (subjects.LEDGER_QUERY_TRADES, TradesQuery, q.trades),
-            (subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery, q.decisions),
-            (subjects.LEDGER_QUERY_EQUITY, EquityQuery, q.equity),
-            (subjects.LEDGER_QUERY_STATS, StatsQuery, q.stats),
-            (subjects.LEDGER_QUERY_VERIFY, VerifyQuery, q.verify),
-        )
-        for subject, request_type, handler in queries:
-            # Every decision asks for its agent's portfolio twice (the agent, then risk):
-            # with many agents, several at once, within a part of the pool.
-            concurrency = PORTFOLIO_CONCURRENCY if request_type is PortfolioQuery else 1
-            await self._bus.serve(
-                subject,
-                request_type,
-                _unavailable_is_transient(handler),
-                concurrency=concurrency,
-            )
+        # Every decision asks for its agent's portfolio twice (the agent, then risk): with
+        # many agents, several at once, within a part of the pool.
+        await self._serve(channels.LEDGER_QUERY_PORTFOLIO, q.portfolio, PORTFOLIO_CONCURRENCY)
+        await self._serve(channels.LEDGER_QUERY_ACCOUNTS, q.accounts)
+        await self._serve(channels.LEDGER_QUERY_LEADERBOARD, q.leaderboard)
+        await self._serve(channels.LEDGER_QUERY_POSITIONS, q.positions)
+        await self._serve(channels.LEDGER_QUERY_TRADES, q.trades)
+        await self._serve(channels.LEDGER_QUERY_DECISIONS, q.decisions)
+        await self._serve(channels.LEDGER_QUERY_EQUITY, q.equity)
+        await self._serve(channels.LEDGER_QUERY_STATS, q.stats)
+        await self._serve(channels.LEDGER_QUERY_VERIFY, q.verify)
+
+    async def _serve(
+        self,
+        channel: Request[Q, R],
+        handler: Callable[[Q], Awaitable[R | bytes]],
+        concurrency: int = 1,
+    ) -> None:
+        guarded = _unavailable_is_transient(handler)
+        await self._bus.serve_channel(channel, guarded, concurrency=concurrency)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -324,10 +310,12 @@ class LedgerService:
             self._metrics.equity.labels(row.llm_id).set(float(row.book.equity))
 
 
-def _unavailable_is_transient(handler: RequestHandler[M]) -> RequestHandler[M]:
+def _unavailable_is_transient(
+    handler: Callable[[Q], Awaitable[T]],
+) -> Callable[[Q], Awaitable[T]]:
     """A query that fails because Postgres is down answers "unavailable", not "internal"."""
 
-    async def guarded(request: M) -> Message | bytes:
+    async def guarded(request: Q) -> T:
         try:
             return await handler(request)
         except Exception as exc:

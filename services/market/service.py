@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.common import subjects
+from services.common import channels
 from services.common.bus import BadRequest, Bus, NotFound
 from services.common.contracts import (
     Prices,
@@ -47,13 +47,13 @@ class MarketService:
         # The saved state first, so the first status answered is the restored one.
         await self._scheduler.restore()
         bus = self._bus
-        await bus.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, self._status)
-        await bus.serve(subjects.SCHEDULER_TRIGGER, SchedulerCommand, self._trigger)
-        await bus.serve(subjects.SCHEDULER_PAUSE, SchedulerCommand, self._pause)
-        await bus.serve(subjects.SCHEDULER_RESUME, SchedulerCommand, self._resume)
-        await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, self._snapshot)
-        await bus.serve(subjects.MARKET_QUERY_PRICES, PricesQuery, self._prices)
-        await bus.serve(subjects.MARKET_QUERY_SYMBOL, SymbolQuery, self._symbol)
+        await bus.serve_channel(channels.SCHEDULER_STATUS, self._status)
+        await bus.serve_channel(channels.SCHEDULER_TRIGGER, self._trigger)
+        await bus.serve_channel(channels.SCHEDULER_PAUSE, self._pause)
+        await bus.serve_channel(channels.SCHEDULER_RESUME, self._resume)
+        await bus.serve_channel(channels.MARKET_QUERY_SNAPSHOT, self._snapshot)
+        await bus.serve_channel(channels.MARKET_QUERY_PRICES, self._prices)
+        await bus.serve_channel(channels.MARKET_QUERY_SYMBOL, self._symbol)
         await self._scheduler.start()
 
     async def stop(self) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import (
     Bus,
     ConsumerSpec,
@@ -101,10 +101,9 @@ class RiskService:
         seen = decision.portfolio
         if seen is not None and seen.account.agent_id == decision.agent_id:
             return seen
-        return await self._bus.request(
-            subjects.LEDGER_QUERY_PORTFOLIO,
+        return await self._bus.ask(
+            channels.LEDGER_QUERY_PORTFOLIO,
             PortfolioQuery(agent_id=decision.agent_id),
-            Portfolio,
             timeout=self._request_timeout,
         )
 

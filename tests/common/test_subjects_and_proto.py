@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import proto, subjects
+from services.common import channels, proto, subjects
 from services.common.settings import PROJECT_ROOT
 
 
@@ -24,11 +24,11 @@ def _captured(subject: str) -> bool:
     return any(_matches(p, subject) for p in subjects.STREAM_SUBJECTS)
 
 
-@pytest.mark.parametrize("channel", proto.CHANNELS, ids=lambda c: c.key)
-def test_events_are_in_the_stream_and_queries_are_not(channel: proto.Channel) -> None:
-    concrete = channel.address.format(agent_id="some-agent")
+@pytest.mark.parametrize("channel", channels.CATALOGUE, ids=lambda c: c.key)
+def test_events_are_in_the_stream_and_queries_are_not(channel: channels.Channel) -> None:
+    concrete = channel.pattern.replace(channels.AGENT, "some-agent")
     # A request captured by the stream would be answered by JetStream with a PubAck.
-    assert _captured(concrete) is not channel.is_request
+    assert _captured(concrete) is not isinstance(channel, channels.Request)
 
 
 def test_agent_subjects_refuse_tokens_that_would_widen_them() -> None:
@@ -55,8 +55,8 @@ def test_asyncapi_lists_every_subject_with_a_resolvable_payload() -> None:
     doc = json.loads((PROJECT_ROOT / "proto" / "asyncapi.json").read_text())
     assert doc["asyncapi"].startswith("3.")
     addresses = {ch["address"] for ch in doc["channels"].values()}
-    for channel in proto.CHANNELS:
-        assert channel.address in addresses
+    for channel in channels.CATALOGUE:
+        assert channel.pattern in addresses
     schemas = doc["components"]["schemas"]
     for message in doc["components"]["messages"].values():
         name = message["payload"]["$ref"].rsplit("/", 1)[1]
