@@ -1,5 +1,4 @@
-"""Builders of the shared contracts for every test: snapshots, accounts, portfolios,
-positions, actions, decisions, verdicts and the ledger's read models.
+"""Builders of the shared contracts for every test (snapshots, books, decisions, verdicts).
 
 Each takes keyword arguments with plain defaults (one agent, ``momentum``, at ``NOW``), so
 a test states only what it is about. Money given as ``str`` or ``int`` becomes ``Decimal``.
