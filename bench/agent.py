@@ -20,8 +20,8 @@ from services.agent.parsing import ParseError, parse_answer
 from services.agent.prompt import build_prompt
 from services.common.contracts import Candle, Indicators
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
-from tests.agent.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
 from tests.agent.corpus import load_cases
+from tests.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
 
 PROMPT_RUNS = 500
 PARSE_ROUNDS = 200

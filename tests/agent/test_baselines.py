@@ -21,7 +21,7 @@ from services.common.contracts import (
 from services.common.instruments import Instrument, InstrumentTable
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
-from tests.agent.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
+from tests.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
 
 LIMITS = TradingLimits()
 
@@ -88,8 +88,8 @@ def test_rsi_reversion_buys_oversold_and_sells_overbought() -> None:
 
 def test_rsi_reversion_closes_near_fifty() -> None:
     rsi = baseline("rsi-reversion")
-    long = portfolio(position("ETHUSDT", PositionSide.LONG))
-    short = portfolio(position("ETHUSDT", PositionSide.SHORT))
+    long = portfolio(position("ETHUSDT", side=PositionSide.LONG))
+    short = portfolio(position("ETHUSDT", side=PositionSide.SHORT))
     assert kinds(rsi.decide(only("ETHUSDT", rsi_14=46), long)) == [(TradeAction.CLOSE, "ETHUSDT")]
     assert kinds(rsi.decide(only("ETHUSDT", rsi_14=35), long)) == [(TradeAction.HOLD, None)]
     assert kinds(rsi.decide(only("ETHUSDT", rsi_14=54), short)) == [(TradeAction.CLOSE, "ETHUSDT")]
@@ -151,7 +151,7 @@ def portfolios(draw: st.DrawFn) -> Portfolio:
     sides = [draw(st.sampled_from(list(PositionSide))) for _ in held]
     balance = draw(st.decimals("0", "200", places=2))
     return portfolio(
-        *(position(s, side) for s, side in zip(held, sides, strict=True)),
+        *(position(s, side=side) for s, side in zip(held, sides, strict=True)),
         balance=balance,
         total_trades=draw(st.integers(0, 2)),
     )

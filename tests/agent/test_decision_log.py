@@ -12,7 +12,7 @@ from services.agent.answered import Answered, RecentAnswers
 from services.agent.decision_log import FILE_NAME, DecisionLog
 from services.agent.trader import Outcome, TraderAnswer
 from services.common.contracts import Action, Decision, TradeAction
-from tests.agent.builders import NOW
+from tests.builders import NOW
 
 
 def decision(cycle_id: str, *, error: str | None = None) -> Decision:

@@ -7,7 +7,7 @@ from services.agent.trader import BaselineTrader, DisabledTrader
 from services.common.clock import ManualClock
 from services.common.lineup import load_lineup
 from services.common.settings import PROJECT_ROOT, Settings
-from tests.agent.builders import NOW
+from tests.builders import NOW
 
 SHIPPED = PROJECT_ROOT / "config" / "agents.toml"
 

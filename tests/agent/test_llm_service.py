@@ -32,8 +32,8 @@ from services.common.contracts import (
 )
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
-from tests.agent.builders import NOW, portfolio, snapshot
 from tests.agent.llm_support import VALID, leaked
+from tests.builders import NOW, portfolio, snapshot
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
 from tests.fakes.anthropic import FakeAnthropic

@@ -14,8 +14,8 @@ from services.agent.trader import DisabledTrader, Outcome, TraderAnswer
 from services.common.clock import ManualClock
 from services.common.contracts import TradeAction
 from services.common.lineup import AgentSpec
-from tests.agent.builders import NOW, portfolio, snapshot
 from tests.agent.llm_support import VALID, keyed_settings, llm_spec
+from tests.builders import NOW, portfolio, snapshot
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
 from tests.fakes.anthropic import FakeAnthropic

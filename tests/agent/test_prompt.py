@@ -8,7 +8,7 @@ from decimal import Decimal
 from services.agent.prompt import PROMPT_VERSION, build_prompt
 from services.common.contracts import Candle, Indicators, PositionSide
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
-from tests.agent.builders import NOW, portfolio, position, snapshot, symbol_snapshot
+from tests.builders import NOW, portfolio, position, snapshot, symbol_snapshot
 
 
 def candles(count: int) -> tuple[Candle, ...]:
@@ -40,7 +40,7 @@ def test_the_system_part_states_the_configured_limits() -> None:
 def test_the_user_part_has_market_context_and_the_account() -> None:
     eth = symbol_snapshot("ETHUSDT", indicators=Indicators(rsi_14=61.234567, ema_20=3001.5))
     btc = symbol_snapshot("BTCUSDT").model_copy(update={"candles": candles(100)})
-    held = position("ETHUSDT", PositionSide.SHORT).model_copy(
+    held = position("ETHUSDT", side=PositionSide.SHORT).model_copy(
         update={"liquidation_price": Decimal(3300), "stop_loss": Decimal(3100)}
     )
     prompt = build_prompt(

@@ -15,8 +15,8 @@ from services.agent.scrub import REDACTED, Scrubber
 from services.agent.trader import Outcome
 from services.common.clock import ManualClock
 from services.common.lineup import AgentSpec
-from tests.agent.builders import NOW, portfolio, snapshot
 from tests.agent.llm_support import keyed_settings, leaked, llm_spec
+from tests.builders import NOW, portfolio, snapshot
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
 from tests.fakes.anthropic import FakeAnthropic

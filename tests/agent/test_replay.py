@@ -10,8 +10,8 @@ from services.agent.llm import LlmTrader
 from services.agent.trader import Outcome, Trader
 from services.common.clock import ManualClock
 from services.common.contracts import Indicators, MarketSnapshot
-from tests.agent.builders import NOW, portfolio, snapshot, symbol_snapshot
 from tests.agent.llm_support import keyed_settings, llm_spec
+from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
 from tests.fakes import openai as gpt
 from tests.fakes.openai import FakeOpenAI
 
@@ -20,7 +20,9 @@ def season() -> list[MarketSnapshot]:
     return [
         snapshot(
             symbol_snapshot(
-                "BTCUSDT", Decimal(50_000 + 100 * n), Indicators(rsi_14=40.0 + n, ema_20=50_000.0)
+                "BTCUSDT",
+                Decimal(50_000 + 100 * n),
+                indicators=Indicators(rsi_14=40.0 + n, ema_20=50_000.0),
             ),
             cycle_id=f"c{n}",
         )

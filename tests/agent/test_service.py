@@ -28,7 +28,7 @@ from services.common.contracts import (
 )
 from services.common.runner import ServiceContext, ServiceHost
 from services.common.settings import Settings
-from tests.agent.builders import NOW, portfolio, snapshot, symbol_snapshot
+from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
 from tests.support import eventually, running
 
 UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from services.common.contracts import MarketSnapshot
 from services.common.decoded import DecodedMessages
-from tests.agent.builders import snapshot
+from tests.builders import snapshot
 
 
 def test_the_same_message_is_parsed_once_and_shared() -> None:

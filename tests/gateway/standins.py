@@ -8,7 +8,7 @@ state, and a test can change what they answer (a new cycle, a new decision).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -20,13 +20,10 @@ from services.common.contracts import (
     Accounts,
     AccountsQuery,
     AccountView,
-    Action,
-    ActionResult,
     AgentEquity,
     AgentStats,
     Candle,
     Decision,
-    DecisionRecord,
     Decisions,
     DecisionsQuery,
     EquityColumns,
@@ -35,16 +32,13 @@ from services.common.contracts import (
     EquitySeries,
     Indicators,
     Leaderboard,
-    LeaderboardEntry,
     LeaderboardQuery,
     MarketSnapshot,
     Page,
     Portfolio,
     PortfolioQuery,
     Positions,
-    PositionSide,
     PositionsQuery,
-    PositionStatus,
     PositionView,
     Prices,
     PricesQuery,
@@ -58,181 +52,93 @@ from services.common.contracts import (
     SymbolReply,
     SymbolSnapshot,
     TickPrice,
-    TradeAction,
     Trades,
     TradesQuery,
-    TradeView,
     VerifyQuery,
     VerifyReport,
+)
+from tests import builders
+from tests.builders import (
+    NOW,
+    decision_record,
+    leaderboard_entry,
+    trade,
 )
 
 T = TypeVar("T")
 
 AGENTS = ("momentum", "mean-reversion", "random")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def account(agent_id: str, equity: Decimal = Decimal("100.20")) -> AccountView:
-    return AccountView(
-        agent_id=agent_id,
+    """An agent's account as the stand-in ledger reports it: one open position."""
+    return builders.account(
+        agent_id,
+        balance="90.25",
+        margin_used=10,
+        unrealized="0.20",
+        equity=equity,
+        fees="0.05",
+        total_trades=1,
+        open_positions=1,
         display_name=agent_id.title(),
-        provider="baseline",
         model_name=agent_id,
-        balance=Decimal("90.25"),
-        margin_used=Decimal(10),
-        equity=equity,
-        total_pnl=equity - Decimal(100),
-        realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal("0.20"),
-        total_fees=Decimal("0.05"),
-        total_trades=1,
-        winning_trades=0,
-        losing_trades=0,
-        open_positions=1,
-        is_active=True,
     )
 
 
-def leaderboard_entry(rank: int, agent_id: str, equity: Decimal) -> LeaderboardEntry:
-    return LeaderboardEntry(
-        rank=rank,
+def position(agent_id: str) -> PositionView:
+    return builders.position(
+        "BTCUSDT",
         agent_id=agent_id,
-        display_name=agent_id.title(),
-        equity=equity,
-        return_pct=equity - Decimal(100),
-        realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal("0.20"),
-        total_fees=Decimal("0.05"),
-        total_trades=1,
-        win_rate=Decimal(0),
-        open_positions=1,
-        llm_cost_usd=Decimal("0.01"),
-        net_return_pct=equity - Decimal("100.01"),
-        parse_failures=1 if agent_id == "random" else 0,
-        rejections=2 if agent_id == "random" else 0,
-    )
-
-
-def position(agent_id: str, symbol: str = "BTCUSDT") -> PositionView:
-    return PositionView(
         position_id=f"p-{agent_id}",
-        agent_id=agent_id,
-        symbol=symbol,
-        side=PositionSide.LONG,
-        status=PositionStatus.OPEN,
-        entry_price=Decimal("65000.5"),
-        current_price=Decimal("65100"),
-        quantity=Decimal("0.0015"),
+        entry="65000.5",
+        current="65100",
+        quantity="0.0015",
         leverage=5,
-        margin=Decimal(20),
-        unrealized_pnl=Decimal("0.15"),
-        liquidation_price=Decimal("52500"),
-        stop_loss=Decimal("63000"),
-        take_profit=Decimal("70000"),
-        opened_at=NOW,
-    )
-
-
-def trade(agent_id: str, n: int) -> TradeView:
-    return TradeView(
-        trade_id=f"t-{agent_id}-{n}",
-        agent_id=agent_id,
-        position_id=f"p-{agent_id}-{n}",
-        cycle_id=f"c-{n}",
-        symbol="ETHUSDT",
-        action="SELL",
-        side=PositionSide.SHORT,
-        entry_price=Decimal(3000),
-        exit_price=Decimal(2950),
-        quantity=Decimal("0.05"),
-        realized_pnl=Decimal("2.5"),
-        pnl_percentage=Decimal("12.5"),
-        fees=Decimal("0.15"),
-        exit_reason="take_profit",
-        executed_at=NOW - timedelta(minutes=n),
-        closed_at=NOW,
+        unrealized="0.15",
+        liquidation="52500",
+        stop_loss="63000",
+        take_profit="70000",
     )
 
 
 def decision(agent_id: str, cycle_id: str, reasoning: str, at: datetime = NOW) -> Decision:
-    return Decision(
-        decision_id=Decision.make_id(cycle_id, agent_id),
-        cycle_id=cycle_id,
+    """A decision to go long BTCUSDT, as an agent of the stand-in arena publishes it."""
+    return builders.decision(
+        builders.buy("BTCUSDT", 20, 5, confidence=0.7),
         agent_id=agent_id,
-        decided_at=at,
-        decision_deadline=at + timedelta(seconds=4),
-        actions=(
-            Action(
-                action=TradeAction.BUY,
-                symbol="BTCUSDT",
-                margin_usd=Decimal(20),
-                leverage=5,
-                confidence=0.7,
-            ),
-        ),
+        cycle_id=cycle_id,
+        at=at,
+        deadline=at + timedelta(seconds=4),
         reasoning=reasoning,
         model=agent_id,
     )
 
 
-def decision_record(d: Decision) -> DecisionRecord:
-    results = tuple(ActionResult(index=i, action=a, approved=True) for i, a in enumerate(d.actions))
-    return DecisionRecord(decision=d, results=results, applied_at=d.decided_at)
-
-
-def symbol_snapshot(symbol: str, price: Decimal) -> SymbolSnapshot:
-    return SymbolSnapshot(
-        symbol=symbol,
-        last_price=price,
-        mark_price=price,
-        price_change_pct_24h=Decimal("1.5"),
-        volume_24h=Decimal(12345),
-        high_24h=price * Decimal("1.02"),
-        low_24h=price * Decimal("0.98"),
-        funding_rate=Decimal("0.0001"),
-        next_funding_time=NOW + timedelta(hours=4),
+def _symbol(symbol: str, price: str) -> SymbolSnapshot:
+    last = Decimal(price)
+    return builders.symbol_snapshot(
+        symbol,
+        last,
+        change_pct="1.5",
+        volume=12345,
+        high=last * Decimal("1.02"),
+        low=last * Decimal("0.98"),
         candles=(
-            Candle(
-                open_time=NOW,
-                open=price,
-                high=price,
-                low=price,
-                close=price,
-                volume=Decimal(1),
-            ),
+            Candle(open_time=NOW, open=last, high=last, low=last, close=last, volume=Decimal(1)),
         ),
-        indicators=Indicators(rsi_14=55.5, ema_20=float(price)),
+        indicators=Indicators(rsi_14=55.5, ema_20=float(last)),
     )
 
 
 def snapshot(cycle_id: str = "c-0") -> MarketSnapshot:
-    return MarketSnapshot(
+    """The stand-in market's latest snapshot: BTCUSDT and ETHUSDT."""
+    return builders.snapshot(
+        _symbol("BTCUSDT", "65100"),
+        _symbol("ETHUSDT", "3000.25"),
         cycle_id=cycle_id,
-        taken_at=NOW,
-        decision_deadline=NOW + timedelta(seconds=4),
-        source="simulator",
-        symbols=(
-            symbol_snapshot("BTCUSDT", Decimal("65100")),
-            symbol_snapshot("ETHUSDT", Decimal("3000.25")),
-        ),
-    )
-
-
-def status(paused: bool = False) -> SchedulerStatus:
-    return SchedulerStatus(
-        running=True,
-        paused=paused,
-        source="simulator",
-        cycle_seconds=2,
-        current_cycle_id=None,
-        next_run_at=NOW,
-        cycles_started=4,
-        cycles_completed=3,
-        cycles_failed=0,
-        cycles_skipped=0,
-        last_duration_seconds=1.5,
-        mean_duration_seconds=1.4,
+        deadline=NOW + timedelta(seconds=4),
     )
 
 
@@ -287,7 +193,7 @@ class ArenaState:
 
 ACCOUNTS = ArenaState().accounts()
 LEADERBOARD = ArenaState().leaderboard()
-STATUS = status()
+STATUS = builders.scheduler_status()
 
 
 def _paged(rows: list[T], page: Page) -> tuple[T, ...]:
@@ -416,23 +322,23 @@ async def market(nats_url: str, state: ArenaState | None = None) -> Bus:
     latest = snapshot()
 
     async def scheduler_status(_: SchedulerCommand) -> SchedulerStatus:
-        return status(arena.paused)
+        return builders.scheduler_status(paused=arena.paused)
 
     async def trigger(command: SchedulerCommand) -> SchedulerStatus:
         arena.control_calls.append(f"trigger:{command.requested_by}")
         if arena.paused:
             raise BadRequest("the scheduler is paused; resume it first")
-        return status(arena.paused)
+        return builders.scheduler_status(paused=arena.paused)
 
     async def pause(command: SchedulerCommand) -> SchedulerStatus:
         arena.control_calls.append(f"pause:{command.requested_by}")
         arena.paused = True
-        return status(arena.paused)
+        return builders.scheduler_status(paused=arena.paused)
 
     async def resume(command: SchedulerCommand) -> SchedulerStatus:
         arena.control_calls.append(f"resume:{command.requested_by}")
         arena.paused = False
-        return status(arena.paused)
+        return builders.scheduler_status(paused=arena.paused)
 
     async def snapshot_query(_: SnapshotQuery) -> SnapshotReply:
         return SnapshotReply(snapshot=latest)

@@ -18,6 +18,7 @@ from services.common.contracts import AgentOutcome, CycleCompleted, Heartbeat
 from services.common.runner import ServiceHost
 from services.common.settings import PROJECT_ROOT
 from services.gateway.service import build
+from tests import builders
 from tests.gateway import standins
 from tests.gateway.harness import LINEUP, NOW, MakeSettings, gateway
 from tests.support import eventually
@@ -88,7 +89,7 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
 
         # A cycle: the ledger's state moves on, then the events arrive over NATS.
         state.equity["random"] = Decimal("104.50")
-        state.record_equity(standins.NOW + timedelta(minutes=5))
+        state.record_equity(builders.NOW + timedelta(minutes=5))
         hostile = standins.decision("random", "c-1", f"Going long. {XSS} Stop below support.")
         state.decisions.append(hostile)
         publisher = await standins.connect(nats_url, "publisher")

@@ -22,8 +22,8 @@ from services.common import subjects
 from services.common.contracts import LlmCall
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
+from tests.builders import approved, buy, cycle_started, hold, snapshot, tick, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import approved, buy, cycle_started, hold, snapshot, tick, verdict
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
@@ -70,7 +70,11 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
         await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-        await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c1", now, {BTC: Decimal(95000)}), "c1")
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT,
+            snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(95000)}),
+            "c1",
+        )
         await eventually(lambda: lg.count("SELECT count(*) FROM market_data"), what="snapshot")
         admin = await asyncpg.connect(postgres_admin_url)
         try:

@@ -14,8 +14,8 @@ from services.common.instruments import InstrumentTable
 from services.common.settings import Settings
 from services.ledger import accounting
 from services.ledger.verify import verify
+from tests.builders import approved, buy, close, cycle_started, snapshot, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import approved, buy, close, cycle_started, snapshot, verdict
 from tests.support import eventually
 
 BTC = "BTCUSDT"
@@ -28,7 +28,11 @@ BALANCE_AFTER = Decimal("9.55")
 async def _open_long(lg: Ledger) -> None:
     now = lg.clock.now()
     await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-    await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c1", now, {BTC: Decimal(100000)}), "c1")
+    await lg.publish(
+        subjects.MARKET_SNAPSHOT,
+        snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(100000)}),
+        "c1",
+    )
     v = verdict("c1", "momentum", now, approved(buy(BTC, 90, 10)))
     await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
     await lg.wait_decided(v.verdict_id)
@@ -69,7 +73,9 @@ async def test_a_close_after_a_gap_through_liquidation_books_a_liquidation(
         # The last price gapped to 50,000 while the mark has not moved: only the close sees
         # it. Closed there, the long would lose 450 of a 99.55 account.
         await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, ("momentum",)), "c2")
-        gapped = snapshot("c2", now, {BTC: Decimal(50000)}, marks={BTC: Decimal(100000)})
+        gapped = snapshot(
+            cycle_id="c2", at=now, prices={BTC: Decimal(50000)}, marks={BTC: Decimal(100000)}
+        )
         await lg.publish(subjects.MARKET_SNAPSHOT, gapped, "c2")
         v = verdict("c2", "momentum", now, approved(close(BTC)))
         await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
@@ -91,7 +97,11 @@ async def test_a_snapshot_marking_past_liquidation_liquidates(
         await _open_long(lg)
         now = lg.clock.now()
         await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, ("momentum",)), "c2")
-        await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c2", now, {BTC: Decimal(80000)}), "c2")
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT,
+            snapshot(cycle_id="c2", at=now, prices={BTC: Decimal(80000)}),
+            "c2",
+        )
         await eventually(
             lambda: lg.count("SELECT count(*) FROM positions WHERE status = 'LIQUIDATED'"),
             what="the long liquidated by the snapshot",

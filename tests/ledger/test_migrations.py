@@ -1,13 +1,28 @@
-"""Migrations against a real Postgres: idempotent, race-safe, and SPEC.md's columns exist."""
+"""Migrations against a real Postgres: idempotent, race-safe, checked by checksum, and
+SPEC.md's columns exist."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from services.ledger.migrate import apply_migrations, migration_files
+from services.ledger.migrate import (
+    MIGRATIONS_DIR,
+    MigrationChanged,
+    apply_migrations,
+    checksum,
+    migration_files,
+)
+
+# The first migration that records checksums: databases migrated before it have none.
+CHECKSUMS_FROM = "0010"
 
 EXPECTED_COLUMNS = {
     "llm_accounts": {
@@ -123,3 +138,117 @@ async def test_one_open_position_per_agent_and_symbol(database_url: str) -> None
             await conn.execute(insert, "OPEN")
     finally:
         await conn.close()
+
+
+def _copy_migrations(target: Path, before: str | None = None) -> Path:
+    """The project's migration files in ``target`` (only those numbered below ``before``)."""
+    target.mkdir()
+    for path in migration_files():
+        if before is None or path.name[:4] < before:
+            shutil.copy(path, target / path.name)
+    return target
+
+
+async def _recorded(conn: asyncpg.Connection) -> dict[str, str | None]:
+    rows = await conn.fetch("SELECT version, sha256 FROM schema_migrations")
+    return {row["version"]: row["sha256"] for row in rows}
+
+
+async def test_every_applied_migration_records_its_files_sha256(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        assert await _recorded(conn) == {f.stem: checksum(f) for f in migration_files()}
+        # Unchanged files: a second start is fine and applies nothing.
+        assert await apply_migrations(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_an_edited_applied_migration_is_an_error_naming_the_file_and_hashes(
+    database_url: str, tmp_path: Path
+) -> None:
+    directory = _copy_migrations(tmp_path / "migrations")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn, directory)
+        edited = migration_files(directory)[2]
+        before = checksum(edited)
+        edited.write_text(edited.read_text() + "\nCREATE INDEX late ON outbox (created_at);\n")
+        (directory / "0099_next.sql").write_text("CREATE TABLE next_one (id int);\n")
+
+        with pytest.raises(MigrationChanged) as caught:
+            await apply_migrations(conn, directory)
+        message = str(caught.value)
+        assert edited.name in message
+        assert before in message and checksum(edited) in message
+        assert caught.value.changed == [(edited.name, before, checksum(edited))]
+        # Nothing was applied past the error, and the record is untouched.
+        assert "0099_next" not in await _recorded(conn)
+        assert (await _recorded(conn))[edited.stem] == before
+    finally:
+        await conn.close()
+
+
+async def test_a_database_from_before_checksums_is_upgraded_and_then_checked(
+    database_url: str, tmp_path: Path
+) -> None:
+    older = _copy_migrations(tmp_path / "older", before=CHECKSUMS_FROM)
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Migrated by a ledger that stored only the version.
+        applied = await apply_migrations(conn, older)
+        assert applied and all(name < CHECKSUMS_FROM for name in applied)
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'schema_migrations'"
+        )
+        assert {r["column_name"] for r in columns} == {"version", "applied_at"}
+        await conn.execute(
+            "INSERT INTO llm_accounts (llm_id, provider, model_name, display_name, balance, "
+            "initial_balance) VALUES ('a', 'baseline', 'm', 'A', 100, 100)"
+        )
+
+        # The first start after the upgrade adds the column and fills every row.
+        newer = await apply_migrations(conn)
+        assert newer == [f.stem for f in migration_files() if f.name[:4] >= CHECKSUMS_FROM]
+        assert await _recorded(conn) == {f.stem: checksum(f) for f in migration_files()}
+        assert await conn.fetchval("SELECT balance FROM llm_accounts WHERE llm_id = 'a'") == 100
+        assert await apply_migrations(conn) == []
+
+        # From then on an edit is found.
+        await conn.execute(
+            "UPDATE schema_migrations SET sha256 = $1 WHERE version = $2",
+            "0" * 64,
+            migration_files()[0].stem,
+        )
+        with pytest.raises(MigrationChanged, match=migration_files()[0].name):
+            await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def test_the_migrate_command_refuses_an_edited_migration(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        first = migration_files(MIGRATIONS_DIR)[0]
+        # As if the file had been edited after it was applied: the record no longer matches.
+        await conn.execute(
+            "UPDATE schema_migrations SET sha256 = $1 WHERE version = $2", "f" * 64, first.stem
+        )
+    finally:
+        await conn.close()
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.ledger", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert first.name in done.stderr
+    assert "f" * 64 in done.stderr and checksum(first) in done.stderr

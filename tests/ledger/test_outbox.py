@@ -8,8 +8,8 @@ from typing import Any
 
 from services.common import subjects
 from services.common.settings import Settings
+from tests.builders import approved, buy, verdict
 from tests.ledger.harness import ledger
-from tests.ledger.messages import approved, buy, verdict
 from tests.ledger.test_service import _start_cycle
 from tests.support import eventually
 

@@ -45,8 +45,8 @@ from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.service import LedgerService
 from services.ledger.verify import examine
+from tests.builders import cycle_started, verdict
 from tests.ledger.harness import LINEUP
-from tests.ledger.messages import cycle_started, verdict
 
 AGENTS = ("momentum", "mean-reversion", "random")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

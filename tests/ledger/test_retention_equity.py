@@ -21,8 +21,8 @@ from services.common.settings import Settings
 from services.ledger.queries import LedgerQueries
 from services.ledger.retention import RetentionPolicy
 from services.ledger.verify import verify
+from tests.builders import approved, buy, close, cycle_started, sell, snapshot, tick, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import approved, buy, close, cycle_started, sell, snapshot, tick, verdict
 from tests.ledger.test_retention import REMOVED, T, books
 from tests.ledger.test_verify import _cli_verify
 from tests.support import eventually
@@ -112,7 +112,9 @@ async def _trade_and_mark_for_days(lg: Ledger) -> None:
     t0 = lg.clock.now()
     btc, eth = Decimal(95000), Decimal(3000)
     await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, t0, AGENTS), "c1")
-    await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c1", t0, {BTC: btc, ETH: eth}), "c1")
+    await lg.publish(
+        subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c1", at=t0, prices={BTC: btc, ETH: eth}), "c1"
+    )
     for agent, margin in zip(AGENTS, (10, 25), strict=True):
         v = verdict("c1", agent, t0, approved(buy(BTC, margin, 3)), approved(sell(ETH, 12, 2)))
         await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
@@ -129,7 +131,9 @@ async def _trade_and_mark_for_days(lg: Ledger) -> None:
     lg.clock.advance(600)
     now = lg.clock.now()
     await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, AGENTS), "c2")
-    await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c2", now, {BTC: btc, ETH: eth}), "c2")
+    await lg.publish(
+        subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c2", at=now, prices={BTC: btc, ETH: eth}), "c2"
+    )
     for agent in AGENTS:
         v = verdict("c2", agent, now, approved(close(BTC)))
         await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
@@ -188,7 +192,9 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
         now = lg.clock.now()
         prices = {BTC: Decimal(95500), ETH: Decimal(2900)}
         await lg.publish(subjects.CYCLE_STARTED, cycle_started("c3", 3, now, AGENTS), "c3")
-        await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c3", now, prices), "c3")
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c3", at=now, prices=prices), "c3"
+        )
         for agent in AGENTS:
             v = verdict("c3", agent, now, approved(close(ETH)))
             await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)

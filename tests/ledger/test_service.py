@@ -24,8 +24,7 @@ from services.common.contracts import (
     PositionSide,
 )
 from services.common.settings import Settings
-from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import (
+from tests.builders import (
     approved,
     buy,
     close,
@@ -37,6 +36,7 @@ from tests.ledger.messages import (
     tick,
     verdict,
 )
+from tests.ledger.harness import Ledger, ledger
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
@@ -48,7 +48,9 @@ async def _start_cycle(
 ) -> None:
     now = lg.clock.now()
     await lg.publish(subjects.CYCLE_STARTED, cycle_started(cycle_id, seq, now, agents), cycle_id)
-    await lg.publish(subjects.MARKET_SNAPSHOT, snapshot(cycle_id, now, prices), cycle_id)
+    await lg.publish(
+        subjects.MARKET_SNAPSHOT, snapshot(cycle_id=cycle_id, at=now, prices=prices), cycle_id
+    )
 
 
 async def _two_cycles(lg: Ledger) -> None:
@@ -62,7 +64,9 @@ async def _two_cycles(lg: Ledger) -> None:
         "random",
         now,
         approved(buy(BTC, 30, 10)),
-        rejected(sell(ETH, 40, 2), ("margin_too_high", "margin 40 > 30"), ("x", "second")),
+        rejected(
+            sell(ETH, 40, 2, confidence=0.6), ("margin_too_high", "margin 40 > 30"), ("x", "second")
+        ),
     )
     for v in (v1, v2):
         await lg.publish(subjects.decision_verdict(v.decision.agent_id), v, v.verdict_id)
@@ -210,7 +214,9 @@ async def test_the_same_verdict_twice_changes_nothing(
         # Another message id, so JetStream keeps both; the snapshot again too.
         await lg.publish(subject, v, f"{v.verdict_id}:again")
         now = lg.clock.now()
-        await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c1", now, {BTC: Decimal(1)}), "x")
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(1)}), "x"
+        )
 
         def skipped() -> float:
             return lg.metric("arena_ledger_duplicates_skipped_total", consumer="ledger-books")
@@ -319,7 +325,11 @@ async def test_a_cycle_past_its_deadline_completes_with_missed_agents(
         now = lg.clock.now()
         started = cycle_started("c1", 1, now, ("momentum", "random"), deadline_s=10)
         await lg.publish(subjects.CYCLE_STARTED, started, "c1")
-        await lg.publish(subjects.MARKET_SNAPSHOT, snapshot("c1", now, {BTC: Decimal(100)}), "c1")
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT,
+            snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(100)}),
+            "c1",
+        )
         v = verdict("c1", "momentum", now, approved(hold()))
         await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
         await lg.wait_decided(v.verdict_id)

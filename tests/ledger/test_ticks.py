@@ -9,8 +9,8 @@ from services.common import subjects
 from services.common.contracts import Action, MarketTick, TickPrice, TradeAction
 from services.common.settings import Settings
 from services.ledger.verify import verify
+from tests.builders import approved, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import approved, verdict
 from tests.ledger.test_service import _start_cycle
 from tests.support import eventually
 

@@ -12,8 +12,8 @@ from services.common import subjects
 from services.common.contracts import VerifyQuery, VerifyReport
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
+from tests.builders import approved, buy, close, cycle_started, sell, snapshot, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.messages import approved, buy, close, cycle_started, sell, snapshot, verdict
 from tests.support import eventually
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
@@ -43,7 +43,11 @@ async def test_verify_passes_on_honest_books_and_names_a_tampered_balance(
             await lg.publish(
                 subjects.CYCLE_STARTED, cycle_started(cycle_id, n, now, agents), cycle_id
             )
-            await lg.publish(subjects.MARKET_SNAPSHOT, snapshot(cycle_id, now, prices), cycle_id)
+            await lg.publish(
+                subjects.MARKET_SNAPSHOT,
+                snapshot(cycle_id=cycle_id, at=now, prices=prices),
+                cycle_id,
+            )
             actions = (
                 [approved(buy(BTC, 10, 5)), approved(sell(ETH, 12, 3))]
                 if n % 2
@@ -81,7 +85,9 @@ async def _cycle(lg: Ledger, n: int, agents: tuple[str, ...]) -> None:
     cycle_id = f"c{n}"
     prices = {BTC: Decimal(95000 + n), ETH: Decimal(3000 + n)}
     await lg.publish(subjects.CYCLE_STARTED, cycle_started(cycle_id, n, now, agents), cycle_id)
-    await lg.publish(subjects.MARKET_SNAPSHOT, snapshot(cycle_id, now, prices), cycle_id)
+    await lg.publish(
+        subjects.MARKET_SNAPSHOT, snapshot(cycle_id=cycle_id, at=now, prices=prices), cycle_id
+    )
     actions = [approved(buy(BTC, 10, 5))] if n % 2 else [approved(close(BTC))]
     for agent in agents:
         v = verdict(cycle_id, agent, now, *actions)

@@ -11,7 +11,7 @@ from services.common.instruments import InstrumentTable, opening_cost
 from services.common.rules import ActionContext, judge
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
-from tests.risk.builders import NOW, buy, close, decision, hold, portfolio, sell
+from tests.builders import NOW, buy, close, decision, hold, portfolio, sell
 
 LIMITS = TradingLimits()
 VALIDATOR = Validator.for_symbols(LIMITS, DEFAULT_SYMBOLS)

@@ -10,7 +10,7 @@ from services.common.contracts import Action, Decision, Portfolio, TradeAction
 from services.common.instruments import Instrument, InstrumentTable, opening_cost
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
-from tests.risk.builders import NOW, buy, decision, portfolio
+from tests.builders import NOW, buy, decision, portfolio
 
 LIMITS = TradingLimits()
 BTC = "BTCUSDT"

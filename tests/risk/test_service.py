@@ -15,7 +15,7 @@ from services.common.clock import ManualClock
 from services.common.contracts import MarketSnapshot, Portfolio, PortfolioQuery, Verdict
 from services.common.settings import Settings
 from services.risk.service import build
-from tests.risk.builders import NOW, buy, close, decision, portfolio
+from tests.builders import NOW, buy, close, decision, portfolio
 from tests.support import eventually, running
 
 
