@@ -5,7 +5,8 @@
 - ``consume`` runs a durable pull consumer: a message is acked only after its handler
   returned; what happens on failure is :mod:`delivery`'s policy (retry an unavailable
   dependency for as long as it takes, dead-letter what can never succeed).
-- ``serve`` answers requests; ``request`` asks and raises typed errors.
+- ``serve`` answers requests; ``request`` asks and raises typed errors (both are
+  :mod:`replies`' job).
 Streams are :mod:`streams`' job, dead letters :mod:`dead_letters`'.
 """
 
@@ -14,14 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
@@ -45,10 +43,10 @@ from services.common.consumers import (
     Handler,
     short_error,
 )
-from services.common.contracts import ErrorReply, Message
+from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
-from services.common.delivery import is_transient
 from services.common.nats_connection import connect_nats, redact_url
+from services.common.replies import Replies, RequestHandler, reply_error
 from services.common.streams import StreamLimits, ensure_streams
 
 log = logging.getLogger(__name__)
@@ -72,20 +70,8 @@ M = TypeVar("M", bound=Message)
 Q = TypeVar("Q", bound=Message)
 R = TypeVar("R", bound=Message)
 
-# The error code of a responder whose own dependency is down: the caller may try again.
-UNAVAILABLE = "unavailable"
-
 # A drain that has not finished by then is abandoned: shutting down must not hang.
 DRAIN_TIMEOUT_SECONDS = 5.0
-
-
-RequestHandler = Callable[[M], Awaitable[Message | bytes]]
-
-# A reply over the server's max payload goes out in parts, each with this header ("i/n",
-# from 1); :meth:`Bus.request_bytes` puts them back together.
-CHUNK_HEADER = "Arena-Chunk"
-# Room left in each part for the header and the protocol line.
-_CHUNK_ROOM = 1024
 
 
 class Bus:
@@ -99,7 +85,7 @@ class Bus:
         self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
-        self._answering: set[asyncio.Task[None]] = set()
+        self._replies = Replies(nc, service, self._dead_letter_core)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -279,59 +265,8 @@ class Bus:
         *,
         concurrency: int = 1,
     ) -> None:
-        """Answer requests on ``subject`` (queue group, so replicas share the load).
-
-        ``concurrency``: how many requests are answered at once (a handler that waits on a
-        database answers the next caller meanwhile); 1 answers them one after the other.
-        """
-        limit = asyncio.Semaphore(concurrency)
-
-        async def answer_then_release(msg: Msg) -> None:
-            try:
-                await answer(msg)
-            finally:
-                limit.release()
-
-        async def on_request(msg: Msg) -> None:
-            if concurrency == 1:
-                await answer(msg)
-                return
-            # A slot first, so what waits beyond the limit stays in nats' own buffer.
-            await limit.acquire()
-            task = asyncio.create_task(answer_then_release(msg), name=f"answer:{subject}")
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
-
-        async def answer(msg: Msg) -> None:
-            reply: Message | bytes
-            try:
-                request = request_type.model_validate_json(msg.data or b"{}")
-            except ValidationError as exc:
-                await self._dead_letter_core(subject, msg, short_error(exc))
-                reply = ErrorReply(code="bad_request", message=short_error(exc))
-            else:
-                try:
-                    reply = await handler(request)
-                except NotFound as exc:
-                    reply = ErrorReply(code="not_found", message=str(exc))
-                except BadRequest as exc:
-                    reply = ErrorReply(code="bad_request", message=str(exc))
-                except TransientError as exc:
-                    reply = ErrorReply(code=UNAVAILABLE, message=f"{self._service}: {exc}")
-                except Exception:
-                    # Details stay in this service's log; the caller gets a reference to it.
-                    ref = uuid.uuid4().hex[:12]
-                    log.exception("request on %s failed (ref %s)", subject, ref)
-                    reply = ErrorReply(
-                        code="internal", message=f"{self._service} failed (log ref {ref})"
-                    )
-            if msg.reply:
-                data = reply if isinstance(reply, bytes) else reply.to_bytes()
-                with contextlib.suppress(Exception):  # the caller's connection may be gone
-                    await self._respond(msg, data)
-
-        await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
-        await self._nc.flush()  # the server knows the subscription before we return
+        """Answer requests on ``subject`` (see :meth:`Replies.serve`)."""
+        await self._replies.serve(subject, request_type, handler, concurrency=concurrency)
 
     async def serve_channel(
         self,
@@ -340,87 +275,27 @@ class Bus:
         *,
         concurrency: int = 1,
     ) -> None:
-        """Answer the catalogue's ``channel`` (see :meth:`serve`): the request and reply
-        types are the entry's. A handler may return its reply already encoded."""
-        await self.serve(channel.subject, channel.request, handler, concurrency=concurrency)
-
-    async def _respond(self, msg: Msg, data: bytes) -> None:
-        size = max(self._nc.max_payload - _CHUNK_ROOM, _CHUNK_ROOM)
-        if len(data) <= size:
-            await msg.respond(data)
-            return
-        parts = [data[i : i + size] for i in range(0, len(data), size)]
-        for n, part in enumerate(parts, start=1):
-            await self._nc.publish(msg.reply, part, headers={CHUNK_HEADER: f"{n}/{len(parts)}"})
+        """Answer the catalogue's ``channel`` (see :meth:`Replies.serve_channel`)."""
+        await self._replies.serve_channel(channel, handler, concurrency=concurrency)
 
     async def request_bytes(self, subject: str, message: Message, timeout: float = 2.0) -> bytes:
-        """The reply as it came, put back together when it came in parts; a reply of any
-        size. The caller reads it (see :meth:`reply_error` for an :class:`ErrorReply`)."""
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox)
-        deadline = asyncio.get_running_loop().time() + timeout
-        try:
-            try:
-                await self._nc.publish(subject, message.to_bytes(), reply=inbox)
-                parts: dict[int, bytes] = {}
-                expected = 1
-                while len(parts) < expected:
-                    left = deadline - asyncio.get_running_loop().time()
-                    msg = await sub.next_msg(timeout=max(left, 0.001))
-                    headers = msg.headers or {}
-                    if headers.get("Status") == "503":
-                        raise Unavailable(subject, "no service is listening")
-                    chunk = headers.get(CHUNK_HEADER)
-                    if chunk is None:
-                        return bytes(msg.data)
-                    index, expected = (int(x) for x in chunk.split("/"))
-                    parts[index] = bytes(msg.data)
-            except NatsTimeoutError as exc:
-                raise Unavailable(subject, f"timed out after {timeout:g}s") from exc
-            except BusError:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                raise Unavailable(subject, f"NATS unavailable ({exc!r})") from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return b"".join(parts[n] for n in range(1, expected + 1))
+        """The reply of any size, as it came (see :meth:`Replies.request_bytes`)."""
+        return await self._replies.request_bytes(subject, message, timeout)
 
     @staticmethod
     def reply_error(subject: str, data: bytes) -> BusError:
         """The error a reply that is not the expected answer stands for."""
-        try:
-            error = ErrorReply.model_validate_json(data)
-        except ValidationError as exc:
-            return BusError(f"{subject}: unreadable reply: {short_error(exc)}")
-        if error.code == UNAVAILABLE:
-            return Unavailable(subject, error.message)
-        return RemoteError(subject, error)
+        return reply_error(subject, data)
 
     async def request(
         self, subject: str, message: Message, reply_type: type[R], timeout: float = 2.0
     ) -> R:
-        try:
-            msg = await self._nc.request(subject, message.to_bytes(), timeout=timeout)
-        except NoRespondersError as exc:
-            raise Unavailable(subject, "no service is listening") from exc
-        except NatsTimeoutError as exc:
-            raise Unavailable(subject, f"timed out after {timeout:g}s") from exc
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # Disconnected, reconnecting, closed: the answer may come on a later try.
-            raise Unavailable(subject, f"NATS unavailable ({exc!r})") from exc
-        try:
-            return reply_type.model_validate_json(msg.data)
-        except ValidationError:
-            raise self.reply_error(subject, msg.data) from None
+        """Ask ``subject``; typed errors for no answer or an error reply."""
+        return await self._replies.request(subject, message, reply_type, timeout)
 
     async def ask(self, channel: Request[Q, R], message: Q, timeout: float = 2.0) -> R:
         """Ask the catalogue's ``channel``; the answer is read as the entry's reply type."""
-        return await self.request(channel.subject, message, channel.reply, timeout)
+        return await self._replies.ask(channel, message, timeout)
 
     async def publish_raw(self, subject: str, data: bytes) -> None:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""
