@@ -34,19 +34,12 @@ from services.common.bus_errors import (
     Unavailable,
 )
 from services.common.bus_metrics import BusMetrics
-from services.common.channels import Request
-from services.common.consumers import (
-    BatchHandler,
-    Consumers,
-    ConsumerSpec,
-    Delivery,
-    Handler,
-    short_error,
-)
+from services.common.consumers import BatchHandler, Consumers, Delivery, Handler, short_error
 from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
+from services.common.durables import ConsumerSpec
 from services.common.nats_connection import connect_nats, redact_url
-from services.common.replies import Replies, RequestHandler, reply_error
+from services.common.replies import Replies
 from services.common.streams import StreamLimits, ensure_streams
 
 log = logging.getLogger(__name__)
@@ -74,18 +67,19 @@ R = TypeVar("R", bound=Message)
 DRAIN_TIMEOUT_SECONDS = 5.0
 
 
-class Bus:
+class Bus(Replies):
+    """Events over JetStream; request-reply (``serve``, ``request``, ``ask``...) comes
+    from :class:`Replies`."""
+
     def __init__(
         self, nc: NatsClient, service: str, metrics: BusMetrics, max_deliver: int = 5
     ) -> None:
-        self._nc = nc
+        super().__init__(nc, service, self._dead_letter_core)
         self._js: JetStreamContext = nc.jetstream()
-        self._service = service
         self._metrics = metrics
         self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
-        self._replies = Replies(nc, service, self._dead_letter_core)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -155,10 +149,7 @@ class Bus:
         """
         msg_id = f"{subject}:{natural_id}"
         ack = await self._js.publish(subject, message.to_bytes(), headers={MSG_ID: msg_id})
-        kind = type(message).__name__
-        self._metrics.published.labels(kind).inc()
-        if ack.duplicate:
-            self._metrics.duplicates.labels(kind).inc()
+        self._count_published(message, ack.duplicate)
 
     async def publish_all(
         self, events: Sequence[tuple[str, Message, str]], timeout: float = 5.0
@@ -181,10 +172,13 @@ class Bus:
                 ack.cancel()
             raise
         for (_, message, _), stored in zip(events, done, strict=True):
-            kind = type(message).__name__
-            self._metrics.published.labels(kind).inc()
-            if stored.duplicate:
-                self._metrics.duplicates.labels(kind).inc()
+            self._count_published(message, stored.duplicate)
+
+    def _count_published(self, message: Message, duplicate: bool | None) -> None:
+        kind = type(message).__name__
+        self._metrics.published.labels(kind).inc()
+        if duplicate:
+            self._metrics.duplicates.labels(kind).inc()
 
     async def consume(self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]) -> None:
         """Create (or bind) the durable consumer, then run its loop in the background.
@@ -254,48 +248,6 @@ class Bus:
             # A listener cannot redeliver: the letter is logged (by send) and counted here.
             log.warning("dead letter from %s not stored: %r", consumer, exc)
             self._metrics.dead_lettered.labels(consumer, reason).inc()
-
-    # ------------------------------------------------------------ request-reply
-
-    async def serve(
-        self,
-        subject: str,
-        request_type: type[M],
-        handler: RequestHandler[M],
-        *,
-        concurrency: int = 1,
-    ) -> None:
-        """Answer requests on ``subject`` (see :meth:`Replies.serve`)."""
-        await self._replies.serve(subject, request_type, handler, concurrency=concurrency)
-
-    async def serve_channel(
-        self,
-        channel: Request[Q, R],
-        handler: Callable[[Q], Awaitable[R | bytes]],
-        *,
-        concurrency: int = 1,
-    ) -> None:
-        """Answer the catalogue's ``channel`` (see :meth:`Replies.serve_channel`)."""
-        await self._replies.serve_channel(channel, handler, concurrency=concurrency)
-
-    async def request_bytes(self, subject: str, message: Message, timeout: float = 2.0) -> bytes:
-        """The reply of any size, as it came (see :meth:`Replies.request_bytes`)."""
-        return await self._replies.request_bytes(subject, message, timeout)
-
-    @staticmethod
-    def reply_error(subject: str, data: bytes) -> BusError:
-        """The error a reply that is not the expected answer stands for."""
-        return reply_error(subject, data)
-
-    async def request(
-        self, subject: str, message: Message, reply_type: type[R], timeout: float = 2.0
-    ) -> R:
-        """Ask ``subject``; typed errors for no answer or an error reply."""
-        return await self._replies.request(subject, message, reply_type, timeout)
-
-    async def ask(self, channel: Request[Q, R], message: Q, timeout: float = 2.0) -> R:
-        """Ask the catalogue's ``channel``; the answer is read as the entry's reply type."""
-        return await self._replies.ask(channel, message, timeout)
 
     async def publish_raw(self, subject: str, data: bytes) -> None:
         """Publish bytes as they are (tests and tools use it to send malformed input)."""

@@ -17,13 +17,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from services.common import subjects
@@ -32,12 +30,12 @@ from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.decoded import DecodedMessages
 from services.common.delivery import (
-    DEFAULT_RETRY_DELAYS,
     Ack,
     DeadLetter,
     DeliveryPolicy,
     Retry,
 )
+from services.common.durables import ConsumerSpec, ready_messages, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -63,40 +61,6 @@ Handler = Callable[[M, Delivery], Awaitable[None]]
 Item = tuple[Message, Delivery]
 # Returns the items it refuses for good, by index, with the reason (dead-lettered).
 BatchHandler = Callable[[Sequence[Item]], Awaitable[Mapping[int, str]]]
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    """A durable pull consumer."""
-
-    durable: str
-    filter_subject: str
-    # More subjects for the same consumer, delivered interleaved in stream order.
-    more_subjects: tuple[str, ...] = ()
-    # Where a newly created durable starts ("all": the whole stream; "last": the latest
-    # message on the subject, then new ones; "new": only what is published after it).
-    # An existing durable always resumes from its own position.
-    start: Literal["all", "last", "new"] = "all"
-    ack_wait_seconds: float = 30.0
-    batch: int = 16
-    retry_delays: tuple[float, ...] = field(default=DEFAULT_RETRY_DELAYS)
-    # 1 keeps strict order even across a crash: nothing newer is delivered while a
-    # message is unacked (a killed consumer's message comes back after ack_wait).
-    max_ack_pending: int | None = None
-    # One by one: messages fetched together on different subjects (different agents, on
-    # per-agent subjects) are handled concurrently, those on one subject still in order.
-    concurrent_subjects: bool = False
-
-    @property
-    def subjects(self) -> tuple[str, ...]:
-        return (self.filter_subject, *self.more_subjects)
-
-
-_DELIVER = {
-    "all": DeliverPolicy.ALL,
-    "last": DeliverPolicy.LAST_PER_SUBJECT,
-    "new": DeliverPolicy.NEW,
-}
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -150,7 +114,7 @@ class Consumers:
     async def one_by_one(
         self, spec: ConsumerSpec, message_type: type[M], handler: Handler[M]
     ) -> None:
-        sub = await self._subscribe(spec)
+        sub = await subscribe(self._js, spec)
         policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
 
         async def in_order(msgs: list[Msg]) -> None:
@@ -182,7 +146,7 @@ class Consumers:
         itself, with its effects): the durable is made anew to start right after it, so
         nothing a dead predecessor left unacknowledged comes back out of order.
         """
-        sub = await self._subscribe(spec, resume_after)
+        sub = await subscribe(self._js, spec, resume_after)
         policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
 
         async def handle(batch: list[Msg]) -> None:
@@ -200,48 +164,6 @@ class Consumers:
         self._tasks.append(
             asyncio.create_task(self._loop(sub, spec, handle), name=f"consume:{spec.durable}")
         )
-
-    async def _subscribe(
-        self, spec: ConsumerSpec, resume_after: int | None = None
-    ) -> JetStreamContext.PullSubscription:
-        several = len(spec.subjects) > 1
-        config = ConsumerConfig(
-            durable_name=spec.durable,
-            filter_subject=None if several else spec.filter_subject,
-            filter_subjects=list(spec.subjects) if several else None,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=_DELIVER[spec.start],
-            ack_wait=spec.ack_wait_seconds,
-            max_deliver=-1,
-            max_ack_pending=spec.max_ack_pending,
-        )
-        if resume_after is not None:
-            last = (await self._js.stream_info(subjects.STREAM)).state.last_seq
-            if resume_after > last:
-                # Not this stream's position (the stream was made anew): read it all again;
-                # what was applied already is recognised by its id and changes nothing.
-                log.warning(
-                    "%s: position %d is past the stream's end (%d): reading from the start",
-                    spec.durable,
-                    resume_after,
-                    last,
-                )
-                resume_after = 0
-            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = resume_after + 1
-            with contextlib.suppress(NotFoundError):
-                await self._js.delete_consumer(subjects.STREAM, spec.durable)
-            await self._js.add_consumer(subjects.STREAM, config)
-            return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
-        try:
-            info = await self._js.consumer_info(subjects.STREAM, spec.durable)
-            existing = tuple(info.config.filter_subjects or [info.config.filter_subject or ""])
-            if sorted(existing) != sorted(spec.subjects):
-                await self._js.delete_consumer(subjects.STREAM, spec.durable)
-                raise NotFoundError
-        except NotFoundError:
-            await self._js.add_consumer(subjects.STREAM, config)
-        return await self._js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
 
     async def _loop(
         self,
@@ -432,33 +354,6 @@ class Consumers:
         else:
             await self._dead_letters.send(spec.durable, msg, settlement.reason, settlement.error)
             await msg.term()
-
-
-async def ready_messages(
-    sub: JetStreamContext.PullSubscription, limit: int, timeout: float = 1.0
-) -> list[Msg]:
-    """Up to ``limit`` messages the server has ready now, never waiting for more.
-
-    A no-wait pull request: the server sends what it has, then a 404 status. (nats-py's
-    ``fetch`` only asks that way when it already holds messages; asked for N while none
-    are ready, it lingers until N arrive or its timeout passes, which costs a batch
-    consumer that timeout after every quiet moment.) It goes through the subscription's
-    pull subject and inbox, nats-py's own (``_nms``, ``_deliver``, ``_sub``).
-    """
-    request = json.dumps({"batch": limit, "no_wait": True}).encode()
-    await sub._nc.publish(sub._nms, request, sub._deliver)
-    found: list[Msg] = []
-    while len(found) < limit:
-        try:
-            msg = await sub._sub.next_msg(timeout=timeout)
-        except TimeoutError:
-            break
-        status = JetStreamContext.is_status_msg(msg)
-        if status is None:
-            found.append(msg)
-        elif status != "100":  # 404 no messages, 408 expired, 409: nothing more now
-            break
-    return found
 
 
 def short_error(exc: ValidationError) -> str:

@@ -4,7 +4,7 @@
   handler's typed error becomes an :class:`ErrorReply` the caller turns back into one.
 - :meth:`Replies.request` asks and raises typed errors; :meth:`Replies.request_bytes`
   takes a reply of any size, put back together when it came in parts.
-:class:`~services.common.bus.Bus` delegates its request-reply methods here.
+:class:`~services.common.bus.Bus` is a :class:`Replies`: these are its request-reply methods.
 """
 
 from __future__ import annotations
@@ -211,6 +211,11 @@ class Replies:
     async def ask(self, channel: Request[Q, R], message: Q, timeout: float = 2.0) -> R:
         """Ask the catalogue's ``channel``; the answer is read as the entry's reply type."""
         return await self.request(channel.subject, message, channel.reply, timeout)
+
+    @staticmethod
+    def reply_error(subject: str, data: bytes) -> BusError:
+        """The error a reply that is not the expected answer stands for."""
+        return reply_error(subject, data)
 
 
 def reply_error(subject: str, data: bytes) -> BusError:

@@ -1,0 +1,132 @@
+"""Durable pull consumers on the server: what one is, making or binding it, pulling from it.
+
+:class:`ConsumerSpec` describes a durable; :func:`subscribe` creates it (or binds to the
+one already there, made anew when its subjects changed); :func:`ready_messages` takes
+what the server has ready without waiting for more. :mod:`consumers` runs the loops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from services.common import subjects
+from services.common.delivery import DEFAULT_RETRY_DELAYS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer."""
+
+    durable: str
+    filter_subject: str
+    # More subjects for the same consumer, delivered interleaved in stream order.
+    more_subjects: tuple[str, ...] = ()
+    # Where a newly created durable starts ("all": the whole stream; "last": the latest
+    # message on the subject, then new ones; "new": only what is published after it).
+    # An existing durable always resumes from its own position.
+    start: Literal["all", "last", "new"] = "all"
+    ack_wait_seconds: float = 30.0
+    batch: int = 16
+    retry_delays: tuple[float, ...] = field(default=DEFAULT_RETRY_DELAYS)
+    # 1 keeps strict order even across a crash: nothing newer is delivered while a
+    # message is unacked (a killed consumer's message comes back after ack_wait).
+    max_ack_pending: int | None = None
+    # One by one: messages fetched together on different subjects (different agents, on
+    # per-agent subjects) are handled concurrently, those on one subject still in order.
+    concurrent_subjects: bool = False
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return (self.filter_subject, *self.more_subjects)
+
+
+_DELIVER = {
+    "all": DeliverPolicy.ALL,
+    "last": DeliverPolicy.LAST_PER_SUBJECT,
+    "new": DeliverPolicy.NEW,
+}
+
+
+async def subscribe(
+    js: JetStreamContext, spec: ConsumerSpec, resume_after: int | None = None
+) -> JetStreamContext.PullSubscription:
+    """Create ``spec``'s durable (or bind to it) and subscribe to it.
+
+    ``resume_after``: see :meth:`~services.common.consumers.Consumers.in_batches`.
+    """
+    several = len(spec.subjects) > 1
+    config = ConsumerConfig(
+        durable_name=spec.durable,
+        filter_subject=None if several else spec.filter_subject,
+        filter_subjects=list(spec.subjects) if several else None,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=_DELIVER[spec.start],
+        ack_wait=spec.ack_wait_seconds,
+        max_deliver=-1,
+        max_ack_pending=spec.max_ack_pending,
+    )
+    if resume_after is not None:
+        last = (await js.stream_info(subjects.STREAM)).state.last_seq
+        if resume_after > last:
+            # Not this stream's position (the stream was made anew): read it all again;
+            # what was applied already is recognised by its id and changes nothing.
+            log.warning(
+                "%s: position %d is past the stream's end (%d): reading from the start",
+                spec.durable,
+                resume_after,
+                last,
+            )
+            resume_after = 0
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = resume_after + 1
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(subjects.STREAM, spec.durable)
+        await js.add_consumer(subjects.STREAM, config)
+        return await js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
+    try:
+        info = await js.consumer_info(subjects.STREAM, spec.durable)
+        existing = tuple(info.config.filter_subjects or [info.config.filter_subject or ""])
+        if sorted(existing) != sorted(spec.subjects):
+            await js.delete_consumer(subjects.STREAM, spec.durable)
+            raise NotFoundError
+    except NotFoundError:
+        await js.add_consumer(subjects.STREAM, config)
+    return await js.pull_subscribe_bind(durable=spec.durable, stream=subjects.STREAM)
+
+
+async def ready_messages(
+    sub: JetStreamContext.PullSubscription, limit: int, timeout: float = 1.0
+) -> list[Msg]:
+    """Up to ``limit`` messages the server has ready now, never waiting for more.
+
+    A no-wait pull request: the server sends what it has, then a 404 status. (nats-py's
+    ``fetch`` only asks that way when it already holds messages; asked for N while none
+    are ready, it lingers until N arrive or its timeout passes, which costs a batch
+    consumer that timeout after every quiet moment.) It goes through the subscription's
+    pull subject and inbox, nats-py's own (``_nms``, ``_deliver``, ``_sub``).
+    """
+    request = json.dumps({"batch": limit, "no_wait": True}).encode()
+    await sub._nc.publish(sub._nms, request, sub._deliver)
+    found: list[Msg] = []
+    while len(found) < limit:
+        try:
+            msg = await sub._sub.next_msg(timeout=timeout)
+        except TimeoutError:
+            break
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            found.append(msg)
+        elif status != "100":  # 404 no messages, 408 expired, 409: nothing more now
+            break
+    return found
