@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,11 +32,12 @@ import nats
 import psutil
 from nats.aio.msg import Msg
 
+from bench.arena import Launch, launch
 from bench.measures import Measure
+from bench.sampling import percentile
 from devstack.ports import free_port
 from services.common import subjects
 from services.common.contracts import CycleCompleted
-from services.common.settings import PROJECT_ROOT
 
 GROUP = "agents"
 SIZES = (3, 10, 30, 100)
@@ -70,11 +66,6 @@ class Run:
     cpu_seconds: dict[str, float]
 
 
-def percentile(values: tuple[float, ...] | list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def write_lineup(path: Path, count: int) -> None:
     blocks = [
         f'[[agents]]\nid = "b{n:03d}"\ndisplay_name = "Baseline {n}"\n'
@@ -88,88 +79,15 @@ def write_lineup(path: Path, count: int) -> None:
 def arena(root: Path, count: int, cycle_seconds: float) -> Iterator[Launch]:
     lineup = root / "agents.toml"
     write_lineup(lineup, count)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NATS_URL", "DATABASE_URL", "ARENA_ADMIN_TOKEN", "AGENT_ID")
+    settings = {
+        "ARENA_AGENTS_FILE": str(lineup),
+        "ARENA_AGENTS_PER_PROCESS": str(AGENTS_PER_PROCESS),
+        "ARENA_CYCLE_SECONDS": str(cycle_seconds),
+        "MARKET_SOURCE": "simulator",
+        "GATEWAY_PORT": str(free_port()),
     }
-    env.update(
-        ARENA_AGENTS_FILE=str(lineup),
-        ARENA_AGENTS_PER_PROCESS=str(AGENTS_PER_PROCESS),
-        ARENA_CYCLE_SECONDS=str(cycle_seconds),
-        MARKET_SOURCE="simulator",
-        GATEWAY_PORT=str(free_port()),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    log_path = root / "run.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devstack",
-                "run",
-                "--free-ports",
-                "--data-dir",
-                str(root / "arena"),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield Launch(process, log_path, root / "arena")
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-@dataclass(frozen=True)
-class Launch:
-    process: subprocess.Popen[bytes]
-    log: Path
-    data_dir: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def nats_port(self, timeout: float = 120) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(r"embedded NATS with JetStream on 127\.0\.0\.1:(\d+)", self.text())
-            if found:
-                return int(found.group(1))
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"the arena did not start NATS:\n{self.text()[-3000:]}")
-
-    def password(self, user: str) -> str:
-        path = self.data_dir / "nats" / "passwords.env"
-        variable = "NATS_PASSWORD_" + user.upper()
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition("=")
-            if name == variable:
-                return value
-        raise KeyError(variable)
-
-    def processes(self) -> list[psutil.Process]:
-        """Every process of the arena, Postgres (a daemon of its own) included."""
-        found = {p.pid: p for p in psutil.Process(self.process.pid).children(recursive=True)}
-        found[self.process.pid] = psutil.Process(self.process.pid)
-        pid_file = self.data_dir / "postgres" / "postmaster.pid"
-        pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
-        if pid > 0:  # negative while Postgres runs single-user (set-up)
-            with contextlib.suppress(psutil.Error):
-                postmaster = psutil.Process(pid)
-                for p in (postmaster, *postmaster.children(recursive=True)):
-                    found[p.pid] = p
-        return list(found.values())
+    with launch(root, settings, drop=("AGENT_ID",)) as launched:
+        yield launched
 
 
 def role(process: psutil.Process) -> str:
@@ -253,8 +171,7 @@ async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: flo
     try:
         deadline = loop.time() + timeout
         while not done.is_set():
-            if launch.process.poll() is not None:
-                raise RuntimeError(f"the arena stopped:\n{launch.text()[-3000:]}")
+            launch.check_running()
             if loop.time() > deadline:
                 raise RuntimeError(
                     f"{len(result.overheads)} of {count} cycles in {timeout:.0f} s "
@@ -355,21 +272,21 @@ def measures(runs: list[Run]) -> list[Measure]:
     for run in runs:
         n = run.agents
         at_target = n == max(SIZES)
-        rr50, rr99 = percentile(run.nats_rr, 0.5), percentile(run.nats_rr, 0.99)
-        pg99 = percentile(run.pg_commit, 0.99)
+        rr50, rr99 = percentile(run.nats_rr, 50), percentile(run.nats_rr, 99)
+        pg99 = percentile(run.pg_commit, 99)
         found += [
             Measure(
                 GROUP,
                 f"cycle overhead p50, {n} agents",
                 statistics.median(run.overheads),
                 "s",
-                reference=rr50 + percentile(run.pg_commit, 0.5),
+                reference=rr50 + percentile(run.pg_commit, 50),
                 reference_name="bare NATS request-reply + Postgres commit p50",
             ),
             Measure(
                 GROUP,
                 f"cycle overhead p99, {n} agents",
-                percentile(run.overheads, 0.99),
+                percentile(run.overheads, 99),
                 "s",
                 target=TARGET_OVERHEAD_SECONDS if at_target else None,
                 reference=rr99 + pg99,
@@ -386,8 +303,8 @@ def measures(runs: list[Run]) -> list[Measure]:
     if runs:
         last = runs[-1]
         found += [
-            Measure(GROUP, "bare NATS request-reply p99", percentile(last.nats_rr, 0.99), "s"),
-            Measure(GROUP, "bare Postgres commit p99", percentile(last.pg_commit, 0.99), "s"),
+            Measure(GROUP, "bare NATS request-reply p99", percentile(last.nats_rr, 99), "s"),
+            Measure(GROUP, "bare Postgres commit p99", percentile(last.pg_commit, 99), "s"),
         ]
     return found
 
@@ -413,10 +330,10 @@ def table(runs: list[Run]) -> str:
         o = run.overheads
         lines.append(
             f"{run.agents:>7}{run.processes:>7}{len(o):>8}{statistics.median(o):>9.3f}"
-            f"{percentile(o, 0.99):>9.3f}{max(o):>9.3f}{run.timed_out:>5}{run.rss_mb:>9.0f}"
+            f"{percentile(o, 99):>9.3f}{max(o):>9.3f}{run.timed_out:>5}{run.rss_mb:>9.0f}"
             f"{run.agents_rss_mb:>11.0f}{run.agents_rss_mb / run.agents:>10.1f}"
-            f"{percentile(run.nats_rr, 0.99) * 1000:>11.2f}ms"
-            f"{percentile(run.pg_commit, 0.99) * 1000:>13.2f}ms"
+            f"{percentile(run.nats_rr, 99) * 1000:>11.2f}ms"
+            f"{percentile(run.pg_commit, 99) * 1000:>13.2f}ms"
         )
     for run in runs:
         spent = sorted(run.cpu_seconds.items(), key=lambda kv: -kv[1])

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.arena import Launch, launch, scheduler_status
 from bench.cycle_timeline import CycleTimeline
 from bench.measures import Better, Measure
 from bench.replay_data import write_month
@@ -38,14 +37,6 @@ TARGET_CYCLES_PER_SECOND = 100.0
 GROUP = "replay"
 
 
-def _status(http: httpx.Client) -> dict[str, Any] | None:
-    try:
-        reply = http.get("/scheduler/status")
-    except httpx.HTTPError:
-        return None
-    return reply.json() if reply.status_code == 200 else None
-
-
 def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="arena-bench-replay-"))
     try:
@@ -54,42 +45,16 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
         write_month(data, days=days)
         generated = time.monotonic() - began
         port = free_port()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("NATS_URL", "DATABASE_URL", "ARENA_ADMIN_TOKEN")
-        }
-        env.update(
-            MARKET_SOURCE=f"replay:{data}",
-            GATEWAY_PORT=str(port),
-            LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-        )
+        settings = {"MARKET_SOURCE": f"replay:{data}", "GATEWAY_PORT": str(port)}
         if lineup is not None:
-            env["ARENA_AGENTS_FILE"] = str(lineup)
-        log = (root / "run.log").open("wb")
-        launcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devstack",
-                "run",
-                "--free-ports",
-                "--data-dir",
-                str(root / "arena"),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            timeline = CycleTimeline(tooling_url(root)).start()
+            settings["ARENA_AGENTS_FILE"] = str(lineup)
+        with launch(root, settings) as arena:
+            timeline = CycleTimeline(arena.tooling_url()).start()
             try:
-                result, cpu_at_first = _measure(launcher, port, timeout, root)
+                result, cpu_at_first = _measure(arena, port, timeout)
             finally:
                 timeline.stop()
-            cpu = cpu_seconds_by_process(launcher.pid)
+            cpu = cpu_seconds_by_process(arena.process.pid)
             # From the first completed cycle on: start-up (imports, migrations) left out.
             spent = {name: cpu[name] - cpu_at_first.get(name, 0.0) for name in cpu}
             per_cycle = {
@@ -104,27 +69,8 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
                 "cpu_ms_per_cycle_total": round(sum(per_cycle.values()), 1),
                 "stage_ms": timeline.stages_ms(),
             }
-        finally:
-            launcher.send_signal(signal.SIGINT)
-            launcher.wait(timeout=120)
-            log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def tooling_url(root: Path, timeout: float = 120) -> str:
-    """The read-only NATS URL ``make run`` prints, with the password it generated."""
-    log, passwords = root / "run.log", root / "arena" / "nats" / "passwords.env"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        match = re.search(r"NATS_URL=nats://tooling:.*@([\w.]+:\d+)", text)
-        if match and passwords.exists():
-            for line in passwords.read_text().splitlines():
-                if line.startswith("NATS_PASSWORD_TOOLING="):
-                    return f"nats://tooling:{line.split('=', 1)[1]}@{match.group(1)}"
-        time.sleep(0.2)
-    raise RuntimeError("the arena did not print its tooling NATS URL")
 
 
 def cpu_seconds_by_process(root_pid: int) -> dict[str, float]:
@@ -154,9 +100,7 @@ def _process_name(command: list[str], agent: str) -> str:
     return Path(command[0]).name if command else "?"
 
 
-def _measure(
-    launcher: subprocess.Popen[bytes], port: int, timeout: float, root: Path
-) -> tuple[dict[str, Any], dict[str, float]]:
+def _measure(arena: Launch, port: int, timeout: float) -> tuple[dict[str, Any], dict[str, float]]:
     deadline = time.monotonic() + timeout
     first_at: float | None = None
     cpu_at_first: dict[str, float] = {}
@@ -165,15 +109,13 @@ def _measure(
     last_started = -1
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
         while time.monotonic() < deadline:
-            if launcher.poll() is not None:
-                tail = (root / "run.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the arena stopped:\n{tail}")
-            status = _status(http)
+            arena.check_running()
+            status = scheduler_status(http)
             now = time.monotonic()
             if status is not None:
                 if first_at is None and status["cycles_completed"] >= 1:
                     first_at, first_count = now, status["cycles_completed"]
-                    cpu_at_first = cpu_seconds_by_process(launcher.pid)
+                    cpu_at_first = cpu_seconds_by_process(arena.process.pid)
                 if status["cycles_started"] != last_started:
                     last_started, last_change = status["cycles_started"], now
                 finished = (
@@ -195,7 +137,7 @@ def _measure(
         cwd=PROJECT_ROOT,
         env={
             **os.environ,
-            "DATABASE_URL": f"postgresql://postgres@/arena?host={root / 'arena' / 'postgres'}",
+            "DATABASE_URL": f"postgresql://postgres@/arena?host={arena.data_dir / 'postgres'}",
         },
         capture_output=True,
         text=True,

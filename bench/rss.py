@@ -10,9 +10,7 @@ is a bare Python interpreter's RSS. The agent processes are what scales with the
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,13 +18,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import psutil
 
+from bench.arena import launch, wait_for_cycles
 from bench.measures import Measure
 from bench.table import print_measures
 from devstack.ports import free_port
-from services.common.settings import PROJECT_ROOT
 
 MB = 1024 * 1024
 SERVICES = ("market", "agent", "risk", "ledger", "gateway")
@@ -67,54 +64,19 @@ def _rss_by_service(launcher: int) -> dict[str, list[float]]:
     return found
 
 
-def _wait_for_cycles(port: int, count: int, launcher: subprocess.Popen[bytes], log: Path,
-                     timeout: float) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-        while time.monotonic() < deadline:
-            if launcher.poll() is not None:
-                raise RuntimeError(f"the arena stopped: {log.read_text(errors='replace')[-2000:]}")
-            try:
-                reply = http.get("/scheduler/status")
-                if reply.status_code == 200 and reply.json()["cycles_completed"] >= count:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    tail = log.read_text(errors="replace").splitlines()[-5:]
-    raise RuntimeError(f"{count} cycles did not complete within {timeout:.0f} s: {tail}")
-
-
 def observe(cycles: int = 2, timeout: float = 180) -> dict[str, list[float]]:
     root = Path(tempfile.mkdtemp(prefix="arena-bench-rss-"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NATS_URL", "DATABASE_URL", "ARENA_ADMIN_TOKEN", *KEYS)}  # fmt: skip
-    env.update(
-        MARKET_SOURCE="simulator",
-        GATEWAY_PORT=str(port),
-        ARENA_CYCLE_SECONDS="10",
-        ARENA_DECISION_SECONDS="5",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    log = root / "run.log"
+    settings = {
+        "MARKET_SOURCE": "simulator",
+        "GATEWAY_PORT": str(port),
+        "ARENA_CYCLE_SECONDS": "10",
+        "ARENA_DECISION_SECONDS": "5",
+    }
     try:
-        with log.open("wb") as out:
-            launcher = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "run", "--data-dir", str(root / "arena"),
-                 "--free-ports"],
-                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
-            _wait_for_cycles(port, cycles, launcher, log, timeout)
-            return _rss_by_service(launcher.pid)
-        finally:
-            launcher.send_signal(signal.SIGINT)
-            try:
-                launcher.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+        with launch(root, settings, drop=KEYS, stop_timeout=60) as arena:
+            wait_for_cycles(port, cycles, arena, timeout)
+            return _rss_by_service(arena.process.pid)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
