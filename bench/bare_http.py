@@ -12,16 +12,14 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Response
 
+from bench.serving import process, wait_http
 from devstack.ports import free_port
 from services.common.ops_http import HttpServer, bind_socket
 
@@ -59,29 +57,10 @@ async def _serve(port: int) -> None:
 def bare_server(log: Path, timeout: float = 30) -> Iterator[int]:
     """A bare endpoint in its own process; yields its port."""
     port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare_http", str(port)],
-            env={**os.environ}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{PATH}", timeout=1).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bare endpoint did not start; see {log}")
-            time.sleep(0.05)
+    args = [sys.executable, "-m", "bench.bare_http", str(port)]
+    with process(args, {**os.environ}, log) as proc:
+        wait_http(f"http://127.0.0.1:{port}{PATH}", proc, log, timeout)
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 if __name__ == "__main__":

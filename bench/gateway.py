@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,12 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import websockets
 
 from bench.bare_http import PATH as BARE_PATH
 from bench.bare_http import bare_server
 from bench.measures import Better, Measure
+from bench.sampling import percentile
+from bench.serving import process, wait_for_text, wait_http
 from bench.table import print_measures
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port
@@ -45,11 +44,6 @@ from services.common import subjects
 from services.common.contracts import CycleCompleted
 
 LINEUP = Path(__file__).resolve().parents[1] / "tests" / "gateway" / "agents.toml"
-
-
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 # ------------------------------------------------------------------ processes
@@ -66,31 +60,6 @@ async def _serve_standins(nats_url: str) -> None:
     finally:
         for bus in buses:
             await bus.close()
-
-
-@contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited; see {log}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{text!r} not seen in {log} within {timeout}s")
 
 
 @dataclass(frozen=True)
@@ -119,21 +88,12 @@ def arena(tmp: Path, settings: dict[str, str] | None = None) -> Iterator[Arena]:
     env.pop("ARENA_ADMIN_TOKEN", None)
     try:
         standins_log, gateway_log = tmp / "standins.log", tmp / "gateway.log"
-        with _process(
+        with process(
             [sys.executable, "-m", "bench.gateway", "--standins", nats.url], env, standins_log
         ) as standins:
-            _wait_for(standins_log, "ready", standins)
-            with _process([sys.executable, "-m", "services.gateway"], env, gateway_log) as gw:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).is_success:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if gw.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the gateway did not start; see {gateway_log}")
-                    time.sleep(0.1)
+            wait_for_text(standins_log, "ready", standins)
+            with process([sys.executable, "-m", "services.gateway"], env, gateway_log) as gw:
+                wait_http(f"http://127.0.0.1:{port}/health", gw, gateway_log, timeout=30)
                 yield Arena(nats.url, port, gw.pid)
     finally:
         nats.stop()
@@ -268,8 +228,8 @@ async def run(seconds: float, connections: int, clients: int, cycles: int) -> No
         for path in ("/trading/leaderboard", "/market/prices"):
             rps, latencies, errors = await load(port, path, seconds, connections)
             print(
-                f"{path:<24} {len(latencies):>9} {rps:>9.0f} {pct(latencies, 50):>8.2f} "
-                f"{pct(latencies, 99):>8.2f} {errors:>8}"
+                f"{path:<24} {len(latencies):>9} {rps:>9.0f} {percentile(latencies, 50):>8.2f} "
+                f"{percentile(latencies, 99):>8.2f} {errors:>8}"
             )
         delays = await fanout(nats_url, port, clients, cycles)
         print()
@@ -278,8 +238,8 @@ async def run(seconds: float, connections: int, clients: int, cycles: int) -> No
             f"{'p95 ms':>8} {'max ms':>8}"
         )
         print(
-            f"{'NATS -> WebSocket':<24} {clients:>9} {cycles:>9} {pct(delays, 50):>8.1f} "
-            f"{pct(delays, 95):>8.1f} {max(delays):>8.1f}"
+            f"{'NATS -> WebSocket':<24} {clients:>9} {cycles:>9} {percentile(delays, 50):>8.1f} "
+            f"{percentile(delays, 95):>8.1f} {max(delays):>8.1f}"
         )
         print(f"mean delay {statistics.fmean(delays):.1f} ms")
         print("targets: >= 1,500 req/s with p99 < 50 ms; p95 delivery < 500 ms")
@@ -305,8 +265,8 @@ async def _measures(tmp: Path, seconds: float, connections: int, clients: int, c
             measures += [
                 Measure("gateway", f"GET {path} ({connections} connections)", rps, "req/s",
                         Better.HIGHER, RPS_TARGET, bare_rps, bare),
-                Measure("gateway", f"GET {path} p99", pct(latencies, 99), "ms",
-                        Better.LOWER, P99_TARGET_MS, pct(bare_latencies, 99), bare),
+                Measure("gateway", f"GET {path} p99", percentile(latencies, 99), "ms",
+                        Better.LOWER, P99_TARGET_MS, percentile(bare_latencies, 99), bare),
             ]  # fmt: skip
         single = await fanout(running.nats_url, running.port, 1, cycles)
         delays = await fanout(running.nats_url, running.port, clients, cycles)
@@ -314,10 +274,11 @@ async def _measures(tmp: Path, seconds: float, connections: int, clients: int, c
     name = f"WebSocket fan-out, NATS to {clients:,} clients"
     return [
         *measures,
-        Measure("gateway", f"{name} p50", pct(delays, 50), "ms",
-                reference=pct(single, 50), reference_name=one),
-        Measure("gateway", f"{name} p95", pct(delays, 95), "ms", target=DELIVERY_P95_TARGET_MS,
-                reference=pct(single, 95), reference_name=one),
+        Measure("gateway", f"{name} p50", percentile(delays, 50), "ms",
+                reference=percentile(single, 50), reference_name=one),
+        Measure("gateway", f"{name} p95", percentile(delays, 95), "ms",
+                target=DELIVERY_P95_TARGET_MS,
+                reference=percentile(single, 95), reference_name=one),
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ and the gateway, each a process. It measures p50/p95 of every GET, with the quer
 the dashboard uses, one request at a time, and the dashboard's first load as a browser
 does it: the page, its four assets in parallel, the WebSocket's ``initial_data``, its
 150 ms debounce, then equity, trades and decisions in parallel (wall time). The reference
-is a bare FastAPI endpoint served the same way (uvicorn, one worker) in the same run.
+is a bare FastAPI endpoint served the same way (bench/bare_http.py) in the same run.
 
 Targets (issue 13): every GET p95 < 100 ms, first load < 1 s.
 """
@@ -20,20 +20,21 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import websockets
 
-from bench.gateway import pct
+from bench.bare_http import PATH as BARE_PATH
+from bench.bare_http import bare_server
 from bench.measures import Measure
 from bench.reads_history import LINEUP, History, build
+from bench.sampling import percentile
+from bench.serving import process, wait_http
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
@@ -91,34 +92,6 @@ DEBOUNCE_S = 0.15  # app.js refresh(): parts asked together after 150 ms
 
 
 # ------------------------------------------------------------------ processes
-
-
-@contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited; see {log}")
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout}s; see {log}")
 
 
 async def _prepare(url: str, days: float) -> tuple[History, float, float]:
@@ -194,7 +167,7 @@ async def _measure_all(
     port: int, bare_port: int, samples: int, loads: int
 ) -> tuple[dict[str, list[float]], list[float], list[float]]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bare_port}", timeout=10) as bare:
-        reference = await _latencies(bare, "/", samples)
+        reference = await _latencies(bare, BARE_PATH, samples)
     found: dict[str, list[float]] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         for path in ENDPOINTS:
@@ -216,7 +189,7 @@ def run(quick: bool = False) -> list[Measure]:
         try:
             url = postgres.ensure_database("arena")
             history, built, verified = asyncio.run(_prepare(url, days))
-            port, bare_port = free_port(), free_port()
+            port = free_port()
             env = {
                 **{k: v for k, v in os.environ.items() if k != "ARENA_ADMIN_TOKEN"},
                 "NATS_URL": nats.url,
@@ -229,25 +202,24 @@ def run(quick: bool = False) -> list[Measure]:
             }
             me = [sys.executable, "-m", "bench.reads"]
             with (
-                _process([sys.executable, "-m", "services.ledger"], env, root / "ledger.log"),
-                _process([*me, "--market-standin", nats.url], env, root / "market.log"),
-                _process([*me, "--bare", str(bare_port)], env, root / "bare.log") as bare,
-                _process(
+                process([sys.executable, "-m", "services.ledger"], env, root / "ledger.log"),
+                process([*me, "--market-standin", nats.url], env, root / "market.log"),
+                bare_server(root / "bare.log") as bare_port,
+                process(
                     [sys.executable, "-m", "services.gateway"], env, root / "gateway.log"
                 ) as gateway,
             ):
-                _wait_http(f"http://127.0.0.1:{bare_port}/", bare, root / "bare.log")
-                _wait_http(f"http://127.0.0.1:{port}/health", gateway, root / "gateway.log")
+                wait_http(f"http://127.0.0.1:{port}/health", gateway, root / "gateway.log")
                 found, reference, first = asyncio.run(_measure_all(port, bare_port, samples, loads))
         finally:
             nats.stop()
             postgres.stop()
-    bare_p95 = pct(reference, 95)
+    bare_p95 = percentile(reference, 95)
     measures = [
         Measure(
             GROUP,
             f"GET {path} p95",
-            round(pct(values, 95), 2),
+            round(percentile(values, 95), 2),
             "ms",
             target=TARGET_MS,
             reference=round(bare_p95, 2),
@@ -289,31 +261,14 @@ async def _serve_market(nats_url: str) -> None:
         await bus.close()
 
 
-def _serve_bare(port: int) -> None:
-    import uvicorn
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    @app.get("/")
-    async def root() -> dict[str, str]:
-        return {"status": "ok"}
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 days of history, fewer samples")
     parser.add_argument("--market-standin", metavar="NATS_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.market_standin:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve_market(args.market_standin))
-        return
-    if args.bare:
-        _serve_bare(args.bare)
         return
     measures = run(args.quick)
     print(f"{'figure':<52} {'value':>10} {'target':>8} {'ok':>4}")

@@ -40,3 +40,15 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
             raise RuntimeError(f"{proc.args!r} exited; see {log}")
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout:g}s; see {log}")
+
+
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until ``text`` shows in ``log``; raises once ``proc`` exited or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited; see {log}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{text!r} not seen in {log} within {timeout}s")
