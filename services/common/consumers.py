@@ -29,12 +29,7 @@ from services.common.bus_metrics import BusMetrics
 from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.decoded import DecodedMessages
-from services.common.delivery import (
-    Ack,
-    DeadLetter,
-    DeliveryPolicy,
-    Retry,
-)
+from services.common.delivery import Ack, DeadLetter, DeliveryPolicy, Retry
 from services.common.durables import ConsumerSpec, ready_messages, subscribe
 
 log = logging.getLogger(__name__)
