@@ -17,19 +17,8 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.protocol import DecisionShown, EventType
 from tests.agent.corpus import load_cases
 from tests.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
+from tests.gateway.standins import DECISION_SHOWN
 
-# What a browser gets of a decision (docs/api.md, the llm_decision row).
-SHOWN = {
-    "decision_id",
-    "cycle_id",
-    "agent_id",
-    "decided_at",
-    "model",
-    "actions",
-    "reasoning",
-    "error",
-    "usage",
-}
 AUDIT = ("prompt", "raw_response", "thinking", "portfolio")
 
 
@@ -91,8 +80,8 @@ def event_sizes(decision: Decision) -> tuple[int, int]:
 def test_the_event_carries_what_the_dashboard_shows_and_none_of_the_audit() -> None:
     decision = llm_decision()
     data = DecisionShown.of(decision).model_dump(mode="json")
-    assert set(data) == SHOWN
-    assert data == decision.model_dump(mode="json", include=SHOWN)
+    assert set(data) == DECISION_SHOWN
+    assert data == decision.model_dump(mode="json", include=set(DECISION_SHOWN))
     assert all(getattr(decision, field) for field in AUDIT)  # the decision had them all
 
 
