@@ -16,33 +16,24 @@ from services.gateway.hub import Hub
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.protocol import DecisionShown, EventType
 from tests.agent.corpus import load_cases
-from tests.builders import NOW, PRICES, portfolio, position, snapshot, symbol_snapshot
+from tests.builders import NOW, PRICES, decision, portfolio, position, snapshot, symbol_snapshot
 from tests.gateway.standins import DECISION_SHOWN
 
 AUDIT = ("prompt", "raw_response", "thinking", "portfolio")
-
-
-def _candles(price: Decimal) -> tuple[Candle, ...]:
-    return tuple(
-        Candle(
-            open_time=NOW - timedelta(minutes=5 * (100 - n)),
-            open=price,
-            high=price * Decimal("1.001"),
-            low=price * Decimal("0.999"),
-            close=price,
-            volume=Decimal(1000),
-        )
-        for n in range(100)
-    )
 
 
 def llm_decision() -> Decision:
     """A model's decision as an LLM agent publishes it: full prompt (every symbol with its
     candles, two open positions), the raw answer with its thinking, and the portfolio."""
     indicators = Indicators(rsi_14=52.3, ema_20=1.0, ema_50=1.0, macd=0.1, atr_14=0.01)
+
+    def candles(p: Decimal) -> tuple[Candle, ...]:  # flat, 5-minute, the last 100
+        at = (NOW - timedelta(minutes=5 * n) for n in range(100, 0, -1))
+        return tuple(Candle(open_time=t, open=p, high=p, low=p, close=p, volume=1) for t in at)
+
     market = snapshot(
         *(
-            symbol_snapshot(s, indicators=indicators).model_copy(update={"candles": _candles(p)})
+            symbol_snapshot(s, indicators=indicators).model_copy(update={"candles": candles(p)})
             for s, p in PRICES.items()
         )
     )
@@ -50,23 +41,17 @@ def llm_decision() -> Decision:
     prompt = build_prompt(market, book, TradingLimits(), DEFAULT_SYMBOLS)
     raw = next(c.output for c in load_cases() if c.thinking and c.actions)
     answer = parse_answer(raw)
-    return Decision(
-        decision_id=Decision.make_id("c1", "gpt"),
-        cycle_id="c1",
-        agent_id="gpt",
-        decided_at=NOW,
-        decision_deadline=NOW + timedelta(minutes=4),
-        actions=answer.actions,
-        reasoning=answer.reasoning,
-        model="gpt-4o-mini",
-        prompt_sha256=prompt.sha256,
-        usage=Usage(prompt_tokens=2400, completion_tokens=180, cost_usd=Decimal("0.00047")),
-        prompt_version=prompt.version,
-        prompt=prompt.text,
-        raw_response=raw,
-        thinking=answer.thinking,
-        portfolio=book,
-    )
+    decided = decision(*answer.actions, agent_id="gpt", reasoning=answer.reasoning, model="gpt")
+    audit = {
+        "prompt_sha256": prompt.sha256,
+        "prompt_version": prompt.version,
+        "prompt": prompt.text,
+        "raw_response": raw,
+        "thinking": answer.thinking,
+        "portfolio": book,
+        "usage": Usage(prompt_tokens=2400, completion_tokens=180, cost_usd=Decimal("0.00047")),
+    }
+    return Decision.model_validate({**dict(decided), **audit})
 
 
 def event_sizes(decision: Decision) -> tuple[int, int]:
