@@ -99,7 +99,7 @@ def asyncapi() -> dict[str, Any]:
                 "Every NATS subject of the arena. Events are stored in the JetStream stream "
                 f"{subjects.STREAM} with Nats-Msg-Id '<subject>:<natural id>'; queries and "
                 "scheduler control are core request-reply. Generated from "
-                "services/common/channels.py and contracts.py: do not edit."
+                "services/common/channels.py and contracts/: do not edit."
             ),
         },
         "defaultContentType": "application/json",

@@ -10,10 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.contracts import (
     AccountView,
+    Action,
+    Decision,
     LeaderboardEntry,
     MarketSnapshot,
     PositionView,
     SchedulerStatus,
+    Usage,
 )
 from services.gateway.agents import AgentState
 
@@ -67,3 +70,28 @@ class InitialData(BaseModel):
     unavailable: dict[str, str] = Field(
         default_factory=dict, description="Part -> why it is null (the service did not answer)."
     )
+
+
+class DecisionShown(BaseModel):
+    """``data`` of ``llm_decision``: what the dashboard shows of an agent's decision.
+
+    The prompt, the model's raw answer and thinking, and the portfolio it decided on are
+    most of a decision's size and no browser reads them: they stay on
+    ``GET /trading/decisions``.
+    """
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    decision_id: str
+    cycle_id: str
+    agent_id: str
+    decided_at: datetime
+    model: str
+    actions: tuple[Action, ...]
+    reasoning: str
+    error: str | None = Field(description="Why this is a forced HOLD, if it is.")
+    usage: Usage | None = Field(description="Tokens and cost of the model call, if any.")
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionShown:
+        return cls.model_validate(decision)

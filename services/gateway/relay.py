@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from services.common import channels
 from services.common.bus import Bus
 from services.common.channels import Event
@@ -14,7 +16,7 @@ from services.common.contracts import Decision, Heartbeat, MarketTick, Message
 from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache
 from services.gateway.hub import Hub
-from services.gateway.protocol import EventType
+from services.gateway.protocol import DecisionShown, EventType
 
 # Cache keys of the hot reads (see routers) and the events that make them stale.
 LEADERBOARD_KEY = "leaderboard"
@@ -31,6 +33,8 @@ class Relay:
     invalidates: tuple[str, ...] = ()
     # On per-agent subjects published by agents: whom the message claims to speak for.
     speaker: Callable[[Any], str] | None = None
+    # What of the message clients get, when not all of it.
+    shown: Callable[[Any], BaseModel] | None = None
 
 
 def _decision_agent(decision: Decision) -> str:
@@ -44,7 +48,12 @@ def _beat_agent(beat: Heartbeat) -> str:
 RELAYS: tuple[Relay, ...] = (
     Relay(channels.MARKET_SNAPSHOT, EventType.MARKET_SNAPSHOT, (PRICES_KEY,)),
     Relay(channels.CYCLE_STARTED, EventType.CYCLE_START),
-    Relay(channels.DECISION_PROPOSED, EventType.LLM_DECISION, speaker=_decision_agent),
+    Relay(
+        channels.DECISION_PROPOSED,
+        EventType.LLM_DECISION,
+        speaker=_decision_agent,
+        shown=DecisionShown.of,
+    ),
     Relay(channels.CYCLE_COMPLETED, EventType.CYCLE_COMPLETE, LEDGER_KEYS),
     Relay(channels.LEDGER_POSITION, EventType.POSITION_UPDATE, LEDGER_KEYS),
     Relay(channels.LEDGER_ACCOUNT, EventType.ACCOUNT_UPDATE, LEDGER_KEYS),
@@ -55,7 +64,7 @@ def _forward(hub: Hub, cache: ReadCache, relay: Relay) -> Callable[[Message], Aw
     async def forward(message: Message) -> None:
         # Stale answers go first, so a client that refetches on this event sees the change.
         cache.invalidate(*relay.invalidates)
-        hub.broadcast(relay.event, message)
+        hub.broadcast(relay.event, relay.shown(message) if relay.shown else message)
         # The NATS client hands a burst to this callback without yielding: let the
         # sessions send this message before the next is queued, or a burst would sit in
         # every queue at once and count against each client's bounds.

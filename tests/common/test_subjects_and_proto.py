@@ -40,7 +40,7 @@ def test_agent_subjects_refuse_tokens_that_would_widen_them() -> None:
 
 def test_proto_is_up_to_date_with_the_contracts() -> None:
     assert proto.main(["--check", "--out", str(PROJECT_ROOT / "proto")]) == 0, (
-        "proto/ differs from services/common/contracts.py: run `make proto`"
+        "proto/ differs from services/common/contracts/: run `make proto`"
     )
 
 

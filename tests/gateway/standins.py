@@ -103,6 +103,22 @@ def position(agent_id: str) -> PositionView:
     )
 
 
+# What a browser gets of a decision (the llm_decision row of docs/api.md).
+DECISION_SHOWN = frozenset(
+    {
+        "decision_id",
+        "cycle_id",
+        "agent_id",
+        "decided_at",
+        "model",
+        "actions",
+        "reasoning",
+        "error",
+        "usage",
+    }
+)
+
+
 def decision(agent_id: str, cycle_id: str, reasoning: str, at: datetime = NOW) -> Decision:
     """A decision to go long BTCUSDT, as an agent of the stand-in arena publishes it."""
     return builders.decision(

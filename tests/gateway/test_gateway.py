@@ -68,6 +68,8 @@ def decision() -> Decision:
         ),
         reasoning="EMA 20 crossed above EMA 50",
         model="ema-cross",
+        prompt="the whole prompt: every symbol, its candles, the account",
+        raw_response='{"actions": [{"action": "BUY"}]}',
     )
 
 
@@ -267,7 +269,11 @@ async def test_ws_greets_then_relays_a_cycle_in_order_to_every_client(
                 assert set(message) == {"type", "data", "timestamp"}
                 assert datetime.fromisoformat(message["timestamp"]) == NOW
             relayed = [m["data"] for m in client.messages[2:]]
-            assert relayed == [event.model_dump(mode="json") for _, event, _ in cycle]
+            sent = [event.model_dump(mode="json") for _, event, _ in cycle]
+            # Of a decision, what the dashboard shows: its prompt stays on the REST API.
+            sent[1] = {k: v for k, v in sent[1].items() if k in standins.DECISION_SHOWN}
+            assert relayed == sent
+            assert "prompt" not in relayed[1]
 
         hello_first, hello_second = first.messages[0]["data"], second.messages[0]["data"]
         assert hello_first["client_id"] != hello_second["client_id"]

@@ -9,6 +9,7 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import psutil
 import pytest
@@ -206,36 +207,35 @@ async def _stalled_reader_is_dropped(gw: Gateway, nats_url: str, reason: str) ->
         return snapshots_received(reader)
 
 
-async def test_a_client_whose_socket_takes_nothing_is_dropped_after_the_send_timeout(
-    nats_url: str, make_settings: MakeSettings
+# A stalled reader is dropped by one bound while the others are far away: the time a send
+# may take (queue bounds far away), or the bytes queued for it (a buffer of five or six
+# snapshots, sends allowed two minutes).
+@pytest.mark.parametrize(
+    ("reason", "bounds", "other_reason"),
+    [
+        (
+            "send_timeout",
+            {"ARENA_WS_SEND_TIMEOUT": 0.5, "ARENA_WS_CLIENT_BUFFER_BYTES": 100_000_000},
+            "bytes",
+        ),
+        (
+            "bytes",
+            {"ARENA_WS_SEND_TIMEOUT": 120, "ARENA_WS_CLIENT_BUFFER_BYTES": 500_000},
+            "send_timeout",
+        ),
+    ],
+)
+async def test_a_client_that_never_reads_is_dropped_by_the_bound_it_passes(
+    nats_url: str,
+    make_settings: MakeSettings,
+    reason: str,
+    bounds: dict[str, Any],
+    other_reason: str,
 ) -> None:
-    # Queue bounds far away: only the time a send may take can drop the client.
-    async with gateway(
-        nats_url,
-        make_settings,
-        ARENA_WS_SEND_TIMEOUT=0.5,
-        ARENA_WS_CLIENT_BUFFER_BYTES=100_000_000,
-        ARENA_WS_QUEUE_SIZE=10_000,
-    ) as gw:
-        received = await _stalled_reader_is_dropped(gw, nats_url, "send_timeout")
+    async with gateway(nats_url, make_settings, ARENA_WS_QUEUE_SIZE=10_000, **bounds) as gw:
+        received = await _stalled_reader_is_dropped(gw, nats_url, reason)
         assert received == [f"c-{n}" for n in range(SNAPSHOTS)]
-        assert gw.sample("arena_gateway_ws_clients_dropped_total", {"reason": "bytes"}) == 0
-
-
-async def test_a_client_that_never_reads_is_dropped_once_its_queued_bytes_pass_the_buffer(
-    nats_url: str, make_settings: MakeSettings
-) -> None:
-    buffer = 500_000  # five or six snapshots
-    async with gateway(
-        nats_url,
-        make_settings,
-        ARENA_WS_SEND_TIMEOUT=120,
-        ARENA_WS_CLIENT_BUFFER_BYTES=buffer,
-        ARENA_WS_QUEUE_SIZE=10_000,
-    ) as gw:
-        received = await _stalled_reader_is_dropped(gw, nats_url, "bytes")
-        assert received == [f"c-{n}" for n in range(SNAPSHOTS)]
-        assert gw.sample("arena_gateway_ws_clients_dropped_total", {"reason": "send_timeout"}) == 0
+        assert gw.sample("arena_gateway_ws_clients_dropped_total", {"reason": other_reason}) == 0
 
 
 def held_by_gateway(port: int, peer: socket.socket) -> bool:
