@@ -28,11 +28,11 @@ from services.common.contracts import (
     PositionStatus,
     TickPrice,
 )
-from services.ledger import accounting, store
+from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, liquidate
 from services.ledger.outbox import enqueue
-from services.ledger.store import PositionRow
+from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
 
 FUNDING_HOURS = 8
@@ -80,26 +80,19 @@ async def _lock_holdings(
     are read; that position is left out (it opened after this tick, the next one marks it),
     so every position handled here belongs to a locked account and no book is missed.
     """
-    agents = await store.open_position_holders(conn, symbols)
+    agents = await sql.positions.open_position_holders(conn, symbols)
     if not agents:
         return [], []
-    await store.lock_accounts(conn, agents)
-    return agents, await store.open_positions_on(conn, symbols, agents)
+    await sql.accounts.lock_accounts(conn, agents)
+    return agents, await sql.positions.open_positions_on(conn, symbols, agents)
 
 
 async def _save_marked_books(
     conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
 ) -> None:
-    totals = {
-        r["llm_id"]: r["unrealized"]
-        for r in await conn.fetch(
-            "SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions "
-            "WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id",
-            list(books),
-        )
-    }
+    totals = await sql.positions.open_unrealized(conn, list(books))
     for llm_id, book in books.items():
-        await store.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
+        await sql.accounts.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
 
 
 async def mark_to_market(
@@ -122,11 +115,11 @@ async def mark_to_market(
     symbols = sorted(mark_prices)
     agents, positions = await _lock_holdings(conn, symbols)
     # After the positions, as a tick takes them; a stale mark changes no position.
-    fresh = await store.advance_marks(conn, mark_prices, at)
+    fresh = await sql.positions.advance_marks(conn, mark_prices, at)
     if not agents:
         return outcome
     held = set(agents)
-    books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
+    books = {a.llm_id: a.book for a in await sql.accounts.accounts(conn) if a.llm_id in held}
     liquidated: set[str] = set()
     marks: list[tuple[UUID, Decimal, Decimal]] = []
     for p in positions:
@@ -141,7 +134,7 @@ async def mark_to_market(
         marks.append(
             (p.id, mark, accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity))
         )
-    await store.mark_positions(conn, marks)
+    await sql.positions.mark_positions(conn, marks)
     await _save_marked_books(conn, books, now)
     for llm_id in sorted(liquidated):
         event_id = f"account:mark:{cycle_id or now.isoformat()}:{llm_id}"
@@ -153,7 +146,7 @@ async def mark_to_market(
 async def _announce_account(
     conn: asyncpg.Connection, llm_id: str, event_id: str, now: datetime
 ) -> None:
-    row = await store.account(conn, llm_id)
+    row = await sql.accounts.account(conn, llm_id)
     if row is None:
         return
     await enqueue(
@@ -173,20 +166,24 @@ class TickProcessor:
     async def apply(self, conn: asyncpg.Connection, tick: MarketTick, now: datetime) -> TickOutcome:
         # The tick's own id, not only the message id: a copy republished under another
         # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
-        if not await store.claim_tick(conn, tick.tick_id, now):
+        if not await sql.cycles.claim_tick(conn, tick.tick_id, now):
             return TickOutcome(duplicate=True)
         outcome = TickOutcome()
         prices = {p.symbol: p for p in tick.prices}
         symbols = sorted(prices)
         agents, positions = await _lock_holdings(conn, symbols) if symbols else ([], [])
         fresh = (
-            await store.advance_marks(conn, {s: p.mark_price for s, p in prices.items()}, tick.at)
+            await sql.positions.advance_marks(
+                conn, {s: p.mark_price for s, p in prices.items()}, tick.at
+            )
             if symbols
             else set()
         )
         if agents:
             held = set(agents)
-            books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
+            books = {
+                a.llm_id: a.book for a in await sql.accounts.accounts(conn) if a.llm_id in held
+            }
             changed: set[str] = set()
             await self._fund(
                 conn,
@@ -218,13 +215,13 @@ class TickProcessor:
                         ),
                     )
                 )
-            await store.mark_positions(conn, marks)
+            await sql.positions.mark_positions(conn, marks)
             await _save_marked_books(conn, books, now)
             for llm_id in sorted(changed):
                 await _announce_account(conn, llm_id, f"account:tick:{tick.tick_id}:{llm_id}", now)
             outcome.agents = agents
         outcome.stale_symbols = sorted(set(symbols) - fresh)
-        await store.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
+        await sql.equity.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
         return outcome
 
     async def _fund(
@@ -243,8 +240,8 @@ class TickProcessor:
         due = [p for p in positions if p.opened_at <= latest]
         if not due:
             return
-        rates = await store.latest_funding_rates(conn, sorted({p.symbol for p in due}))
-        last_paid = await store.last_funding_times(conn, [p.id for p in due])
+        rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
+        last_paid = await sql.trades.last_funding_times(conn, [p.id for p in due])
         for position in due:
             rate = rates.get(position.symbol)
             if rate is None:
@@ -258,7 +255,7 @@ class TickProcessor:
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
                 amount = min(amount, books[position.llm_id].balance)
-                await store.insert_funding(
+                await sql.trades.insert_funding(
                     conn,
                     position,
                     funding_time=when,

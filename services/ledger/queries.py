@@ -14,7 +14,6 @@ import asyncpg
 
 from services.common.bus import NotFound
 from services.common.contracts import (
-    PARSE_ERROR_PREFIX,
     Accounts,
     AccountsQuery,
     Action,
@@ -42,10 +41,10 @@ from services.common.contracts import (
     VerifyQuery,
     VerifyReport,
 )
-from services.ledger import accounting, curve_store, series, stats, store
+from services.ledger import accounting, curve_store, series, sql, stats
 from services.ledger.curve import Curve
 from services.ledger.database import acquire
-from services.ledger.store import AccountRow
+from services.ledger.sql.accounts import AccountRow
 from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
 
@@ -95,22 +94,10 @@ def standings(
 
 
 async def _extras(conn: asyncpg.Connection) -> Extras:
-    cost = await conn.fetch(
-        "SELECT llm_id, sum(estimated_cost) AS v FROM llm_api_calls GROUP BY llm_id"
-    )
-    failures = await conn.fetch(
-        "SELECT llm_id, count(*)::int AS v FROM decisions "
-        "WHERE error IS NOT NULL AND starts_with(error, $1) "
-        "GROUP BY llm_id",
-        PARSE_ERROR_PREFIX,
-    )
-    rejections = await conn.fetch(
-        "SELECT llm_id, count(*)::int AS v FROM rejected_decisions GROUP BY llm_id"
-    )
     return Extras(
-        llm_cost={r["llm_id"]: r["v"] for r in cost},
-        parse_failures={r["llm_id"]: r["v"] for r in failures},
-        rejections={r["llm_id"]: r["v"] for r in rejections},
+        llm_cost=await sql.decisions.llm_costs(conn),
+        parse_failures=await sql.decisions.parse_failures(conn),
+        rejections=await sql.decisions.rejection_counts(conn),
     )
 
 
@@ -187,7 +174,7 @@ class LedgerQueries:
             # A plan for the values asked, not a generic one: ``$1 IS NULL OR llm_id = $1``
             # would otherwise read every agent's rows.
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            if agent_id is not None and await store.account(conn, agent_id) is None:
+            if agent_id is not None and await sql.accounts.account(conn, agent_id) is None:
                 raise NotFound(f"no account for agent {agent_id!r}")
             yield conn
 
@@ -195,7 +182,7 @@ class LedgerQueries:
         # Asked for every decision, twice (the agent, then risk): one statement, no
         # transaction around it.
         async with acquire(self._pool) as conn:
-            found = await store.portfolio(conn, query.agent_id)
+            found = await sql.positions.portfolio(conn, query.agent_id)
         if found is None:
             raise NotFound(f"no account for agent {query.agent_id!r}")
         row, positions = found
@@ -205,54 +192,35 @@ class LedgerQueries:
 
     async def accounts(self, _: AccountsQuery) -> Accounts:
         async with acquire(self._pool) as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
         return Accounts(accounts=tuple(account_view(r) for r in rows))
 
     async def leaderboard(self, _: LeaderboardQuery) -> Leaderboard:
         async with self._snapshot() as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
             extras = await _extras(conn)
         return Leaderboard(entries=standings(rows, extras))
 
     async def positions(self, query: PositionsQuery) -> Positions:
-        statuses = {
-            "open": ["OPEN"],
-            "closed": ["CLOSED", "LIQUIDATED"],
-            "all": ["OPEN", "CLOSED", "LIQUIDATED"],
-        }[query.status]
-        where = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
         async with self._snapshot(query.agent_id) as conn:
-            total = await conn.fetchval(
-                f"SELECT count(*) FROM positions WHERE {where}", statuses, query.agent_id
-            )
-            rows = await store.positions_page(
-                conn, where, (statuses, query.agent_id), query.page.limit, query.page.offset
+            rows, total = await sql.positions.positions_page(
+                conn, query.status, query.agent_id, query.page.limit, query.page.offset
             )
         return Positions(positions=tuple(position_view(p) for p in rows), total=total)
 
     async def trades(self, query: TradesQuery) -> Trades:
         async with self._snapshot(query.agent_id) as conn:
-            total = await store.trade_count(conn, query.agent_id)
-            records = await store.agent_page(
-                conn,
-                "trades",
-                "executed_at DESC, (exit_price IS NULL), id",
-                query.agent_id,
-                limit=query.page.limit,
-                offset=query.page.offset,
+            total = await sql.accounts.trade_count(conn, query.agent_id)
+            records = await sql.trades.trades_page(
+                conn, query.agent_id, limit=query.page.limit, offset=query.page.offset
             )
         return Trades(trades=tuple(_trade(r) for r in records), total=total)
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
         async with self._snapshot(query.agent_id) as conn:
-            total = await store.decision_count(conn, query.agent_id)
-            records = await store.agent_page(
-                conn,
-                "decisions",
-                "applied_at DESC, seq DESC NULLS LAST",
-                query.agent_id,
-                limit=query.page.limit,
-                offset=query.page.offset,
+            total = await sql.decisions.decision_count(conn, query.agent_id)
+            records = await sql.decisions.decisions_page(
+                conn, query.agent_id, limit=query.page.limit, offset=query.page.offset
             )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
 
@@ -267,7 +235,7 @@ class LedgerQueries:
             if query.agent_id is not None:
                 agents = [query.agent_id]
             else:
-                agents = [r.llm_id for r in await store.accounts(conn)]
+                agents = [r.llm_id for r in await sql.accounts.accounts(conn)]
             found = await series.plan(conn, agents, query.since, query.points, query.limit)
             if query.format == "points":
                 return await series.points_json(conn, found)
@@ -297,13 +265,10 @@ class LedgerQueries:
         # The curves' buckets first, so they hold every snapshot written before this call.
         await curve_store.catch_up(self._pool)
         async with self._snapshot() as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
             extras = await _extras(conn)
-            closes = {r["llm_id"]: r for r in await conn.fetch(_CLOSES)}
-            reasons = await conn.fetch(
-                "SELECT llm_id, code, count(*)::int AS n "
-                "FROM rejected_decisions, unnest(reason_codes) AS code GROUP BY llm_id, code"
-            )
+            closes = await sql.trades.closes(conn)
+            reasons = await sql.decisions.rejection_reasons(conn)
             curves = await curve_store.curves(conn, {r.llm_id: r.initial_balance for r in rows})
         return Stats(
             agents=tuple(
@@ -323,17 +288,6 @@ class LedgerQueries:
             full=findings.full,
             checked_from=findings.checked_from,
         )
-
-
-# Closed trades per agent: wins (PnL > 0) and losses (the rest), summed exactly.
-_CLOSES = """
-SELECT llm_id,
-       count(*) FILTER (WHERE realized_pnl > 0)::int AS wins,
-       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl > 0), 0) AS won,
-       count(*) FILTER (WHERE realized_pnl <= 0)::int AS losses,
-       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl <= 0), 0) AS lost
-FROM trades WHERE exit_price IS NOT NULL GROUP BY llm_id
-"""
 
 
 def agent_stats(
