@@ -20,13 +20,7 @@ from services.common.contracts import CycleStarted, MarketSnapshot
 
 async def claim_message(conn: Connection, msg_id: str, consumer: str) -> bool:
     """Record that ``msg_id`` is being applied; False when it already was."""
-    claimed = await conn.fetchval(
-        "INSERT INTO processed_messages (msg_id, consumer) VALUES ($1, $2) "
-        "ON CONFLICT DO NOTHING RETURNING msg_id",
-        msg_id,
-        consumer,
-    )
-    return claimed is not None
+    return bool(await claim_messages(conn, [msg_id], consumer))
 
 
 async def claim_messages(conn: Connection, msg_ids: Sequence[str], consumer: str) -> set[str]:

@@ -154,14 +154,8 @@ async def decisions_page(
     conn: Connection, agent_id: str | None, *, limit: int, offset: int
 ) -> list[asyncpg.Record]:
     """One page of decisions (all agents, or one), newest first."""
-    return await agent_page(
-        conn,
-        "decisions",
-        "applied_at DESC, seq DESC NULLS LAST",
-        agent_id,
-        limit=limit,
-        offset=offset,
-    )
+    order = "applied_at DESC, seq DESC NULLS LAST"
+    return await agent_page(conn, "decisions", order, agent_id, limit=limit, offset=offset)
 
 
 async def decision_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
@@ -257,12 +251,17 @@ async def insert_rejection(
     )
 
 
+_LLM_CALL = """
+INSERT INTO llm_api_calls (llm_id, provider, model, response_time_ms, prompt_tokens,
+    completion_tokens, estimated_cost, success, called_at, call_id, cycle_id, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (call_id) DO NOTHING
+"""
+
+
 async def insert_llm_call(conn: Connection, call: LlmCall) -> None:
     await conn.execute(
-        "INSERT INTO llm_api_calls (llm_id, provider, model, response_time_ms, prompt_tokens, "
-        "completion_tokens, estimated_cost, success, called_at, call_id, cycle_id, error) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-        "ON CONFLICT (call_id) DO NOTHING",
+        _LLM_CALL,
         call.agent_id,
         call.provider,
         call.model,

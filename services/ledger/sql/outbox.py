@@ -8,18 +8,15 @@ from datetime import datetime
 import asyncpg
 from asyncpg import Connection
 
+_INSERT = """
+INSERT INTO outbox (event_id, subject, message_type, payload) VALUES ($1, $2, $3, $4::jsonb)
+"""
+
 
 async def insert(
     conn: Connection, event_id: str, subject: str, message_type: str, payload: str
 ) -> None:
-    await conn.execute(
-        "INSERT INTO outbox (event_id, subject, message_type, payload) "
-        "VALUES ($1, $2, $3, $4::jsonb)",
-        event_id,
-        subject,
-        message_type,
-        payload,
-    )
+    await conn.execute(_INSERT, event_id, subject, message_type, payload)
 
 
 async def take_pending(conn: Connection, batch: int) -> list[asyncpg.Record]:

@@ -118,13 +118,15 @@ async def open_positions_on(
     return [_position(r) for r in records]
 
 
+_OPEN_UNREALIZED = """
+SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions
+WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id
+"""
+
+
 async def open_unrealized(conn: Connection, llm_ids: Sequence[str]) -> dict[str, Decimal]:
     """The unrealized PnL of each of these accounts' open positions, summed (absent: none)."""
-    records = await conn.fetch(
-        "SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions "
-        "WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id",
-        list(llm_ids),
-    )
+    records = await conn.fetch(_OPEN_UNREALIZED, list(llm_ids))
     return {r["llm_id"]: r["unrealized"] for r in records}
 
 

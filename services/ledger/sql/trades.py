@@ -70,18 +70,14 @@ async def insert_close_trade(
     )
 
 
+_NEWEST_FIRST = "executed_at DESC, (exit_price IS NULL), id"
+
+
 async def trades_page(
     conn: Connection, agent_id: str | None, *, limit: int, offset: int
 ) -> list[asyncpg.Record]:
     """One page of trades (all agents, or one), newest first."""
-    return await agent_page(
-        conn,
-        "trades",
-        "executed_at DESC, (exit_price IS NULL), id",
-        agent_id,
-        limit=limit,
-        offset=offset,
-    )
+    return await agent_page(conn, "trades", _NEWEST_FIRST, agent_id, limit=limit, offset=offset)
 
 
 # Closed trades per agent: wins (PnL > 0) and losses (the rest), summed exactly.
