@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -27,6 +27,7 @@ from services.common.contracts import (
     Leaderboard,
     LeaderboardEntry,
     LeaderboardQuery,
+    Page,
     Portfolio,
     PortfolioQuery,
     Positions,
@@ -159,6 +160,16 @@ def decision_record(record: asyncpg.Record) -> DecisionRecord:
     )
 
 
+# How many rows a list holds, and one page of it (of one agent or all).
+_Count = Callable[[asyncpg.Connection, str | None], Awaitable[int]]
+
+
+class _Read(Protocol):
+    async def __call__(
+        self, conn: asyncpg.Connection, agent_id: str | None, *, limit: int, offset: int
+    ) -> list[asyncpg.Record]: ...
+
+
 class LedgerQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -209,20 +220,24 @@ class LedgerQueries:
         return Positions(positions=tuple(position_view(p) for p in rows), total=total)
 
     async def trades(self, query: TradesQuery) -> Trades:
-        async with self._snapshot(query.agent_id) as conn:
-            total = await sql.accounts.trade_count(conn, query.agent_id)
-            records = await sql.trades.trades_page(
-                conn, query.agent_id, limit=query.page.limit, offset=query.page.offset
-            )
+        records, total = await self._page(
+            query.agent_id, query.page, sql.accounts.trade_count, sql.trades.trades_page
+        )
         return Trades(trades=tuple(_trade(r) for r in records), total=total)
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
-        async with self._snapshot(query.agent_id) as conn:
-            total = await sql.decisions.decision_count(conn, query.agent_id)
-            records = await sql.decisions.decisions_page(
-                conn, query.agent_id, limit=query.page.limit, offset=query.page.offset
-            )
+        records, total = await self._page(
+            query.agent_id, query.page, sql.decisions.decision_count, sql.decisions.decisions_page
+        )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
+
+    async def _page(
+        self, agent_id: str | None, page: Page, count: _Count, read: _Read
+    ) -> tuple[list[asyncpg.Record], int]:
+        """One page of a list and its length, of one agent or all, in one snapshot."""
+        async with self._snapshot(agent_id) as conn:
+            total = await count(conn, agent_id)
+            return await read(conn, agent_id, limit=page.limit, offset=page.offset), total
 
     async def equity(self, query: EquityQuery) -> bytes:
         """An :class:`EquitySeries` or :class:`EquityColumns` as JSON, written by Postgres.
