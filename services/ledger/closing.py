@@ -7,6 +7,7 @@ end a position the same way, inside the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -17,6 +18,18 @@ from services.ledger.accounting import Book, Closing
 from services.ledger.outbox import enqueue
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import position_view
+
+
+def closing_at(position: PositionRow, price: Decimal, fee_rate: Decimal) -> Closing:
+    """How ``position`` closes at ``price``, paying the taker fee ``fee_rate``."""
+    return accounting.close_position(
+        position.side,
+        position.entry_price,
+        position.quantity,
+        position.margin,
+        price,
+        fee_rate=fee_rate,
+    )
 
 
 async def close_and_announce(

@@ -30,7 +30,7 @@ from services.common.contracts import (
 )
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
-from services.ledger.closing import close_and_announce, liquidate
+from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
@@ -320,14 +320,7 @@ class TickProcessor:
             closing = accounting.liquidation_closing(position.margin, fired.price)
             status = PositionStatus.LIQUIDATED
         else:
-            closing = accounting.close_position(
-                position.side,
-                position.entry_price,
-                position.quantity,
-                position.margin,
-                fired.price,
-                fee_rate=self._fee_rate,
-            )
+            closing = closing_at(position, fired.price, self._fee_rate)
             status = PositionStatus.CLOSED
         books[position.llm_id] = await close_and_announce(
             conn,

@@ -72,26 +72,32 @@ def standings(
     return tuple(
         LeaderboardEntry(
             rank=rank,
-            agent_id=row.llm_id,
-            display_name=row.display_name,
-            equity=row.book.equity,
-            return_pct=accounting.return_pct(row.book.equity, row.initial_balance),
-            realized_pnl=row.realized_pnl,
-            unrealized_pnl=row.unrealized_pnl,
-            total_fees=row.total_fees,
-            total_trades=row.total_trades,
-            win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
+            **_figures(row, extra),
             open_positions=row.open_positions,
-            total_funding=row.total_funding,
-            llm_cost_usd=extra.llm_cost.get(row.llm_id, ZERO),
-            net_return_pct=stats.net_return_pct(
-                row.book.equity, extra.llm_cost.get(row.llm_id, ZERO), row.initial_balance
-            ),
-            parse_failures=extra.parse_failures.get(row.llm_id, 0),
             rejections=extra.rejections.get(row.llm_id, 0),
         )
         for rank, row in enumerate(ranked, start=1)
     )
+
+
+def _figures(row: AccountRow, extras: Extras) -> dict[str, Any]:
+    """The figures the leaderboard and the stats both show of an account."""
+    cost = extras.llm_cost.get(row.llm_id, ZERO)
+    return {
+        "agent_id": row.llm_id,
+        "display_name": row.display_name,
+        "equity": row.book.equity,
+        "return_pct": accounting.return_pct(row.book.equity, row.initial_balance),
+        "realized_pnl": row.realized_pnl,
+        "unrealized_pnl": row.unrealized_pnl,
+        "total_fees": row.total_fees,
+        "total_funding": row.total_funding,
+        "llm_cost_usd": cost,
+        "net_return_pct": stats.net_return_pct(row.book.equity, cost, row.initial_balance),
+        "total_trades": row.total_trades,
+        "win_rate": accounting.win_rate(row.winning_trades, row.losing_trades),
+        "parse_failures": extras.parse_failures.get(row.llm_id, 0),
+    }
 
 
 async def _extras(conn: asyncpg.Connection) -> Extras:
@@ -312,28 +318,15 @@ def agent_stats(
     reasons: Sequence[asyncpg.Record],
     curve: Curve,
 ) -> AgentStats:
-    cost = extras.llm_cost.get(row.llm_id, ZERO)
     wins = closes["wins"] if closes else 0
     losses = closes["losses"] if closes else 0
     return AgentStats(
-        agent_id=row.llm_id,
-        display_name=row.display_name,
-        equity=row.book.equity,
-        return_pct=accounting.return_pct(row.book.equity, row.initial_balance),
-        realized_pnl=row.realized_pnl,
-        unrealized_pnl=row.unrealized_pnl,
-        total_fees=row.total_fees,
-        total_funding=row.total_funding,
-        llm_cost_usd=cost,
-        net_return_pct=stats.net_return_pct(row.book.equity, cost, row.initial_balance),
-        total_trades=row.total_trades,
+        **_figures(row, extras),
         winning_trades=row.winning_trades,
         losing_trades=row.losing_trades,
-        win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
         average_win=closes["won"] / wins if closes and wins else None,
         average_loss=closes["lost"] / losses if closes and losses else None,
         max_drawdown_pct=curve.max_drawdown_pct,
         sharpe_ratio=curve.sharpe_ratio,
-        parse_failures=extras.parse_failures.get(row.llm_id, 0),
         rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.llm_id},
     )

@@ -38,7 +38,7 @@ from services.common.rules import LIMIT_RULES, ActionContext, Prior, judge
 from services.common.settings import TradingLimits
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
-from services.ledger.closing import close_and_announce, liquidate
+from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_cycle
 from services.ledger.outbox import enqueue
 from services.ledger.sql.cycles import CycleRow
@@ -301,14 +301,7 @@ class VerdictApplier:
             run.book = await liquidate(conn, position, run.book, cycle_id=cycle_id, now=run.now)
             exit_reason = accounting.EXIT_LIQUIDATION
         else:
-            closing = accounting.close_position(
-                position.side,
-                position.entry_price,
-                position.quantity,
-                position.margin,
-                price,
-                fee_rate=self._fee_rate,
-            )
+            closing = closing_at(position, price, self._fee_rate)
             run.book = await close_and_announce(
                 conn,
                 position,
