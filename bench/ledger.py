@@ -36,7 +36,7 @@ from services.common.contracts import (
 )
 from services.common.instruments import InstrumentTable
 from services.common.settings import TradingLimits
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.marks import TickProcessor
 from services.ledger.migrate import apply_migrations
 from services.ledger.verdicts import VerdictApplier
@@ -74,7 +74,7 @@ async def _setup(conn: asyncpg.Connection, agents: int) -> None:
         cycle_id="c1", sequence=1, started_at=START, decision_deadline=START + timedelta(hours=1),
         symbols=tuple(SYMBOLS), agents=tuple(f"a{n:03d}" for n in range(agents)),
     )  # fmt: skip
-    await store.insert_cycle(conn, started, started.agents)
+    await sql.cycles.insert_cycle(conn, started, started.agents)
     await conn.executemany(
         "INSERT INTO market_data (symbol, price, mark_price, funding_rate, data_timestamp, "
         "cycle_id) VALUES ($1, $2, $2, 0.0001, $3, 'c1')",
@@ -93,7 +93,7 @@ async def _verdicts(conn: asyncpg.Connection, agents: int) -> list[float]:
         ]  # fmt: skip
         t0 = time.perf_counter()
         async with conn.transaction():
-            await store.claim_message(conn, f"v{n}", "bench")
+            await sql.cycles.claim_message(conn, f"v{n}", "bench")
             await applier.apply(conn, _verdict(f"a{n:03d}", "c1", actions), START)
         samples.append((time.perf_counter() - t0) * 1000)
     return samples
@@ -115,7 +115,7 @@ async def _ticks(conn: asyncpg.Connection, count: int) -> list[float]:
         )  # fmt: skip
         t0 = time.perf_counter()
         async with conn.transaction():
-            await store.claim_message(conn, f"t{n}", "bench")
+            await sql.cycles.claim_message(conn, f"t{n}", "bench")
             await processor.apply(conn, tick, START)
         samples.append((time.perf_counter() - t0) * 1000)
     return samples

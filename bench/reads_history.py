@@ -20,7 +20,7 @@ import asyncpg
 from services.common.contracts import PARSE_ERROR_PREFIX, Decision
 from services.common.lineup import load_lineup
 from services.common.settings import PROJECT_ROOT
-from services.ledger import chain, store
+from services.ledger import chain, sql
 from services.ledger.chain import DecisionContent
 from services.ledger.migrate import apply_migrations
 
@@ -202,7 +202,7 @@ async def build(conn: asyncpg.Connection, days: float, lineup: Path = LINEUP) ->
     cycles = int(days * 24 * 60 / 5)
     end = START + cycles * CYCLE
     async with conn.transaction():
-        await store.upsert_accounts(conn, line_up, INITIAL, START)
+        await sql.accounts.upsert_accounts(conn, line_up, INITIAL, START)
         await conn.execute(
             "INSERT INTO cycles (cycle_id, sequence, started_at, decision_deadline, "
             "expected_agents, status, completed_at, duration_seconds) "

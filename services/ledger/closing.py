@@ -7,16 +7,29 @@ end a position the same way, inside the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 
 from services.common import subjects
 from services.common.contracts import PositionEvent, PositionStatus
-from services.ledger import accounting, store
+from services.ledger import accounting, sql
 from services.ledger.accounting import Book, Closing
 from services.ledger.outbox import enqueue
-from services.ledger.store import PositionRow
+from services.ledger.sql.positions import PositionRow
 from services.ledger.views import position_view
+
+
+def closing_at(position: PositionRow, price: Decimal, fee_rate: Decimal) -> Closing:
+    """How ``position`` closes at ``price``, paying the taker fee ``fee_rate``."""
+    return accounting.close_position(
+        position.side,
+        position.entry_price,
+        position.quantity,
+        position.margin,
+        price,
+        fee_rate=fee_rate,
+    )
 
 
 async def close_and_announce(
@@ -31,8 +44,8 @@ async def close_and_announce(
     now: datetime,
 ) -> Book:
     """Close ``position`` as ``closing`` says; return the owner's book after it."""
-    closed = await store.close_position(conn, position.id, closing, now, status)
-    await store.insert_close_trade(
+    closed = await sql.positions.close_position(conn, position.id, closing, now, status)
+    await sql.trades.insert_close_trade(
         conn, position, closing, exit_reason=exit_reason, cycle_id=cycle_id, now=now
     )
     event_id = f"position:{position.id}:closed"

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.common import subjects
 from services.common.contracts import AgentOutcome, CycleCompleted
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.outbox import enqueue
 
 
@@ -34,10 +34,10 @@ async def complete_cycle(
 
     Runs in the caller's transaction; enqueues ``CycleCompleted`` and returns it.
     """
-    row = await store.cycle(conn, cycle_id, for_update=True)
+    row = await sql.cycles.cycle(conn, cycle_id, for_update=True)
     if row is None or not row.running:
         return None
-    decided = await store.decision_results(conn, cycle_id)
+    decided = await sql.decisions.decision_results(conn, cycle_id)
     everyone_decided = all(agent in decided for agent in row.expected_agents)
     if not everyone_decided and not deadline_passed:
         return None
@@ -51,7 +51,7 @@ async def complete_cycle(
         timed_out=timed_out,
         outcomes=tuple(outcome(a, decided.get(a)) for a in agents),
     )
-    await store.finish_cycle(
+    await sql.cycles.finish_cycle(
         conn, cycle_id, "timed_out" if timed_out else "completed", now, duration
     )
     await enqueue(conn, subjects.CYCLE_COMPLETED, cycle_id, event)

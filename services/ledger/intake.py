@@ -34,7 +34,7 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.lineup import Lineup
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.database import acquire, is_unavailable
 from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
 from services.ledger.verdicts import Applied, VerdictApplier
@@ -91,12 +91,12 @@ class BookIntake:
         effects = Effects()
         try:
             async with acquire(self._pool) as conn, conn.transaction():
-                fresh = await store.claim_messages(
+                fresh = await sql.cycles.claim_messages(
                     conn, [delivery.msg_id for _, delivery in items], self._consumer
                 )
                 # Where to resume after a crash: right after this batch, whatever becomes
                 # of each message in it (applied, a copy, or refused and dead-lettered).
-                await store.advance_consumer(
+                await sql.cycles.advance_consumer(
                     conn, self._consumer, max(d.stream_sequence for _, d in items)
                 )
                 for index, (message, delivery) in enumerate(items):
@@ -148,7 +148,7 @@ class BookIntake:
             await self._snapshot(conn, message, now, effects)
         elif isinstance(message, CycleStarted):
             expected = message.agents or tuple(a.id for a in self._lineup.active)
-            await store.insert_cycle(conn, message, expected)
+            await sql.cycles.insert_cycle(conn, message, expected)
         else:
             raise PermanentError(f"the books take no {type(message).__name__}")
 
@@ -157,10 +157,10 @@ class BookIntake:
         conn: asyncpg.Connection, message: MarketSnapshot, now: datetime, effects: Effects
     ) -> None:
         # A cycle has one snapshot: another copy must not re-mark the books.
-        if await store.snapshot_stored(conn, message.cycle_id):
+        if await sql.cycles.snapshot_stored(conn, message.cycle_id):
             effects.duplicates += 1
             return
-        await store.insert_market_data(conn, message)
+        await sql.cycles.insert_market_data(conn, message)
         marked = await mark_to_market(
             conn,
             {s.symbol: s.mark_price for s in message.symbols},
@@ -168,6 +168,6 @@ class BookIntake:
             at=message.taken_at,
             cycle_id=message.cycle_id,
         )
-        await store.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
+        await sql.equity.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
         effects.snapshot_liquidations += marked.liquidations
         effects.marked = True

@@ -13,7 +13,7 @@ leaves ``current_price`` and ``unrealized_pnl`` at the newer mark.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,11 +28,11 @@ from services.common.contracts import (
     PositionStatus,
     TickPrice,
 )
-from services.ledger import accounting, store
+from services.ledger import accounting, sql
 from services.ledger.accounting import Book
-from services.ledger.closing import close_and_announce, liquidate
+from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
-from services.ledger.store import PositionRow
+from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
 
 FUNDING_HOURS = 8
@@ -80,26 +80,73 @@ async def _lock_holdings(
     are read; that position is left out (it opened after this tick, the next one marks it),
     so every position handled here belongs to a locked account and no book is missed.
     """
-    agents = await store.open_position_holders(conn, symbols)
+    agents = await sql.positions.open_position_holders(conn, symbols)
     if not agents:
         return [], []
-    await store.lock_accounts(conn, agents)
-    return agents, await store.open_positions_on(conn, symbols, agents)
+    await sql.accounts.lock_accounts(conn, agents)
+    return agents, await sql.positions.open_positions_on(conn, symbols, agents)
 
 
 async def _save_marked_books(
     conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
 ) -> None:
-    totals = {
-        r["llm_id"]: r["unrealized"]
-        for r in await conn.fetch(
-            "SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions "
-            "WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id",
-            list(books),
-        )
-    }
+    totals = await sql.positions.open_unrealized(conn, list(books))
     for llm_id, book in books.items():
-        await store.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
+        await sql.accounts.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
+
+
+# A position's exit on this pass, if any: (conn, position, books, fresh) -> fired. It
+# updates ``books`` when it closes the position; ``fresh`` is False when a later mark of
+# the position's symbol is already applied.
+Exit = Callable[[asyncpg.Connection, PositionRow, dict[str, Book], bool], Awaitable[bool]]
+# Before the exits: (conn, positions, books) -> the accounts it changed (funding).
+Before = Callable[[asyncpg.Connection, list[PositionRow], dict[str, Book]], Awaitable[set[str]]]
+
+
+async def reprice(
+    conn: asyncpg.Connection,
+    mark_prices: Mapping[str, Decimal],
+    now: datetime,
+    *,
+    at: datetime,
+    exit: Exit,
+    event_prefix: str,
+    before: Before | None = None,
+) -> tuple[list[str], set[str]]:
+    """Mark every open position on these symbols, after ``before`` and each one's ``exit``.
+
+    The one path of ticks and snapshots: lock the holders and their positions, advance
+    the symbols' marks (``at`` is their market time), run ``before``, then per position its
+    ``exit`` or, when its symbol's mark is fresh, the new mark; save the books and
+    announce each account an exit or ``before`` changed (event ``{event_prefix}:{agent}``).
+    Returns the agents holding positions and the fresh symbols.
+    """
+    if not mark_prices:
+        return [], set()
+    agents, positions = await _lock_holdings(conn, sorted(mark_prices))
+    # After the positions, as a verdict takes them; a stale mark changes no position.
+    fresh = await sql.positions.advance_marks(conn, mark_prices, at)
+    if not agents:
+        return [], fresh
+    held = set(agents)
+    books = {a.llm_id: a.book for a in await sql.accounts.accounts(conn) if a.llm_id in held}
+    changed = set() if before is None else await before(conn, positions, books)
+    marks: list[tuple[UUID, Decimal, Decimal]] = []
+    for p in positions:
+        if await exit(conn, p, books, p.symbol in fresh):
+            changed.add(p.llm_id)
+            continue
+        if p.symbol not in fresh:
+            continue
+        mark = mark_prices[p.symbol]
+        marks.append(
+            (p.id, mark, accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity))
+        )
+    await sql.positions.mark_positions(conn, marks)
+    await _save_marked_books(conn, books, now)
+    for llm_id in sorted(changed):
+        await _announce_account(conn, llm_id, f"{event_prefix}:{llm_id}", now)
+    return agents, fresh
 
 
 async def mark_to_market(
@@ -117,43 +164,33 @@ async def mark_to_market(
     ``at`` is the marks' market time: a symbol already marked later is left alone.
     """
     outcome = MarkOutcome()
-    if not mark_prices:
-        return outcome
-    symbols = sorted(mark_prices)
-    agents, positions = await _lock_holdings(conn, symbols)
-    # After the positions, as a tick takes them; a stale mark changes no position.
-    fresh = await store.advance_marks(conn, mark_prices, at)
-    if not agents:
-        return outcome
-    held = set(agents)
-    books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
-    liquidated: set[str] = set()
-    marks: list[tuple[UUID, Decimal, Decimal]] = []
-    for p in positions:
-        if p.symbol not in fresh:
-            continue
-        mark = mark_prices[p.symbol]
-        if accounting.is_liquidated(p.side, p.liquidation_price, mark):
-            books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
-            liquidated.add(p.llm_id)
-            outcome.liquidations += 1
-            continue
-        marks.append(
-            (p.id, mark, accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity))
-        )
-    await store.mark_positions(conn, marks)
-    await _save_marked_books(conn, books, now)
-    for llm_id in sorted(liquidated):
-        event_id = f"account:mark:{cycle_id or now.isoformat()}:{llm_id}"
-        await _announce_account(conn, llm_id, event_id, now)
-    outcome.agents = agents
+
+    async def liquidated(
+        conn: asyncpg.Connection, p: PositionRow, books: dict[str, Book], fresh: bool
+    ) -> bool:
+        if not fresh or not accounting.is_liquidated(
+            p.side, p.liquidation_price, mark_prices[p.symbol]
+        ):
+            return False
+        books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
+        outcome.liquidations += 1
+        return True
+
+    outcome.agents, _ = await reprice(
+        conn,
+        mark_prices,
+        now,
+        at=at,
+        exit=liquidated,
+        event_prefix=f"account:mark:{cycle_id or now.isoformat()}",
+    )
     return outcome
 
 
 async def _announce_account(
     conn: asyncpg.Connection, llm_id: str, event_id: str, now: datetime
 ) -> None:
-    row = await store.account(conn, llm_id)
+    row = await sql.accounts.account(conn, llm_id)
     if row is None:
         return
     await enqueue(
@@ -173,20 +210,14 @@ class TickProcessor:
     async def apply(self, conn: asyncpg.Connection, tick: MarketTick, now: datetime) -> TickOutcome:
         # The tick's own id, not only the message id: a copy republished under another
         # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
-        if not await store.claim_tick(conn, tick.tick_id, now):
+        if not await sql.cycles.claim_tick(conn, tick.tick_id, now):
             return TickOutcome(duplicate=True)
         outcome = TickOutcome()
         prices = {p.symbol: p for p in tick.prices}
-        symbols = sorted(prices)
-        agents, positions = await _lock_holdings(conn, symbols) if symbols else ([], [])
-        fresh = (
-            await store.advance_marks(conn, {s: p.mark_price for s, p in prices.items()}, tick.at)
-            if symbols
-            else set()
-        )
-        if agents:
-            held = set(agents)
-            books = {a.llm_id: a.book for a in await store.accounts(conn) if a.llm_id in held}
+
+        async def fund(
+            conn: asyncpg.Connection, positions: list[PositionRow], books: dict[str, Book]
+        ) -> set[str]:
             changed: set[str] = set()
             await self._fund(
                 conn,
@@ -198,33 +229,27 @@ class TickProcessor:
                 outcome=outcome,
                 now=now,
             )
-            marks: list[tuple[UUID, Decimal, Decimal]] = []
-            for position in positions:
-                price = prices[position.symbol]
-                # An old bar still happened: its exits fire, once, even when it is stale.
-                if await self._exit(
-                    conn, position=position, price=price, books=books, outcome=outcome, now=now
-                ):
-                    changed.add(position.llm_id)
-                    continue
-                if position.symbol not in fresh:
-                    continue
-                marks.append(
-                    (
-                        position.id,
-                        price.mark_price,
-                        accounting.unrealized_pnl(
-                            position.side, position.entry_price, price.mark_price, position.quantity
-                        ),
-                    )
-                )
-            await store.mark_positions(conn, marks)
-            await _save_marked_books(conn, books, now)
-            for llm_id in sorted(changed):
-                await _announce_account(conn, llm_id, f"account:tick:{tick.tick_id}:{llm_id}", now)
-            outcome.agents = agents
-        outcome.stale_symbols = sorted(set(symbols) - fresh)
-        await store.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
+            return changed
+
+        async def exit(
+            conn: asyncpg.Connection, p: PositionRow, books: dict[str, Book], fresh: bool
+        ) -> bool:
+            # An old bar still happened: its exits fire, once, even when it is stale.
+            return await self._exit(
+                conn, position=p, price=prices[p.symbol], books=books, outcome=outcome, now=now
+            )
+
+        outcome.agents, fresh = await reprice(
+            conn,
+            {s: p.mark_price for s, p in prices.items()},
+            now,
+            at=tick.at,
+            exit=exit,
+            event_prefix=f"account:tick:{tick.tick_id}",
+            before=fund,
+        )
+        outcome.stale_symbols = sorted(set(prices) - fresh)
+        await sql.equity.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
         return outcome
 
     async def _fund(
@@ -243,8 +268,8 @@ class TickProcessor:
         due = [p for p in positions if p.opened_at <= latest]
         if not due:
             return
-        rates = await store.latest_funding_rates(conn, sorted({p.symbol for p in due}))
-        last_paid = await store.last_funding_times(conn, [p.id for p in due])
+        rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
+        last_paid = await sql.trades.last_funding_times(conn, [p.id for p in due])
         for position in due:
             rate = rates.get(position.symbol)
             if rate is None:
@@ -258,7 +283,7 @@ class TickProcessor:
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
                 amount = min(amount, books[position.llm_id].balance)
-                await store.insert_funding(
+                await sql.trades.insert_funding(
                     conn,
                     position,
                     funding_time=when,
@@ -295,14 +320,7 @@ class TickProcessor:
             closing = accounting.liquidation_closing(position.margin, fired.price)
             status = PositionStatus.LIQUIDATED
         else:
-            closing = accounting.close_position(
-                position.side,
-                position.entry_price,
-                position.quantity,
-                position.margin,
-                fired.price,
-                fee_rate=self._fee_rate,
-            )
+            closing = closing_at(position, fired.price, self._fee_rate)
             status = PositionStatus.CLOSED
         books[position.llm_id] = await close_and_announce(
             conn,

@@ -19,6 +19,7 @@ from services.common import channels
 from services.common.bus import Bus
 from services.common.clock import Clock
 from services.common.contracts import Message
+from services.ledger import sql
 from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 
@@ -32,14 +33,7 @@ async def enqueue(conn: asyncpg.Connection, subject: str, event_id: str, message
     name = type(message).__name__
     if name not in _MODELS:
         raise TypeError(f"{name} is not an event model")
-    await conn.execute(
-        "INSERT INTO outbox (event_id, subject, message_type, payload) "
-        "VALUES ($1, $2, $3, $4::jsonb)",
-        event_id,
-        subject,
-        name,
-        message.model_dump_json(),
-    )
+    await sql.outbox.insert(conn, event_id, subject, name, message.model_dump_json())
 
 
 class OutboxRelay:
@@ -87,13 +81,7 @@ class OutboxRelay:
         no later relay pass could publish it, and it must not hold back the rows after it.
         """
         async with acquire(self._pool) as conn, conn.transaction():
-            # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
-            rows = await conn.fetch(
-                "SELECT id, event_id, subject, message_type, payload::text AS payload "
-                "FROM outbox WHERE published_at IS NULL AND failed_at IS NULL "
-                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch,
-            )
+            rows = await sql.outbox.take_pending(conn, self._batch)
             events, sent = [], []
             for row in rows:
                 try:
@@ -106,11 +94,7 @@ class OutboxRelay:
             # In id order, acknowledged together; if any is not, the pass rolls back and
             # the next one sends the lot again (copies dropped by their ids).
             await self._bus.publish_all(events)
-            await conn.execute(
-                "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
-                sent,
-                self._clock.now(),
-            )
+            await sql.outbox.mark_published(conn, sent, self._clock.now())
         return len(rows)
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: str) -> None:
@@ -121,19 +105,12 @@ class OutboxRelay:
             error,
             extra={"outbox_id": row["id"], "subject": row["subject"]},
         )
-        await conn.execute(
-            "UPDATE outbox SET failed_at = $2, error = $3 WHERE id = $1",
-            row["id"],
-            self._clock.now(),
-            error,
-        )
+        await sql.outbox.mark_failed(conn, row["id"], self._clock.now(), error)
         self._metrics.outbox_failed.inc()
 
     async def _update_pending_gauge(self) -> None:
         async with acquire(self._pool) as conn:
-            pending = await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL"
-            )
+            pending = await sql.outbox.pending_count(conn)
         self._metrics.outbox_pending.set(pending)
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from services.common.bus import NotFound
 from services.common.contracts import (
-    PARSE_ERROR_PREFIX,
     Accounts,
     AccountsQuery,
     Action,
@@ -28,6 +27,7 @@ from services.common.contracts import (
     Leaderboard,
     LeaderboardEntry,
     LeaderboardQuery,
+    Page,
     Portfolio,
     PortfolioQuery,
     Positions,
@@ -42,10 +42,10 @@ from services.common.contracts import (
     VerifyQuery,
     VerifyReport,
 )
-from services.ledger import accounting, curve_store, series, stats, store
+from services.ledger import accounting, curve_store, series, sql, stats
 from services.ledger.curve import Curve
 from services.ledger.database import acquire
-from services.ledger.store import AccountRow
+from services.ledger.sql.accounts import AccountRow
 from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
 
@@ -72,45 +72,39 @@ def standings(
     return tuple(
         LeaderboardEntry(
             rank=rank,
-            agent_id=row.llm_id,
-            display_name=row.display_name,
-            equity=row.book.equity,
-            return_pct=accounting.return_pct(row.book.equity, row.initial_balance),
-            realized_pnl=row.realized_pnl,
-            unrealized_pnl=row.unrealized_pnl,
-            total_fees=row.total_fees,
-            total_trades=row.total_trades,
-            win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
+            **_figures(row, extra),
             open_positions=row.open_positions,
-            total_funding=row.total_funding,
-            llm_cost_usd=extra.llm_cost.get(row.llm_id, ZERO),
-            net_return_pct=stats.net_return_pct(
-                row.book.equity, extra.llm_cost.get(row.llm_id, ZERO), row.initial_balance
-            ),
-            parse_failures=extra.parse_failures.get(row.llm_id, 0),
             rejections=extra.rejections.get(row.llm_id, 0),
         )
         for rank, row in enumerate(ranked, start=1)
     )
 
 
+def _figures(row: AccountRow, extras: Extras) -> dict[str, Any]:
+    """The figures the leaderboard and the stats both show of an account."""
+    cost = extras.llm_cost.get(row.llm_id, ZERO)
+    return {
+        "agent_id": row.llm_id,
+        "display_name": row.display_name,
+        "equity": row.book.equity,
+        "return_pct": accounting.return_pct(row.book.equity, row.initial_balance),
+        "realized_pnl": row.realized_pnl,
+        "unrealized_pnl": row.unrealized_pnl,
+        "total_fees": row.total_fees,
+        "total_funding": row.total_funding,
+        "llm_cost_usd": cost,
+        "net_return_pct": stats.net_return_pct(row.book.equity, cost, row.initial_balance),
+        "total_trades": row.total_trades,
+        "win_rate": accounting.win_rate(row.winning_trades, row.losing_trades),
+        "parse_failures": extras.parse_failures.get(row.llm_id, 0),
+    }
+
+
 async def _extras(conn: asyncpg.Connection) -> Extras:
-    cost = await conn.fetch(
-        "SELECT llm_id, sum(estimated_cost) AS v FROM llm_api_calls GROUP BY llm_id"
-    )
-    failures = await conn.fetch(
-        "SELECT llm_id, count(*)::int AS v FROM decisions "
-        "WHERE error IS NOT NULL AND starts_with(error, $1) "
-        "GROUP BY llm_id",
-        PARSE_ERROR_PREFIX,
-    )
-    rejections = await conn.fetch(
-        "SELECT llm_id, count(*)::int AS v FROM rejected_decisions GROUP BY llm_id"
-    )
     return Extras(
-        llm_cost={r["llm_id"]: r["v"] for r in cost},
-        parse_failures={r["llm_id"]: r["v"] for r in failures},
-        rejections={r["llm_id"]: r["v"] for r in rejections},
+        llm_cost=await sql.decisions.llm_costs(conn),
+        parse_failures=await sql.decisions.parse_failures(conn),
+        rejections=await sql.decisions.rejection_counts(conn),
     )
 
 
@@ -172,6 +166,16 @@ def decision_record(record: asyncpg.Record) -> DecisionRecord:
     )
 
 
+# How many rows a list holds, and one page of it (of one agent or all).
+_Count = Callable[[asyncpg.Connection, str | None], Awaitable[int]]
+
+
+class _Read(Protocol):
+    async def __call__(
+        self, conn: asyncpg.Connection, agent_id: str | None, *, limit: int, offset: int
+    ) -> list[asyncpg.Record]: ...
+
+
 class LedgerQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -187,7 +191,7 @@ class LedgerQueries:
             # A plan for the values asked, not a generic one: ``$1 IS NULL OR llm_id = $1``
             # would otherwise read every agent's rows.
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            if agent_id is not None and await store.account(conn, agent_id) is None:
+            if agent_id is not None and await sql.accounts.account(conn, agent_id) is None:
                 raise NotFound(f"no account for agent {agent_id!r}")
             yield conn
 
@@ -195,7 +199,7 @@ class LedgerQueries:
         # Asked for every decision, twice (the agent, then risk): one statement, no
         # transaction around it.
         async with acquire(self._pool) as conn:
-            found = await store.portfolio(conn, query.agent_id)
+            found = await sql.positions.portfolio(conn, query.agent_id)
         if found is None:
             raise NotFound(f"no account for agent {query.agent_id!r}")
         row, positions = found
@@ -205,56 +209,41 @@ class LedgerQueries:
 
     async def accounts(self, _: AccountsQuery) -> Accounts:
         async with acquire(self._pool) as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
         return Accounts(accounts=tuple(account_view(r) for r in rows))
 
     async def leaderboard(self, _: LeaderboardQuery) -> Leaderboard:
         async with self._snapshot() as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
             extras = await _extras(conn)
         return Leaderboard(entries=standings(rows, extras))
 
     async def positions(self, query: PositionsQuery) -> Positions:
-        statuses = {
-            "open": ["OPEN"],
-            "closed": ["CLOSED", "LIQUIDATED"],
-            "all": ["OPEN", "CLOSED", "LIQUIDATED"],
-        }[query.status]
-        where = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
         async with self._snapshot(query.agent_id) as conn:
-            total = await conn.fetchval(
-                f"SELECT count(*) FROM positions WHERE {where}", statuses, query.agent_id
-            )
-            rows = await store.positions_page(
-                conn, where, (statuses, query.agent_id), query.page.limit, query.page.offset
+            rows, total = await sql.positions.positions_page(
+                conn, query.status, query.agent_id, query.page.limit, query.page.offset
             )
         return Positions(positions=tuple(position_view(p) for p in rows), total=total)
 
     async def trades(self, query: TradesQuery) -> Trades:
-        async with self._snapshot(query.agent_id) as conn:
-            total = await store.trade_count(conn, query.agent_id)
-            records = await store.agent_page(
-                conn,
-                "trades",
-                "executed_at DESC, (exit_price IS NULL), id",
-                query.agent_id,
-                limit=query.page.limit,
-                offset=query.page.offset,
-            )
+        records, total = await self._page(
+            query.agent_id, query.page, sql.accounts.trade_count, sql.trades.trades_page
+        )
         return Trades(trades=tuple(_trade(r) for r in records), total=total)
 
     async def decisions(self, query: DecisionsQuery) -> Decisions:
-        async with self._snapshot(query.agent_id) as conn:
-            total = await store.decision_count(conn, query.agent_id)
-            records = await store.agent_page(
-                conn,
-                "decisions",
-                "applied_at DESC, seq DESC NULLS LAST",
-                query.agent_id,
-                limit=query.page.limit,
-                offset=query.page.offset,
-            )
+        records, total = await self._page(
+            query.agent_id, query.page, sql.decisions.decision_count, sql.decisions.decisions_page
+        )
         return Decisions(decisions=tuple(decision_record(r) for r in records), total=total)
+
+    async def _page(
+        self, agent_id: str | None, page: Page, count: _Count, read: _Read
+    ) -> tuple[list[asyncpg.Record], int]:
+        """One page of a list and its length, of one agent or all, in one snapshot."""
+        async with self._snapshot(agent_id) as conn:
+            total = await count(conn, agent_id)
+            return await read(conn, agent_id, limit=page.limit, offset=page.offset), total
 
     async def equity(self, query: EquityQuery) -> bytes:
         """An :class:`EquitySeries` or :class:`EquityColumns` as JSON, written by Postgres.
@@ -267,7 +256,7 @@ class LedgerQueries:
             if query.agent_id is not None:
                 agents = [query.agent_id]
             else:
-                agents = [r.llm_id for r in await store.accounts(conn)]
+                agents = [r.llm_id for r in await sql.accounts.accounts(conn)]
             found = await series.plan(conn, agents, query.since, query.points, query.limit)
             if query.format == "points":
                 return await series.points_json(conn, found)
@@ -297,13 +286,10 @@ class LedgerQueries:
         # The curves' buckets first, so they hold every snapshot written before this call.
         await curve_store.catch_up(self._pool)
         async with self._snapshot() as conn:
-            rows = await store.accounts(conn)
+            rows = await sql.accounts.accounts(conn)
             extras = await _extras(conn)
-            closes = {r["llm_id"]: r for r in await conn.fetch(_CLOSES)}
-            reasons = await conn.fetch(
-                "SELECT llm_id, code, count(*)::int AS n "
-                "FROM rejected_decisions, unnest(reason_codes) AS code GROUP BY llm_id, code"
-            )
+            closes = await sql.trades.closes(conn)
+            reasons = await sql.decisions.rejection_reasons(conn)
             curves = await curve_store.curves(conn, {r.llm_id: r.initial_balance for r in rows})
         return Stats(
             agents=tuple(
@@ -325,17 +311,6 @@ class LedgerQueries:
         )
 
 
-# Closed trades per agent: wins (PnL > 0) and losses (the rest), summed exactly.
-_CLOSES = """
-SELECT llm_id,
-       count(*) FILTER (WHERE realized_pnl > 0)::int AS wins,
-       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl > 0), 0) AS won,
-       count(*) FILTER (WHERE realized_pnl <= 0)::int AS losses,
-       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl <= 0), 0) AS lost
-FROM trades WHERE exit_price IS NOT NULL GROUP BY llm_id
-"""
-
-
 def agent_stats(
     row: AccountRow,
     extras: Extras,
@@ -343,28 +318,15 @@ def agent_stats(
     reasons: Sequence[asyncpg.Record],
     curve: Curve,
 ) -> AgentStats:
-    cost = extras.llm_cost.get(row.llm_id, ZERO)
     wins = closes["wins"] if closes else 0
     losses = closes["losses"] if closes else 0
     return AgentStats(
-        agent_id=row.llm_id,
-        display_name=row.display_name,
-        equity=row.book.equity,
-        return_pct=accounting.return_pct(row.book.equity, row.initial_balance),
-        realized_pnl=row.realized_pnl,
-        unrealized_pnl=row.unrealized_pnl,
-        total_fees=row.total_fees,
-        total_funding=row.total_funding,
-        llm_cost_usd=cost,
-        net_return_pct=stats.net_return_pct(row.book.equity, cost, row.initial_balance),
-        total_trades=row.total_trades,
+        **_figures(row, extras),
         winning_trades=row.winning_trades,
         losing_trades=row.losing_trades,
-        win_rate=accounting.win_rate(row.winning_trades, row.losing_trades),
         average_win=closes["won"] / wins if closes and wins else None,
         average_loss=closes["lost"] / losses if closes and losses else None,
         max_drawdown_pct=curve.max_drawdown_pct,
         sharpe_ratio=curve.sharpe_ratio,
-        parse_failures=extras.parse_failures.get(row.llm_id, 0),
         rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.llm_id},
     )

@@ -45,7 +45,7 @@ import asyncpg
 from services.common.clock import Clock
 from services.common.settings import Settings
 from services.common.streams import StreamLimits
-from services.ledger import curve_store
+from services.ledger import curve_store, sql
 from services.ledger.database import acquire
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.thinning import Snapshot, bucket_start, to_drop
@@ -97,30 +97,6 @@ def _or_none(horizon: timedelta) -> timedelta | None:
     return horizon if horizon > timedelta(0) else None
 
 
-# Each statement deletes one batch; ``$n`` is the batch size, the last argument.
-_PROCESSED = (
-    "DELETE FROM processed_messages WHERE msg_id IN (SELECT msg_id FROM processed_messages "
-    "WHERE processed_at < now() - $1::interval LIMIT $2)"
-)
-_TICKS = (
-    "DELETE FROM applied_ticks WHERE tick_id IN (SELECT tick_id FROM applied_ticks "
-    "WHERE applied_at < $1 LIMIT $2)"
-)
-_OUTBOX = (
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-    "WHERE published_at < $1 ORDER BY published_at LIMIT $2)"
-)
-_MARKET_DATA = """
-DELETE FROM market_data WHERE id IN (
-    SELECT m.id FROM market_data m
-    WHERE m.data_timestamp < $1
-      AND m.stored_at < now() - $2::interval
-      AND m.data_timestamp < (SELECT max(n.data_timestamp) FROM market_data n
-                              WHERE n.symbol = m.symbol)
-    LIMIT $3)
-"""
-
-
 def _deleted(status: str) -> int:
     """Rows a DELETE removed, from its command tag (``DELETE <n>``)."""
     return int(status.rsplit(" ", 1)[-1])
@@ -156,15 +132,19 @@ class Retention:
         p = self._policy
         now = self._clock.now()
         removed = {
-            "processed_messages": await self._drain("processed_messages", _PROCESSED, p.dedup),
-            "applied_ticks": await self._drain("applied_ticks", _TICKS, now - p.dedup),
+            "processed_messages": await self._drain(
+                "processed_messages", sql.cycles.PRUNE_PROCESSED, p.dedup
+            ),
+            "applied_ticks": await self._drain(
+                "applied_ticks", sql.cycles.PRUNE_TICKS, now - p.dedup
+            ),
         }
         if p.outbox is not None:
-            removed["outbox"] = await self._drain("outbox", _OUTBOX, now - p.outbox)
+            removed["outbox"] = await self._drain("outbox", sql.outbox.PRUNE, now - p.outbox)
         market_now = await self._market_now(now)
         if market_now is not None and p.market_data is not None:
             removed["market_data"] = await self._drain(
-                "market_data", _MARKET_DATA, market_now - p.market_data, p.dedup
+                "market_data", sql.cycles.PRUNE_MARKET_DATA, market_now - p.market_data, p.dedup
             )
         if market_now is not None and p.equity_full is not None:
             cutoff = bucket_start(market_now - p.equity_full, p.equity_bucket)
@@ -191,14 +171,14 @@ class Retention:
     async def _market_now(self, now: datetime) -> datetime | None:
         """The newest applied mark, at most ``now``; None before the first mark."""
         async with acquire(self._pool) as conn:
-            latest: datetime | None = await conn.fetchval("SELECT max(marked_at) FROM symbol_marks")
+            latest = await sql.positions.latest_mark(conn)
         return None if latest is None else min(latest, now)
 
     # ------------------------------------------------------------ equity snapshots
 
     async def _thin_equity(self, cutoff: datetime) -> int:
         async with acquire(self._pool) as conn:
-            agents = [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
+            agents = await sql.accounts.agent_ids(conn)
         total = 0
         for agent in sorted(agents):
             total += await self._thin_agent(agent, cutoff)
@@ -208,11 +188,7 @@ class Retention:
         """Thin ``agent``'s buckets from where the last pass stopped up to ``cutoff``."""
         width = self._policy.equity_bucket
         async with acquire(self._pool) as conn:
-            start: datetime | None = await conn.fetchval(
-                "SELECT coalesce((SELECT thinned_until FROM equity_thinning WHERE llm_id = $1), "
-                "(SELECT min(at) FROM equity_snapshots WHERE llm_id = $1))",
-                agent,
-            )
+            start = await sql.equity.thinned_from(conn, agent)
         if start is None:
             return 0
         start = bucket_start(start, width)
@@ -221,17 +197,10 @@ class Retention:
             rows, end = await self._chunk(agent, start, cutoff)
             dropped = to_drop(rows, width)
             async with acquire(self._pool) as conn, conn.transaction():
-                await conn.execute(
-                    "DELETE FROM equity_snapshots WHERE id = ANY($1::bigint[])", dropped
-                )
+                await sql.equity.delete_snapshots(conn, dropped)
                 if dropped:
                     await curve_store.mark_stale(conn, agent, start, end)
-                await conn.execute(
-                    "INSERT INTO equity_thinning (llm_id, thinned_until) VALUES ($1, $2) "
-                    "ON CONFLICT (llm_id) DO UPDATE SET thinned_until = EXCLUDED.thinned_until",
-                    agent,
-                    end,
-                )
+                await sql.equity.save_thinned_until(conn, agent, end)
             self._metrics.retention_removed.labels("equity_snapshots").inc(len(dropped))
             total += len(dropped)
             start = end
@@ -258,12 +227,5 @@ class Retention:
         self, agent: str, start: datetime, end: datetime, limit: int | None
     ) -> list[Snapshot]:
         async with acquire(self._pool) as conn:
-            records = await conn.fetch(
-                "SELECT id, at, source, equity FROM equity_snapshots "
-                "WHERE llm_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4",
-                agent,
-                start,
-                end,
-                limit,
-            )
+            records = await sql.equity.snapshots_between(conn, agent, start, end, limit)
         return [Snapshot(r["id"], r["at"], r["source"], r["equity"]) for r in records]

@@ -6,10 +6,11 @@ cut into ``points`` equal spans, and the last snapshot of each span: one index p
 span, so the work is bounded by ``points``, not by how long the history is. The spans are
 the same for every agent, so their points line up on the chart's time axis.
 
-:func:`equity_json` has Postgres write the whole answer as JSON, byte for byte what the
-contracts' models would write (see migration 0009's ``arena_json_*``), so no Python
-object is built per point: ``points`` (:class:`EquitySeries`) or ``columns``
-(:class:`EquityColumns`, per agent its times and equities as two lists).
+:func:`points_json` and :func:`column_entries` have Postgres write the whole answer as
+JSON, byte for byte what the contracts' models would write (see
+:mod:`services.ledger.sql.equity`), so no Python object is built per point: ``points``
+(:class:`EquitySeries`) or ``columns`` (:class:`EquityColumns`, per agent its times and
+equities as two lists).
 """
 
 from __future__ import annotations
@@ -20,66 +21,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from services.ledger import sql
+
 # Before any snapshot: "no since" without an ``IS NULL OR`` a generic plan cannot index.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # timestamptz's resolution
 
-COLUMNS = "llm_id, at, id, equity, balance, margin_used, unrealized_pnl, total_fees, total_funding"
-
-_SIZES = """
-SELECT a.llm_id,
-       (SELECT count(*) FROM (SELECT 1 FROM equity_snapshots e
-                              WHERE e.llm_id = a.llm_id AND e.at >= $2 LIMIT $3 + 1) s) AS n,
-       (SELECT min(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS lo,
-       (SELECT max(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS hi
-FROM unnest($1::text[]) AS a (llm_id)
-"""
-
-_SERIES = f"""
-SELECT {COLUMNS} FROM equity_snapshots
-WHERE llm_id = ANY($1::text[]) AND at >= $2
-UNION ALL
-SELECT p.* FROM unnest($3::text[]) AS a (llm_id)
-CROSS JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS b (lo, hi)
-CROSS JOIN LATERAL (
-    SELECT {COLUMNS} FROM equity_snapshots e
-    WHERE e.llm_id = a.llm_id AND e.at > b.lo AND e.at <= b.hi AND e.at >= $2
-    ORDER BY e.at DESC, e.id DESC LIMIT 1
-) p
-ORDER BY at DESC, id DESC
-LIMIT $6
-"""
-
-
-_POINT = """'{"schema_version":1,"agent_id":"' || llm_id
-    || '","at":"' || arena_json_time(at)
-    || '","equity":"' || arena_json_decimal(equity)
-    || '","balance":"' || arena_json_decimal(balance)
-    || '","margin_used":"' || arena_json_decimal(margin_used)
-    || '","unrealized_pnl":"' || arena_json_decimal(unrealized_pnl)
-    || '","total_fees":"' || arena_json_decimal(total_fees)
-    || '","total_funding":"' || arena_json_decimal(total_funding) || '"}'"""
-
-_AS_POINTS = f"""
-WITH picked AS ({_SERIES})
-SELECT '{{"schema_version":1,"points":['
-    || coalesce(string_agg({_POINT}, ',' ORDER BY at, id), '') || ']}}'
-FROM picked
-"""
-
-# Each agent's entry of an EquityColumns, by agent id, comma-separated (no envelope).
-_COLUMN_ENTRIES = f"""
-WITH picked AS ({_SERIES}),
-per_agent AS (
-    SELECT llm_id,
-           string_agg('"' || arena_json_time(at) || '"', ',' ORDER BY at, id) AS ats,
-           string_agg('"' || arena_json_decimal(equity) || '"', ',' ORDER BY at, id) AS values
-    FROM picked GROUP BY llm_id
-)
-SELECT coalesce(string_agg('{{"schema_version":1,"agent_id":"' || llm_id || '","at":['
-    || ats || '],"equity":[' || values || ']}}', ',' ORDER BY llm_id COLLATE "C"), '')
-FROM per_agent
-"""
 COLUMNS_OPENING = b'{"schema_version":1,"agents":['
 CLOSING = b"]}"
 
@@ -130,7 +77,7 @@ async def plan(
     limit: int,
 ) -> Plan:
     start = since or BEGINNING
-    sizes = await conn.fetch(_SIZES, list(agent_ids), start, points)
+    sizes = await sql.equity.sizes(conn, agent_ids, start, points)
     whole = tuple(r["llm_id"] for r in sizes if r["n"] <= points)
     thinned = [r for r in sizes if r["n"] > points]
     starts: list[datetime] = []
@@ -152,13 +99,12 @@ async def equity_series(
 ) -> list[asyncpg.Record]:
     """The points of ``agent_ids`` from ``since``, newest first, at most ``limit``."""
     found = await plan(conn, agent_ids, since, points, limit)
-    return list(await conn.fetch(_SERIES, *found.arguments()))
+    return await sql.equity.series(conn, found.arguments())
 
 
 async def points_json(conn: asyncpg.Connection, found: Plan) -> bytes:
     """The points of ``found``, oldest first, as an :class:`EquitySeries`' JSON."""
-    text: str = await conn.fetchval(_AS_POINTS, *found.arguments())
-    return text.encode()
+    return (await sql.equity.points_json(conn, found.arguments())).encode()
 
 
 async def column_entries(
@@ -168,5 +114,4 @@ async def column_entries(
 
     The newest ``limit`` are kept among the agents read together: entries of agents read
     apart join into one answer only when ``found.most`` is within the limit."""
-    text: str = await conn.fetchval(_COLUMN_ENTRIES, *found.arguments(agents))
-    return text.encode()
+    return (await sql.equity.column_entries_json(conn, found.arguments(agents))).encode()

@@ -38,7 +38,7 @@ from services.common.instruments import InstrumentTable, load_instruments
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
 from services.common.settings import TradingLimits
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, is_unavailable
@@ -132,7 +132,7 @@ class LedgerService:
             asyncio.create_task(self._curves.run(), name="ledger-equity-curves"),
         ]
         async with acquire(self._pool) as conn:
-            position = await store.consumer_position(conn, BOOKS.durable)
+            position = await sql.cycles.consumer_position(conn, BOOKS.durable)
         await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
         # A batch per transaction, as the books: a cycle's calls and proposals come together.
         await self._bus.consume_batches(
@@ -206,7 +206,7 @@ class LedgerService:
             fresh.append((message, delivery))
         try:
             async with acquire(self._pool) as conn, conn.transaction():
-                new = await store.claim_messages(conn, [d.msg_id for _, d in fresh], consumer)
+                new = await sql.cycles.claim_messages(conn, [d.msg_id for _, d in fresh], consumer)
                 for message, delivery in fresh:
                     if delivery.msg_id in new:
                         await insert(conn, message)
@@ -254,10 +254,10 @@ class LedgerService:
         return effects.refused
 
     async def _on_llm_calls(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(LLM_CALLS.durable, items, store.insert_llm_call)
+        return await self._record_all(LLM_CALLS.durable, items, sql.decisions.insert_llm_call)
 
     async def _on_proposals(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(PROPOSALS.durable, items, store.insert_proposal)
+        return await self._record_all(PROPOSALS.durable, items, sql.decisions.insert_proposal)
 
     # ------------------------------------------------------------ deadlines
 
@@ -275,7 +275,7 @@ class LedgerService:
         """Time out every running cycle whose deadline plus the settle grace has passed."""
         now = self._clock.now()
         async with acquire(self._pool) as conn:
-            overdue = await store.overdue_cycles(conn, now - self._settle_grace)
+            overdue = await sql.cycles.overdue_cycles(conn, now - self._settle_grace)
         completed = 0
         for cycle_id in overdue:
             async with acquire(self._pool) as conn, conn.transaction():
@@ -302,7 +302,7 @@ class LedgerService:
     async def _refresh_equity(self) -> None:
         try:
             async with acquire(self._pool) as conn:
-                rows = await store.accounts(conn)
+                rows = await sql.accounts.accounts(conn)
         except Exception as exc:
             log.warning("cannot refresh the equity gauge: %r", exc)
             return
@@ -336,7 +336,9 @@ async def build(ctx: ServiceContext) -> LedgerService:
         async with acquire(pool) as conn:
             await apply_migrations(conn)
             async with conn.transaction():
-                await store.upsert_accounts(conn, lineup, settings.initial_balance, ctx.clock.now())
+                await sql.accounts.upsert_accounts(
+                    conn, lineup, settings.initial_balance, ctx.clock.now()
+                )
     except BaseException:
         await pool.close()
         raise

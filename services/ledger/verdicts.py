@@ -36,12 +36,12 @@ from services.common.contracts import (
 from services.common.instruments import InstrumentTable
 from services.common.rules import LIMIT_RULES, ActionContext, Prior, judge
 from services.common.settings import TradingLimits
-from services.ledger import accounting, store
+from services.ledger import accounting, sql
 from services.ledger.accounting import Book
-from services.ledger.closing import close_and_announce, liquidate
+from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_cycle
 from services.ledger.outbox import enqueue
-from services.ledger.store import CycleRow
+from services.ledger.sql.cycles import CycleRow
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
@@ -108,16 +108,16 @@ class VerdictApplier:
         is missing it never will come, and the verdict's trades are refused for it.
         """
         decision = verdict.decision
-        if await store.decision_exists(conn, decision.decision_id):
+        if await sql.decisions.decision_exists(conn, decision.decision_id):
             return Applied(duplicate=True)
-        account = await store.account(conn, decision.agent_id, for_update=True)
+        account = await sql.accounts.account(conn, decision.agent_id, for_update=True)
         if account is None:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
-        cycle = await store.cycle(conn, decision.cycle_id, for_update=True)
+        cycle = await sql.cycles.cycle(conn, decision.cycle_id, for_update=True)
         if cycle is None:
             cycle = CycleRow.unknown(decision.cycle_id)
-        prices = await store.snapshot_prices(conn, decision.cycle_id)
-        positions = await store.open_positions(conn, account.llm_id)
+        prices = await sql.cycles.snapshot_prices(conn, decision.cycle_id)
+        positions = await sql.positions.open_positions(conn, account.llm_id)
         portfolio = Portfolio(
             account=account_view(account), positions=tuple(position_view(p) for p in positions)
         )
@@ -126,10 +126,12 @@ class VerdictApplier:
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
-        await store.save_book(conn, account.llm_id, run.book, now)
-        await store.insert_decision(conn, verdict, run.results, now)
-        await store.snapshot_equity(conn, now, f"decision:{decision.decision_id}", [account.llm_id])
-        updated = await store.account(conn, account.llm_id)
+        await sql.accounts.save_book(conn, account.llm_id, run.book, now)
+        await sql.decisions.insert_decision(conn, verdict, run.results, now)
+        await sql.equity.snapshot_equity(
+            conn, now, f"decision:{decision.decision_id}", [account.llm_id]
+        )
+        updated = await sql.accounts.account(conn, account.llm_id)
         assert updated is not None
         await enqueue(
             conn,
@@ -228,7 +230,7 @@ class VerdictApplier:
         if action.symbol is None or action.margin_usd is None or action.leverage is None:
             raise _Refused(INVALID_ACTION, "an open needs a symbol, margin_usd and leverage")
         price = self._price(run, action.symbol)
-        if await store.open_position_for(conn, agent, action.symbol) is not None:
+        if await sql.positions.open_position_for(conn, agent, action.symbol) is not None:
             raise _Refused(POSITION_OPEN, f"a {action.symbol} position is already open")
         side = PositionSide.LONG if action.action is TradeAction.BUY else PositionSide.SHORT
         instrument = self._instruments[action.symbol]
@@ -251,7 +253,7 @@ class VerdictApplier:
                 f"balance {run.book.balance} does not cover margin {opening.margin} "
                 f"plus fee {opening.fee}",
             )
-        position = await store.insert_position(
+        position = await sql.positions.insert_position(
             conn,
             agent,
             action.symbol,
@@ -261,7 +263,7 @@ class VerdictApplier:
             cycle_id=run.cycle.cycle_id,
             now=run.now,
         )
-        await store.insert_open_trade(conn, position, opening, run.now)
+        await sql.trades.insert_open_trade(conn, position, opening, run.now)
         run.book = run.book.opened(opening)
         event_id = f"position:{position.id}:opened"
         await enqueue(
@@ -286,7 +288,9 @@ class VerdictApplier:
         agent = run.verdict.decision.agent_id
         if action.symbol is None:
             raise _Refused(INVALID_ACTION, "a close needs a symbol")
-        position = await store.open_position_for(conn, agent, action.symbol, for_update=True)
+        position = await sql.positions.open_position_for(
+            conn, agent, action.symbol, for_update=True
+        )
         if position is None:
             raise _Refused(NOTHING_TO_CLOSE, f"no open {action.symbol} position to close")
         price = self._price(run, action.symbol)
@@ -297,14 +301,7 @@ class VerdictApplier:
             run.book = await liquidate(conn, position, run.book, cycle_id=cycle_id, now=run.now)
             exit_reason = accounting.EXIT_LIQUIDATION
         else:
-            closing = accounting.close_position(
-                position.side,
-                position.entry_price,
-                position.quantity,
-                position.margin,
-                price,
-                fee_rate=self._fee_rate,
-            )
+            closing = closing_at(position, price, self._fee_rate)
             run.book = await close_and_announce(
                 conn,
                 position,
@@ -337,7 +334,7 @@ class VerdictApplier:
         decision = run.verdict.decision
         codes = [r["code"] for r in reasons]
         message = "; ".join(r["message"] for r in reasons)
-        await store.insert_rejection(
+        await sql.decisions.insert_rejection(
             conn,
             llm_id=decision.agent_id,
             symbol=action.symbol,

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.ledger import chain, store
-from services.ledger.store import AccountRow
+from services.ledger import chain, sql
+from services.ledger.sql.accounts import AccountRow
 
 
 @dataclass(frozen=True)
@@ -70,42 +70,6 @@ def reconcile(account: AccountRow, recount: Recount) -> list[str]:
     ]
 
 
-_RECOUNT = """
-SELECT a.llm_id,
-       coalesce(t.realized, 0)   AS realized_pnl,
-       coalesce(t.fees, 0)       AS total_fees,
-       coalesce(f.funding, 0)    AS total_funding,
-       coalesce(p.margin, 0)     AS open_margin,
-       coalesce(p.unrealized, 0) AS open_unrealized,
-       coalesce(p.n, 0)          AS open_positions,
-       coalesce(t.n, 0)          AS total_trades,
-       coalesce(t.wins, 0)       AS winning_trades,
-       coalesce(t.losses, 0)     AS losing_trades
-FROM llm_accounts a
-LEFT JOIN (
-    SELECT llm_id, sum(coalesce(realized_pnl, 0)) AS realized, sum(fees) AS fees,
-           count(*)::int AS n,
-           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl > 0))::int AS wins,
-           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl <= 0))::int AS losses
-    FROM trades GROUP BY llm_id
-) t ON t.llm_id = a.llm_id
-LEFT JOIN (
-    SELECT llm_id, sum(amount) AS funding FROM funding_payments GROUP BY llm_id
-) f ON f.llm_id = a.llm_id
-LEFT JOIN (
-    SELECT llm_id, sum(margin) AS margin, sum(unrealized_pnl) AS unrealized, count(*)::int AS n
-    FROM positions WHERE status = 'OPEN' GROUP BY llm_id
-) p ON p.llm_id = a.llm_id
-"""
-
-
-_OVERDRAWN = """
-SELECT t.llm_id, t.position_id, t.realized_pnl, p.margin
-FROM trades t JOIN positions p ON p.id = t.position_id
-WHERE t.exit_price IS NOT NULL AND t.realized_pnl < -p.margin
-"""
-
-
 @dataclass(frozen=True)
 class Findings:
     problems: list[str]
@@ -134,7 +98,7 @@ UNBOOKED_GRACE = timedelta(minutes=10)
 
 
 async def checkpoint(conn: asyncpg.Connection) -> Checkpoint:
-    record = await conn.fetchrow("SELECT seq, hash, proposals_until FROM verify_checkpoint")
+    record = await sql.decisions.checkpoint(conn)
     if record is None:
         return Checkpoint.start()
     return Checkpoint(int(record["seq"]), str(record["hash"]), record["proposals_until"])
@@ -142,24 +106,14 @@ async def checkpoint(conn: asyncpg.Connection) -> Checkpoint:
 
 async def _save(conn: asyncpg.Connection, point: Checkpoint, now: datetime) -> None:
     """Move the checkpoint forward to ``point`` (never back: two checks may race)."""
-    await conn.execute(
-        "INSERT INTO verify_checkpoint (id, seq, hash, proposals_until, verified_at) "
-        "VALUES (true, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, "
-        "hash = EXCLUDED.hash, proposals_until = EXCLUDED.proposals_until, "
-        "verified_at = EXCLUDED.verified_at WHERE verify_checkpoint.seq <= EXCLUDED.seq",
-        point.seq,
-        point.hash,
-        point.proposals_until,
-        now,
-    )
+    await sql.decisions.save_checkpoint(conn, point.seq, point.hash, point.proposals_until, now)
 
 
 async def _still_there(conn: asyncpg.Connection, point: Checkpoint) -> list[str]:
     """The checkpoint's own row still carries the hash the next rows link to."""
     if point.seq == 0:
         return []
-    stored = await conn.fetchval("SELECT hash FROM decisions WHERE seq = $1", point.seq)
-    if stored == point.hash:
+    if await sql.decisions.stored_hash(conn, point.seq) == point.hash:
         return []
     return [
         f"the decision at chain position {point.seq}, where the last clean check stopped, "
@@ -176,17 +130,17 @@ async def examine(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         now = await conn.fetchval("SELECT now()")
         start = Checkpoint.start() if full else await checkpoint(conn)
-        unbooked = await store.unbooked_proposals(
+        unbooked = await sql.decisions.unbooked_proposals(
             conn, now - unbooked_grace, None if full else start.proposals_until
         )
-        accounts = {a.llm_id: a for a in await store.accounts(conn)}
+        accounts = {a.llm_id: a for a in await sql.accounts.accounts(conn)}
         recounts = {
             r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
-            for r in await conn.fetch(_RECOUNT)
+            for r in await sql.accounts.recounts(conn)
         }
-        overdrawn = await conn.fetch(_OVERDRAWN)
-        rows = await store.chain_rows(conn, start.seq)
-        head = await store.chain_head(conn)
+        overdrawn = await sql.trades.overdrawn(conn)
+        rows = await sql.decisions.chain_rows(conn, start.seq)
+        head = await sql.decisions.chain_head(conn)
         problems = await _still_there(conn, start)
     for llm_id, account in sorted(accounts.items()):
         problems += reconcile(account, recounts[llm_id])

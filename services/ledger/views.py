@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.common.contracts import AccountView, PositionView
-from services.ledger.store import AccountRow, PositionRow
+from services.ledger.sql.accounts import AccountRow
+from services.ledger.sql.positions import PositionRow
 
 
 def account_view(row: AccountRow) -> AccountView:

@@ -39,7 +39,7 @@ from services.common.contracts import (
 from services.common.instruments import load_instruments
 from services.common.lineup import load_lineup
 from services.common.settings import Settings
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.database import create_pool
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
@@ -340,7 +340,7 @@ async def _run(settings_: Settings, nats_url: str, steps: list[Cycle | Tick]) ->
     db = await asyncpg.connect(settings_.database_url)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            await store.upsert_accounts(
+            await sql.accounts.upsert_accounts(
                 conn, load_lineup(settings_.agents_file), settings_.initial_balance, clock.now()
             )
         service = LedgerService(

@@ -23,7 +23,7 @@ from services.common.clock import ManualClock
 from services.common.contracts import LlmCall
 from services.common.lineup import load_lineup
 from services.common.settings import Settings
-from services.ledger import store
+from services.ledger import sql
 from services.ledger.database import create_pool
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
@@ -58,7 +58,7 @@ async def books(make_settings: Callable[..., Settings], database_url: str) -> As
     db = await asyncpg.connect(database_url)
     await apply_migrations(db)
     async with db.transaction():
-        await store.upsert_accounts(db, load_lineup(LINEUP), Decimal(100), T)
+        await sql.accounts.upsert_accounts(db, load_lineup(LINEUP), Decimal(100), T)
     pool = await create_pool(settings)
     try:
         registry = CollectorRegistry()

@@ -1,0 +1,179 @@
+"""``llm_accounts``: one row per agent, its book and counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+from asyncpg import Connection
+
+from services.common.lineup import Lineup
+from services.ledger.accounting import Book
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    llm_id: str
+    provider: str
+    model_name: str
+    display_name: str
+    balance: Decimal
+    margin_used: Decimal
+    total_pnl: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    total_fees: Decimal
+    total_trades: int
+    winning_trades: int
+    losing_trades: int
+    open_positions: int
+    is_active: bool
+    initial_balance: Decimal
+    total_funding: Decimal
+
+    @property
+    def book(self) -> Book:
+        return Book(
+            balance=self.balance,
+            margin_used=self.margin_used,
+            realized_pnl=self.realized_pnl,
+            unrealized_pnl=self.unrealized_pnl,
+            total_fees=self.total_fees,
+            total_funding=self.total_funding,
+            total_trades=self.total_trades,
+            winning_trades=self.winning_trades,
+            losing_trades=self.losing_trades,
+            open_positions=self.open_positions,
+        )
+
+
+COLUMNS = ", ".join(AccountRow.__dataclass_fields__)
+
+
+def _account(record: asyncpg.Record) -> AccountRow:
+    return AccountRow(**dict(record))
+
+
+async def upsert_accounts(
+    conn: Connection, lineup: Lineup, initial_balance: Decimal, now: datetime
+) -> None:
+    """One row per agent; the balance is set for new rows only, so a restart resets nothing."""
+    for agent in lineup.agents:
+        await conn.execute(
+            "INSERT INTO llm_accounts (llm_id, provider, model_name, display_name, balance, "
+            "initial_balance, is_active, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7) "
+            "ON CONFLICT (llm_id) DO UPDATE SET provider = EXCLUDED.provider, "
+            "model_name = EXCLUDED.model_name, display_name = EXCLUDED.display_name, "
+            "is_active = EXCLUDED.is_active, updated_at = EXCLUDED.updated_at",
+            agent.id,
+            agent.provider,
+            agent.model,
+            agent.display_name,
+            initial_balance,
+            agent.enabled,
+            now,
+        )
+    # Agents dropped from the line-up keep their history but stop racing.
+    await conn.execute(
+        "UPDATE llm_accounts SET is_active = false, updated_at = $2 "
+        "WHERE is_active AND NOT (llm_id = ANY($1::text[]))",
+        [a.id for a in lineup.agents],
+        now,
+    )
+
+
+async def account(conn: Connection, llm_id: str, *, for_update: bool = False) -> AccountRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    record = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id = $1{lock}", llm_id
+    )
+    return None if record is None else _account(record)
+
+
+async def accounts(conn: Connection) -> list[AccountRow]:
+    records = await conn.fetch(f"SELECT {COLUMNS} FROM llm_accounts ORDER BY llm_id")
+    return [_account(r) for r in records]
+
+
+async def agent_ids(conn: Connection) -> list[str]:
+    """Every account's agent id."""
+    return [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
+
+
+async def lock_accounts(conn: Connection, llm_ids: Iterable[str]) -> None:
+    """Lock accounts in one fixed order, so concurrent transactions cannot deadlock."""
+    await conn.execute(
+        "SELECT 1 FROM llm_accounts WHERE llm_id = ANY($1::text[]) ORDER BY llm_id FOR UPDATE",
+        sorted(set(llm_ids)),
+    )
+
+
+async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
+        "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
+        "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
+        "total_funding = $13 WHERE llm_id = $1",
+        llm_id,
+        book.balance,
+        book.margin_used,
+        book.total_pnl,
+        book.realized_pnl,
+        book.unrealized_pnl,
+        book.total_fees,
+        book.total_trades,
+        book.winning_trades,
+        book.losing_trades,
+        book.open_positions,
+        now,
+        book.total_funding,
+    )
+
+
+async def trade_count(conn: Connection, agent_id: str | None) -> int:
+    """Trades of one agent or all, from the accounts' counters (``verify`` checks that each
+    equals its rows), so a page's total costs no count over the table."""
+    total = await conn.fetchval(
+        "SELECT coalesce(sum(total_trades), 0) FROM llm_accounts "
+        "WHERE llm_id = $1 OR $1::text IS NULL",
+        agent_id,
+    )
+    return int(total)
+
+
+_RECOUNT = """
+SELECT a.llm_id,
+       coalesce(t.realized, 0)   AS realized_pnl,
+       coalesce(t.fees, 0)       AS total_fees,
+       coalesce(f.funding, 0)    AS total_funding,
+       coalesce(p.margin, 0)     AS open_margin,
+       coalesce(p.unrealized, 0) AS open_unrealized,
+       coalesce(p.n, 0)          AS open_positions,
+       coalesce(t.n, 0)          AS total_trades,
+       coalesce(t.wins, 0)       AS winning_trades,
+       coalesce(t.losses, 0)     AS losing_trades
+FROM llm_accounts a
+LEFT JOIN (
+    SELECT llm_id, sum(coalesce(realized_pnl, 0)) AS realized, sum(fees) AS fees,
+           count(*)::int AS n,
+           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl > 0))::int AS wins,
+           (count(*) FILTER (WHERE exit_price IS NOT NULL AND realized_pnl <= 0))::int AS losses
+    FROM trades GROUP BY llm_id
+) t ON t.llm_id = a.llm_id
+LEFT JOIN (
+    SELECT llm_id, sum(amount) AS funding FROM funding_payments GROUP BY llm_id
+) f ON f.llm_id = a.llm_id
+LEFT JOIN (
+    SELECT llm_id, sum(margin) AS margin, sum(unrealized_pnl) AS unrealized, count(*)::int AS n
+    FROM positions WHERE status = 'OPEN' GROUP BY llm_id
+) p ON p.llm_id = a.llm_id
+"""
+
+
+async def recounts(conn: Connection) -> list[asyncpg.Record]:
+    """Per account, what its trades, funding and open positions say its book should hold."""
+    return list(await conn.fetch(_RECOUNT))

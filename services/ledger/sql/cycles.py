@@ -1,0 +1,214 @@
+"""``cycles`` and their ``market_data``, and what makes each delivery apply once:
+``processed_messages``, ``consumer_positions``, ``applied_ticks``.
+
+The ``PRUNE_*`` statements each delete one batch; ``$n``, the last, is the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from asyncpg import Connection
+
+from services.common.contracts import CycleStarted, MarketSnapshot
+
+# ---------------------------------------------------------------- messages and ticks
+
+
+async def claim_message(conn: Connection, msg_id: str, consumer: str) -> bool:
+    """Record that ``msg_id`` is being applied; False when it already was."""
+    return bool(await claim_messages(conn, [msg_id], consumer))
+
+
+async def claim_messages(conn: Connection, msg_ids: Sequence[str], consumer: str) -> set[str]:
+    """Record that ``msg_ids`` are being applied; returns those not seen before."""
+    records = await conn.fetch(
+        "INSERT INTO processed_messages (msg_id, consumer) "
+        "SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING RETURNING msg_id",
+        list(msg_ids),
+        consumer,
+    )
+    return {r["msg_id"] for r in records}
+
+
+async def consumer_position(conn: Connection, durable: str) -> int | None:
+    """The last stream sequence ``durable`` applied, if it applied any."""
+    value = await conn.fetchval(
+        "SELECT stream_sequence FROM consumer_positions WHERE durable = $1", durable
+    )
+    return None if value is None else int(value)
+
+
+async def advance_consumer(conn: Connection, durable: str, stream_sequence: int) -> None:
+    await conn.execute(
+        "INSERT INTO consumer_positions (durable, stream_sequence) VALUES ($1, $2) "
+        "ON CONFLICT (durable) DO UPDATE SET stream_sequence = "
+        "GREATEST(consumer_positions.stream_sequence, EXCLUDED.stream_sequence), "
+        "updated_at = now()",
+        durable,
+        stream_sequence,
+    )
+
+
+async def claim_tick(conn: Connection, tick_id: str, now: datetime) -> bool:
+    """Record that tick ``tick_id`` is being applied; False when it already was."""
+    claimed = await conn.fetchval(
+        "INSERT INTO applied_ticks (tick_id, applied_at) VALUES ($1, $2) "
+        "ON CONFLICT DO NOTHING RETURNING tick_id",
+        tick_id,
+        now,
+    )
+    return claimed is not None
+
+
+PRUNE_PROCESSED = (
+    "DELETE FROM processed_messages WHERE msg_id IN (SELECT msg_id FROM processed_messages "
+    "WHERE processed_at < now() - $1::interval LIMIT $2)"
+)
+PRUNE_TICKS = (
+    "DELETE FROM applied_ticks WHERE tick_id IN (SELECT tick_id FROM applied_ticks "
+    "WHERE applied_at < $1 LIMIT $2)"
+)
+
+
+# ---------------------------------------------------------------- cycles
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    cycle_id: str
+    sequence: int
+    started_at: datetime
+    decision_deadline: datetime
+    expected_agents: tuple[str, ...]
+    status: str
+
+    # The status of a cycle the market never announced (no row): nothing trades in it.
+    UNKNOWN = "unknown"
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @classmethod
+    def unknown(cls, cycle_id: str) -> CycleRow:
+        never = datetime.min.replace(tzinfo=UTC)
+        return cls(cycle_id, 0, never, never, (), cls.UNKNOWN)
+
+
+async def insert_cycle(
+    conn: Connection, started: CycleStarted, expected_agents: Sequence[str]
+) -> None:
+    await conn.execute(
+        "INSERT INTO cycles (cycle_id, sequence, started_at, decision_deadline, expected_agents) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cycle_id) DO NOTHING",
+        started.cycle_id,
+        started.sequence,
+        started.started_at,
+        started.decision_deadline,
+        list(expected_agents),
+    )
+
+
+async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) -> CycleRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    record = await conn.fetchrow(
+        "SELECT cycle_id, sequence, started_at, decision_deadline, expected_agents, status "
+        f"FROM cycles WHERE cycle_id = $1{lock}",
+        cycle_id,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    values["expected_agents"] = tuple(values["expected_agents"])
+    return CycleRow(**values)
+
+
+async def finish_cycle(
+    conn: Connection, cycle_id: str, status: str, now: datetime, duration_seconds: float
+) -> None:
+    await conn.execute(
+        "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
+        "WHERE cycle_id = $1",
+        cycle_id,
+        status,
+        now,
+        duration_seconds,
+    )
+
+
+async def overdue_cycles(conn: Connection, deadline_before: datetime) -> list[str]:
+    records = await conn.fetch(
+        "SELECT cycle_id FROM cycles WHERE status = 'running' AND decision_deadline < $1 "
+        "ORDER BY decision_deadline",
+        deadline_before,
+    )
+    return [r["cycle_id"] for r in records]
+
+
+# ---------------------------------------------------------------- market data
+
+
+async def insert_market_data(conn: Connection, snapshot: MarketSnapshot) -> None:
+    await conn.executemany(
+        "INSERT INTO market_data (symbol, price, mark_price, volume_24h, price_change_24h, "
+        "high_24h, low_24h, funding_rate, data_timestamp, cycle_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (cycle_id, symbol) DO NOTHING",
+        [
+            (
+                s.symbol,
+                s.last_price,
+                s.mark_price,
+                s.volume_24h,
+                s.price_change_pct_24h,
+                s.high_24h,
+                s.low_24h,
+                s.funding_rate,
+                snapshot.taken_at,
+                snapshot.cycle_id,
+            )
+            for s in snapshot.symbols
+        ],
+    )
+
+
+async def snapshot_stored(conn: Connection, cycle_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $1)", cycle_id
+        )
+    )
+
+
+async def snapshot_prices(conn: Connection, cycle_id: str) -> dict[str, Decimal]:
+    """Last price per symbol of a cycle's snapshot; empty until the snapshot is stored."""
+    records = await conn.fetch(
+        "SELECT symbol, price FROM market_data WHERE cycle_id = $1", cycle_id
+    )
+    return {r["symbol"]: r["price"] for r in records}
+
+
+async def latest_funding_rates(conn: Connection, symbols: Sequence[str]) -> dict[str, Decimal]:
+    """The funding rate of each symbol's most recent snapshot row."""
+    records = await conn.fetch(
+        "SELECT DISTINCT ON (symbol) symbol, funding_rate FROM market_data "
+        "WHERE symbol = ANY($1::text[]) AND funding_rate IS NOT NULL "
+        "ORDER BY symbol, data_timestamp DESC",
+        list(symbols),
+    )
+    return {r["symbol"]: r["funding_rate"] for r in records}
+
+
+PRUNE_MARKET_DATA = """
+DELETE FROM market_data WHERE id IN (
+    SELECT m.id FROM market_data m
+    WHERE m.data_timestamp < $1
+      AND m.stored_at < now() - $2::interval
+      AND m.data_timestamp < (SELECT max(n.data_timestamp) FROM market_data n
+                              WHERE n.symbol = m.symbol)
+    LIMIT $3)
+"""

@@ -1,0 +1,303 @@
+"""``decisions`` and their hash chain, ``proposals``, ``rejected_decisions``,
+``llm_api_calls`` and ``verify_checkpoint`` (how far the chain was last checked)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from asyncpg import Connection
+
+from services.common.contracts import PARSE_ERROR_PREFIX, Decision, LlmCall, Verdict
+from services.ledger import chain
+from services.ledger.chain import ChainLink, DecisionContent
+from services.ledger.sql.paging import agent_page
+
+# ---------------------------------------------------------------- proposals
+
+
+async def insert_proposal(conn: Connection, decision: Decision) -> None:
+    await conn.execute(
+        "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (decision_id) DO NOTHING",
+        decision.decision_id,
+        decision.cycle_id,
+        decision.agent_id,
+        decision.decided_at,
+    )
+
+
+async def unbooked_proposals(
+    conn: Connection, recorded_before: datetime, recorded_from: datetime | None = None
+) -> list[asyncpg.Record]:
+    """Proposals recorded in [``recorded_from``, ``recorded_before``) that have no decision
+    in the books."""
+    return list(
+        await conn.fetch(
+            "SELECT p.decision_id, p.llm_id, p.recorded_at FROM proposals p "
+            "WHERE p.recorded_at < $1 AND p.recorded_at >= $2 AND NOT EXISTS "
+            "(SELECT 1 FROM decisions d WHERE d.decision_id = p.decision_id) "
+            "ORDER BY p.recorded_at",
+            recorded_before,
+            recorded_from or datetime.min.replace(tzinfo=UTC),
+        )
+    )
+
+
+async def decision_exists(conn: Connection, decision_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM decisions WHERE decision_id = $1", decision_id))
+
+
+async def insert_decision(
+    conn: Connection, verdict: Verdict, results: Sequence[dict[str, Any]], now: datetime
+) -> ChainLink:
+    """Store the decision and append it to the hash chain (locks the chain's head)."""
+    decision = verdict.decision
+    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+    row = DecisionContent(
+        decision_id=decision.decision_id,
+        cycle_id=decision.cycle_id,
+        llm_id=decision.agent_id,
+        decision=decision.model_dump(mode="json"),
+        results=[dict(r) for r in results],
+        applied_at=now,
+        columns=chain.columns(
+            actions=[a.model_dump(mode="json") for a in decision.actions],
+            reasoning=decision.reasoning,
+            model=decision.model,
+            prompt_sha256=decision.prompt_sha256,
+            error=decision.error,
+            decided_at=decision.decided_at,
+        ),
+    )
+    link = chain.link(head["seq"] + 1, head["hash"], row)
+    await conn.execute(
+        "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
+        "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, "
+        "$14, $15)",
+        decision.decision_id,
+        decision.cycle_id,
+        decision.agent_id,
+        json.dumps(row.columns["actions"]),
+        decision.reasoning,
+        decision.model,
+        decision.prompt_sha256,
+        decision.error,
+        decision.decided_at,
+        json.dumps(list(results)),
+        now,
+        link.seq,
+        json.dumps(row.decision),
+        link.prev_hash,
+        link.hash,
+    )
+    await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", link.seq, link.hash)
+    return link
+
+
+async def chain_rows(
+    conn: Connection, after_seq: int = 0
+) -> list[tuple[int | None, str | None, str | None, DecisionContent]]:
+    """The decisions after chain position ``after_seq`` (and any outside the chain), in
+    chain order: (seq, prev_hash, hash, content)."""
+    records = await conn.fetch(
+        "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
+        "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at "
+        "FROM decisions WHERE seq IS NULL OR seq > $1 "
+        "ORDER BY seq NULLS FIRST, applied_at, decision_id",
+        after_seq,
+    )
+    return [
+        (
+            r["seq"],
+            r["prev_hash"],
+            r["hash"],
+            DecisionContent(
+                decision_id=r["decision_id"],
+                cycle_id=r["cycle_id"],
+                llm_id=r["llm_id"],
+                decision=json.loads(r["decision"]) if r["decision"] is not None else None,
+                results=json.loads(r["results"]),
+                applied_at=r["applied_at"],
+                columns=chain.columns(
+                    actions=json.loads(r["actions"]),
+                    reasoning=r["reasoning"],
+                    model=r["model"],
+                    prompt_sha256=r["prompt_sha256"],
+                    error=r["error"],
+                    decided_at=r["decided_at"],
+                ),
+            ),
+        )
+        for r in records
+    ]
+
+
+async def chain_head(conn: Connection) -> tuple[int, str]:
+    record = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head")
+    return int(record["seq"]), str(record["hash"])
+
+
+async def decision_results(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
+    records = await conn.fetch(
+        "SELECT llm_id, results FROM decisions WHERE cycle_id = $1", cycle_id
+    )
+    return {r["llm_id"]: json.loads(r["results"]) for r in records}
+
+
+async def decisions_page(
+    conn: Connection, agent_id: str | None, *, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """One page of decisions (all agents, or one), newest first."""
+    order = "applied_at DESC, seq DESC NULLS LAST"
+    return await agent_page(conn, "decisions", order, agent_id, limit=limit, offset=offset)
+
+
+async def decision_count(conn: asyncpg.Connection, agent_id: str | None) -> int:
+    """Decisions of one agent (counted on its index) or all: the chain's length (every
+    decision is appended to it; ``verify`` checks the rows against its head) and any
+    stored before the chain."""
+    if agent_id is not None:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM decisions WHERE llm_id = $1", agent_id)
+        )
+    total = await conn.fetchval(
+        "SELECT (SELECT seq FROM decision_chain_head) "
+        "+ (SELECT count(*) FROM decisions WHERE seq IS NULL)"
+    )
+    return int(total)
+
+
+async def parse_failures(conn: Connection) -> dict[str, int]:
+    """Per agent, its decisions whose answer could not be parsed."""
+    records = await conn.fetch(
+        "SELECT llm_id, count(*)::int AS v FROM decisions "
+        "WHERE error IS NOT NULL AND starts_with(error, $1) "
+        "GROUP BY llm_id",
+        PARSE_ERROR_PREFIX,
+    )
+    return {r["llm_id"]: r["v"] for r in records}
+
+
+async def stored_hash(conn: Connection, seq: int) -> str | None:
+    """The hash of the decision at chain position ``seq``, None when there is none."""
+    stored: str | None = await conn.fetchval("SELECT hash FROM decisions WHERE seq = $1", seq)
+    return stored
+
+
+# ---------------------------------------------------------------- verify's checkpoint
+
+
+async def checkpoint(conn: Connection) -> asyncpg.Record | None:
+    """The last clean check (seq, hash, proposals_until), None before the first."""
+    record: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT seq, hash, proposals_until FROM verify_checkpoint"
+    )
+    return record
+
+
+async def save_checkpoint(
+    conn: Connection, seq: int, hash: str, proposals_until: datetime, now: datetime
+) -> None:
+    """Move the checkpoint forward (never back: two checks may race)."""
+    await conn.execute(
+        "INSERT INTO verify_checkpoint (id, seq, hash, proposals_until, verified_at) "
+        "VALUES (true, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, "
+        "hash = EXCLUDED.hash, proposals_until = EXCLUDED.proposals_until, "
+        "verified_at = EXCLUDED.verified_at WHERE verify_checkpoint.seq <= EXCLUDED.seq",
+        seq,
+        hash,
+        proposals_until,
+        now,
+    )
+
+
+# ---------------------------------------------------------------- rejections and calls
+
+
+async def insert_rejection(
+    conn: Connection,
+    *,
+    llm_id: str,
+    symbol: str | None,
+    decision: str,
+    reasoning: str,
+    rejection_reason: str,
+    confidence: float | None,
+    decision_id: str,
+    cycle_id: str,
+    reason_codes: Sequence[str],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO rejected_decisions (llm_id, symbol, decision, reasoning, rejection_reason, "
+        "confidence, created_at, decision_id, cycle_id, reason_codes) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        llm_id,
+        symbol,
+        decision,
+        reasoning,
+        rejection_reason,
+        None if confidence is None else Decimal(str(confidence)),
+        now,
+        decision_id,
+        cycle_id,
+        list(reason_codes),
+    )
+
+
+_LLM_CALL = """
+INSERT INTO llm_api_calls (llm_id, provider, model, response_time_ms, prompt_tokens,
+    completion_tokens, estimated_cost, success, called_at, call_id, cycle_id, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (call_id) DO NOTHING
+"""
+
+
+async def insert_llm_call(conn: Connection, call: LlmCall) -> None:
+    await conn.execute(
+        _LLM_CALL,
+        call.agent_id,
+        call.provider,
+        call.model,
+        call.response_time_ms,
+        call.prompt_tokens,
+        call.completion_tokens,
+        call.estimated_cost,
+        call.success,
+        call.called_at,
+        call.call_id,
+        call.cycle_id,
+        call.error,
+    )
+
+
+async def llm_costs(conn: Connection) -> dict[str, Decimal]:
+    """Per agent, the estimated cost of its model calls."""
+    records = await conn.fetch(
+        "SELECT llm_id, sum(estimated_cost) AS v FROM llm_api_calls GROUP BY llm_id"
+    )
+    return {r["llm_id"]: r["v"] for r in records}
+
+
+async def rejection_counts(conn: Connection) -> dict[str, int]:
+    """Per agent, its rejected decisions."""
+    records = await conn.fetch(
+        "SELECT llm_id, count(*)::int AS v FROM rejected_decisions GROUP BY llm_id"
+    )
+    return {r["llm_id"]: r["v"] for r in records}
+
+
+async def rejection_reasons(conn: Connection) -> list[asyncpg.Record]:
+    """(llm_id, code, n): how often each agent was rejected for each reason."""
+    return list(
+        await conn.fetch(
+            "SELECT llm_id, code, count(*)::int AS n "
+            "FROM rejected_decisions, unnest(reason_codes) AS code GROUP BY llm_id, code"
+        )
+    )

@@ -1,0 +1,188 @@
+"""``equity_snapshots`` (each agent's equity after every tick) and ``equity_thinning``
+(how far retention thinned each agent's).
+
+The series statements draw a chart's points (see :mod:`services.ledger.series`); their
+arguments are a plan's: (whole agents, start, thinned agents, span starts, span ends,
+limit). The JSON ones have Postgres write the answer, byte for byte what the contracts'
+models would write (see migration 0009's ``arena_json_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+from asyncpg import Connection
+
+
+async def snapshot_equity(
+    conn: Connection, at: datetime, source: str, llm_ids: Sequence[str] | None = None
+) -> None:
+    """One equity_snapshots row per account (or per ``llm_ids``) from its current book."""
+    await conn.execute(
+        "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
+        "unrealized_pnl, total_fees, total_funding) "
+        "SELECT llm_id, $1, $2, balance + margin_used + unrealized_pnl, balance, margin_used, "
+        "unrealized_pnl, total_fees, total_funding FROM llm_accounts "
+        "WHERE $3::text[] IS NULL OR llm_id = ANY($3::text[])",
+        at,
+        source,
+        None if llm_ids is None else list(llm_ids),
+    )
+
+
+# ---------------------------------------------------------------- series
+
+COLUMNS = "llm_id, at, id, equity, balance, margin_used, unrealized_pnl, total_fees, total_funding"
+
+_SIZES = """
+SELECT a.llm_id,
+       (SELECT count(*) FROM (SELECT 1 FROM equity_snapshots e
+                              WHERE e.llm_id = a.llm_id AND e.at >= $2 LIMIT $3 + 1) s) AS n,
+       (SELECT min(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS lo,
+       (SELECT max(e.at) FROM equity_snapshots e WHERE e.llm_id = a.llm_id AND e.at >= $2) AS hi
+FROM unnest($1::text[]) AS a (llm_id)
+"""
+
+_SERIES = f"""
+SELECT {COLUMNS} FROM equity_snapshots
+WHERE llm_id = ANY($1::text[]) AND at >= $2
+UNION ALL
+SELECT p.* FROM unnest($3::text[]) AS a (llm_id)
+CROSS JOIN unnest($4::timestamptz[], $5::timestamptz[]) AS b (lo, hi)
+CROSS JOIN LATERAL (
+    SELECT {COLUMNS} FROM equity_snapshots e
+    WHERE e.llm_id = a.llm_id AND e.at > b.lo AND e.at <= b.hi AND e.at >= $2
+    ORDER BY e.at DESC, e.id DESC LIMIT 1
+) p
+ORDER BY at DESC, id DESC
+LIMIT $6
+"""
+
+
+_POINT = """'{"schema_version":1,"agent_id":"' || llm_id
+    || '","at":"' || arena_json_time(at)
+    || '","equity":"' || arena_json_decimal(equity)
+    || '","balance":"' || arena_json_decimal(balance)
+    || '","margin_used":"' || arena_json_decimal(margin_used)
+    || '","unrealized_pnl":"' || arena_json_decimal(unrealized_pnl)
+    || '","total_fees":"' || arena_json_decimal(total_fees)
+    || '","total_funding":"' || arena_json_decimal(total_funding) || '"}'"""
+
+_AS_POINTS = f"""
+WITH picked AS ({_SERIES})
+SELECT '{{"schema_version":1,"points":['
+    || coalesce(string_agg({_POINT}, ',' ORDER BY at, id), '') || ']}}'
+FROM picked
+"""
+
+# Each agent's entry of an EquityColumns, by agent id, comma-separated (no envelope).
+_COLUMN_ENTRIES = f"""
+WITH picked AS ({_SERIES}),
+per_agent AS (
+    SELECT llm_id,
+           string_agg('"' || arena_json_time(at) || '"', ',' ORDER BY at, id) AS ats,
+           string_agg('"' || arena_json_decimal(equity) || '"', ',' ORDER BY at, id) AS values
+    FROM picked GROUP BY llm_id
+)
+SELECT coalesce(string_agg('{{"schema_version":1,"agent_id":"' || llm_id || '","at":['
+    || ats || '],"equity":[' || values || ']}}', ',' ORDER BY llm_id COLLATE "C"), '')
+FROM per_agent
+"""
+
+
+async def sizes(
+    conn: Connection, agent_ids: Sequence[str], start: datetime, points: int
+) -> list[asyncpg.Record]:
+    """Per agent: its snapshots from ``start`` (counted up to ``points`` + 1), the first
+    and the last one's times."""
+    return list(await conn.fetch(_SIZES, list(agent_ids), start, points))
+
+
+async def series(conn: Connection, arguments: Sequence[object]) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_SERIES, *arguments))
+
+
+async def points_json(conn: Connection, arguments: Sequence[object]) -> str:
+    text: str = await conn.fetchval(_AS_POINTS, *arguments)
+    return text
+
+
+async def column_entries_json(conn: Connection, arguments: Sequence[object]) -> str:
+    text: str = await conn.fetchval(_COLUMN_ENTRIES, *arguments)
+    return text
+
+
+# ---------------------------------------------------------------- for the curves
+
+
+async def new_snapshots(conn: Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+    """(id, llm_id, at) of the snapshots after ``after_id``, in id order, at most ``limit``."""
+    return list(
+        await conn.fetch(
+            "SELECT id, llm_id, at FROM equity_snapshots WHERE id > $1 ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+        )
+    )
+
+
+_BUCKET_ROWS = """
+SELECT b.start, e.equity
+FROM unnest($2::timestamptz[]) AS b (start)
+CROSS JOIN LATERAL (
+    SELECT at, id, equity FROM equity_snapshots
+    WHERE llm_id = $1 AND at >= b.start AND at < b.start + $3::interval
+) e
+ORDER BY b.start, e.at, e.id
+"""
+
+
+async def bucket_equities(
+    conn: Connection, llm_id: str, starts: Sequence[datetime], width: timedelta
+) -> list[asyncpg.Record]:
+    """(start, equity) of ``llm_id``'s snapshots in the buckets at ``starts``, in time order."""
+    return list(await conn.fetch(_BUCKET_ROWS, llm_id, list(starts), width))
+
+
+# ---------------------------------------------------------------- thinning
+
+
+async def thinned_from(conn: Connection, llm_id: str) -> datetime | None:
+    """Where thinning ``llm_id`` goes on: where it last stopped, else its oldest snapshot."""
+    start: datetime | None = await conn.fetchval(
+        "SELECT coalesce((SELECT thinned_until FROM equity_thinning WHERE llm_id = $1), "
+        "(SELECT min(at) FROM equity_snapshots WHERE llm_id = $1))",
+        llm_id,
+    )
+    return start
+
+
+async def snapshots_between(
+    conn: Connection, llm_id: str, start: datetime, end: datetime, limit: int | None
+) -> list[asyncpg.Record]:
+    """(id, at, source, equity) of ``llm_id``'s snapshots in [start, end), in time order."""
+    return list(
+        await conn.fetch(
+            "SELECT id, at, source, equity FROM equity_snapshots "
+            "WHERE llm_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4",
+            llm_id,
+            start,
+            end,
+            limit,
+        )
+    )
+
+
+async def delete_snapshots(conn: Connection, ids: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM equity_snapshots WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def save_thinned_until(conn: Connection, llm_id: str, until: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO equity_thinning (llm_id, thinned_until) VALUES ($1, $2) "
+        "ON CONFLICT (llm_id) DO UPDATE SET thinned_until = EXCLUDED.thinned_until",
+        llm_id,
+        until,
+    )

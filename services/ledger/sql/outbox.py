@@ -1,0 +1,60 @@
+"""``outbox``: events written in an effect's transaction, published afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from asyncpg import Connection
+
+_INSERT = """
+INSERT INTO outbox (event_id, subject, message_type, payload) VALUES ($1, $2, $3, $4::jsonb)
+"""
+
+
+async def insert(
+    conn: Connection, event_id: str, subject: str, message_type: str, payload: str
+) -> None:
+    await conn.execute(_INSERT, event_id, subject, message_type, payload)
+
+
+async def take_pending(conn: Connection, batch: int) -> list[asyncpg.Record]:
+    """Lock and return up to ``batch`` unsent rows, in id order."""
+    # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
+    return list(
+        await conn.fetch(
+            "SELECT id, event_id, subject, message_type, payload::text AS payload "
+            "FROM outbox WHERE published_at IS NULL AND failed_at IS NULL "
+            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            batch,
+        )
+    )
+
+
+async def mark_published(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])", list(ids), now
+    )
+
+
+async def mark_failed(conn: Connection, outbox_id: int, now: datetime, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET failed_at = $2, error = $3 WHERE id = $1", outbox_id, now, error
+    )
+
+
+async def pending_count(conn: Connection) -> int:
+    """Rows neither published nor set aside."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL"
+        )
+    )
+
+
+# Deletes one batch of rows published before $1; $2 is the batch size.
+PRUNE = (
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+    "WHERE published_at < $1 ORDER BY published_at LIMIT $2)"
+)

@@ -1,0 +1,248 @@
+"""``positions`` and what happens to them: ``trades``, ``funding_payments``, ``symbol_marks``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from asyncpg import Connection
+
+from services.common.contracts import PositionSide, PositionStatus
+from services.ledger.accounting import Closing, Opening
+from services.ledger.sql import accounts
+from services.ledger.sql.accounts import AccountRow
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    id: UUID
+    llm_id: str
+    symbol: str
+    side: PositionSide
+    status: PositionStatus
+    entry_price: Decimal
+    current_price: Decimal
+    quantity: Decimal
+    leverage: int
+    margin: Decimal
+    unrealized_pnl: Decimal
+    liquidation_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    opened_at: datetime
+    closed_at: datetime | None
+    cycle_id: str | None
+    entry_fee: Decimal
+
+
+COLUMNS = ", ".join(PositionRow.__dataclass_fields__)
+
+
+def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
+    values: dict[str, Any] = dict(record)
+    values["side"] = PositionSide(values["side"])
+    values["status"] = PositionStatus(values["status"])
+    return PositionRow(**values)
+
+
+# ---------------------------------------------------------------- positions
+
+
+async def open_position_for(
+    conn: Connection, llm_id: str, symbol: str, *, for_update: bool = False
+) -> PositionRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    record = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM positions "
+        f"WHERE llm_id = $1 AND symbol = $2 AND status = 'OPEN'{lock}",
+        llm_id,
+        symbol,
+    )
+    return None if record is None else _position(record)
+
+
+async def open_positions(conn: Connection, llm_id: str | None = None) -> list[PositionRow]:
+    records = await conn.fetch(
+        f"SELECT {COLUMNS} FROM positions "
+        "WHERE status = 'OPEN' AND ($1::text IS NULL OR llm_id = $1) "
+        "ORDER BY llm_id, opened_at, symbol",
+        llm_id,
+    )
+    return [_position(r) for r in records]
+
+
+async def portfolio(conn: Connection, llm_id: str) -> tuple[AccountRow, list[PositionRow]] | None:
+    """An account and its open positions in one statement (one round trip, one snapshot)."""
+    record = await conn.fetchrow(
+        f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
+        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions "
+        "FROM llm_accounts WHERE llm_id = $1",
+        llm_id,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    rows = values.pop("held_positions")
+    positions = [
+        _position(dict(zip(PositionRow.__dataclass_fields__, row, strict=True))) for row in rows
+    ]
+    return AccountRow(**values), positions
+
+
+async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> list[str]:
+    """The accounts holding an open position on any of ``symbols``, sorted."""
+    records = await conn.fetch(
+        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[]) "
+        "ORDER BY llm_id",
+        list(symbols),
+    )
+    return [r["llm_id"] for r in records]
+
+
+async def open_positions_on(
+    conn: Connection, symbols: Sequence[str], llm_ids: Sequence[str]
+) -> list[PositionRow]:
+    """Lock and return the open positions of ``llm_ids`` on ``symbols``."""
+    records = await conn.fetch(
+        f"SELECT {COLUMNS} FROM positions "
+        "WHERE status = 'OPEN' AND symbol = ANY($1::text[]) AND llm_id = ANY($2::text[]) "
+        "ORDER BY id FOR UPDATE",
+        list(symbols),
+        list(llm_ids),
+    )
+    return [_position(r) for r in records]
+
+
+_OPEN_UNREALIZED = """
+SELECT llm_id, sum(unrealized_pnl) AS unrealized FROM positions
+WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id
+"""
+
+
+async def open_unrealized(conn: Connection, llm_ids: Sequence[str]) -> dict[str, Decimal]:
+    """The unrealized PnL of each of these accounts' open positions, summed (absent: none)."""
+    records = await conn.fetch(_OPEN_UNREALIZED, list(llm_ids))
+    return {r["llm_id"]: r["unrealized"] for r in records}
+
+
+async def insert_position(
+    conn: Connection,
+    llm_id: str,
+    symbol: str,
+    opening: Opening,
+    *,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+    cycle_id: str | None,
+    now: datetime,
+) -> PositionRow:
+    record = await conn.fetchrow(
+        "INSERT INTO positions (llm_id, symbol, side, entry_price, current_price, quantity, "
+        "leverage, margin, unrealized_pnl, liquidation_price, stop_loss, take_profit, status, "
+        "opened_at, cycle_id, entry_fee) "
+        "VALUES ($1, $2, $3, $4, $4, $5, $6, $7, 0, $8, $9, $10, 'OPEN', $11, $12, $13) "
+        f"RETURNING {COLUMNS}",
+        llm_id,
+        symbol,
+        opening.side.value,
+        opening.entry_price,
+        opening.quantity,
+        opening.leverage,
+        opening.margin,
+        opening.liquidation_price,
+        stop_loss,
+        take_profit,
+        now,
+        cycle_id,
+        opening.fee,
+    )
+    return _position(record)
+
+
+async def close_position(
+    conn: Connection,
+    position_id: UUID,
+    closing: Closing,
+    now: datetime,
+    status: PositionStatus = PositionStatus.CLOSED,
+) -> PositionRow:
+    record = await conn.fetchrow(
+        "UPDATE positions SET status = $2, current_price = $3, unrealized_pnl = 0, "
+        f"closed_at = $4 WHERE id = $1 RETURNING {COLUMNS}",
+        position_id,
+        status.value,
+        closing.exit_price,
+        now,
+    )
+    return _position(record)
+
+
+async def mark_positions(conn: Connection, marks: Sequence[tuple[UUID, Decimal, Decimal]]) -> None:
+    """Set (position id, current price, unrealized PnL) for each position."""
+    await conn.executemany(
+        "UPDATE positions SET current_price = $2, unrealized_pnl = $3 WHERE id = $1", marks
+    )
+
+
+_STATUSES = {
+    "open": ["OPEN"],
+    "closed": ["CLOSED", "LIQUIDATED"],
+    "all": ["OPEN", "CLOSED", "LIQUIDATED"],
+}
+_LISTED = "status = ANY($1::text[]) AND ($2::text IS NULL OR llm_id = $2)"
+
+
+async def positions_page(
+    conn: Connection, status: str, agent_id: str | None, limit: int, offset: int
+) -> tuple[list[PositionRow], int]:
+    """Positions in ``status`` (open, closed or all) of one agent or all, newest first: one
+    page and how many there are."""
+    statuses = _STATUSES[status]
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM positions WHERE {_LISTED}", statuses, agent_id
+    )
+    records = await conn.fetch(
+        f"SELECT {COLUMNS} FROM positions WHERE {_LISTED} "
+        "ORDER BY opened_at DESC, id LIMIT $3 OFFSET $4",
+        statuses,
+        agent_id,
+        limit,
+        offset,
+    )
+    return [_position(r) for r in records], int(total)
+
+
+# ---------------------------------------------------------------- marks
+
+
+async def advance_marks(
+    conn: Connection, mark_prices: Mapping[str, Decimal], at: datetime
+) -> set[str]:
+    """Record ``at`` as each symbol's mark time unless a later mark is already applied.
+
+    Returns the symbols whose mark moved forward (or stayed at the same time): only those
+    may be re-marked. Rows are taken in symbol order, so concurrent markers cannot deadlock.
+    """
+    symbols = sorted(mark_prices)
+    records = await conn.fetch(
+        "INSERT INTO symbol_marks (symbol, marked_at, mark_price) "
+        "SELECT s, $2, p FROM unnest($1::text[], $3::numeric[]) AS u (s, p) ORDER BY s "
+        "ON CONFLICT (symbol) DO UPDATE SET marked_at = EXCLUDED.marked_at, "
+        "mark_price = EXCLUDED.mark_price WHERE symbol_marks.marked_at <= EXCLUDED.marked_at "
+        "RETURNING symbol",
+        symbols,
+        at,
+        [mark_prices[s] for s in symbols],
+    )
+    return {r["symbol"] for r in records}
+
+
+async def latest_mark(conn: Connection) -> datetime | None:
+    """The market time of the newest mark applied, None before the first."""
+    latest: datetime | None = await conn.fetchval("SELECT max(marked_at) FROM symbol_marks")
+    return latest

@@ -1,0 +1,148 @@
+"""``trades`` (an opening or a closing of a position) and ``funding_payments``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+from asyncpg import Connection
+
+from services.common.contracts import PositionSide
+from services.ledger.accounting import Closing, Opening
+from services.ledger.sql.paging import agent_page
+from services.ledger.sql.positions import PositionRow
+
+# ---------------------------------------------------------------- trades
+
+
+async def insert_open_trade(
+    conn: Connection, position: PositionRow, opening: Opening, now: datetime
+) -> None:
+    action = "BUY" if opening.side is PositionSide.LONG else "SELL"
+    await conn.execute(
+        "INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, quantity, "
+        "fees, executed_at, cycle_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        position.llm_id,
+        position.id,
+        position.symbol,
+        action,
+        opening.side.value,
+        opening.entry_price,
+        opening.quantity,
+        opening.fee,
+        now,
+        position.cycle_id,
+    )
+
+
+async def insert_close_trade(
+    conn: Connection,
+    position: PositionRow,
+    closing: Closing,
+    *,
+    exit_reason: str,
+    cycle_id: str | None,
+    now: datetime,
+) -> None:
+    action = "SELL" if position.side is PositionSide.LONG else "BUY"
+    await conn.execute(
+        "INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, "
+        "exit_price, quantity, realized_pnl, pnl_percentage, fees, exit_reason, executed_at, "
+        "closed_at, cycle_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+        position.llm_id,
+        position.id,
+        position.symbol,
+        action,
+        position.side.value,
+        position.entry_price,
+        closing.exit_price,
+        position.quantity,
+        closing.realized_pnl,
+        closing.pnl_percentage,
+        closing.fee,
+        exit_reason,
+        now,
+        cycle_id,
+    )
+
+
+_NEWEST_FIRST = "executed_at DESC, (exit_price IS NULL), id"
+
+
+async def trades_page(
+    conn: Connection, agent_id: str | None, *, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """One page of trades (all agents, or one), newest first."""
+    return await agent_page(conn, "trades", _NEWEST_FIRST, agent_id, limit=limit, offset=offset)
+
+
+# Closed trades per agent: wins (PnL > 0) and losses (the rest), summed exactly.
+_CLOSES = """
+SELECT llm_id,
+       count(*) FILTER (WHERE realized_pnl > 0)::int AS wins,
+       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl > 0), 0) AS won,
+       count(*) FILTER (WHERE realized_pnl <= 0)::int AS losses,
+       coalesce(sum(realized_pnl) FILTER (WHERE realized_pnl <= 0), 0) AS lost
+FROM trades WHERE exit_price IS NOT NULL GROUP BY llm_id
+"""
+
+
+async def closes(conn: Connection) -> dict[str, asyncpg.Record]:
+    """Per agent, its closed trades' wins and losses: counts and sums."""
+    return {r["llm_id"]: r for r in await conn.fetch(_CLOSES)}
+
+
+_OVERDRAWN = """
+SELECT t.llm_id, t.position_id, t.realized_pnl, p.margin
+FROM trades t JOIN positions p ON p.id = t.position_id
+WHERE t.exit_price IS NOT NULL AND t.realized_pnl < -p.margin
+"""
+
+
+async def overdrawn(conn: Connection) -> list[asyncpg.Record]:
+    """Closing trades that lost more than their position's margin (none should)."""
+    return list(await conn.fetch(_OVERDRAWN))
+
+
+# ---------------------------------------------------------------- funding
+
+
+async def last_funding_times(
+    conn: Connection, position_ids: Sequence[UUID]
+) -> dict[UUID, datetime]:
+    """The latest funding time each of these positions has paid, if any."""
+    records = await conn.fetch(
+        "SELECT position_id, max(funding_time) AS last FROM funding_payments "
+        "WHERE position_id = ANY($1::uuid[]) GROUP BY position_id",
+        list(position_ids),
+    )
+    return {r["position_id"]: r["last"] for r in records}
+
+
+async def insert_funding(
+    conn: Connection,
+    position: PositionRow,
+    *,
+    funding_time: datetime,
+    mark_price: Decimal,
+    funding_rate: Decimal,
+    amount: Decimal,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO funding_payments (llm_id, position_id, symbol, funding_time, mark_price, "
+        "quantity, funding_rate, amount, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        position.llm_id,
+        position.id,
+        position.symbol,
+        funding_time,
+        mark_price,
+        position.quantity,
+        funding_rate,
+        amount,
+        now,
+    )
