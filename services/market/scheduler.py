@@ -14,13 +14,11 @@ as the previous one completed (or failed), after the ticks of one cycle period o
 timestamps are the data's, while decision deadlines stay on the wall clock, since agents
 and the ledger wait in real time.
 
-Restarts: the state is saved in NATS key-value with every change
-(:mod:`services.market.keeper`). A restarted market is paused if it was, continues the
-cycle sequence, the slot grid, the statistics and the source, and when a cycle was
-running waits for its completion (consumed durably, so one published while the market
-was down still counts) or its deadline plus grace before starting another. NATS down at
-a cycle start: see :mod:`services.market.cycle`; a live tick that cannot be published is
-skipped, logged and counted, a replayed one is retried until published.
+Restarts (state in NATS key-value, :mod:`services.market.keeper`): paused if it was; the
+cycle sequence, slot grid, statistics and source continue; a running cycle's completion
+(consumed durably) or deadline plus grace is awaited first. NATS down at a cycle start: see
+:mod:`services.market.cycle`; a live tick that cannot be published is skipped and counted,
+a replayed one is retried until published.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from datetime import datetime
 
 from services.common.bus import Bus, Delivery
@@ -36,13 +33,13 @@ from services.common.clock import Clock
 from services.common.contracts import (
     CycleCompleted,
     CycleStarted,
-    MarketSnapshot,
     MarketTick,
     SchedulerStatus,
 )
 from services.market.cycle import COMPLETIONS, CycleRunning, RunningCycle, announce
 from services.market.keeper import StateKeeper
 from services.market.metrics import MarketMetrics
+from services.market.recent import RecentSnapshots
 from services.market.schedule import SchedulerConfig, new_id, next_slot, plan_run
 from services.market.snapshot import build_snapshot
 from services.market.source import MarketSource, PacedSource, ResumableSource
@@ -51,11 +48,6 @@ from services.market.state_store import StateStore
 from services.market.ticks import TickPublisher
 
 log = logging.getLogger(__name__)
-
-# Full snapshots kept for arena.market.query.snapshot by cycle id: the event leaves the
-# candles out, and a model's prompt asks for them while its cycle runs (one at a time,
-# so a few cover a late answer too).
-RECENT_SNAPSHOTS = 8
 
 
 class CycleScheduler:
@@ -100,8 +92,7 @@ class CycleScheduler:
         self._next_run_at: datetime | None = None
         self._plan_restored = False
         self._replay_done = False
-        self._latest: MarketSnapshot | None = None
-        self._recent: OrderedDict[str, MarketSnapshot] = OrderedDict()
+        self._snapshots = RecentSnapshots()
         self._keeper = StateKeeper(
             store=store, state=self._state, source=source, resumable=resumable, ticks=self._ticks
         )
@@ -157,12 +148,9 @@ class CycleScheduler:
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     @property
-    def latest_snapshot(self) -> MarketSnapshot | None:
-        return self._latest
-
-    def snapshot_of(self, cycle_id: str) -> MarketSnapshot | None:
-        """The full snapshot of a recent cycle, candles included (None: not held)."""
-        return self._recent.get(cycle_id)
+    def snapshots(self) -> RecentSnapshots:
+        """The latest snapshot, and the full ones of recent cycles by id."""
+        return self._snapshots
 
     @property
     def latest_tick(self) -> MarketTick | None:
@@ -337,9 +325,7 @@ class CycleScheduler:
         # Current before publishing, so a completion arriving right away is not missed.
         self._current = cycle
         self._stats.started += 1
-        self._recent[cycle_id] = snapshot
-        while len(self._recent) > RECENT_SNAPSHOTS:
-            self._recent.popitem(last=False)
+        self._snapshots.keep(snapshot)
         announced = await announce(
             bus=self._bus,
             clock=self._clock,
@@ -356,7 +342,7 @@ class CycleScheduler:
                 self._count_failed()
             await self._keeper.save()
             return
-        self._latest = snapshot
+        self._snapshots.latest = snapshot
         log.info(
             "cycle %s started",
             cycle_id,

@@ -80,8 +80,8 @@ class MarketService:
 
     async def _snapshot(self, query: SnapshotQuery) -> SnapshotReply:
         if query.cycle_id is None:
-            return SnapshotReply(snapshot=self._scheduler.latest_snapshot)
-        snapshot = self._scheduler.snapshot_of(query.cycle_id)
+            return SnapshotReply(snapshot=self._scheduler.snapshots.latest)
+        snapshot = self._scheduler.snapshots.of(query.cycle_id)
         if snapshot is None:
             raise NotFound(
                 f"the market no longer holds the snapshot of cycle {query.cycle_id!r} "
@@ -91,7 +91,7 @@ class MarketService:
 
     async def _prices(self, _: PricesQuery) -> Prices:
         scheduler = self._scheduler
-        return latest_prices(self._source.name, scheduler.latest_snapshot, scheduler.latest_tick)
+        return latest_prices(self._source.name, scheduler.snapshots.latest, scheduler.latest_tick)
 
     async def _symbol(self, query: SymbolQuery) -> SymbolReply:
         symbol = query.symbol.strip().upper()
@@ -100,7 +100,7 @@ class MarketService:
                 f"symbol {query.symbol!r} is not traded here; configured symbols: "
                 f"{', '.join(self._symbols)}"
             )
-        snapshot = self._scheduler.latest_snapshot
+        snapshot = self._scheduler.snapshots.latest
         if snapshot is None:
             raise NotFound(f"no market snapshot yet for {symbol}: the first cycle has not started")
         data = snapshot.symbol(symbol)
