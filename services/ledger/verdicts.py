@@ -110,14 +110,14 @@ class VerdictApplier:
         decision = verdict.decision
         if await sql.decisions.decision_exists(conn, decision.decision_id):
             return Applied(duplicate=True)
-        account = await sql.accounts.account(conn, decision.agent_id, for_update=True)
-        if account is None:
+        found = await sql.positions.portfolio(conn, decision.agent_id, for_update=True)
+        if found is None:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
+        account, positions = found
         cycle = await sql.cycles.cycle(conn, decision.cycle_id, for_update=True)
         if cycle is None:
             cycle = CycleRow.unknown(decision.cycle_id)
         prices = await sql.cycles.snapshot_prices(conn, decision.cycle_id)
-        positions = await sql.positions.open_positions(conn, account.llm_id)
         portfolio = Portfolio(
             account=account_view(account), positions=tuple(position_view(p) for p in positions)
         )
@@ -126,13 +126,11 @@ class VerdictApplier:
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
-        await sql.accounts.save_book(conn, account.llm_id, run.book, now)
+        updated = await sql.accounts.save_book(conn, account.llm_id, run.book, now)
         await sql.decisions.insert_decision(conn, verdict, run.results, now)
         await sql.equity.snapshot_equity(
             conn, now, f"decision:{decision.decision_id}", [account.llm_id]
         )
-        updated = await sql.accounts.account(conn, account.llm_id)
-        assert updated is not None
         await enqueue(
             conn,
             subjects.ledger_account(account.llm_id),

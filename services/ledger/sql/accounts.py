@@ -112,12 +112,13 @@ async def lock_accounts(conn: Connection, llm_ids: Iterable[str]) -> None:
     )
 
 
-async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) -> None:
-    await conn.execute(
+async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) -> AccountRow:
+    """Write ``book`` to the account; the account row as it is now."""
+    record = await conn.fetchrow(
         "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
         "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
         "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
-        "total_funding = $13 WHERE llm_id = $1",
+        f"total_funding = $13 WHERE llm_id = $1 RETURNING {COLUMNS}",
         llm_id,
         book.balance,
         book.margin_used,
@@ -132,6 +133,9 @@ async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) ->
         now,
         book.total_funding,
     )
+    if record is None:
+        raise LookupError(f"no account {llm_id!r}")
+    return _account(record)
 
 
 async def trade_count(conn: Connection, agent_id: str | None) -> int:

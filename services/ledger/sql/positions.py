@@ -76,12 +76,16 @@ async def open_positions(conn: Connection, llm_id: str | None = None) -> list[Po
     return [_position(r) for r in records]
 
 
-async def portfolio(conn: Connection, llm_id: str) -> tuple[AccountRow, list[PositionRow]] | None:
-    """An account and its open positions in one statement (one round trip, one snapshot)."""
+async def portfolio(
+    conn: Connection, llm_id: str, *, for_update: bool = False
+) -> tuple[AccountRow, list[PositionRow]] | None:
+    """An account and its open positions in one statement (one round trip, one snapshot);
+    ``for_update`` locks the account row, as a verdict being applied does."""
+    lock = " FOR UPDATE OF llm_accounts" if for_update else ""
     record = await conn.fetchrow(
         f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
         "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions "
-        "FROM llm_accounts WHERE llm_id = $1",
+        f"FROM llm_accounts WHERE llm_id = $1{lock}",
         llm_id,
     )
     if record is None:
