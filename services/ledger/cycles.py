@@ -37,10 +37,13 @@ async def complete_cycle(
     row = await sql.cycles.cycle(conn, cycle_id, for_update=True)
     if row is None or not row.running:
         return None
-    decided = await sql.decisions.decision_results(conn, cycle_id)
-    everyone_decided = all(agent in decided for agent in row.expected_agents)
-    if not everyone_decided and not deadline_passed:
+    # Asked after every verdict: count first, read the results only once it is done.
+    expected = row.expected_agents
+    counted = await sql.decisions.decided_count(conn, cycle_id, expected)
+    if counted < len(set(expected)) and not deadline_passed:
         return None
+    decided = await sql.decisions.decision_results(conn, cycle_id)
+    everyone_decided = all(agent in decided for agent in expected)
     agents = list(row.expected_agents) + sorted(set(decided) - set(row.expected_agents))
     timed_out = not everyone_decided
     duration = max((now - row.started_at).total_seconds(), 0.0)

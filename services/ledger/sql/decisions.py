@@ -143,6 +143,16 @@ async def chain_head(conn: Connection) -> tuple[int, str]:
     return int(record["seq"]), str(record["hash"])
 
 
+async def decided_count(conn: Connection, cycle_id: str, agents: Sequence[str]) -> int:
+    """How many of ``agents`` have a decision in the books for ``cycle_id``."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM decisions WHERE cycle_id = $1 AND llm_id = ANY($2::text[])",
+        cycle_id,
+        list(agents),
+    )
+    return int(count)
+
+
 async def decision_results(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
     records = await conn.fetch(
         "SELECT llm_id, results FROM decisions WHERE cycle_id = $1", cycle_id
