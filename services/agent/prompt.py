@@ -19,6 +19,7 @@ from services.common.contracts import (
     PositionView,
     SymbolSnapshot,
 )
+from services.common.funding import FUNDING_INTERVAL_HOURS
 from services.common.settings import TradingLimits
 
 PROMPT_VERSION = "v1"
@@ -74,7 +75,7 @@ def system_part(limits: TradingLimits, symbols: Sequence[str]) -> str:
         f"- At most {limits.max_open_positions} open positions at once, one per symbol.\n"
         f"- Margin in use may not exceed {_pct(limits.max_margin_utilisation)} of equity.\n"
         f"- Taker fee: {_pct(limits.taker_fee_rate)} of notional on open and on close; "
-        "funding is paid or received every 8 hours.\n"
+        f"funding is paid or received every {FUNDING_INTERVAL_HOURS} hours.\n"
         "- A stop loss must be on the losing side of the entry and before the liquidation "
         "price; a take profit on the winning side.\n"
         "- You cannot add to or flip a position in one step: CLOSE it first.\n\n" + OUTPUT_FORMAT
