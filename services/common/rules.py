@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
-from services.common.instruments import Instrument, InstrumentTable, opening_cost
+from services.common.instruments import Instrument, InstrumentTable, can_afford, opening_cost
 from services.common.once import once
 from services.common.settings import TradingLimits
 
@@ -246,7 +246,7 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
             committed += cost
     available = ctx.portfolio.account.balance - committed
     needed = cost_of(ctx, a)
-    if needed is None or needed <= available:
+    if needed is None or can_afford(available, needed):
         return None
     return Reason(
         code="insufficient_balance",
