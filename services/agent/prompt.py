@@ -27,20 +27,33 @@ RECENT_CLOSES = 10
 CONTEXT_HOURS = 4
 
 
-@dataclass(frozen=True)
-class Prompt:
-    system: str
-    user: str
-    version: str = PROMPT_VERSION
+SEPARATOR = "\n\n---\n\n"
+
+
+class Transcript:
+    """A system part and the messages after it, as one document (what is stored with a
+    decision) whose sha256 names the question (and keys a recorded answer for replay)."""
+
+    def parts(self) -> tuple[str, ...]:
+        raise NotImplementedError
 
     @property
     def text(self) -> str:
-        """System and user parts as one document (what is stored and hashed)."""
-        return f"{self.system}\n\n---\n\n{self.user}"
+        return SEPARATOR.join(self.parts())
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prompt(Transcript):
+    system: str
+    user: str
+    version: str = PROMPT_VERSION
+
+    def parts(self) -> tuple[str, ...]:
+        return (self.system, self.user)
 
 
 OUTPUT_FORMAT = """\
