@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.agent.accounting import call_cost, total_usage
 from services.agent.circuit import CircuitBreaker
+from services.agent.costs import call_cost, total_usage
 from services.agent.parsing import ParseError, parse_answer
 from services.agent.prompt import Prompt, build_prompt
 from services.agent.providers.base import Completion, Conversation, Provider, ProviderError

@@ -19,6 +19,7 @@ from services.common.contracts import (
     PositionView,
     SymbolSnapshot,
 )
+from services.common.funding import FUNDING_INTERVAL_HOURS
 from services.common.settings import TradingLimits
 
 PROMPT_VERSION = "v1"
@@ -26,20 +27,33 @@ RECENT_CLOSES = 10
 CONTEXT_HOURS = 4
 
 
-@dataclass(frozen=True)
-class Prompt:
-    system: str
-    user: str
-    version: str = PROMPT_VERSION
+SEPARATOR = "\n\n---\n\n"
+
+
+class Transcript:
+    """A system part and the messages after it, as one document (what is stored with a
+    decision) whose sha256 names the question (and keys a recorded answer for replay)."""
+
+    def parts(self) -> tuple[str, ...]:
+        raise NotImplementedError
 
     @property
     def text(self) -> str:
-        """System and user parts as one document (what is stored and hashed)."""
-        return f"{self.system}\n\n---\n\n{self.user}"
+        return SEPARATOR.join(self.parts())
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prompt(Transcript):
+    system: str
+    user: str
+    version: str = PROMPT_VERSION
+
+    def parts(self) -> tuple[str, ...]:
+        return (self.system, self.user)
 
 
 OUTPUT_FORMAT = """\
@@ -74,7 +88,7 @@ def system_part(limits: TradingLimits, symbols: Sequence[str]) -> str:
         f"- At most {limits.max_open_positions} open positions at once, one per symbol.\n"
         f"- Margin in use may not exceed {_pct(limits.max_margin_utilisation)} of equity.\n"
         f"- Taker fee: {_pct(limits.taker_fee_rate)} of notional on open and on close; "
-        "funding is paid or received every 8 hours.\n"
+        f"funding is paid or received every {FUNDING_INTERVAL_HOURS} hours.\n"
         "- A stop loss must be on the losing side of the entry and before the liquidation "
         "price; a take profit on the winning side.\n"
         "- You cannot add to or flip a position in one step: CLOSE it first.\n\n" + OUTPUT_FORMAT

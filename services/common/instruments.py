@@ -177,3 +177,13 @@ def opening_cost(
     if price is not None and price > 0:
         notional = instrument.round_quantity(notional / price) * price
     return margin + notional * fee_rate
+
+
+def can_afford(balance: Decimal, cost: Decimal) -> bool:
+    """Whether ``balance`` pays for an open costing ``cost`` (margin plus opening fee).
+
+    The one test of affordability: risk judges a decision with it, the ledger judges again
+    what it applies, and the baselines size their opens by it. Spending the whole balance
+    is allowed; a balance already committed to earlier opens is not counted.
+    """
+    return cost <= balance

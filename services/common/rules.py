@@ -17,15 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from services.common.contracts import Action, Portfolio, PositionStatus, Reason, TradeAction
-from services.common.instruments import Instrument, InstrumentTable, opening_cost
+from services.common.instruments import Instrument, InstrumentTable, can_afford, opening_cost
 from services.common.once import once
 from services.common.settings import TradingLimits
 
 OPENS = frozenset({TradeAction.BUY, TradeAction.SELL})
 ZERO = Decimal(0)
+N = TypeVar("N", Decimal, int)
 
 
 class Prior(NamedTuple):
@@ -185,30 +186,29 @@ def duplicate_symbol(ctx: ActionContext) -> Reason | None:
     )
 
 
+def _outside(code: str, shown: str, value: N, low: N, high: N) -> Reason | None:
+    """A reason when ``value`` is outside ``[low, high]``; ``shown`` formats the value."""
+    if low <= value <= high:
+        return None
+    return Reason(code=code, message=f"{shown.format(value)} is outside [{low}, {high}]")
+
+
 @concerns(*OPENS)
 def margin_out_of_range(ctx: ActionContext) -> Reason | None:
-    margin = ctx.action.margin_usd
+    margin, limits = ctx.action.margin_usd, ctx.limits
     if not ctx.is_open or margin is None:
         return None
-    low, high = ctx.limits.min_margin_usd, ctx.limits.max_margin_usd
-    if low <= margin <= high:
-        return None
-    return Reason(
-        code="margin_out_of_range", message=f"margin {margin} USD is outside [{low}, {high}]"
-    )
+    low, high = limits.min_margin_usd, limits.max_margin_usd
+    return _outside("margin_out_of_range", "margin {} USD", margin, low, high)
 
 
 @concerns(*OPENS)
 def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
-    leverage = ctx.action.leverage
+    leverage, limits = ctx.action.leverage, ctx.limits
     if not ctx.is_open or leverage is None:
         return None
-    low, high = ctx.limits.min_leverage, ctx.limits.max_leverage
-    if low <= leverage <= high:
-        return None
-    return Reason(
-        code="leverage_out_of_range", message=f"leverage {leverage}x is outside [{low}, {high}]"
-    )
+    low, high = limits.min_leverage, limits.max_leverage
+    return _outside("leverage_out_of_range", "leverage {}x", leverage, low, high)
 
 
 @concerns(*OPENS)
@@ -246,7 +246,7 @@ def insufficient_balance(ctx: ActionContext) -> Reason | None:
             committed += cost
     available = ctx.portfolio.account.balance - committed
     needed = cost_of(ctx, a)
-    if needed is None or needed <= available:
+    if needed is None or can_afford(available, needed):
         return None
     return Reason(
         code="insufficient_balance",

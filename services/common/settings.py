@@ -43,6 +43,9 @@ class TradingLimits(BaseModel):
     taker_fee_rate: Decimal = Decimal("0.0005")
 
 
+DEFAULT_LIMITS = TradingLimits()
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: an error must not print what it was given; for a check across
     # variables pydantic would show the whole environment read, API keys included.
@@ -185,14 +188,26 @@ class Settings(BaseSettings):
     )
     request_timeout: float = Field(default=2.0, gt=0, alias="ARENA_REQUEST_TIMEOUT")
 
-    min_margin_usd: Decimal = Field(default=Decimal(10), alias="ARENA_MIN_MARGIN_USD")
-    max_margin_usd: Decimal = Field(default=Decimal(30), alias="ARENA_MAX_MARGIN_USD")
-    max_leverage: int = Field(default=10, ge=1, alias="ARENA_MAX_LEVERAGE")
-    max_open_positions: int = Field(default=3, ge=1, alias="ARENA_MAX_OPEN_POSITIONS")
-    max_margin_utilisation: Decimal = Field(
-        default=Decimal("0.9"), gt=0, le=1, alias="ARENA_MAX_MARGIN_UTILISATION"
+    # The trading limits, each overridable on its own; their defaults are TradingLimits'.
+    min_margin_usd: Decimal = Field(
+        default=DEFAULT_LIMITS.min_margin_usd, alias="ARENA_MIN_MARGIN_USD"
     )
-    taker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, alias="ARENA_TAKER_FEE_RATE")
+    max_margin_usd: Decimal = Field(
+        default=DEFAULT_LIMITS.max_margin_usd, alias="ARENA_MAX_MARGIN_USD"
+    )
+    max_leverage: int = Field(default=DEFAULT_LIMITS.max_leverage, ge=1, alias="ARENA_MAX_LEVERAGE")
+    max_open_positions: int = Field(
+        default=DEFAULT_LIMITS.max_open_positions, ge=1, alias="ARENA_MAX_OPEN_POSITIONS"
+    )
+    max_margin_utilisation: Decimal = Field(
+        default=DEFAULT_LIMITS.max_margin_utilisation,
+        gt=0,
+        le=1,
+        alias="ARENA_MAX_MARGIN_UTILISATION",
+    )
+    taker_fee_rate: Decimal = Field(
+        default=DEFAULT_LIMITS.taker_fee_rate, ge=0, alias="ARENA_TAKER_FEE_RATE"
+    )
     instruments_file: Path | None = Field(
         default=None,
         alias="ARENA_INSTRUMENTS_FILE",

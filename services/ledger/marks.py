@@ -28,14 +28,13 @@ from services.common.contracts import (
     PositionStatus,
     TickPrice,
 )
+from services.common.funding import FUNDING_INTERVAL_HOURS as FUNDING_HOURS
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
-
-FUNDING_HOURS = 8
 
 
 def funding_time(at: datetime) -> datetime:

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.contracts import Candle, TickPrice
+from services.common.funding import next_funding_time
 from services.market.replay_csv import INTERVALS, KlineRow, ReplayDataError, find_files, load_symbol
 from services.market.source import (
     CandleArrays,
@@ -31,7 +32,6 @@ from services.market.source import (
     MarketData,
     PositionMismatch,
     SymbolData,
-    next_funding_time,
 )
 
 log = logging.getLogger(__name__)

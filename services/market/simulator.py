@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from services.common.contracts import Candle, SymbolFilters, TickPrice
+from services.common.funding import next_funding_time
 from services.common.instruments import InstrumentTable
 from services.market.simulator_state import (
     SimulatorPosition,
@@ -38,7 +39,6 @@ from services.market.source import (
     MarketData,
     PositionMismatch,
     SymbolData,
-    next_funding_time,
 )
 from services.market.walk import (
     MINUTES_PER_DAY,

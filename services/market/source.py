@@ -16,8 +16,6 @@ from pydantic import JsonValue
 from services.common.contracts import Candle, SymbolFilters, TickPrice
 from services.market.indicators import FloatArray
 
-FUNDING_HOURS = (0, 8, 16)
-
 JsonObject = dict[str, JsonValue]
 
 
@@ -126,13 +124,3 @@ class SourceError(RuntimeError):
 
 class PositionMismatch(ValueError):
     """A saved position does not belong to the configured source."""
-
-
-def next_funding_time(now: datetime) -> datetime:
-    """The next 00/08/16 UTC funding instant strictly after ``now``."""
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    for hour in FUNDING_HOURS:
-        candidate = day + timedelta(hours=hour)
-        if candidate > now:
-            return candidate
-    return day + timedelta(days=1)

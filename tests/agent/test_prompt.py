@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.agent.prompt import PROMPT_VERSION, build_prompt
+from services.agent.providers.base import Conversation
 from services.common.contracts import Candle, Indicators, PositionSide
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from tests.builders import NOW, portfolio, position, snapshot, symbol_snapshot
@@ -65,3 +66,12 @@ def test_the_same_inputs_give_the_same_prompt_and_hash() -> None:
     assert first == again and first.sha256 == again.sha256
     assert first.sha256 != other.sha256
     assert len(first.sha256) == 64
+
+
+def test_a_first_question_is_named_by_the_prompt_hash_and_a_follow_up_is_not() -> None:
+    prompt = build_prompt(snapshot(), portfolio(), TradingLimits(), DEFAULT_SYMBOLS)
+    assert prompt.text == f"{prompt.system}\n\n---\n\n{prompt.user}"
+    asked = Conversation.of(prompt)
+    assert (asked.text, asked.sha256) == (prompt.text, prompt.sha256)
+    again = asked.then("not JSON", "Answer with the JSON object only.")
+    assert again.text.startswith(prompt.text) and again.sha256 != prompt.sha256

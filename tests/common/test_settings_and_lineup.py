@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.lineup import LineupError, load_lineup
-from services.common.settings import DEFAULT_SYMBOLS, PROJECT_ROOT, Settings
+from services.common.settings import DEFAULT_SYMBOLS, PROJECT_ROOT, Settings, TradingLimits
 
 
 def test_defaults_follow_the_specification() -> None:
@@ -22,6 +22,7 @@ def test_defaults_follow_the_specification() -> None:
     assert limits.max_leverage == 10
     assert limits.max_open_positions == 3
     assert limits.taker_fee_rate == Decimal("0.0005")
+    assert limits == TradingLimits()
     assert s.decision_window.total_seconds() == 240
 
 

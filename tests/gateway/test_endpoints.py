@@ -17,8 +17,14 @@ from services.common.contracts import (
     Trades,
     VerifyReport,
 )
+from services.gateway.responses import (
+    NextRun,
+    SchedulerStats,
+    SymbolIndicators,
+    Ticker,
+    TradingStatus,
+)
 from services.gateway.security import CONTENT_SECURITY_POLICY
-from services.gateway.views import NextRun, SchedulerStats, SymbolIndicators, Ticker, TradingStatus
 from tests.gateway.harness import ADMIN_TOKEN, NOW, MakeSettings, gateway
 
 # SPEC.md's 23 endpoints: (method, path as documented).

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.common.funding import next_funding_time
 from services.common.instruments import InstrumentTable
 from services.common.settings import DEFAULT_SYMBOLS
 from services.market.simulator import (
@@ -18,7 +19,7 @@ from services.market.simulator import (
     MarketSimulator,
     SimulatorSource,
 )
-from services.market.source import JsonObject, PositionMismatch, next_funding_time
+from services.market.source import JsonObject, PositionMismatch
 from services.market.walk import PROFILES
 
 START = datetime(2025, 3, 1, 12, 3, 20, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.common.contracts import Action, Decision, Portfolio, TradeAction
-from services.common.instruments import Instrument, InstrumentTable, opening_cost
+from services.common.instruments import Instrument, InstrumentTable, can_afford, opening_cost
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
 from services.risk.validator import Validator
 from tests.builders import NOW, buy, decision, portfolio
@@ -111,6 +111,8 @@ def test_the_opening_fee_is_on_the_notional_the_step_allows_as_the_ledger_charge
     fee = LIMITS.taker_fee_rate
     assert opening_cost(TABLE[BTC], Decimal("20.5"), 5, Decimal(1000), fee) == Decimal("20.55")
     assert opening_cost(TABLE[BTC], Decimal("20.5"), 5, None, fee) == Decimal("20.55125")
+    assert can_afford(Decimal("20.55"), Decimal("20.55"))
+    assert not can_afford(Decimal("20.54"), Decimal("20.55"))
     proposed = decision(buy(BTC, "20.5", 5))
     assert codes(portfolio(balance="20.55", unrealized="80"), proposed) == [()]
     assert codes(portfolio(balance="20.54", unrealized="80"), proposed) == [

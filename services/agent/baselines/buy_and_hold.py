@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.agent.baselines.config import BaselineConfig
-from services.agent.baselines.sizing import Book, Plan
+from services.agent.baselines.config import Baseline
+from services.agent.baselines.sizing import Plan
 from services.agent.strategy import StrategyResult, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
@@ -11,12 +11,9 @@ SYMBOL = "BTCUSDT"
 LEVERAGE = 1
 
 
-class BuyAndHold:
-    def __init__(self, config: BaselineConfig) -> None:
-        self._config = config
-
+class BuyAndHold(Baseline):
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits, self._config.instruments)
+        book = self.book(portfolio)
         if SYMBOL in book.open_sides:
             return hold(f"holding {SYMBOL}")
         # "Once": a closed trade means the position was bought and has since ended.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.common.contracts import MarketSnapshot, SymbolSnapshot
+from services.agent.baselines.sizing import Book
+from services.common.contracts import MarketSnapshot, Portfolio, SymbolSnapshot
 from services.common.instruments import InstrumentTable
 from services.common.settings import TradingLimits
 
@@ -27,6 +28,17 @@ class BaselineConfig:
         """The snapshot's symbols the arena trades, in a stable order."""
         allowed = set(self.symbols)
         return tuple(sorted((s for s in snapshot.symbols if s.symbol in allowed), key=_key))
+
+
+class Baseline:
+    """A baseline strategy: built with its config, it plans each decision from a ``Book``."""
+
+    def __init__(self, config: BaselineConfig) -> None:
+        self._config = config
+
+    def book(self, portfolio: Portfolio) -> Book:
+        """The account as this baseline plans it, under the arena's limits and instruments."""
+        return Book.of(portfolio, self._config.limits, self._config.instruments)
 
 
 def _key(s: SymbolSnapshot) -> str:

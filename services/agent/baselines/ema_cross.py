@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from services.agent.baselines.config import BaselineConfig
-from services.agent.baselines.sizing import Book, Plan, atr_stop
+from services.agent.baselines.config import Baseline
+from services.agent.baselines.sizing import Plan, atr_stop
 from services.agent.strategy import StrategyResult, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 LEVERAGE = 3
 
 
-class EmaCross:
-    def __init__(self, config: BaselineConfig) -> None:
-        self._config = config
-
+class EmaCross(Baseline):
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits, self._config.instruments)
+        book = self.book(portfolio)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
             fast, slow = s.indicators.ema_20, s.indicators.ema_50

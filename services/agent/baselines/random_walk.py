@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from services.agent.baselines.config import BaselineConfig
-from services.agent.baselines.sizing import Book, Plan, atr_stop
+from services.agent.baselines.config import Baseline
+from services.agent.baselines.sizing import Plan, atr_stop
 from services.agent.strategy import StrategyResult, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
@@ -15,15 +15,12 @@ OPEN_PROBABILITY = 0.5
 MAX_RANDOM_LEVERAGE = 5
 
 
-class RandomTrader:
-    def __init__(self, config: BaselineConfig) -> None:
-        self._config = config
-
+class RandomTrader(Baseline):
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
         # A string seed is hashed with SHA-512, so it is stable across processes and runs.
         rng = random.Random(f"{self._config.seed}:{self._config.agent_id}:{snapshot.cycle_id}")
         limits = self._config.limits
-        book = Book.of(portfolio, limits, self._config.instruments)
+        book = self.book(portfolio)
         plan = Plan(book)
         for symbol in sorted(book.open_sides):
             if rng.random() < CLOSE_PROBABILITY:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.agent.baselines.config import BaselineConfig
-from services.agent.baselines.sizing import Book, Plan, atr_stop
+from services.agent.baselines.config import Baseline
+from services.agent.baselines.sizing import Plan, atr_stop
 from services.agent.strategy import StrategyResult, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
@@ -15,12 +15,9 @@ EXIT_BAND = 5.0
 LEVERAGE = 2
 
 
-class RsiReversion:
-    def __init__(self, config: BaselineConfig) -> None:
-        self._config = config
-
+class RsiReversion(Baseline):
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
-        book = Book.of(portfolio, self._config.limits, self._config.instruments)
+        book = self.book(portfolio)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
             rsi = s.indicators.rsi_14

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 
 from services.common.contracts import Action, Portfolio, PositionSide, PositionStatus, TradeAction
-from services.common.instruments import InstrumentTable, opening_cost
+from services.common.instruments import InstrumentTable, can_afford, opening_cost
 from services.common.settings import TradingLimits
 
 CENT = Decimal("0.01")
@@ -117,6 +117,9 @@ class Plan:
         margin = book.margin_for(preferred_margin, leverage)
         if margin is None:
             return False
+        cost = book.cost(symbol, margin, leverage, price)
+        if not can_afford(self._balance, cost):
+            return False
         stop, target = protective_levels(side, price, stop_distance, leverage)
         self._actions.append(
             Action(
@@ -131,7 +134,7 @@ class Plan:
         )
         self._used.add(symbol)
         self._opens += 1
-        self._balance -= book.cost(symbol, margin, leverage, price)
+        self._balance -= cost
         if self._headroom is not None:
             self._headroom -= margin
         self.notes.append(note)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, Protocol
 
-from services.agent.prompt import Prompt
+from services.agent.prompt import Prompt, Transcript
 
 Role = Literal["user", "assistant"]
 # retryable: 429, 5xx, 529, connection; auth: 401/403 (the agent is disabled);
 # fatal: any other refusal (a retry would be refused again); timeout: no answer in time.
 FailureKind = Literal["retryable", "auth", "fatal", "timeout"]
-SEPARATOR = "\n\n---\n\n"
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class Conversation:
+class Conversation(Transcript):
     system: str
     turns: tuple[Turn, ...]
 
@@ -38,14 +36,9 @@ class Conversation:
             self.system, (*self.turns, Turn("assistant", answer), Turn("user", question))
         )
 
-    @property
-    def text(self) -> str:
-        """The whole exchange as one document; for a first question, the prompt's text."""
-        return SEPARATOR.join([self.system, *(t.content for t in self.turns)])
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
+    def parts(self) -> tuple[str, ...]:
+        """The whole exchange; for a first question, the prompt's parts."""
+        return (self.system, *(t.content for t in self.turns))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from services.gateway.cache import ReadCache, json_response, serialised
 from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError
 from services.gateway.reader import ArenaReader
 from services.gateway.relay import PRICES_KEY
-from services.gateway.views import SymbolIndicators, SymbolPrice, Ticker
+from services.gateway.responses import SymbolIndicators, SymbolPrice, Ticker
 
 Symbol = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9]{2,20}$", description="A traded symbol, e.g. BTCUSDT.")

@@ -12,7 +12,7 @@ from services.common.contracts import SchedulerStatus
 from services.gateway.control import AdminGuard
 from services.gateway.errors import ERROR_RESPONSES, ErrorDetail
 from services.gateway.reader import ArenaReader
-from services.gateway.views import NextRun, SchedulerStats
+from services.gateway.responses import NextRun, SchedulerStats
 
 CONTROL_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorDetail, "description": "Missing or wrong admin token."},

@@ -30,8 +30,8 @@ from services.gateway.cache import ReadCache, json_response, serialised
 from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError, UpstreamError
 from services.gateway.reader import ArenaReader
 from services.gateway.relay import ACCOUNTS_KEY, EQUITY_KEY, LEADERBOARD_KEY
+from services.gateway.responses import AgentsView, TradingStatus
 from services.gateway.routers.paging import Limit, Offset, page
-from services.gateway.views import AgentsView, TradingStatus
 
 T = TypeVar("T")
 

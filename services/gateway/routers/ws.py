@@ -29,7 +29,7 @@ from services.gateway.metrics import DROPPED_SEND_TIMEOUT
 from services.gateway.origin_policy import OriginPolicy
 from services.gateway.protocol import ConnectionData, EventType, InitialData
 from services.gateway.reader import ArenaReader
-from services.gateway.views import WsStats
+from services.gateway.responses import WsStats
 
 log = logging.getLogger(__name__)
 
