@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
-from services.common.metric_set import MetricSet
+from prometheus_client import CollectorRegistry, Counter
 
 
 class BusMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        m = MetricSet(registry, "arena_messages_")
-        self.consumed = m.counter(
-            "consumed", "Messages handled successfully, by consumer.", "consumer"
+        self.consumed = Counter(
+            "arena_messages_consumed",
+            "Messages handled successfully, by consumer.",
+            ["consumer"],
+            registry=registry,
         )
-        self.failed = m.counter(
-            "failed", "Handler failures (the message is redelivered), by consumer.", "consumer"
+        self.failed = Counter(
+            "arena_messages_failed",
+            "Handler failures (the message is redelivered), by consumer.",
+            ["consumer"],
+            registry=registry,
         )
-        self.retried = m.counter(
-            "retried_unavailable",
+        self.retried = Counter(
+            "arena_messages_retried_unavailable",
             "Deliveries that failed because a dependency was unavailable (retried, never "
             "dead-lettered), by consumer.",
-            "consumer",
+            ["consumer"],
+            registry=registry,
         )
-        self.redelivered = m.counter(
-            "redelivered", "Messages received more than once, by consumer.", "consumer"
+        self.redelivered = Counter(
+            "arena_messages_redelivered",
+            "Messages received more than once, by consumer.",
+            ["consumer"],
+            registry=registry,
         )
-        self.dead_lettered = m.counter(
-            "dead_lettered",
+        self.dead_lettered = Counter(
+            "arena_messages_dead_lettered",
             "Messages sent to the dead-letter subject, by consumer and reason.",
-            "consumer",
-            "reason",
+            ["consumer", "reason"],
+            registry=registry,
         )
-        self.published = m.counter(
-            "published", "Events published to JetStream, by message type.", "type"
+        self.published = Counter(
+            "arena_messages_published",
+            "Events published to JetStream, by message type.",
+            ["type"],
+            registry=registry,
         )
-        self.duplicates = m.counter(
-            "duplicate_publish",
+        self.duplicates = Counter(
+            "arena_messages_duplicate_publish",
             "Publishes JetStream dropped as duplicates of an earlier Nats-Msg-Id.",
-            "type",
+            ["type"],
+            registry=registry,
         )
