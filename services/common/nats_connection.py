@@ -10,6 +10,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from services.common.bus_errors import BusError
+from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,17 @@ async def connect_nats(
                 )
             await asyncio.sleep(wait)
             wait = min(wait * 2, MAX_RETRY_WAIT_SECONDS)
+
+
+async def connect_command(settings: Settings, name: str, retry_seconds: float) -> NatsClient:
+    """A one-shot command's connection: ``settings``' URL and credentials, tried for
+    ``retry_seconds``."""
+    return await connect_nats(
+        settings.nats_url,
+        name,
+        credentials=str(settings.nats_creds) if settings.nats_creds else None,
+        retry_seconds=retry_seconds,
+    )
 
 
 def redact_url(url: str) -> str:

@@ -24,7 +24,7 @@ from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
 from services.common import subjects
 from services.common.bus_errors import TransientError
-from services.common.nats_connection import connect_nats
+from services.common.nats_connection import connect_command
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,7 @@ async def _ensure_market_bucket(js: JetStreamContext) -> str:
 
 async def apply_streams(settings: Settings) -> list[str]:
     """Create or update the streams with ``settings``' connection (an administrator's)."""
-    nc = await connect_nats(
-        settings.nats_url,
-        "streams-admin",
-        credentials=str(settings.nats_creds) if settings.nats_creds else None,
-        retry_seconds=30.0,
-    )
+    nc = await connect_command(settings, "streams-admin", retry_seconds=30.0)
     try:
         return await ensure_streams(
             nc.jetstream(), StreamLimits.from_settings(settings), update=True

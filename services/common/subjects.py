@@ -67,28 +67,12 @@ SCHEDULER_RESUME = ch.SCHEDULER_RESUME.subject
 
 
 # Per-agent subjects; the last token is the agent id.
-def decision_proposed(agent_id: str) -> str:
-    return ch.DECISION_PROPOSED.for_agent(agent_id)
-
-
-def decision_verdict(agent_id: str) -> str:
-    return ch.DECISION_VERDICT.for_agent(agent_id)
-
-
-def ledger_position(agent_id: str) -> str:
-    return ch.LEDGER_POSITION.for_agent(agent_id)
-
-
-def ledger_account(agent_id: str) -> str:
-    return ch.LEDGER_ACCOUNT.for_agent(agent_id)
-
-
-def agent_heartbeat(agent_id: str) -> str:
-    return ch.AGENT_HEARTBEAT.for_agent(agent_id)
-
-
-def llm_call(agent_id: str) -> str:
-    return ch.LLM_CALL.for_agent(agent_id)
+decision_proposed = ch.DECISION_PROPOSED.for_agent
+decision_verdict = ch.DECISION_VERDICT.for_agent
+ledger_position = ch.LEDGER_POSITION.for_agent
+ledger_account = ch.LEDGER_ACCOUNT.for_agent
+agent_heartbeat = ch.AGENT_HEARTBEAT.for_agent
+llm_call = ch.LLM_CALL.for_agent
 
 
 def dead_letter(service: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +15,8 @@ from services.common.bus import BusError, RemoteError, Unavailable
 from services.gateway.control import ControlDenied
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # ErrorReply.code of the remote service -> HTTP status of the gateway's answer.
 _REMOTE_STATUS = {"not_found": 404, "bad_request": 422, "unavailable": 503, "internal": 502}
@@ -60,6 +64,21 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     502: {"model": ErrorDetail, "description": "The service behind the gateway failed."},
     503: {"model": ErrorDetail, "description": "The service behind the gateway did not answer."},
 }
+
+
+def not_found(description: str) -> dict[int | str, dict[str, object]]:
+    """The 404 a route documents when what its path names does not exist."""
+    return {404: {"model": ErrorDetail, "description": description}}
+
+
+async def part_of(name: str, ask: Awaitable[T], unavailable: dict[str, str]) -> T | None:
+    """One part of a composed answer: ``None`` (and why, under ``name`` in ``unavailable``)
+    when the service asked did not answer, so the other parts still come back."""
+    try:
+        return await ask
+    except UpstreamError as exc:
+        unavailable[name] = exc.detail
+        return None
 
 
 async def _upstream_error(_: Request, exc: Exception) -> JSONResponse:

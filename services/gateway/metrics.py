@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.metric_set import MetricSet
 
 UNMATCHED_ROUTE = "unmatched"
 # Why a WebSocket connection was refused (the label of arena_gateway_ws_clients_refused).
@@ -20,43 +22,37 @@ DROPPED_SEND_TIMEOUT = "send_timeout"
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.ws_clients = Gauge(
-            "arena_gateway_ws_clients", "WebSocket clients connected now.", registry=registry
+        m = MetricSet(registry, "arena_gateway_")
+        self.ws_clients = m.gauge("ws_clients", "WebSocket clients connected now.")
+        self.ws_messages_sent = m.counter(
+            "ws_messages_sent", "Messages sent to WebSocket clients (one per client and message)."
         )
-        self.ws_messages_sent = Counter(
-            "arena_gateway_ws_messages_sent",
-            "Messages sent to WebSocket clients (one per client and message).",
-            registry=registry,
-        )
-        self.ws_clients_dropped = Counter(
-            "arena_gateway_ws_clients_dropped",
+        self.ws_clients_dropped = m.counter(
+            "ws_clients_dropped",
             "WebSocket clients disconnected because they did not keep up, by reason: queue "
             "(too many messages queued), bytes (too many bytes queued) or send_timeout.",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
         for reason in (DROPPED_QUEUE, DROPPED_BYTES, DROPPED_SEND_TIMEOUT):
             self.ws_clients_dropped.labels(reason)
-        self.ws_clients_refused = Counter(
-            "arena_gateway_ws_clients_refused",
+        self.ws_clients_refused = m.counter(
+            "ws_clients_refused",
             "WebSocket connections refused, by reason: limit (too many clients) or origin.",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
         for reason in (REFUSED_LIMIT, REFUSED_ORIGIN):
             self.ws_clients_refused.labels(reason)  # both series exist from the start
-        self.http_requests = Counter(
-            "arena_gateway_http_requests",
+        self.http_requests = m.counter(
+            "http_requests",
             "HTTP requests answered, by route template and status code.",
-            ["route", "status"],
-            registry=registry,
+            "route",
+            "status",
         )
-        self.http_latency = Histogram(
-            "arena_gateway_http_request_duration_seconds",
+        self.http_latency = m.histogram(
+            "http_request_duration_seconds",
             "Time to answer an HTTP request, by route template.",
-            ["route"],
+            "route",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=registry,
         )
 
 

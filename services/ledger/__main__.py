@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from services.common.dead_letters import DeadLetterBox, Letter
 from services.common.logs import configure_logging
-from services.common.nats_connection import connect_nats
+from services.common.nats_connection import connect_command
 from services.common.runner import load_settings
 from services.common.runner import main as run_service
 from services.common.settings import Settings
@@ -67,12 +67,7 @@ def _line(letter: Letter) -> str:
 
 
 async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    nc = await connect_nats(
-        settings.nats_url,
-        "ledger-dlq",
-        credentials=str(settings.nats_creds) if settings.nats_creds else None,
-        retry_seconds=10.0,
-    )
+    nc = await connect_command(settings, "ledger-dlq", retry_seconds=10.0)
     try:
         box = DeadLetterBox(nc.jetstream())
         letters = await box.letters()

@@ -16,8 +16,9 @@ as :mod:`stats` computes from every point:
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -81,12 +82,13 @@ class Curve:
         peak = segment.highest if self.peak is None else max(self.peak, segment.highest)
         return Curve(segment.last, peak, worst, sums.merge(segment.sums))
 
+    def extend_all(self, segments: Iterable[Segment]) -> Curve:
+        """This curve followed by each of ``segments`` in turn."""
+        return functools.reduce(Curve.extend, segments, self)
+
     @classmethod
     def of(cls, segments: Sequence[Segment]) -> Curve:
-        curve = cls()
-        for segment in segments:
-            curve = curve.extend(segment)
-        return curve
+        return cls().extend_all(segments)
 
     @property
     def max_drawdown_pct(self) -> Decimal:

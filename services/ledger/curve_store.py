@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -89,7 +89,8 @@ async def _advance_totals(conn: asyncpg.Connection) -> None:
             curve, start = _opening(r["initial_balance"]), None
         else:
             curve, start = _stored(r), r["through"]
-        curve = _fold(curve, await sql.curves.buckets_between(conn, r["llm_id"], start, r["due"]))
+        buckets = await sql.curves.buckets_between(conn, r["llm_id"], start, r["due"])
+        curve = curve.extend_all(map(_segment, buckets))
         await sql.curves.save_total(
             conn,
             r["llm_id"],
@@ -107,9 +108,12 @@ def _opening(initial_balance: Decimal) -> Curve:
     return Curve().extend(Segment.of([initial_balance]))
 
 
+def _sums(r: asyncpg.Record) -> ReturnSums:
+    return ReturnSums(r["returns"], r["returns_sum"], r["returns_squares"])
+
+
 def _stored(r: asyncpg.Record) -> Curve:
-    sums = ReturnSums(r["returns"], r["returns_sum"], r["returns_squares"])
-    return Curve(r["last_equity"], r["peak"], r["worst"], sums)
+    return Curve(r["last_equity"], r["peak"], r["worst"], _sums(r))
 
 
 def _segment(r: asyncpg.Record) -> Segment:
@@ -120,14 +124,8 @@ def _segment(r: asyncpg.Record) -> Segment:
         highest=r["highest"],
         lowest=r["lowest"],
         largest_fall=r["largest_fall"],
-        sums=ReturnSums(r["returns"], r["returns_sum"], r["returns_squares"]),
+        sums=_sums(r),
     )
-
-
-def _fold(curve: Curve, buckets: Sequence[asyncpg.Record]) -> Curve:
-    for r in buckets:
-        curve = curve.extend(_segment(r))
-    return curve
 
 
 async def _sum_buckets(conn: asyncpg.Connection, llm_id: str, starts: list[datetime]) -> None:
@@ -180,7 +178,9 @@ async def curves(
     newer: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for r in await sql.curves.newer_buckets(conn, agents):
         newer[r["llm_id"]].append(r)
-    return {llm_id: _fold(curve, newer[llm_id]) for llm_id, curve in result.items()}
+    return {
+        llm_id: curve.extend_all(map(_segment, newer[llm_id])) for llm_id, curve in result.items()
+    }
 
 
 class CurveKeeper:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
+from services.common.bus_errors import PermanentError, TransientError
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,20 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(
         error, asyncpg.exceptions.ObjectNotInPrerequisiteStateError
     ) and "not currently accepting connections" in str(error)
+
+
+@contextmanager
+def unavailable_is_transient() -> Iterator[None]:
+    """Postgres being unavailable becomes a ``TransientError`` (try again later); bus errors
+    and every other failure pass through unchanged."""
+    try:
+        yield
+    except (TransientError, PermanentError):
+        raise
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise TransientError(f"Postgres unavailable: {exc!r}") from exc
+        raise
 
 
 def acquire(pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> PoolAcquireContext:

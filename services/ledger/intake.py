@@ -24,7 +24,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.common.bus import Delivery, PermanentError, TransientError
+from services.common.bus import Delivery, PermanentError
 from services.common.consumers import Item
 from services.common.contracts import (
     CycleCompleted,
@@ -35,7 +35,7 @@ from services.common.contracts import (
 )
 from services.common.lineup import Lineup
 from services.ledger import sql
-from services.ledger.database import acquire, is_unavailable
+from services.ledger.database import acquire, unavailable_is_transient
 from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
 from services.ledger.verdicts import Applied, VerdictApplier
 
@@ -89,7 +89,7 @@ class BookIntake:
     async def apply(self, items: Sequence[Item], now: datetime) -> Effects:
         """Apply ``items`` in order, in one transaction (TransientError: Postgres is away)."""
         effects = Effects()
-        try:
+        with unavailable_is_transient():
             async with acquire(self._pool) as conn, conn.transaction():
                 fresh = await sql.cycles.claim_messages(
                     conn, [delivery.msg_id for _, delivery in items], self._consumer
@@ -112,12 +112,6 @@ class BookIntake:
                         effects.refused[index] = str(exc)
                     except PermanentError as exc:
                         effects.refused[index] = str(exc)
-        except (TransientError, PermanentError):
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
-            raise
         return effects
 
     async def _one(

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+
+from services.common.metric_set import MetricSet
 
 PREFIX = "arena_ledger_"
 
 
 class LedgerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, documentation: str, *labels: str) -> Counter:
-            return Counter(PREFIX + name, documentation, labels, registry=registry)
-
-        def gauge(name: str, documentation: str, *labels: str) -> Gauge:
-            return Gauge(PREFIX + name, documentation, labels, registry=registry)
+        m = MetricSet(registry, PREFIX)
+        counter, gauge = m.counter, m.gauge
 
         self.verdicts_applied = counter(
             "verdicts_applied", "Verdicts applied (each once, duplicates excluded)."

@@ -28,7 +28,6 @@ from services.common.bus import (
     Bus,
     ConsumerSpec,
     PermanentError,
-    TransientError,
 )
 from services.common.channels import Event, Request
 from services.common.clock import Clock
@@ -41,7 +40,7 @@ from services.common.settings import TradingLimits
 from services.ledger import sql
 from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
-from services.ledger.database import acquire, create_pool, is_unavailable
+from services.ledger.database import acquire, create_pool, unavailable_is_transient
 from services.ledger.intake import BookIntake, same_agent
 from services.ledger.marks import TickProcessor
 from services.ledger.metrics import LedgerMetrics
@@ -204,22 +203,19 @@ class LedgerService:
                 refused[index] = str(exc)
                 continue
             fresh.append((message, delivery))
-        try:
-            async with acquire(self._pool) as conn, conn.transaction():
-                new = await sql.cycles.claim_messages(conn, [d.msg_id for _, d in fresh], consumer)
-                for message, delivery in fresh:
-                    if delivery.msg_id in new:
-                        await insert(conn, message)
-        except asyncpg.ForeignKeyViolationError as exc:
-            # An agent the ledger has no account for: retrying cannot help (a batch with
-            # one is split, so only that one is dead-lettered).
-            raise PermanentError(str(exc)) from exc
-        except (TransientError, PermanentError):
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
-            raise
+        with unavailable_is_transient():
+            try:
+                async with acquire(self._pool) as conn, conn.transaction():
+                    new = await sql.cycles.claim_messages(
+                        conn, [d.msg_id for _, d in fresh], consumer
+                    )
+                    for message, delivery in fresh:
+                        if delivery.msg_id in new:
+                            await insert(conn, message)
+            except asyncpg.ForeignKeyViolationError as exc:
+                # An agent the ledger has no account for: retrying cannot help (a batch with
+                # one is split, so only that one is dead-lettered).
+                raise PermanentError(str(exc)) from exc
         if len(new) < len(fresh):
             self._metrics.duplicates.labels(consumer).inc(len(fresh) - len(new))
         return refused
@@ -316,12 +312,8 @@ def _unavailable_is_transient(
     """A query that fails because Postgres is down answers "unavailable", not "internal"."""
 
     async def guarded(request: Q) -> T:
-        try:
+        with unavailable_is_transient():
             return await handler(request)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise TransientError(f"Postgres unavailable: {exc!r}") from exc
-            raise
 
     return guarded
 

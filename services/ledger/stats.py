@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,10 +61,7 @@ class ReturnSums:
 
     @classmethod
     def of(cls, values: Sequence[Decimal]) -> ReturnSums:
-        sums = cls()
-        for value in values:
-            sums = sums.add(value)
-        return sums
+        return functools.reduce(ReturnSums.add, values, cls())
 
 
 def sharpe_from_sums(sums: ReturnSums) -> Decimal | None:

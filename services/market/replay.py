@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from services.common.contracts import Candle, TickPrice
 from services.common.funding import next_funding_time
+from services.market.local_source import LocalSource
 from services.market.replay_csv import INTERVALS, KlineRow, ReplayDataError, find_files, load_symbol
 from services.market.source import (
     CandleArrays,
@@ -156,7 +157,7 @@ class ReplayPosition(BaseModel):
     cursor: int = Field(ge=0)
 
 
-class ReplaySource:
+class ReplaySource(LocalSource):
     """A :class:`~services.market.source.MarketSource` whose clock is the data's."""
 
     def __init__(self, series: Iterable[_Series], warmup_candles: int = CANDLE_COUNT) -> None:
@@ -215,9 +216,6 @@ class ReplaySource:
         at = self.now()
         return tuple(s.tick(at) for s in self._series)
 
-    async def aclose(self) -> None:
-        return None
-
     def _position(self) -> ReplayPosition:
         return ReplayPosition(
             symbols=tuple(s.symbol for s in self._series),
@@ -226,9 +224,6 @@ class ReplaySource:
             bars=len(self._timeline),
             cursor=self._cursor,
         )
-
-    def position(self) -> JsonObject:
-        return self._position().model_dump(mode="json")
 
     def checkpoint(self) -> Checkpoint | None:
         return None

@@ -27,6 +27,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from services.common.contracts import Candle, SymbolFilters, TickPrice
 from services.common.funding import next_funding_time
 from services.common.instruments import InstrumentTable
+from services.market.local_source import LocalSource
 from services.market.simulator_state import (
     SimulatorPosition,
     decode_checkpoint,
@@ -281,7 +282,7 @@ def _candle(start: datetime, bars: Sequence[Bar]) -> Candle:
     )
 
 
-class SimulatorSource:
+class SimulatorSource(LocalSource):
     """The simulator as a :class:`~services.market.source.MarketSource`: one tick, one minute.
 
     Resumable: its position is (seed, symbols, start, minutes walked), plus a checkpoint
@@ -317,9 +318,6 @@ class SimulatorSource:
             for s, b in bars.items()
         )
 
-    async def aclose(self) -> None:
-        return None
-
     def _position(self) -> SimulatorPosition:
         return SimulatorPosition(
             seed=self._seed,
@@ -327,9 +325,6 @@ class SimulatorSource:
             start=self._start,
             minutes=self._simulator.minutes,
         )
-
-    def position(self) -> JsonObject:
-        return self._position().model_dump(mode="json")
 
     def checkpoint(self) -> Checkpoint | None:
         walk = self._simulator.checkpoint()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
 from services.common.contracts import Prices, SnapshotReply, SymbolReply
 from services.gateway.cache import ReadCache, json_response, serialised
-from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError
+from services.gateway.errors import ERROR_RESPONSES, NotFoundError, not_found
 from services.gateway.reader import ArenaReader
 from services.gateway.relay import PRICES_KEY
 from services.gateway.responses import SymbolIndicators, SymbolPrice, Ticker
@@ -16,13 +17,12 @@ from services.gateway.responses import SymbolIndicators, SymbolPrice, Ticker
 Symbol = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9]{2,20}$", description="A traded symbol, e.g. BTCUSDT.")
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "The symbol is not traded in this arena."}
-}
+NOT_FOUND = not_found("The symbol is not traded in this arena.")
 
 
 def router(reader: ArenaReader, symbols: tuple[str, ...], cache: ReadCache) -> APIRouter:
     api = APIRouter(prefix="/market", tags=["market"], responses=ERROR_RESPONSES)
+    one_symbol = partial(api.get, responses=NOT_FOUND)  # a route about one symbol, 404 if untraded
 
     def traded(symbol: str) -> str:
         upper = symbol.upper()
@@ -43,12 +43,7 @@ def router(reader: ArenaReader, symbols: tuple[str, ...], cache: ReadCache) -> A
     async def prices() -> Response:
         return json_response(await cache.get(PRICES_KEY, lambda: serialised(reader.prices())))
 
-    @api.get(
-        "/price/{symbol}",
-        response_model=SymbolPrice,
-        summary="One symbol's price",
-        responses=NOT_FOUND,
-    )
+    @one_symbol("/price/{symbol}", response_model=SymbolPrice, summary="One symbol's price")
     async def price(symbol: Symbol) -> SymbolPrice:
         wanted = traded(symbol)
         current = await reader.prices()
@@ -63,11 +58,8 @@ def router(reader: ArenaReader, symbols: tuple[str, ...], cache: ReadCache) -> A
                 )
         raise NotFoundError(f"the market has no price for {wanted} yet")
 
-    @api.get(
-        "/ticker/{symbol}",
-        response_model=Ticker,
-        summary="One symbol's 24 h ticker and funding",
-        responses=NOT_FOUND,
+    @one_symbol(
+        "/ticker/{symbol}", response_model=Ticker, summary="One symbol's 24 h ticker and funding"
     )
     async def ticker(symbol: Symbol) -> Ticker:
         reply = await latest(symbol)
@@ -86,11 +78,10 @@ def router(reader: ArenaReader, symbols: tuple[str, ...], cache: ReadCache) -> A
             next_funding_time=s.next_funding_time,
         )
 
-    @api.get(
+    @one_symbol(
         "/indicators/{symbol}",
         response_model=SymbolIndicators,
         summary="One symbol's technical indicators",
-        responses=NOT_FOUND,
     )
     async def indicators(symbol: Symbol) -> SymbolIndicators:
         reply = await latest(symbol)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from functools import partial
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -27,34 +27,23 @@ from services.common.contracts import (
 )
 from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache, json_response, serialised
-from services.gateway.errors import ERROR_RESPONSES, ErrorDetail, NotFoundError, UpstreamError
+from services.gateway.errors import ERROR_RESPONSES, NotFoundError, not_found, part_of
 from services.gateway.reader import ArenaReader
 from services.gateway.relay import ACCOUNTS_KEY, EQUITY_KEY, LEADERBOARD_KEY
 from services.gateway.responses import AgentsView, TradingStatus
 from services.gateway.routers.paging import Limit, Offset, page
-
-T = TypeVar("T")
 
 AGENT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 LlmId = Annotated[str, Path(pattern=AGENT_PATTERN, description="The agent's id, e.g. momentum.")]
 AgentFilter = Annotated[
     str | None, Query(pattern=AGENT_PATTERN, description="Only this agent's rows.")
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "No such agent."}
-}
-
-
-async def _part(name: str, ask: Awaitable[T], unavailable: dict[str, str]) -> T | None:
-    try:
-        return await ask
-    except UpstreamError as exc:
-        unavailable[name] = exc.detail
-        return None
+NOT_FOUND = not_found("No such agent.")
 
 
 def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCache) -> APIRouter:
     api = APIRouter(prefix="/trading", tags=["trading"], responses=ERROR_RESPONSES)
+    one_agent = partial(api.get, responses=NOT_FOUND)  # a route about one agent, 404 if unknown
 
     def known(agent_id: str) -> str:
         if not board.knows(agent_id):
@@ -67,8 +56,8 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def status() -> TradingStatus:
         unavailable: dict[str, str] = {}
         scheduler, accounts = await asyncio.gather(
-            _part("scheduler", reader.scheduler_status(), unavailable),
-            _part("accounts", reader.accounts(), unavailable),
+            part_of("scheduler", reader.scheduler_status(), unavailable),
+            part_of("accounts", reader.accounts(), unavailable),
         )
         agents = board.states(clock.now())
         return TradingStatus(
@@ -91,11 +80,10 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def accounts() -> Response:
         return json_response(await cache.get(ACCOUNTS_KEY, lambda: serialised(reader.accounts())))
 
-    @api.get(
+    @one_agent(
         "/accounts/{llm_id}",
         response_model=Portfolio,
         summary="One agent's account and open positions",
-        responses=NOT_FOUND,
     )
     async def account(llm_id: LlmId) -> Portfolio:
         return await reader.portfolio(known(llm_id))
@@ -109,12 +97,7 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
         query = PositionsQuery(status=status, page=page(limit, offset))
         return await reader.positions(query)
 
-    @api.get(
-        "/positions/{llm_id}",
-        response_model=Positions,
-        summary="One agent's positions",
-        responses=NOT_FOUND,
-    )
+    @one_agent("/positions/{llm_id}", response_model=Positions, summary="One agent's positions")
     async def agent_positions(
         llm_id: LlmId,
         limit: Limit = 50,
@@ -128,9 +111,7 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def trades(limit: Limit = 50, offset: Offset = 0) -> Trades:
         return await reader.trades(None, page(limit, offset))
 
-    @api.get(
-        "/trades/{llm_id}", response_model=Trades, summary="One agent's trades", responses=NOT_FOUND
-    )
+    @one_agent("/trades/{llm_id}", response_model=Trades, summary="One agent's trades")
     async def agent_trades(llm_id: LlmId, limit: Limit = 50, offset: Offset = 0) -> Trades:
         return await reader.trades(known(llm_id), page(limit, offset))
 
@@ -147,12 +128,7 @@ def router(reader: ArenaReader, board: AgentBoard, clock: Clock, cache: ReadCach
     async def decisions(limit: Limit = 50, offset: Offset = 0) -> Decisions:
         return await reader.decisions(None, page(limit, offset))
 
-    @api.get(
-        "/decisions/{llm_id}",
-        response_model=Decisions,
-        summary="One agent's decisions",
-        responses=NOT_FOUND,
-    )
+    @one_agent("/decisions/{llm_id}", response_model=Decisions, summary="One agent's decisions")
     async def agent_decisions(llm_id: LlmId, limit: Limit = 50, offset: Offset = 0) -> Decisions:
         return await reader.decisions(known(llm_id), page(limit, offset))
 

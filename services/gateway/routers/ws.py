@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
 
 from services.common.contracts import PositionsQuery
 from services.gateway.agents import AgentBoard
-from services.gateway.errors import UpstreamError
+from services.gateway.errors import part_of
 from services.gateway.hub import (
     CLOSE_POLICY_VIOLATION,
     CLOSE_TRY_AGAIN_LATER,
@@ -33,8 +31,6 @@ from services.gateway.responses import WsStats
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 CLOSE_TIMEOUT_SECONDS = 2.0
 ORIGIN_REFUSED = "this page's origin may not open /ws (see ARENA_WS_ALLOWED_ORIGINS)"
 DENIAL_EXTENSION = "websocket.http.response"
@@ -44,23 +40,15 @@ class SlowClient(Exception):
     """The client's socket did not take a message in time; the hub has dropped it."""
 
 
-async def _part(name: str, ask: Awaitable[T], unavailable: dict[str, str]) -> T | None:
-    try:
-        return await ask
-    except UpstreamError as exc:
-        unavailable[name] = exc.detail
-        return None
-
-
 async def initial_data(reader: ArenaReader, board: AgentBoard, hub: Hub) -> InitialData:
     """The current state, from whichever services answer; the rest stays null."""
     unavailable: dict[str, str] = {}
     accounts, leaderboard, positions, scheduler, snapshot = await asyncio.gather(
-        _part("accounts", reader.accounts(), unavailable),
-        _part("leaderboard", reader.leaderboard(), unavailable),
-        _part("positions", reader.positions(PositionsQuery(status="open")), unavailable),
-        _part("scheduler_status", reader.scheduler_status(), unavailable),
-        _part("market_snapshot", reader.snapshot(), unavailable),
+        part_of("accounts", reader.accounts(), unavailable),
+        part_of("leaderboard", reader.leaderboard(), unavailable),
+        part_of("positions", reader.positions(PositionsQuery(status="open")), unavailable),
+        part_of("scheduler_status", reader.scheduler_status(), unavailable),
+        part_of("market_snapshot", reader.snapshot(), unavailable),
     )
     return InitialData(
         accounts=accounts.accounts if accounts is not None else None,

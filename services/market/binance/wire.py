@@ -40,6 +40,11 @@ def _field(body: dict[str, Any], key: str, what: str) -> Any:
     return body[key]
 
 
+def _decimals(data: dict[str, Any], what: str, **keys: str) -> dict[str, Decimal]:
+    """``{ours: Decimal(data[theirs])}`` for each ``ours="theirs"`` field name pair."""
+    return {ours: decimal(_field(data, theirs, what), what) for ours, theirs in keys.items()}
+
+
 def parse_klines(body: object, what: str = "klines") -> tuple[Candle, ...]:
     """``[[openTime, "open", "high", "low", "close", "volume", closeTime, ...], ...]``."""
     if not isinstance(body, list):
@@ -79,14 +84,16 @@ class Ticker24h:
 
 def parse_ticker(body: object) -> Ticker24h:
     what = "ticker/24hr"
-    data = _object(body, what)
-    return Ticker24h(
-        last_price=decimal(_field(data, "lastPrice", what), what),
-        price_change_pct=decimal(_field(data, "priceChangePercent", what), what),
-        volume=decimal(_field(data, "volume", what), what),
-        high=decimal(_field(data, "highPrice", what), what),
-        low=decimal(_field(data, "lowPrice", what), what),
+    fields = _decimals(
+        _object(body, what),
+        what,
+        last_price="lastPrice",
+        price_change_pct="priceChangePercent",
+        volume="volume",
+        high="highPrice",
+        low="lowPrice",
     )
+    return Ticker24h(**fields)
 
 
 def parse_price(body: object) -> Decimal:
@@ -105,8 +112,7 @@ def parse_premium_index(body: object) -> PremiumIndex:
     what = "premiumIndex"
     data = _object(body, what)
     return PremiumIndex(
-        mark_price=decimal(_field(data, "markPrice", what), what),
-        funding_rate=decimal(_field(data, "lastFundingRate", what), what),
+        **_decimals(data, what, mark_price="markPrice", funding_rate="lastFundingRate"),
         next_funding_time=millis(_field(data, "nextFundingTime", what), what),
     )
 
