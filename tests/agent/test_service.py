@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
@@ -15,7 +14,7 @@ from services.agent.service import AgentService, build
 from services.agent.strategy import StrategyResult
 from services.agent.trader import BaselineTrader
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
@@ -29,17 +28,9 @@ from services.common.contracts import (
 from services.common.runner import ServiceContext, ServiceHost
 from services.common.settings import Settings
 from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
-from tests.support import eventually, running
+from tests.support import collect, eventually, running
 
 UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
-    await test_bus.ensure_streams()
-    yield test_bus
-    await test_bus.close()
 
 
 @pytest.fixture
@@ -48,13 +39,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 async def decisions_on(bus: Bus) -> list[Decision]:
-    seen: list[Decision] = []
-
-    async def collect(decision: Decision) -> None:
-        seen.append(decision)
-
-    await bus.subscribe_core(subjects.DECISION_PROPOSED_ALL, Decision, collect)
-    return seen
+    return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
 
 
 async def serve_ledger(bus: Bus, book: Portfolio) -> list[str]:
@@ -87,12 +72,7 @@ def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
 async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings) -> None:
     asked = await serve_ledger(bus, portfolio())
     decisions = await decisions_on(bus)
-    heartbeats: list[Heartbeat] = []
-
-    async def beat(heartbeat: Heartbeat) -> None:
-        heartbeats.append(heartbeat)
-
-    await bus.subscribe_core(subjects.agent_heartbeat("momentum"), Heartbeat, beat)
+    heartbeats = await collect(bus, subjects.agent_heartbeat("momentum"), Heartbeat)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
         for n in (1, 2, 3):
