@@ -22,8 +22,8 @@ from services.common import subjects
 from services.common.contracts import LlmCall
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
-from tests.builders import approved, buy, cycle_started, hold, snapshot, tick, verdict
-from tests.ledger.harness import Ledger, ledger
+from tests.builders import approved, buy, cycle_started, hold, tick, verdict
+from tests.ledger.harness import Ledger, ledger, llm_call
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
@@ -31,19 +31,7 @@ BTC = "BTCUSDT"
 
 
 def _call(agent: str, call_id: str, at: datetime) -> LlmCall:
-    return LlmCall(
-        call_id=call_id,
-        agent_id=agent,
-        cycle_id="c1",
-        provider="openai",
-        model="gpt-4o",
-        response_time_ms=120,
-        prompt_tokens=1000,
-        completion_tokens=100,
-        estimated_cost=Decimal("0.004"),
-        success=True,
-        called_at=at,
-    )
+    return llm_call(agent, call_id, at, provider="openai", model="gpt-4o")
 
 
 async def _dead_letters(lg: Ledger) -> int:
@@ -69,12 +57,7 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
     name = urlsplit(database_url).path.lstrip("/")
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
-        await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-        await lg.publish(
-            subjects.MARKET_SNAPSHOT,
-            snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(95000)}),
-            "c1",
-        )
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum")
         await eventually(lambda: lg.count("SELECT count(*) FROM market_data"), what="snapshot")
         admin = await asyncpg.connect(postgres_admin_url)
         try:
@@ -86,7 +69,7 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
                 name,
             )
             v = verdict("c1", "momentum", now, approved(buy(BTC, 10, 3)))
-            await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+            await lg.send_verdict(v)
             await lg.publish(subjects.MARKET_TICK, tick("t1", now, {BTC: Decimal(95100)}), "t1")
             await eventually(
                 lambda: (
@@ -115,7 +98,7 @@ async def test_a_verdict_for_a_cycle_never_announced_is_still_recorded(
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
         v = verdict("never", "momentum", now, approved(buy(BTC, 10, 3)), approved(hold()))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+        await lg.send_verdict(v)
         # The ledger waits for the cycle while its inputs may still bring it, then records.
         await eventually(lambda: lg.decided(v.verdict_id), timeout=40, what="recorded")
         codes = await lg.db.fetchval(
@@ -169,8 +152,7 @@ async def test_verify_names_a_proposal_that_never_reached_the_books(
         ]
         # Still within the grace, a proposal may be on its way: not a problem yet.
         assert await verify(lg.db) == []
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
         assert await verify(lg.db, unbooked_grace=timedelta(0)) == []
 
 

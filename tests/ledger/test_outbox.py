@@ -10,7 +10,6 @@ from services.common import subjects
 from services.common.settings import Settings
 from tests.builders import approved, buy, verdict
 from tests.ledger.harness import ledger
-from tests.ledger.test_service import _start_cycle
 from tests.support import eventually
 
 
@@ -26,9 +25,9 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(
             "('bad:payload', $1, 'AccountEvent', '{\"account\": 1}')",
             subject,
         )
-        await _start_cycle(lg, "c1", 1, {"BTCUSDT": Decimal(100000)}, "momentum")
+        await lg.start_cycle("c1", 1, {"BTCUSDT": Decimal(100000)}, "momentum")
         v = verdict("c1", "momentum", lg.clock.now(), approved(buy("BTCUSDT", 10, 2)))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+        await lg.send_verdict(v)
 
         await eventually(
             lambda: any(a.event_id == f"account:{v.verdict_id}" for a in lg.accounts),

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from services.common import subjects
 from services.common.bus import Delivery
 from services.common.clock import ManualClock
-from services.common.contracts import LlmCall
 from services.common.lineup import load_lineup
 from services.common.settings import Settings
 from services.ledger import sql
@@ -28,7 +27,7 @@ from services.ledger.database import create_pool
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.retention import Retention, RetentionPolicy
-from tests.ledger.harness import LINEUP, ledger
+from tests.ledger.harness import LINEUP, ledger, llm_call
 from tests.support import eventually
 
 T = datetime(2025, 6, 1, tzinfo=UTC)
@@ -212,19 +211,7 @@ async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
-        call = LlmCall(
-            call_id="call-1",
-            agent_id="momentum",
-            cycle_id="c1",
-            provider="baseline",
-            model="m",
-            response_time_ms=5,
-            prompt_tokens=10,
-            completion_tokens=5,
-            estimated_cost=Decimal("0.001"),
-            success=True,
-            called_at=lg.clock.now(),
-        )
+        call = llm_call("momentum", "call-1", lg.clock.now(), model="m")
         subject = subjects.llm_call("momentum")
         await lg.publish(subject, call, call.call_id)
         await eventually(lambda: lg.count("SELECT count(*) FROM llm_api_calls"), what="stored")

@@ -18,7 +18,6 @@ from services.common.contracts import (
     DecisionsQuery,
     Leaderboard,
     LeaderboardQuery,
-    LlmCall,
     Portfolio,
     PortfolioQuery,
     PositionSide,
@@ -36,28 +35,18 @@ from tests.builders import (
     tick,
     verdict,
 )
-from tests.ledger.harness import Ledger, ledger
+from tests.ledger.harness import Ledger, ledger, llm_call
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 
 
-async def _start_cycle(
-    lg: Ledger, cycle_id: str, seq: int, prices: dict[str, Decimal], *agents: str
-) -> None:
-    now = lg.clock.now()
-    await lg.publish(subjects.CYCLE_STARTED, cycle_started(cycle_id, seq, now, agents), cycle_id)
-    await lg.publish(
-        subjects.MARKET_SNAPSHOT, snapshot(cycle_id=cycle_id, at=now, prices=prices), cycle_id
-    )
-
-
 async def _two_cycles(lg: Ledger) -> None:
     """c1: momentum opens a BTC long and an ETH short, random a BTC long (one action
     rejected by risk); c2: momentum closes its BTC long at a profit, random holds."""
     now = lg.clock.now()
-    await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum", "random")
+    await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum", "random")
     v1 = verdict("c1", "momentum", now, approved(buy(BTC, 10, 3)), approved(sell(ETH, 20, 2)))
     v2 = verdict(
         "c1",
@@ -69,15 +58,15 @@ async def _two_cycles(lg: Ledger) -> None:
         ),
     )
     for v in (v1, v2):
-        await lg.publish(subjects.decision_verdict(v.decision.agent_id), v, v.verdict_id)
+        await lg.send_verdict(v)
     await eventually(lambda: len(lg.completed) == 1, what="c1 completed")
 
-    await _start_cycle(lg, "c2", 2, {BTC: Decimal(96000), ETH: Decimal(2900)}, "momentum", "random")
+    await lg.start_cycle("c2", 2, {BTC: Decimal(96000), ETH: Decimal(2900)}, "momentum", "random")
     for v in (
         verdict("c2", "momentum", now, approved(close(BTC))),
         verdict("c2", "random", now, approved(hold())),
     ):
-        await lg.publish(subjects.decision_verdict(v.decision.agent_id), v, v.verdict_id)
+        await lg.send_verdict(v)
     await eventually(lambda: len(lg.completed) == 2, what="c2 completed")
 
 
@@ -203,7 +192,7 @@ async def test_the_same_verdict_twice_changes_nothing(
     make_settings: MakeSettings, database_url: str
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000)}, "momentum", "random")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum", "random")
         v = verdict("c1", "momentum", lg.clock.now(), approved(buy(BTC, 10, 3)))
         subject = subjects.decision_verdict("momentum")
         await lg.publish(subject, v, v.verdict_id)
@@ -236,7 +225,7 @@ async def test_the_ledger_refuses_and_records_what_it_cannot_apply(
 ) -> None:
     async with ledger(make_settings, database_url, ARENA_INITIAL_BALANCE=25) as lg:
         now = lg.clock.now()
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
         v1 = verdict(
             "c1",
             "momentum",
@@ -245,11 +234,10 @@ async def test_the_ledger_refuses_and_records_what_it_cannot_apply(
             approved(sell(ETH, 20, 2)),  # risk approved, but the balance no longer covers it
             approved(close("XRPUSDT")),
         )
-        await lg.publish(subjects.decision_verdict("momentum"), v1, v1.verdict_id)
-        await _start_cycle(lg, "c2", 2, {BTC: Decimal(95000)}, "momentum")
+        await lg.send_verdict(v1)
+        await lg.start_cycle("c2", 2, {BTC: Decimal(95000)}, "momentum")
         v2 = verdict("c2", "momentum", now, approved(buy(BTC, 10, 2)))
-        await lg.publish(subjects.decision_verdict("momentum"), v2, v2.verdict_id)
-        await lg.wait_decided(v2.verdict_id)
+        await lg.apply(v2)
 
         rows = await lg.db.fetch(
             "SELECT cycle_id, symbol, decision, reason_codes FROM rejected_decisions "
@@ -294,7 +282,7 @@ async def test_an_approval_beyond_the_limits_is_refused_by_the_ledger(
         make_settings, database_url, ARENA_MAX_LEVERAGE=10, ARENA_SYMBOLS="BTCUSDT,ETHUSDT"
     ) as lg:
         now = lg.clock.now()
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
         forged = verdict(
             "c1",
             "momentum",
@@ -331,8 +319,7 @@ async def test_a_cycle_past_its_deadline_completes_with_missed_agents(
             "c1",
         )
         v = verdict("c1", "momentum", now, approved(hold()))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
         # The completion check commits with the decision: random has not decided yet.
         assert await lg.db.fetchval("SELECT status FROM cycles") == "running"
 
@@ -348,8 +335,7 @@ async def test_a_cycle_past_its_deadline_completes_with_missed_agents(
         assert await lg.db.fetchval("SELECT status FROM cycles") == "timed_out"
 
         late = verdict("c1", "random", now, approved(buy(BTC, 10, 2)))
-        await lg.publish(subjects.decision_verdict("random"), late, late.verdict_id)
-        await lg.wait_decided(late.verdict_id)
+        await lg.apply(late)
         codes = await lg.db.fetchval("SELECT reason_codes FROM rejected_decisions")
         assert codes == ["ledger_cycle_closed"]
         assert await lg.count("SELECT count(*) FROM positions") == 0
@@ -361,11 +347,10 @@ async def test_a_malformed_verdict_is_dead_lettered_and_the_next_applied(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         dead = await lg.bus._nc.subscribe(subjects.dead_letter("ledger"))
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum")
         await lg.bus.publish_raw(subjects.decision_verdict("momentum"), b'{"verdict_id": 1}')
         v = verdict("c1", "momentum", lg.clock.now(), approved(buy(BTC, 10, 3)))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
         letter = await dead.next_msg(timeout=5)
         assert letter.data == b'{"verdict_id": 1}'
         assert await lg.count("SELECT count(*) FROM positions") == 1
@@ -376,10 +361,9 @@ async def test_ticks_mark_positions_and_llm_calls_are_recorded(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(95000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum")
         v = verdict("c1", "momentum", now, approved(buy(BTC, 10, 3)))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
 
         await lg.publish(subjects.MARKET_TICK, tick("t1", now, {BTC: Decimal(97000)}), "t1")
 
@@ -400,23 +384,8 @@ async def test_ticks_mark_positions_and_llm_calls_are_recorded(
             )
         )
 
-        def call(agent: str, call_id: str) -> LlmCall:
-            return LlmCall(
-                call_id=call_id,
-                agent_id=agent,
-                cycle_id="c1",
-                provider="baseline",
-                model="ema-cross",
-                response_time_ms=12,
-                prompt_tokens=100,
-                completion_tokens=20,
-                estimated_cost=Decimal("0.0001"),
-                success=True,
-                called_at=now,
-            )
-
-        await lg.publish(subjects.llm_call("ghost"), call("ghost", "k0"), "k0")
-        await lg.publish(subjects.llm_call("momentum"), call("momentum", "k1"), "k1")
+        await lg.publish(subjects.llm_call("ghost"), llm_call("ghost", "k0", now), "k0")
+        await lg.publish(subjects.llm_call("momentum"), llm_call("momentum", "k1", now), "k1")
         await eventually(
             lambda: lg.count("SELECT count(*) FROM llm_api_calls WHERE call_id = 'k1'"),
             what="the LLM call stored",
@@ -440,14 +409,14 @@ async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visibl
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
-        await _start_cycle(
-            lg, "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum", "random"
+        await lg.start_cycle(
+            "c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum", "random"
         )
         # Built with the contracts, as our agents do: the text is cleaned as it is made.
         built = verdict(
             "c1", "momentum", now, approved(hold()), reasoning="calm\x00 then \ud83d cut"
         )
-        await lg.publish(subjects.decision_verdict("momentum"), built, built.verdict_id)
+        await lg.send_verdict(built)
         # Written by another program with Python's json, which escapes NUL as \u0000 and a
         # lone surrogate as \ud800: a strict JSON parser refuses the whole message for that.
         foreign = json.loads(

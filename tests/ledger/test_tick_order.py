@@ -15,7 +15,6 @@ from services.common.settings import Settings
 from services.ledger.verify import verify
 from tests.builders import approved, buy, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.test_service import _start_cycle
 from tests.ledger.test_ticks import _tick_applied
 from tests.support import eventually
 
@@ -49,8 +48,7 @@ async def _open_btc_long(lg: Ledger, agent: str, cycle_id: str = "c1") -> None:
         stop_loss=Decimal(99000),
     )
     v = verdict(cycle_id, agent, lg.clock.now(), approved(action))
-    await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
-    await lg.wait_decided(v.verdict_id)
+    await lg.apply(v)
 
 
 async def _btc(lg: Ledger, agent: str) -> tuple[Decimal, Decimal]:
@@ -67,7 +65,7 @@ async def test_a_tick_copy_under_another_message_id_is_not_applied_again(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         lg.clock.advance(3600)
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum")
         await _open_btc_long(lg, "momentum")
         late = _tick("late", lg, 120, (100500, 100600, 100400))
         early = _tick("early", lg, 60, (99800, 100000, 99700))
@@ -101,7 +99,7 @@ async def test_a_stale_tick_fires_its_exits_but_does_not_move_the_mark_back(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         lg.clock.advance(3600)
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum")
         await _open_btc_long(lg, "momentum")
         await _tick_applied(lg, _tick("newest", lg, 120, (100500, 100600, 100400)))
         await _tick_applied(lg, _tick("older", lg, 60, (99800, 100000, 99700)))
@@ -126,7 +124,7 @@ async def test_a_verdict_after_a_tick_waiting_for_its_locks_is_applied_after_it(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         lg.clock.advance(3600)
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum", "random")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum", "random")
         await _open_btc_long(lg, "momentum")
 
         blocker = await asyncpg.connect(database_url)
@@ -150,7 +148,7 @@ async def test_a_verdict_after_a_tick_waiting_for_its_locks_is_applied_after_it(
             # Published after the tick, the verdict is applied after it, in stream order: it
             # waits behind the tick instead of slipping in while the tick holds its locks.
             v = verdict("c1", "random", lg.clock.now(), approved(buy(BTC, 10, 10)))
-            await lg.publish(subjects.decision_verdict("random"), v, v.verdict_id)
+            await lg.send_verdict(v)
             assert not await lg.decided(v.verdict_id)
             await lock.commit()
             await lg.wait_decided(v.verdict_id)

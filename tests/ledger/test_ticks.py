@@ -11,7 +11,6 @@ from services.common.settings import Settings
 from services.ledger.verify import verify
 from tests.builders import approved, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.ledger.test_service import _start_cycle
 from tests.support import eventually
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
@@ -51,7 +50,7 @@ async def test_stops_targets_liquidations_and_funding_on_ticks(
     async with ledger(make_settings, database_url) as lg:
         lg.clock.advance(3600)  # 01:00 UTC: no funding time passes while positions are open
         now = lg.clock.now()
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum")
         long_btc = Action(
             action=TradeAction.BUY,
             symbol=BTC,
@@ -62,8 +61,7 @@ async def test_stops_targets_liquidations_and_funding_on_ticks(
         )
         short_eth = Action(action=TradeAction.SELL, symbol=ETH, margin_usd=Decimal(20), leverage=10)
         v = verdict("c1", "momentum", now, approved(long_btc), approved(short_eth))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
         liq = await lg.db.fetchval("SELECT liquidation_price FROM positions WHERE symbol = $1", ETH)
         # 0.0666 ETH short at 3,000 with 20 USDT: (20 + 199.8) / (0.0666 x 1.004)
         assert liq == Decimal("3287.15169353")
@@ -95,11 +93,10 @@ async def test_stops_targets_liquidations_and_funding_on_ticks(
         }
 
         # A new position held through 08:00 UTC pays funding once, at the tick's mark.
-        await _start_cycle(lg, "c2", 2, {BTC: Decimal(100000)}, "momentum")
+        await lg.start_cycle("c2", 2, {BTC: Decimal(100000)}, "momentum")
         long_again = Action(action=TradeAction.BUY, symbol=BTC, margin_usd=Decimal(10), leverage=5)
         v2 = verdict("c2", "momentum", now, approved(long_again))
-        await lg.publish(subjects.decision_verdict("momentum"), v2, v2.verdict_id)
-        await lg.wait_decided(v2.verdict_id)
+        await lg.apply(v2)
         lg.clock.advance(7 * 3600 + 60)  # 08:01 UTC
         await _tick_applied(lg, _bar("t2", lg, BTCUSDT=(101000, 101100, 100900)))
         lg.clock.advance(60)
@@ -116,11 +113,10 @@ async def test_a_tick_after_a_gap_pays_every_missed_funding_time_once(
 ) -> None:
     async with ledger(make_settings, database_url) as lg:
         lg.clock.advance(3600)  # opened at 01:00 UTC, after that day's 00:00 funding
-        await _start_cycle(lg, "c1", 1, {BTC: Decimal(100000)}, "momentum")
+        await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum")
         long_btc = Action(action=TradeAction.BUY, symbol=BTC, margin_usd=Decimal(10), leverage=5)
         v = verdict("c1", "momentum", lg.clock.now(), approved(long_btc))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
 
         # No tick from 01:00 to 17:01: both 08:00 and 16:00 passed while the long was open.
         lg.clock.advance(16 * 3600 + 60)
