@@ -33,29 +33,23 @@ from tests.support import collect, eventually, running
 LINEUP = Path(__file__).resolve().parent / "agents.toml"
 
 
-def llm_call(
-    agent: str,
-    call_id: str,
-    at: datetime,
-    *,
-    provider: str = "baseline",
-    model: str = "ema-cross",
-    cycle_id: str = "c1",
-) -> LlmCall:
-    """A successful model call of ``agent``, as the agent reports it."""
-    return LlmCall(
-        call_id=call_id,
-        agent_id=agent,
-        cycle_id=cycle_id,
-        provider=provider,
-        model=model,
-        response_time_ms=12,
-        prompt_tokens=100,
-        completion_tokens=20,
-        estimated_cost=Decimal("0.0001"),
-        success=True,
-        called_at=at,
-    )
+# A successful model call as an agent reports it; a test names only what it varies.
+_CALL: dict[str, Any] = {
+    "cycle_id": "c1",
+    "provider": "baseline",
+    "model": "ema-cross",
+    "response_time_ms": 12,
+    "prompt_tokens": 100,
+    "completion_tokens": 20,
+    "estimated_cost": Decimal("0.0001"),
+    "success": True,
+}
+
+
+def llm_call(agent: str, call_id: str, at: datetime, **fields: str) -> LlmCall:
+    """A successful model call of ``agent`` (``fields`` replace the defaults above)."""
+    values = {**_CALL, "call_id": call_id, "agent_id": agent, "called_at": at, **fields}
+    return LlmCall.model_validate(values)
 
 
 @dataclass
@@ -102,6 +96,11 @@ class Ledger:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.host.registry.get_sample_value(name, labels) or 0.0
+
+    def dead_lettered(self, consumer: str, reason: str) -> float:
+        """How many messages ``consumer`` has dead-lettered for ``reason``."""
+        labels = {"consumer": consumer, "reason": reason}
+        return self.metric("arena_messages_dead_lettered_total", **labels)
 
     async def count(self, sql: str, *args: Any) -> int:
         return int(await self.db.fetchval(sql, *args))
