@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 
@@ -26,19 +25,17 @@ from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
     Heartbeat,
-    Indicators,
     MarketSnapshot,
     Portfolio,
-    PortfolioQuery,
     TradeAction,
 )
 from services.common.lineup import AgentSpec
 from services.common.runner import ServiceContext
 from services.common.settings import Settings
-from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
+from tests.agent.standins import market, publish, serve_ledger
+from tests.builders import NOW
 from tests.support import collect, eventually, running
 
-UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
 HOSTED = ("momentum", "random", "mean-reversion")
 
 
@@ -50,29 +47,6 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 async def decisions_on(bus: Bus) -> list[Decision]:
     """Decisions as the ledger takes them: one on another agent's subject is refused."""
     return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision, lambda d: d.agent_id)
-
-
-async def serve_ledger(bus: Bus) -> list[str]:
-    asked: list[str] = []
-
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        asked.append(query.agent_id)
-        return portfolio()
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
-    return asked
-
-
-def market(cycle_id: str, clock: ManualClock) -> MarketSnapshot:
-    return snapshot(
-        symbol_snapshot("BTCUSDT", indicators=UP),
-        cycle_id=cycle_id,
-        deadline=clock.now() + timedelta(seconds=60),
-    )
-
-
-async def publish(bus: Bus, snap: MarketSnapshot) -> None:
-    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
 
 
 def test_a_host_is_named_apart_from_any_agent() -> None:

@@ -23,8 +23,6 @@ from services.common.contracts import (
     Heartbeat,
     LlmCall,
     MarketSnapshot,
-    Portfolio,
-    PortfolioQuery,
     SnapshotQuery,
     SnapshotReply,
     TradeAction,
@@ -32,6 +30,7 @@ from services.common.contracts import (
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from tests.agent.llm_support import VALID, leaked
+from tests.agent.standins import serve_ledger
 from tests.builders import NOW, portfolio, snapshot
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
@@ -66,13 +65,6 @@ def lineup(tmp_path: Path, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenA
     path = tmp_path / "agents.toml"
     path.write_text(LINEUP.format(anthropic=fake_anthropic.base_url, openai=fake_openai.base_url))
     return path
-
-
-async def serve_ledger(bus: Bus, book: Portfolio) -> None:
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        return book
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
 
 
 async def publish(bus: Bus, clock: ManualClock, cycle_id: str) -> MarketSnapshot:

@@ -19,18 +19,15 @@ from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
     Heartbeat,
-    Indicators,
     MarketSnapshot,
     Portfolio,
-    PortfolioQuery,
     TradeAction,
 )
 from services.common.runner import ServiceContext, ServiceHost
 from services.common.settings import Settings
-from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
+from tests.agent.standins import market, publish, serve_ledger
+from tests.builders import NOW, portfolio
 from tests.support import collect, eventually, running
-
-UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
 
 
 @pytest.fixture
@@ -40,29 +37,6 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 async def decisions_on(bus: Bus) -> list[Decision]:
     return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
-
-
-async def serve_ledger(bus: Bus, book: Portfolio) -> list[str]:
-    asked: list[str] = []
-
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        asked.append(query.agent_id)
-        return book
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
-    return asked
-
-
-def market(cycle_id: str, clock: ManualClock, seconds_left: float = 60) -> MarketSnapshot:
-    return snapshot(
-        symbol_snapshot("BTCUSDT", indicators=UP),
-        cycle_id=cycle_id,
-        deadline=clock.now() + timedelta(seconds=seconds_left),
-    )
-
-
-async def publish(bus: Bus, snap: MarketSnapshot) -> None:
-    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
 
 
 def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
