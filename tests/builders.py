@@ -307,13 +307,7 @@ def buy(
     *,
     confidence: float | None = None,
 ) -> Action:
-    return Action(
-        action=TradeAction.BUY,
-        symbol=symbol,
-        margin_usd=_money(margin),
-        leverage=leverage,
-        confidence=confidence,
-    )
+    return _opening(TradeAction.BUY, symbol, margin, leverage, confidence)
 
 
 def sell(
@@ -323,10 +317,20 @@ def sell(
     *,
     confidence: float | None = None,
 ) -> Action:
+    return _opening(TradeAction.SELL, symbol, margin, leverage, confidence)
+
+
+def _opening(
+    side: TradeAction,
+    symbol: str,
+    margin: Money | None,
+    leverage: int | None,
+    confidence: float | None,
+) -> Action:
     return Action(
-        action=TradeAction.SELL,
+        action=side,
         symbol=symbol,
-        margin_usd=Decimal(margin),
+        margin_usd=_money(margin),
         leverage=leverage,
         confidence=confidence,
     )

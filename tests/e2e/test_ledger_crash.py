@@ -28,7 +28,7 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.settings import PROJECT_ROOT
-from tests.builders import symbol_snapshot
+from tests.builders import buy, close, sell, symbol_snapshot
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
 
@@ -51,11 +51,7 @@ def _cycle(n: int) -> tuple[CycleStarted, MarketSnapshot]:
 
 
 def _verdict(started: CycleStarted, agent: str, n: int) -> Verdict:
-    action = (
-        Action(action=TradeAction.BUY, symbol="BTCUSDT", margin_usd=Decimal(10), leverage=3)
-        if n % 2 == 1
-        else Action(action=TradeAction.CLOSE, symbol="BTCUSDT")
-    )
+    action = buy("BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
     return _approved(started, agent, (action,), reasoning=f"step {n}")
 
 
@@ -184,14 +180,9 @@ def _open(
     stop_loss: str | None = None,
     take_profit: str | None = None,
 ) -> Action:
-    return Action(
-        action=side,
-        symbol=symbol,
-        margin_usd=Decimal(margin),
-        leverage=leverage,
-        stop_loss=None if stop_loss is None else Decimal(stop_loss),
-        take_profit=None if take_profit is None else Decimal(take_profit),
-    )
+    opened = (buy if side == TradeAction.BUY else sell)(symbol, margin, leverage)
+    levels = {"stop_loss": stop_loss, "take_profit": take_profit}
+    return opened.model_copy(update={k: Decimal(v) for k, v in levels.items() if v is not None})
 
 
 BUY, SELL = TradeAction.BUY, TradeAction.SELL
@@ -358,11 +349,7 @@ def _burst() -> list[Published]:
             ticks.append(_ordinary_tick(specials[n], k, EXIT_BARS[specials[n]]))
         if n in funding:
             ticks.append(_funding_tick(funding[n]))
-        action = (
-            _open(BUY, "BTCUSDT", 10, 3)
-            if n % 2 == 1
-            else Action(action=TradeAction.CLOSE, symbol="BTCUSDT")
-        )
+        action = _open(BUY, "BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
         for i, agent in enumerate(AGENTS):
             verdict = _approved(started, agent, (action,))
             subject = subjects.decision_verdict(agent)
