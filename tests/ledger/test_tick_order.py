@@ -9,7 +9,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.common import subjects
-from services.common.contracts import Action, MarketTick, TradeAction
+from services.common.contracts import MarketTick
 from services.common.settings import Settings
 from services.ledger.verify import verify
 from tests.builders import approved, buy, verdict
@@ -26,13 +26,7 @@ def _tick(tick_id: str, lg: Ledger, after_s: int, bar: tuple[int, int, int]) -> 
 
 
 async def _open_btc_long(lg: Ledger, agent: str, cycle_id: str = "c1") -> None:
-    action = Action(
-        action=TradeAction.BUY,
-        symbol=BTC,
-        margin_usd=Decimal(10),
-        leverage=10,
-        stop_loss=Decimal(99000),
-    )
+    action = buy(BTC, 10, 10).model_copy(update={"stop_loss": Decimal(99000)})
     v = verdict(cycle_id, agent, lg.clock.now(), approved(action))
     await lg.apply(v)
 
