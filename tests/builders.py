@@ -66,8 +66,11 @@ def symbol_snapshot(
     low: Money | None = None,
     candles: tuple[Candle, ...] = (),
     indicators: Indicators | None = None,
+    funding: tuple[Money, datetime] | None = None,
 ) -> SymbolSnapshot:
-    """One symbol at ``price`` (its PRICES entry by default); high, low and mark the same."""
+    """One symbol at ``price`` (its PRICES entry by default); high, low and mark the same;
+    ``funding`` is (rate, next funding time), by default 0.0001 four hours on."""
+    rate, next_funding = funding or ("0.0001", at + timedelta(hours=4))
     last = PRICES[symbol] if price is None else Decimal(price)
     return SymbolSnapshot(
         symbol=symbol,
@@ -77,8 +80,8 @@ def symbol_snapshot(
         volume_24h=Decimal(volume),
         high_24h=last if high is None else Decimal(high),
         low_24h=last if low is None else Decimal(low),
-        funding_rate=Decimal("0.0001"),
-        next_funding_time=at + timedelta(hours=4),
+        funding_rate=Decimal(rate),
+        next_funding_time=next_funding,
         candles=candles,
         indicators=indicators or Indicators(),
     )
@@ -304,13 +307,7 @@ def buy(
     *,
     confidence: float | None = None,
 ) -> Action:
-    return Action(
-        action=TradeAction.BUY,
-        symbol=symbol,
-        margin_usd=_money(margin),
-        leverage=leverage,
-        confidence=confidence,
-    )
+    return _opening(TradeAction.BUY, symbol, margin, leverage, confidence)
 
 
 def sell(
@@ -320,10 +317,20 @@ def sell(
     *,
     confidence: float | None = None,
 ) -> Action:
+    return _opening(TradeAction.SELL, symbol, margin, leverage, confidence)
+
+
+def _opening(
+    side: TradeAction,
+    symbol: str,
+    margin: Money | None,
+    leverage: int | None,
+    confidence: float | None,
+) -> Action:
     return Action(
-        action=TradeAction.SELL,
+        action=side,
         symbol=symbol,
-        margin_usd=Decimal(margin),
+        margin_usd=_money(margin),
         leverage=leverage,
         confidence=confidence,
     )

@@ -24,11 +24,13 @@ import asyncpg
 import nats
 import pytest
 from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry
 
 from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
 from services.common import subjects
+from services.common.bus import Bus, BusMetrics
 from services.common.settings import Settings
 
 _OWN_BASETEMP = pytest.StashKey[Path]()
@@ -180,3 +182,12 @@ def make_settings(nats_url: str) -> Callable[..., Settings]:
         return Settings(_env_file=None, **values)
 
     return make
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    """A client of this test's NATS, with the arena's streams in place."""
+    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
+    await test_bus.ensure_streams()
+    yield test_bus
+    await test_bus.close()

@@ -7,11 +7,15 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from services.common.bus import Bus
 from services.common.clock import Clock
+from services.common.contracts import Message
 from services.common.runner import Factory, ServiceHost
 from services.common.settings import Settings
+
+M = TypeVar("M", bound=Message)
 
 
 async def eventually(
@@ -55,3 +59,16 @@ async def running(
         yield host
     finally:
         await host.stop()
+
+
+async def collect(
+    bus: Bus, subject: str, kind: type[M], speaker: Callable[[M], str] | None = None
+) -> list[M]:
+    """Every ``kind`` message published on ``subject`` from now on (a plain subscription)."""
+    seen: list[M] = []
+
+    async def add(message: M) -> None:
+        seen.append(message)
+
+    await bus.subscribe_core(subject, kind, add, speaker=speaker)
+    return seen

@@ -8,11 +8,9 @@ raises or never answers leaves its siblings deciding.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.agent.heartbeat import Heartbeater
 from services.agent.host import AgentHost, build, process_name
@@ -22,33 +20,23 @@ from services.agent.service import AgentService, agent_service
 from services.agent.strategy import StrategyResult
 from services.agent.trader import BaselineTrader, Trader, TraderAnswer
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
     Heartbeat,
-    Indicators,
     MarketSnapshot,
     Portfolio,
-    PortfolioQuery,
     TradeAction,
 )
 from services.common.lineup import AgentSpec
 from services.common.runner import ServiceContext
 from services.common.settings import Settings
-from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
-from tests.support import eventually, running
+from tests.agent.standins import market, publish, serve_ledger
+from tests.builders import NOW
+from tests.support import collect, eventually, running
 
-UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
 HOSTED = ("momentum", "random", "mean-reversion")
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
-    await test_bus.ensure_streams()
-    yield test_bus
-    await test_bus.close()
 
 
 @pytest.fixture
@@ -58,38 +46,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 async def decisions_on(bus: Bus) -> list[Decision]:
     """Decisions as the ledger takes them: one on another agent's subject is refused."""
-    seen: list[Decision] = []
-
-    async def collect(decision: Decision) -> None:
-        seen.append(decision)
-
-    await bus.subscribe_core(
-        subjects.DECISION_PROPOSED_ALL, Decision, collect, speaker=lambda d: d.agent_id
-    )
-    return seen
-
-
-async def serve_ledger(bus: Bus) -> list[str]:
-    asked: list[str] = []
-
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        asked.append(query.agent_id)
-        return portfolio()
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
-    return asked
-
-
-def market(cycle_id: str, clock: ManualClock) -> MarketSnapshot:
-    return snapshot(
-        symbol_snapshot("BTCUSDT", indicators=UP),
-        cycle_id=cycle_id,
-        deadline=clock.now() + timedelta(seconds=60),
-    )
-
-
-async def publish(bus: Bus, snap: MarketSnapshot) -> None:
-    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
+    return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision, lambda d: d.agent_id)
 
 
 def test_a_host_is_named_apart_from_any_agent() -> None:
@@ -100,14 +57,7 @@ def test_a_host_is_named_apart_from_any_agent() -> None:
 async def test_each_hosted_agent_decides_as_itself(bus: Bus, settings: Settings) -> None:
     asked = await serve_ledger(bus)
     decisions = await decisions_on(bus)
-    heartbeats: list[Heartbeat] = []
-
-    async def beat(heartbeat: Heartbeat) -> None:
-        heartbeats.append(heartbeat)
-
-    await bus.subscribe_core(
-        subjects.AGENT_HEARTBEAT_ALL, Heartbeat, beat, speaker=lambda h: h.agent_id
-    )
+    heartbeats = await collect(bus, subjects.AGENT_HEARTBEAT_ALL, Heartbeat, lambda h: h.agent_id)
     clock = ManualClock(NOW)
     async with running(process_name(HOSTED), build, settings, clock) as host:
         assert isinstance(host.service, AgentHost)

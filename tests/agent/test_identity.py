@@ -32,23 +32,31 @@ def test_missing_or_unknown_agent_id_names_the_known_ones(
         resolve_agent(settings)
 
 
-def test_unknown_baseline_or_provider_is_refused(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings()
-    nameless = AgentSpec(id="x", display_name="x", provider="baseline", model="martingale")
-    with pytest.raises(AgentConfigError, match="ema-cross, rsi-reversion, random, buy-and-hold"):
-        build_strategy(nameless, settings)
-    llm = AgentSpec(id="x", display_name="x", provider="anthropic", model="claude")
-    with pytest.raises(AgentConfigError, match="provider 'anthropic' is not a baseline"):
-        build_strategy(llm, settings)
-    unknown = AgentSpec(id="x", display_name="x", provider="carrier-pigeon", model="m")
-    with pytest.raises(AgentConfigError, match="unknown provider 'carrier-pigeon'"):
-        check_spec(unknown, settings)
-    local = AgentSpec(id="x", display_name="x", provider="openai-compatible", model="llama3")
-    with pytest.raises(AgentConfigError, match="needs base_url"):
-        check_spec(local, settings)
-    replay = AgentSpec(id="x", display_name="x", provider="replay", model="m")
-    with pytest.raises(AgentConfigError, match="needs recordings"):
-        check_spec(replay, settings)
+@pytest.mark.parametrize(
+    ("provider", "model", "check", "refusal"),
+    [
+        (
+            "baseline",
+            "martingale",
+            build_strategy,
+            "ema-cross, rsi-reversion, random, buy-and-hold",
+        ),
+        ("anthropic", "claude", build_strategy, "provider 'anthropic' is not a baseline"),
+        ("carrier-pigeon", "m", check_spec, "unknown provider 'carrier-pigeon'"),
+        ("openai-compatible", "llama3", check_spec, "needs base_url"),
+        ("replay", "m", check_spec, "needs recordings"),
+    ],
+)
+def test_unknown_baseline_or_provider_is_refused(
+    make_settings: Callable[..., Settings],
+    provider: str,
+    model: str,
+    check: Callable[[AgentSpec, Settings], object],
+    refusal: str,
+) -> None:
+    spec = AgentSpec(id="x", display_name="x", provider=provider, model=model)
+    with pytest.raises(AgentConfigError, match=refusal):
+        check(spec, make_settings())
 
 
 def test_the_process_refuses_to_start_without_agent_id(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.agent.service import AgentService, build
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics, Delivery, NotFound
+from services.common.bus import Bus, Delivery, NotFound
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Candle,
@@ -24,8 +23,6 @@ from services.common.contracts import (
     Heartbeat,
     LlmCall,
     MarketSnapshot,
-    Portfolio,
-    PortfolioQuery,
     SnapshotQuery,
     SnapshotReply,
     TradeAction,
@@ -33,12 +30,13 @@ from services.common.contracts import (
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from tests.agent.llm_support import VALID, leaked
+from tests.agent.standins import serve_ledger
 from tests.builders import NOW, portfolio, snapshot
 from tests.fakes import anthropic as claude
 from tests.fakes import openai as gpt
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.openai import FakeOpenAI
-from tests.support import eventually, running
+from tests.support import collect, eventually, running
 
 LINEUP = """
 [[agents]]
@@ -63,49 +61,10 @@ retry_backoff_seconds = 0
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def lineup(tmp_path: Path, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> Path:
     path = tmp_path / "agents.toml"
     path.write_text(LINEUP.format(anthropic=fake_anthropic.base_url, openai=fake_openai.base_url))
     return path
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
-    await test_bus.ensure_streams()
-    yield test_bus
-    await test_bus.close()
-
-
-async def collect(bus: Bus, subject: str, kind: type[Any]) -> list[Any]:
-    seen: list[Any] = []
-
-    async def add(message: Any) -> None:
-        seen.append(message)
-
-    await bus.subscribe_core(subject, kind, add)
-    return seen
-
-
-async def serve_ledger(bus: Bus, book: Portfolio) -> None:
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        return book
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
 
 
 async def publish(bus: Bus, clock: ManualClock, cycle_id: str) -> MarketSnapshot:

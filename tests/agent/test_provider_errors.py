@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
@@ -71,20 +70,6 @@ def test_configured_secrets_and_their_fragments_are_removed_whatever_their_shape
 
 
 # ---------------------------------------------------------------- through the real SDKs
-
-
-@pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 def echo_fragment(status: int) -> Reply:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
@@ -15,31 +14,20 @@ from services.agent.service import AgentService, build
 from services.agent.strategy import StrategyResult
 from services.agent.trader import BaselineTrader
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Decision,
     Heartbeat,
-    Indicators,
     MarketSnapshot,
     Portfolio,
-    PortfolioQuery,
     TradeAction,
 )
 from services.common.runner import ServiceContext, ServiceHost
 from services.common.settings import Settings
-from tests.builders import NOW, portfolio, snapshot, symbol_snapshot
-from tests.support import eventually, running
-
-UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
-    await test_bus.ensure_streams()
-    yield test_bus
-    await test_bus.close()
+from tests.agent.standins import market, publish, serve_ledger
+from tests.builders import NOW, portfolio
+from tests.support import collect, eventually, running
 
 
 @pytest.fixture
@@ -48,36 +36,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 async def decisions_on(bus: Bus) -> list[Decision]:
-    seen: list[Decision] = []
-
-    async def collect(decision: Decision) -> None:
-        seen.append(decision)
-
-    await bus.subscribe_core(subjects.DECISION_PROPOSED_ALL, Decision, collect)
-    return seen
-
-
-async def serve_ledger(bus: Bus, book: Portfolio) -> list[str]:
-    asked: list[str] = []
-
-    async def answer(query: PortfolioQuery) -> Portfolio:
-        asked.append(query.agent_id)
-        return book
-
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
-    return asked
-
-
-def market(cycle_id: str, clock: ManualClock, seconds_left: float = 60) -> MarketSnapshot:
-    return snapshot(
-        symbol_snapshot("BTCUSDT", indicators=UP),
-        cycle_id=cycle_id,
-        deadline=clock.now() + timedelta(seconds=seconds_left),
-    )
-
-
-async def publish(bus: Bus, snap: MarketSnapshot) -> None:
-    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
+    return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
 
 
 def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
@@ -87,12 +46,7 @@ def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
 async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings) -> None:
     asked = await serve_ledger(bus, portfolio())
     decisions = await decisions_on(bus)
-    heartbeats: list[Heartbeat] = []
-
-    async def beat(heartbeat: Heartbeat) -> None:
-        heartbeats.append(heartbeat)
-
-    await bus.subscribe_core(subjects.agent_heartbeat("momentum"), Heartbeat, beat)
+    heartbeats = await collect(bus, subjects.agent_heartbeat("momentum"), Heartbeat)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
         for n in (1, 2, 3):

@@ -61,6 +61,21 @@ async def connect(conns: list[Conn], server: AuthNats, user: str) -> tuple[Conn,
     return conn, await conn.connect(server.url(user))
 
 
+async def watch(
+    conns: list[Conn], server: AuthNats, pattern: str = "arena.>"
+) -> tuple[Conn, Client, list[str]]:
+    """Tooling connected and subscribed to ``pattern``: the subjects it sees, in order."""
+    conn, nc = await connect(conns, server, "tooling")
+    seen: list[str] = []
+
+    async def record(msg: Msg) -> None:
+        seen.append(msg.subject)
+
+    await nc.subscribe(pattern, cb=record)
+    await nc.flush()
+    return conn, nc, seen
+
+
 async def test_a_wrong_password_is_refused(server: AuthNats) -> None:
     with pytest.raises(Exception, match=r"[Aa]uthorization"):
         await nats.connect(
@@ -71,14 +86,7 @@ async def test_a_wrong_password_is_refused(server: AuthNats) -> None:
 async def test_an_agent_publishes_only_its_own_decisions(
     server: AuthNats, conns: list[Conn]
 ) -> None:
-    tool, watcher = await connect(conns, server, "tooling")
-    seen: list[str] = []
-
-    async def record(msg: Msg) -> None:
-        seen.append(msg.subject)
-
-    await watcher.subscribe("arena.>", cb=record)
-    await watcher.flush()
+    tool, _, seen = await watch(conns, server)
 
     agent, nc = await connect(conns, server, "agent-random")
     own = subjects.decision_proposed("random")
@@ -116,14 +124,7 @@ async def test_only_risk_publishes_verdicts_and_only_the_ledger_ledger_events(
 async def test_tooling_reads_everything_and_publishes_nothing(
     server: AuthNats, conns: list[Conn]
 ) -> None:
-    tool, tool_nc = await connect(conns, server, "tooling")
-    seen: list[str] = []
-
-    async def record(msg: Msg) -> None:
-        seen.append(msg.subject)
-
-    await tool_nc.subscribe(">", cb=record)
-    await tool_nc.flush()
+    tool, tool_nc, seen = await watch(conns, server, ">")
     _, ledger_nc = await connect(conns, server, "ledger")
     await ledger_nc.publish(subjects.CYCLE_COMPLETED, b"{}")
     await ledger_nc.flush()
@@ -177,14 +178,7 @@ async def test_an_agent_host_acts_for_its_agents_only(tmp_path: Path, conns: lis
     hosted = ("momentum", "random")
     host = process_name(hosted)
     with auth_nats(tmp_path, LINEUP, {host: hosted}) as server:
-        tool, watcher = await connect(conns, server, "tooling")
-        seen: list[str] = []
-
-        async def record(msg: Msg) -> None:
-            seen.append(msg.subject)
-
-        await watcher.subscribe("arena.>", cb=record)
-        await watcher.flush()
+        tool, _, seen = await watch(conns, server)
 
         conn, nc = await connect(conns, server, host)
         own = [subjects.decision_proposed(a) for a in hosted]

@@ -10,6 +10,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import nats
+
+from services.common import subjects
 from services.common.settings import PROJECT_ROOT
 from tests.support import eventually
 
@@ -107,3 +110,19 @@ class ServiceProcess:
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+
+
+async def assert_stops_cleanly_while_consuming(process: ServiceProcess, durable: str) -> None:
+    """Start ``process`` and SIGTERM it once three of its pulls on ``durable`` went out: it
+    must exit 0. A drain used to hang once a fetch had expired (its late status reply stayed
+    queued with no reader), so a few are let expire first."""
+    nc = await nats.connect(process.env["NATS_URL"])
+    pulls = await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{durable}")
+    try:
+        await process.start().wait_started()
+        await eventually(lambda: pulls.delivered >= 3, what="three pull requests")
+        assert process.stop(timeout=10) == 0
+    finally:
+        if process.proc.poll() is None:
+            process.kill()
+        await nc.close()

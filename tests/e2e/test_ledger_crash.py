@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +21,14 @@ from services.common.contracts import (
     ActionResult,
     CycleStarted,
     Decision,
-    Indicators,
     MarketSnapshot,
     MarketTick,
-    SymbolSnapshot,
     TickPrice,
     TradeAction,
     Verdict,
 )
 from services.common.settings import PROJECT_ROOT
+from tests.builders import buy, close, sell, symbol_snapshot
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
 
@@ -44,69 +44,24 @@ def _price(n: int) -> Decimal:
 
 
 def _cycle(n: int) -> tuple[CycleStarted, MarketSnapshot]:
-    cycle_id = f"crash-{n:03d}"
+    """Cycle ``n`` of the first burst: BTC only, a 200 wide day, funding 8 h after its start."""
     started = START + timedelta(seconds=n)
-    deadline = started + timedelta(hours=1)
-    price = _price(n)
-    symbol = SymbolSnapshot(
-        symbol="BTCUSDT",
-        last_price=price,
-        mark_price=price,
-        price_change_pct_24h=Decimal(0),
-        volume_24h=Decimal(1000),
-        high_24h=price + 100,
-        low_24h=price - 100,
-        funding_rate=Decimal("0.0001"),
-        next_funding_time=started + timedelta(hours=8),
-        candles=(),
-        indicators=Indicators(),
-    )
-    return (
-        CycleStarted(
-            cycle_id=cycle_id,
-            sequence=n,
-            started_at=started,
-            decision_deadline=deadline,
-            symbols=("BTCUSDT",),
-            agents=AGENTS,
-        ),
-        MarketSnapshot(
-            cycle_id=cycle_id,
-            taken_at=started,
-            decision_deadline=deadline,
-            source="test",
-            symbols=(symbol,),
-        ),
-    )
+    funding = (Decimal("0.0001"), started + timedelta(hours=8))
+    return _market_cycle(f"crash-{n:03d}", n, {"BTCUSDT": _price(n)}, 100, funding)
 
 
 def _verdict(started: CycleStarted, agent: str, n: int) -> Verdict:
-    action = (
-        Action(action=TradeAction.BUY, symbol="BTCUSDT", margin_usd=Decimal(10), leverage=3)
-        if n % 2 == 1
-        else Action(action=TradeAction.CLOSE, symbol="BTCUSDT")
-    )
-    decision = Decision(
-        decision_id=Decision.make_id(started.cycle_id, agent),
-        cycle_id=started.cycle_id,
-        agent_id=agent,
-        decided_at=started.started_at,
-        decision_deadline=started.decision_deadline,
-        actions=(action,),
-        reasoning=f"step {n}",
-    )
-    return Verdict(
-        verdict_id=decision.decision_id,
-        decided_at=started.started_at,
-        decision=decision,
-        results=(ActionResult(index=0, action=action, approved=True),),
-    )
+    action = buy("BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
+    return _approved(started, agent, (action,), reasoning=f"step {n}")
 
 
-async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
-    nats_url: str, database_url: str, tmp_path: Path
-) -> None:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "METRICS_PORT": "0"}
+@contextlib.asynccontextmanager
+async def _ledger_process(
+    nats_url: str, database_url: str, tmp_path: Path, **env: str
+) -> AsyncIterator[tuple[ServiceProcess, Bus, asyncpg.Connection]]:
+    """The ledger as its own process (to be killed), a client of its NATS and its database;
+    on the way out the ledger must stop cleanly."""
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "METRICS_PORT": "0", **env}
     ledger = ServiceProcess("ledger", "ledger", env, tmp_path)
     ledger.start()
     await ledger.wait_started()
@@ -114,6 +69,17 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
     bus = await Bus.connect(nats_url, "crash-test", BusMetrics(CollectorRegistry()))
     conn = await asyncpg.connect(database_url)
     try:
+        yield ledger, bus, conn
+    finally:
+        await conn.close()
+        await bus.close()
+        assert ledger.stop() == 0
+
+
+async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
+    nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    async with _ledger_process(nats_url, database_url, tmp_path) as (ledger, bus, conn):
         for n in range(1, CYCLES + 1):
             started, snapshot = _cycle(n)
             await bus.publish(subjects.CYCLE_STARTED, started, started.cycle_id)
@@ -152,10 +118,6 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
         assert completed == CYCLES
         open_positions = await conn.fetchval("SELECT count(*) FROM positions WHERE status = 'OPEN'")
         assert open_positions == 0
-    finally:
-        await conn.close()
-        await bus.close()
-        assert ledger.stop() == 0
 
     await _verify_passes(ledger.env)
 
@@ -218,14 +180,9 @@ def _open(
     stop_loss: str | None = None,
     take_profit: str | None = None,
 ) -> Action:
-    return Action(
-        action=side,
-        symbol=symbol,
-        margin_usd=Decimal(margin),
-        leverage=leverage,
-        stop_loss=None if stop_loss is None else Decimal(stop_loss),
-        take_profit=None if take_profit is None else Decimal(take_profit),
-    )
+    opened = (buy if side == TradeAction.BUY else sell)(symbol, margin, leverage)
+    levels = {"stop_loss": stop_loss, "take_profit": take_profit}
+    return opened.model_copy(update={k: Decimal(v) for k, v in levels.items() if v is not None})
 
 
 BUY, SELL = TradeAction.BUY, TradeAction.SELL
@@ -311,25 +268,18 @@ def _funding_times_while_open(opened_at: datetime) -> list[datetime]:
 
 
 def _market_cycle(
-    cycle_id: str, n: int, prices: dict[str, Decimal]
+    cycle_id: str,
+    n: int,
+    prices: dict[str, Decimal],
+    spread: int = 0,
+    funding: tuple[Decimal, datetime] = (FUNDING_RATE, FIRST_FUNDING),
 ) -> tuple[CycleStarted, MarketSnapshot]:
+    """Cycle ``n``'s start and snapshot: each symbol's day ``spread`` either side of its price."""
     started = START + timedelta(seconds=n)
     deadline = started + timedelta(hours=1)
     symbols = tuple(
-        SymbolSnapshot(
-            symbol=symbol,
-            last_price=price,
-            mark_price=price,
-            price_change_pct_24h=Decimal(0),
-            volume_24h=Decimal(1000),
-            high_24h=price,
-            low_24h=price,
-            funding_rate=FUNDING_RATE,
-            next_funding_time=FIRST_FUNDING,
-            candles=(),
-            indicators=Indicators(),
-        )
-        for symbol, price in prices.items()
+        symbol_snapshot(s, p, high=p + spread, low=p - spread, funding=funding)
+        for s, p in prices.items()
     )
     return (
         CycleStarted(
@@ -350,7 +300,9 @@ def _market_cycle(
     )
 
 
-def _approved(started: CycleStarted, agent: str, actions: tuple[Action, ...]) -> Verdict:
+def _approved(
+    started: CycleStarted, agent: str, actions: tuple[Action, ...], reasoning: str = ""
+) -> Verdict:
     decision = Decision(
         decision_id=Decision.make_id(started.cycle_id, agent),
         cycle_id=started.cycle_id,
@@ -358,7 +310,7 @@ def _approved(started: CycleStarted, agent: str, actions: tuple[Action, ...]) ->
         decided_at=started.started_at,
         decision_deadline=started.decision_deadline,
         actions=actions,
-        reasoning=f"{started.cycle_id} {agent}",
+        reasoning=reasoning or f"{started.cycle_id} {agent}",
     )
     return Verdict(
         verdict_id=decision.decision_id,
@@ -397,11 +349,7 @@ def _burst() -> list[Published]:
             ticks.append(_ordinary_tick(specials[n], k, EXIT_BARS[specials[n]]))
         if n in funding:
             ticks.append(_funding_tick(funding[n]))
-        action = (
-            _open(BUY, "BTCUSDT", 10, 3)
-            if n % 2 == 1
-            else Action(action=TradeAction.CLOSE, symbol="BTCUSDT")
-        )
+        action = _open(BUY, "BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
         for i, agent in enumerate(AGENTS):
             verdict = _approved(started, agent, (action,))
             subject = subjects.decision_verdict(agent)
@@ -493,22 +441,11 @@ async def _count(conn: asyncpg.Connection, sql: str, *args: object) -> int:
 async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    # "random" holds four positions and opens BTC on top; the ledger enforces the limit.
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "METRICS_PORT": "0",
-        "ARENA_MAX_OPEN_POSITIONS": "5",
-    }
-    ledger = ServiceProcess("ledger", "ledger", env, tmp_path)
-    ledger.start()
-    await ledger.wait_started()
-
-    bus = await Bus.connect(nats_url, "crash-test", BusMetrics(CollectorRegistry()))
-    conn = await asyncpg.connect(database_url)
     burst = _burst()
     tick_msg_ids = sorted(f"{s}:{nid}" for s, m, nid in burst if isinstance(m, MarketTick))
-    try:
+    # "random" holds four positions and opens BTC on top; the ledger enforces the limit.
+    process = _ledger_process(nats_url, database_url, tmp_path, ARENA_MAX_OPEN_POSITIONS="5")
+    async with process as (ledger, bus, conn):
         started, snapshot = _market_cycle("setup", 1, SETUP_PRICES)
         await bus.publish(subjects.CYCLE_STARTED, started, started.cycle_id)
         await bus.publish(subjects.MARKET_SNAPSHOT, snapshot, snapshot.cycle_id)
@@ -565,10 +502,6 @@ async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
         )
 
         await _assert_books(conn, burst)
-    finally:
-        await conn.close()
-        await bus.close()
-        assert ledger.stop() == 0
 
     await _verify_passes(ledger.env)
 
@@ -643,13 +576,7 @@ async def _assert_books(conn: asyncpg.Connection, burst: list[Published]) -> Non
 async def test_a_tick_copy_under_another_message_id_changes_nothing(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "METRICS_PORT": "0"}
-    ledger = ServiceProcess("ledger", "ledger", env, tmp_path)
-    ledger.start()
-    await ledger.wait_started()
-    bus = await Bus.connect(nats_url, "crash-test", BusMetrics(CollectorRegistry()))
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with _ledger_process(nats_url, database_url, tmp_path) as (_, bus, conn):
         tick = _ordinary_tick("copied", 0)
         await bus.publish(subjects.MARKET_TICK, tick, tick.tick_id)
         await bus.publish(subjects.MARKET_TICK, tick, f"{tick.tick_id}:again")
@@ -669,10 +596,6 @@ async def test_a_tick_copy_under_another_message_id_changes_nothing(
             conn, "SELECT count(*) FROM equity_snapshots WHERE source = $1", "tick:copied"
         )
         assert snapshots == accounts
-    finally:
-        await conn.close()
-        await bus.close()
-        assert ledger.stop() == 0
 
 
 async def _verify_passes(env: dict[str, str]) -> None:

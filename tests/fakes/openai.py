@@ -7,6 +7,7 @@ DeepSeek and the OpenAI-compatible servers speak the same; DeepSeek's reasoner a
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.scripted_http import Recorded, Reply, ScriptedServer
@@ -72,38 +73,35 @@ def masked(key: str) -> str:
     return f"{key[:10]}{'*' * max(len(key) - 14, 4)}{key[-4:]}"
 
 
-def incorrect_key() -> Reply:
-    """OpenAI's 401 for a revoked or mistyped key, quoting the key it was sent, masked."""
+def _key_refused(message: Callable[[str], str], kind: str, code: str) -> Reply:
+    """A 401 whose message quotes the key it was sent, as ``message`` shows that key."""
 
     def body(request: Recorded) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": f"Incorrect API key provided: {masked(sent_key(request))}. You can "
-                "find your API key at https://platform.openai.com/account/api-keys.",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "invalid_api_key",
-            }
-        }
+        error = {"message": message(sent_key(request)), "type": kind, "param": None, "code": code}
+        return {"error": error}
 
     return Reply(401, body)
+
+
+def incorrect_key() -> Reply:
+    """OpenAI's 401 for a revoked or mistyped key, quoting the key it was sent, masked."""
+    return _key_refused(
+        lambda key: (
+            f"Incorrect API key provided: {masked(key)}. You can find your API key "
+            "at https://platform.openai.com/account/api-keys."
+        ),
+        "invalid_request_error",
+        "invalid_api_key",
+    )
 
 
 def deepseek_incorrect_key() -> Reply:
     """DeepSeek's 401: only the last four characters, after stars."""
-
-    def body(request: Recorded) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": f"Authentication Fails, Your api key: ****{sent_key(request)[-4:]} "
-                "is invalid",
-                "type": "authentication_error",
-                "param": None,
-                "code": "invalid_request_error",
-            }
-        }
-
-    return Reply(401, body)
+    return _key_refused(
+        lambda key: f"Authentication Fails, Your api key: ****{key[-4:]} is invalid",
+        "authentication_error",
+        "invalid_request_error",
+    )
 
 
 class FakeOpenAI(ScriptedServer):

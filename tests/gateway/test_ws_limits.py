@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import socket
 import time
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -17,11 +16,8 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from bench.gateway_memory import realistic_snapshot
 from services.common import subjects
-from services.common.contracts import MarketSnapshot
-from services.common.settings import DEFAULT_SYMBOLS
-from services.market.simulator import SimulatorSource
-from services.market.snapshot import build_snapshot
 from tests.gateway import standins
 from tests.gateway.harness import (
     Gateway,
@@ -34,19 +30,6 @@ from tests.gateway.harness import (
 from tests.support import eventually
 
 SNAPSHOTS = 100  # ~9 MB in all: more than the kernel buffers of one connection can take
-
-
-async def realistic_snapshot() -> MarketSnapshot:
-    """The simulator's snapshot of the six default symbols: about 90 KB of JSON."""
-    now = datetime(2025, 3, 1, tzinfo=UTC)
-    data = await SimulatorSource(42, DEFAULT_SYMBOLS, now).snapshot_data(now)
-    return build_snapshot(
-        cycle_id="c-0",
-        taken_at=now,
-        decision_deadline=now + timedelta(minutes=4),
-        source="simulator",
-        data=data,
-    )
 
 
 async def publish_snapshots(nats_url: str, count: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,40 @@ from prometheus_client import CollectorRegistry
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.clock import ManualClock
-from services.common.contracts import AccountEvent, CycleCompleted, Message, PositionEvent
+from services.common.contracts import (
+    AccountEvent,
+    CycleCompleted,
+    LlmCall,
+    Message,
+    PositionEvent,
+    Verdict,
+)
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from services.ledger.service import LedgerService, build
-from tests.support import eventually, running
+from tests.builders import cycle_started, snapshot
+from tests.support import collect, eventually, running
 
 LINEUP = Path(__file__).resolve().parent / "agents.toml"
+
+
+# A successful model call as an agent reports it; a test names only what it varies.
+_CALL: dict[str, Any] = {
+    "cycle_id": "c1",
+    "provider": "baseline",
+    "model": "ema-cross",
+    "response_time_ms": 12,
+    "prompt_tokens": 100,
+    "completion_tokens": 20,
+    "estimated_cost": Decimal("0.0001"),
+    "success": True,
+}
+
+
+def llm_call(agent: str, call_id: str, at: datetime, **fields: str) -> LlmCall:
+    """A successful model call of ``agent`` (``fields`` replace the defaults above)."""
+    values = {**_CALL, "call_id": call_id, "agent_id": agent, "called_at": at, **fields}
+    return LlmCall.model_validate(values)
 
 
 @dataclass
@@ -41,8 +70,37 @@ class Ledger:
     async def publish(self, subject: str, message: Message, natural_id: str) -> None:
         await self.bus.publish(subject, message, natural_id)
 
+    async def start_cycle(
+        self,
+        cycle_id: str,
+        sequence: int,
+        prices: dict[str, Decimal],
+        *agents: str,
+        marks: dict[str, Decimal] | None = None,
+    ) -> None:
+        """Publish, at the clock's now, a cycle's start for ``agents`` and its snapshot."""
+        now = self.clock.now()
+        started = cycle_started(cycle_id, sequence, now, agents)
+        await self.publish(subjects.CYCLE_STARTED, started, cycle_id)
+        market = snapshot(cycle_id=cycle_id, at=now, prices=prices, marks=marks)
+        await self.publish(subjects.MARKET_SNAPSHOT, market, cycle_id)
+
+    async def send_verdict(self, v: Verdict) -> None:
+        """Publish ``v`` on its agent's verdict subject, as the risk service does."""
+        await self.publish(subjects.decision_verdict(v.decision.agent_id), v, v.verdict_id)
+
+    async def apply(self, v: Verdict) -> None:
+        """Publish ``v`` and wait until the ledger has decided it."""
+        await self.send_verdict(v)
+        await self.wait_decided(v.verdict_id)
+
     def metric(self, name: str, **labels: str) -> float:
         return self.host.registry.get_sample_value(name, labels) or 0.0
+
+    def dead_lettered(self, consumer: str, reason: str) -> float:
+        """How many messages ``consumer`` has dead-lettered for ``reason``."""
+        labels = {"consumer": consumer, "reason": reason}
+        return self.metric("arena_messages_dead_lettered_total", **labels)
 
     async def count(self, sql: str, *args: Any) -> int:
         return int(await self.db.fetchval(sql, *args))
@@ -70,21 +128,15 @@ async def ledger(
     db = await asyncpg.connect(database_url)
     try:
         async with running("ledger", build, settings, clock) as host:
-            harness = Ledger(host, bus, db, clock)
-
-            async def on_position(event: PositionEvent) -> None:
-                harness.positions.append(event)
-
-            async def on_account(event: AccountEvent) -> None:
-                harness.accounts.append(event)
-
-            async def on_completed(event: CycleCompleted) -> None:
-                harness.completed.append(event)
-
-            await bus.subscribe_core(subjects.LEDGER_POSITION_ALL, PositionEvent, on_position)
-            await bus.subscribe_core(subjects.LEDGER_ACCOUNT_ALL, AccountEvent, on_account)
-            await bus.subscribe_core(subjects.CYCLE_COMPLETED, CycleCompleted, on_completed)
-            yield harness
+            yield Ledger(
+                host,
+                bus,
+                db,
+                clock,
+                positions=await collect(bus, subjects.LEDGER_POSITION_ALL, PositionEvent),
+                accounts=await collect(bus, subjects.LEDGER_ACCOUNT_ALL, AccountEvent),
+                completed=await collect(bus, subjects.CYCLE_COMPLETED, CycleCompleted),
+            )
     finally:
         await db.close()
         await bus.close()

@@ -22,8 +22,8 @@ from services.common import subjects
 from services.common.contracts import LlmCall
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
-from tests.builders import approved, buy, cycle_started, hold, snapshot, tick, verdict
-from tests.ledger.harness import Ledger, ledger
+from tests.builders import approved, buy, cycle_started, hold, tick, verdict
+from tests.ledger.harness import Ledger, ledger, llm_call
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
@@ -31,19 +31,7 @@ BTC = "BTCUSDT"
 
 
 def _call(agent: str, call_id: str, at: datetime) -> LlmCall:
-    return LlmCall(
-        call_id=call_id,
-        agent_id=agent,
-        cycle_id="c1",
-        provider="openai",
-        model="gpt-4o",
-        response_time_ms=120,
-        prompt_tokens=1000,
-        completion_tokens=100,
-        estimated_cost=Decimal("0.004"),
-        success=True,
-        called_at=at,
-    )
+    return llm_call(agent, call_id, at, provider="openai", model="gpt-4o")
 
 
 async def _dead_letters(lg: Ledger) -> int:
@@ -69,12 +57,7 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
     name = urlsplit(database_url).path.lstrip("/")
     async with ledger(make_settings, database_url) as lg:
         now = lg.clock.now()
-        await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-        await lg.publish(
-            subjects.MARKET_SNAPSHOT,
-            snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(95000)}),
-            "c1",
-        )
+        await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum")
         await eventually(lambda: lg.count("SELECT count(*) FROM market_data"), what="snapshot")
         admin = await asyncpg.connect(postgres_admin_url)
         try:
@@ -86,7 +69,7 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
                 name,
             )
             v = verdict("c1", "momentum", now, approved(buy(BTC, 10, 3)))
-            await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+            await lg.send_verdict(v)
             await lg.publish(subjects.MARKET_TICK, tick("t1", now, {BTC: Decimal(95100)}), "t1")
             await eventually(
                 lambda: (
@@ -109,69 +92,52 @@ async def test_while_postgres_refuses_connections_messages_wait_and_are_applied_
         assert await lg.count("SELECT count(*) FROM positions") == 1
 
 
-async def test_a_verdict_for_a_cycle_never_announced_is_still_recorded(
-    make_settings: MakeSettings, database_url: str
-) -> None:
-    async with ledger(make_settings, database_url) as lg:
-        now = lg.clock.now()
-        v = verdict("never", "momentum", now, approved(buy(BTC, 10, 3)), approved(hold()))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        # The ledger waits for the cycle while its inputs may still bring it, then records.
-        await eventually(lambda: lg.decided(v.verdict_id), timeout=40, what="recorded")
-        codes = await lg.db.fetchval(
-            "SELECT reason_codes FROM rejected_decisions WHERE decision_id = $1", v.verdict_id
-        )
-        assert codes == ["ledger_unknown_cycle"]
-        assert await _dead_letters(lg) == 0
+async def test_a_verdict_for_a_cycle_never_announced_is_still_recorded(lg: Ledger) -> None:
+    now = lg.clock.now()
+    v = verdict("never", "momentum", now, approved(buy(BTC, 10, 3)), approved(hold()))
+    await lg.send_verdict(v)
+    # The ledger waits for the cycle while its inputs may still bring it, then records.
+    await eventually(lambda: lg.decided(v.verdict_id), timeout=40, what="recorded")
+    codes = await lg.db.fetchval(
+        "SELECT reason_codes FROM rejected_decisions WHERE decision_id = $1", v.verdict_id
+    )
+    assert codes == ["ledger_unknown_cycle"]
+    assert await _dead_letters(lg) == 0
 
 
-async def test_a_message_on_another_agents_subject_is_refused(
-    make_settings: MakeSettings, database_url: str
-) -> None:
-    async with ledger(make_settings, database_url) as lg:
-        now = lg.clock.now()
-        await lg.publish(subjects.llm_call("random"), _call("momentum", "k1", now), "k1")
-        await lg.publish(subjects.llm_call("momentum"), _call("momentum", "k2", now), "k2")
-        await eventually(
-            lambda: lg.count("SELECT count(*) FROM llm_api_calls WHERE call_id = 'k2'"),
-            what="the honest call stored",
-        )
-        assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1
-        await eventually(
-            lambda: (
-                lg.metric(
-                    "arena_messages_dead_lettered_total",
-                    consumer="ledger-llm-calls",
-                    reason="rejected",
-                )
-                == 1
-            ),
-            what="the impostor's call dead-lettered",
-        )
+async def test_a_message_on_another_agents_subject_is_refused(lg: Ledger) -> None:
+    now = lg.clock.now()
+    await lg.publish(subjects.llm_call("random"), _call("momentum", "k1", now), "k1")
+    await lg.publish(subjects.llm_call("momentum"), _call("momentum", "k2", now), "k2")
+    await eventually(
+        lambda: lg.count("SELECT count(*) FROM llm_api_calls WHERE call_id = 'k2'"),
+        what="the honest call stored",
+    )
+    assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1
+    await eventually(
+        lambda: lg.dead_lettered("ledger-llm-calls", "rejected") == 1,
+        what="the impostor's call dead-lettered",
+    )
 
 
-async def test_verify_names_a_proposal_that_never_reached_the_books(
-    make_settings: MakeSettings, database_url: str
-) -> None:
-    async with ledger(make_settings, database_url) as lg:
-        now = lg.clock.now()
-        await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-        v = verdict("c1", "momentum", now, approved(hold()))
-        await lg.publish(subjects.decision_proposed("momentum"), v.decision, v.verdict_id)
-        await eventually(
-            lambda: lg.count("SELECT count(*) FROM proposals"), what="the proposal recorded"
-        )
-        problems = await verify(lg.db, unbooked_grace=timedelta(0))
-        assert [p for p in problems if "never reached the books" in p] == [
-            f"momentum: decision {v.verdict_id} was proposed (recorded "
-            f"{(await lg.db.fetchval('SELECT recorded_at FROM proposals')).isoformat()}) "
-            "but never reached the books"
-        ]
-        # Still within the grace, a proposal may be on its way: not a problem yet.
-        assert await verify(lg.db) == []
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
-        assert await verify(lg.db, unbooked_grace=timedelta(0)) == []
+async def test_verify_names_a_proposal_that_never_reached_the_books(lg: Ledger) -> None:
+    now = lg.clock.now()
+    await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
+    v = verdict("c1", "momentum", now, approved(hold()))
+    await lg.publish(subjects.decision_proposed("momentum"), v.decision, v.verdict_id)
+    await eventually(
+        lambda: lg.count("SELECT count(*) FROM proposals"), what="the proposal recorded"
+    )
+    problems = await verify(lg.db, unbooked_grace=timedelta(0))
+    assert [p for p in problems if "never reached the books" in p] == [
+        f"momentum: decision {v.verdict_id} was proposed (recorded "
+        f"{(await lg.db.fetchval('SELECT recorded_at FROM proposals')).isoformat()}) "
+        "but never reached the books"
+    ]
+    # Still within the grace, a proposal may be on its way: not a problem yet.
+    assert await verify(lg.db) == []
+    await lg.apply(v)
+    assert await verify(lg.db, unbooked_grace=timedelta(0)) == []
 
 
 async def test_an_operator_lists_re_drives_and_drops_dead_letters(

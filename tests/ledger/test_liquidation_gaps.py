@@ -8,13 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from services.common import subjects
 from services.common.contracts import PositionSide
 from services.common.instruments import InstrumentTable
 from services.common.settings import Settings
 from services.ledger import accounting
 from services.ledger.verify import verify
-from tests.builders import approved, buy, close, cycle_started, snapshot, verdict
+from tests.builders import approved, buy, close, verdict
 from tests.ledger.harness import Ledger, ledger
 from tests.support import eventually
 
@@ -27,15 +26,9 @@ BALANCE_AFTER = Decimal("9.55")
 
 async def _open_long(lg: Ledger) -> None:
     now = lg.clock.now()
-    await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, now, ("momentum",)), "c1")
-    await lg.publish(
-        subjects.MARKET_SNAPSHOT,
-        snapshot(cycle_id="c1", at=now, prices={BTC: Decimal(100000)}),
-        "c1",
-    )
+    await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum")
     v = verdict("c1", "momentum", now, approved(buy(BTC, 90, 10)))
-    await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-    await lg.wait_decided(v.verdict_id)
+    await lg.apply(v)
     liquidation = await lg.db.fetchval("SELECT liquidation_price FROM positions")
     assert liquidation == LIQUIDATION
 
@@ -72,14 +65,10 @@ async def test_a_close_after_a_gap_through_liquidation_books_a_liquidation(
         now = lg.clock.now()
         # The last price gapped to 50,000 while the mark has not moved: only the close sees
         # it. Closed there, the long would lose 450 of a 99.55 account.
-        await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, ("momentum",)), "c2")
-        gapped = snapshot(
-            cycle_id="c2", at=now, prices={BTC: Decimal(50000)}, marks={BTC: Decimal(100000)}
-        )
-        await lg.publish(subjects.MARKET_SNAPSHOT, gapped, "c2")
+        gapped, mark = {BTC: Decimal(50000)}, {BTC: Decimal(100000)}
+        await lg.start_cycle("c2", 2, gapped, "momentum", marks=mark)
         v = verdict("c2", "momentum", now, approved(close(BTC)))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
-        await lg.wait_decided(v.verdict_id)
+        await lg.apply(v)
 
         await _assert_liquidated(lg, "c2")
         results = await lg.db.fetchval(
@@ -95,13 +84,7 @@ async def test_a_snapshot_marking_past_liquidation_liquidates(
 ) -> None:
     async with ledger(make_settings, database_url, ARENA_MAX_MARGIN_USD=90) as lg:
         await _open_long(lg)
-        now = lg.clock.now()
-        await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, ("momentum",)), "c2")
-        await lg.publish(
-            subjects.MARKET_SNAPSHOT,
-            snapshot(cycle_id="c2", at=now, prices={BTC: Decimal(80000)}),
-            "c2",
-        )
+        await lg.start_cycle("c2", 2, {BTC: Decimal(80000)}, "momentum")
         await eventually(
             lambda: lg.count("SELECT count(*) FROM positions WHERE status = 'LIQUIDATED'"),
             what="the long liquidated by the snapshot",

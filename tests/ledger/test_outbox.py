@@ -2,53 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from services.common import subjects
-from services.common.settings import Settings
 from tests.builders import approved, buy, verdict
-from tests.ledger.harness import ledger
-from tests.ledger.test_service import _start_cycle
+from tests.ledger.harness import Ledger
 from tests.support import eventually
 
 
-async def test_undecodable_outbox_rows_do_not_block_the_relay(
-    make_settings: Callable[..., Settings], database_url: str
-) -> None:
-    async with ledger(make_settings, database_url) as lg:
-        subject = subjects.ledger_account("momentum")
-        # Written by an older or newer ledger, or by hand: the head of the outbox.
-        await lg.db.execute(
-            "INSERT INTO outbox (event_id, subject, message_type, payload) VALUES "
-            "('bad:type', $1, 'NoSuchEvent', '{}'), "
-            "('bad:payload', $1, 'AccountEvent', '{\"account\": 1}')",
-            subject,
-        )
-        await _start_cycle(lg, "c1", 1, {"BTCUSDT": Decimal(100000)}, "momentum")
-        v = verdict("c1", "momentum", lg.clock.now(), approved(buy("BTCUSDT", 10, 2)))
-        await lg.publish(subjects.decision_verdict("momentum"), v, v.verdict_id)
+async def test_undecodable_outbox_rows_do_not_block_the_relay(lg: Ledger) -> None:
+    subject = subjects.ledger_account("momentum")
+    # Written by an older or newer ledger, or by hand: the head of the outbox.
+    await lg.db.execute(
+        "INSERT INTO outbox (event_id, subject, message_type, payload) VALUES "
+        "('bad:type', $1, 'NoSuchEvent', '{}'), "
+        "('bad:payload', $1, 'AccountEvent', '{\"account\": 1}')",
+        subject,
+    )
+    await lg.start_cycle("c1", 1, {"BTCUSDT": Decimal(100000)}, "momentum")
+    v = verdict("c1", "momentum", lg.clock.now(), approved(buy("BTCUSDT", 10, 2)))
+    await lg.send_verdict(v)
 
-        await eventually(
-            lambda: any(a.event_id == f"account:{v.verdict_id}" for a in lg.accounts),
-            what="the verdict's account event, queued behind the bad rows",
-        )
+    await eventually(
+        lambda: any(a.event_id == f"account:{v.verdict_id}" for a in lg.accounts),
+        what="the verdict's account event, queued behind the bad rows",
+    )
 
-        # The relay's pass commits after it publishes: wait for the marks, not race them.
-        async def set_aside() -> list[Any]:
-            rows = await lg.db.fetch(
-                "SELECT event_id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id"
-            )
-            return rows if len(rows) == 2 else []
-
-        failed = await eventually(set_aside, what="both bad rows set aside")
-        assert [r["event_id"] for r in failed] == ["bad:type", "bad:payload"]
-        assert "unknown message type 'NoSuchEvent'" in failed[0]["error"]
-        assert "invalid AccountEvent payload" in failed[1]["error"]
-        assert await lg.count("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") > 0
-        assert lg.metric("arena_ledger_outbox_failed_total") == 2
-        await eventually(
-            lambda: lg.metric("arena_ledger_outbox_pending") == 0,
-            what="nothing left pending: failed rows are not pending",
+    # The relay's pass commits after it publishes: wait for the marks, not race them.
+    async def set_aside() -> list[Any]:
+        rows = await lg.db.fetch(
+            "SELECT event_id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id"
         )
+        return rows if len(rows) == 2 else []
+
+    failed = await eventually(set_aside, what="both bad rows set aside")
+    assert [r["event_id"] for r in failed] == ["bad:type", "bad:payload"]
+    assert "unknown message type 'NoSuchEvent'" in failed[0]["error"]
+    assert "invalid AccountEvent payload" in failed[1]["error"]
+    assert await lg.count("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") > 0
+    assert lg.metric("arena_ledger_outbox_failed_total") == 2
+    await eventually(
+        lambda: lg.metric("arena_ledger_outbox_pending") == 0,
+        what="nothing left pending: failed rows are not pending",
+    )

@@ -27,12 +27,10 @@ from services.common.bus import Bus, BusMetrics, Delivery
 from services.common.clock import ManualClock
 from services.common.contracts import (
     Action,
-    Indicators,
     MarketSnapshot,
     MarketTick,
     Message,
     Reason,
-    SymbolSnapshot,
     TickPrice,
     TradeAction,
 )
@@ -45,7 +43,7 @@ from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.service import LedgerService
 from services.ledger.verify import examine
-from tests.builders import cycle_started, verdict
+from tests.builders import cycle_started, symbol_snapshot, verdict
 from tests.ledger.harness import LINEUP
 
 AGENTS = ("momentum", "mean-reversion", "random")
@@ -240,20 +238,8 @@ class Driver:
             decision_deadline=now + timedelta(seconds=60),
             source="test",
             symbols=tuple(
-                SymbolSnapshot(
-                    symbol=symbol,
-                    last_price=price,
-                    mark_price=price,
-                    price_change_pct_24h=Decimal(0),
-                    volume_24h=Decimal(1000),
-                    high_24h=price,
-                    low_24h=price,
-                    funding_rate=funding_rate,
-                    next_funding_time=now + timedelta(hours=8),
-                    candles=(),
-                    indicators=Indicators(),
-                )
-                for symbol, price in zip(SYMBOLS, self.prices, strict=True)
+                symbol_snapshot(s, p, funding=(funding_rate, now + timedelta(hours=8)))
+                for s, p in zip(SYMBOLS, self.prices, strict=True)
             ),
         )
 

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from services.common import subjects
 from services.common.bus import Delivery
 from services.common.clock import ManualClock
-from services.common.contracts import LlmCall
 from services.common.lineup import load_lineup
 from services.common.settings import Settings
 from services.ledger import sql
@@ -28,7 +27,7 @@ from services.ledger.database import create_pool
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.retention import Retention, RetentionPolicy
-from tests.ledger.harness import LINEUP, ledger
+from tests.ledger.harness import LINEUP, Ledger, ledger, llm_call
 from tests.support import eventually
 
 T = datetime(2025, 6, 1, tzinfo=UTC)
@@ -208,47 +207,32 @@ def test_the_dedup_horizon_is_the_stream_max_age_plus_the_margin(
         make_settings(ARENA_RETENTION_DEDUP_MARGIN_HOURS=0)
 
 
-async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(
-    make_settings: Callable[..., Settings], database_url: str
-) -> None:
-    async with ledger(make_settings, database_url) as lg:
-        call = LlmCall(
-            call_id="call-1",
-            agent_id="momentum",
-            cycle_id="c1",
-            provider="baseline",
-            model="m",
-            response_time_ms=5,
-            prompt_tokens=10,
-            completion_tokens=5,
-            estimated_cost=Decimal("0.001"),
-            success=True,
-            called_at=lg.clock.now(),
-        )
-        subject = subjects.llm_call("momentum")
-        await lg.publish(subject, call, call.call_id)
-        await eventually(lambda: lg.count("SELECT count(*) FROM llm_api_calls"), what="stored")
-        msg_id = await lg.db.fetchval(
-            "SELECT msg_id FROM processed_messages WHERE consumer = 'ledger-llm-calls'"
-        )
-        # Forty days on, a dead letter of it (another consumer's) may still be re-driven
-        # under its original id: the id must stay.
-        await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '40d'")
-        await lg.db.execute(
-            "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
-            "VALUES ('expired', 'ledger-llm-calls', now() - interval '46d')"
-        )
+async def test_a_message_redelivered_within_the_horizon_is_still_a_duplicate(lg: Ledger) -> None:
+    call = llm_call("momentum", "call-1", lg.clock.now(), model="m")
+    subject = subjects.llm_call("momentum")
+    await lg.publish(subject, call, call.call_id)
+    await eventually(lambda: lg.count("SELECT count(*) FROM llm_api_calls"), what="stored")
+    msg_id = await lg.db.fetchval(
+        "SELECT msg_id FROM processed_messages WHERE consumer = 'ledger-llm-calls'"
+    )
+    # Forty days on, a dead letter of it (another consumer's) may still be re-driven
+    # under its original id: the id must stay.
+    await lg.db.execute("UPDATE processed_messages SET processed_at = now() - interval '40d'")
+    await lg.db.execute(
+        "INSERT INTO processed_messages (msg_id, consumer, processed_at) "
+        "VALUES ('expired', 'ledger-llm-calls', now() - interval '46d')"
+    )
 
-        removed = await lg.service.retention.prune_once()
+    removed = await lg.service.retention.prune_once()
 
-        assert removed["processed_messages"] == 1
-        assert await lg.count("SELECT count(*) FROM processed_messages WHERE msg_id = $1", msg_id)
-        duplicates = "arena_ledger_duplicates_skipped_total"
-        before = lg.metric(duplicates, consumer="ledger-llm-calls")
-        # It comes back (re-driven, or an ack lost): the consumer's handler sees the same id.
-        again = Delivery(subject=subject, msg_id=msg_id, stream_sequence=1, num_delivered=2)
-        assert await lg.service._on_llm_calls([(call, again)]) == {}
-        assert lg.metric(duplicates, consumer="ledger-llm-calls") == before + 1
+    assert removed["processed_messages"] == 1
+    assert await lg.count("SELECT count(*) FROM processed_messages WHERE msg_id = $1", msg_id)
+    duplicates = "arena_ledger_duplicates_skipped_total"
+    before = lg.metric(duplicates, consumer="ledger-llm-calls")
+    # It comes back (re-driven, or an ack lost): the consumer's handler sees the same id.
+    again = Delivery(subject=subject, msg_id=msg_id, stream_sequence=1, num_delivered=2)
+    assert await lg.service._on_llm_calls([(call, again)]) == {}
+    assert lg.metric(duplicates, consumer="ledger-llm-calls") == before + 1
 
 
 async def test_the_ledger_prunes_every_interval_and_logs_what_it_removed(

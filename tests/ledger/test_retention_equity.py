@@ -111,13 +111,10 @@ async def _trade_and_mark_for_days(lg: Ledger) -> None:
     c2 closes the BTC longs."""
     t0 = lg.clock.now()
     btc, eth = Decimal(95000), Decimal(3000)
-    await lg.publish(subjects.CYCLE_STARTED, cycle_started("c1", 1, t0, AGENTS), "c1")
-    await lg.publish(
-        subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c1", at=t0, prices={BTC: btc, ETH: eth}), "c1"
-    )
+    await lg.start_cycle("c1", 1, {BTC: btc, ETH: eth}, *AGENTS)
     for agent, margin in zip(AGENTS, (10, 25), strict=True):
         v = verdict("c1", agent, t0, approved(buy(BTC, margin, 3)), approved(sell(ETH, 12, 2)))
-        await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+        await lg.send_verdict(v)
     await eventually(lambda: len(lg.completed) == 1, what="c1 completed")
 
     for n in range(1, 9 * 8 + 1):
@@ -130,13 +127,10 @@ async def _trade_and_mark_for_days(lg: Ledger) -> None:
 
     lg.clock.advance(600)
     now = lg.clock.now()
-    await lg.publish(subjects.CYCLE_STARTED, cycle_started("c2", 2, now, AGENTS), "c2")
-    await lg.publish(
-        subjects.MARKET_SNAPSHOT, snapshot(cycle_id="c2", at=now, prices={BTC: btc, ETH: eth}), "c2"
-    )
+    await lg.start_cycle("c2", 2, {BTC: btc, ETH: eth}, *AGENTS)
     for agent in AGENTS:
         v = verdict("c2", agent, now, approved(close(BTC)))
-        await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+        await lg.send_verdict(v)
     await eventually(lambda: len(lg.completed) == 2, what="c2 completed")
     await eventually(
         lambda: _counted(lg, "outbox WHERE published_at IS NULL", 0), what="every event sent"
@@ -197,7 +191,7 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
         )
         for agent in AGENTS:
             v = verdict("c3", agent, now, approved(close(ETH)))
-            await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+            await lg.send_verdict(v)
         await eventually(lambda: len(lg.completed) == 3, what="c3 completed")
         assert await lg.count("SELECT count(*) FROM positions WHERE status = 'OPEN'") == 0
         assert await verify(lg.db) == []

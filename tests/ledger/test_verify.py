@@ -55,7 +55,7 @@ async def test_verify_passes_on_honest_books_and_names_a_tampered_balance(
             )
             for agent in agents:
                 v = verdict(cycle_id, agent, now, *actions)
-                await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+                await lg.send_verdict(v)
         await eventually(lambda: len(lg.completed) == 3, what="three cycles")
 
         assert await lg.count("SELECT count(*) FROM trades") == 12
@@ -84,14 +84,11 @@ async def _cycle(lg: Ledger, n: int, agents: tuple[str, ...]) -> None:
     now = lg.clock.now()
     cycle_id = f"c{n}"
     prices = {BTC: Decimal(95000 + n), ETH: Decimal(3000 + n)}
-    await lg.publish(subjects.CYCLE_STARTED, cycle_started(cycle_id, n, now, agents), cycle_id)
-    await lg.publish(
-        subjects.MARKET_SNAPSHOT, snapshot(cycle_id=cycle_id, at=now, prices=prices), cycle_id
-    )
+    await lg.start_cycle(cycle_id, n, prices, *agents)
     actions = [approved(buy(BTC, 10, 5))] if n % 2 else [approved(close(BTC))]
     for agent in agents:
         v = verdict(cycle_id, agent, now, *actions)
-        await lg.publish(subjects.decision_verdict(agent), v, v.verdict_id)
+        await lg.send_verdict(v)
     await eventually(lambda: len(lg.completed) == n, what=f"cycle {n}")
 
 

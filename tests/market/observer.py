@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats
 from nats.aio.msg import Msg
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
+from services.common.clock import ManualClock
 from services.common.contracts import (
     CycleCompleted,
     CycleStarted,
@@ -23,9 +25,11 @@ from services.common.contracts import (
     SchedulerStatus,
 )
 from services.common.runner import ServiceHost
+from services.common.settings import Settings
 from services.market.service import build
 from services.market.state import MarketState
 from services.market.state_store import STATE_KEY
+from tests.support import eventually, running
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 # Cycles of a minute, half of it to decide, a tick every 10 s: the completion grace is
@@ -38,6 +42,11 @@ MANUAL = {
 }
 # The market with waits short enough to notice a manual clock's advance at once.
 MARKET = functools.partial(build, max_wait_seconds=0.01)
+
+
+def at(seconds: float) -> datetime:
+    """The instant ``seconds`` after T0."""
+    return T0 + timedelta(seconds=seconds)
 
 
 @dataclass
@@ -87,6 +96,17 @@ class Observer:
     def has_ticks(self, count: int) -> bool:
         return len(self.ticks) == count
 
+    async def first_cycle(self) -> CycleStarted:
+        """Wait for the first cycle's event and return it."""
+        await eventually(lambda: self.started, what="the first cycle")
+        return self.started[0][1]
+
+    async def completed(self, count: int) -> SchedulerStatus | None:
+        """The status once ``count`` cycles completed and none is running, else None."""
+        status = await self.status()
+        done = status.cycles_completed == count and status.current_cycle_id is None
+        return status if done else None
+
     def sequences(self) -> list[int]:
         return [m.sequence for _, m in self.started]
 
@@ -113,6 +133,30 @@ async def observing(nats_url: str, auto_complete: bool = False) -> AsyncIterator
     finally:
         await nc.close()
         await bus.close()
+
+
+@dataclass
+class Restartable:
+    """The market's settings and manual clock, kept across the hosts a test starts in turn."""
+
+    settings: Settings
+    clock: ManualClock = field(default_factory=lambda: ManualClock(T0))
+
+    def run(self) -> AbstractAsyncContextManager[ServiceHost]:
+        return running("market", MARKET, self.settings, self.clock)
+
+
+@contextlib.asynccontextmanager
+async def manual_market(
+    nats_url: str, settings: Settings, auto_complete: bool = False
+) -> AsyncIterator[tuple[Observer, ServiceHost, ManualClock]]:
+    """The market on a manual clock at T0, with an observer of what it publishes."""
+    clock = ManualClock(T0)
+    async with (
+        observing(nats_url, auto_complete) as obs,
+        running("market", MARKET, settings, clock) as host,
+    ):
+        yield obs, host, clock
 
 
 def metric(host: ServiceHost, name: str, **labels: str) -> float:

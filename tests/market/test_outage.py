@@ -85,6 +85,25 @@ async def _status(bus: Bus) -> SchedulerStatus:
     )
 
 
+async def _status_reaches(
+    bus: Bus, check: Callable[[SchedulerStatus], bool], what: str, timeout: float = 15
+) -> None:
+    """Wait until the scheduler's status passes ``check``."""
+
+    async def reached() -> bool:
+        return check(await _status(bus))
+
+    await eventually(reached, timeout=timeout, what=what)
+
+
+async def _retried_then_back(
+    caplog: pytest.LogCaptureFixture, server: EmbeddedNats, doing: str, what: str
+) -> None:
+    """Wait until ``doing`` was logged as retried, then start the server again."""
+    await eventually(lambda: _logged(caplog, doing, "retrying"), timeout=30, what=what)
+    await asyncio.to_thread(server.start)
+
+
 async def _stored(url: str, subject: str, count: int) -> list[bytes]:
     """The first ``count`` messages the stream holds on ``subject``."""
     seen: list[bytes] = []
@@ -160,18 +179,14 @@ async def test_a_replayed_tick_is_retried_until_nats_takes_it(
     down = asyncio.Event()
     async with running("market", _outage_market(server, down), settings):
         await asyncio.wait_for(down.wait(), timeout=30)
-        await eventually(
-            lambda: _logged(caplog, "publishing tick", "retrying"),
-            timeout=30,
-            what="the tick of bar 510 retried",
+        await _retried_then_back(caplog, server, "publishing tick", "the tick of bar 510 retried")
+
+        await _status_reaches(
+            helper,
+            lambda status: status.cycles_completed == 41 and status.next_run_at is None,
+            "the whole replay despite the outage",
+            timeout=60,
         )
-        await asyncio.to_thread(server.start)
-
-        async def finished() -> bool:
-            status = await _status(helper)
-            return status.cycles_completed == 41 and status.next_run_at is None
-
-        await eventually(finished, timeout=60, what="the whole replay despite the outage")
         assert (await _status(helper)).cycles_failed == 0
 
     ticks = [
@@ -193,12 +208,11 @@ async def test_a_cycle_start_waits_out_a_short_outage_and_a_live_tick_is_skipped
     clock = ManualClock(T0)
     settings = make_settings(**MANUAL, NATS_URL=server.url)
     async with running("market", MARKET, settings, clock) as host:
-
-        async def first_completed() -> bool:
-            status = await _status(helper)
-            return status.cycles_completed == 1 and status.current_cycle_id is None
-
-        await eventually(first_completed, what="the first cycle completed")
+        await _status_reaches(
+            helper,
+            lambda status: status.cycles_completed == 1 and status.current_cycle_id is None,
+            "the first cycle completed",
+        )
         server.stop()
 
         clock.advance(10)
@@ -210,18 +224,16 @@ async def test_a_cycle_start_waits_out_a_short_outage_and_a_live_tick_is_skipped
         assert _logged(caplog, "not published, skipped")
 
         clock.advance(50)
-        await eventually(
-            lambda: _logged(caplog, "recording the market state", "retrying"),
-            timeout=30,
-            what="the cycle start retried",
+        await _retried_then_back(
+            caplog, server, "recording the market state", "the cycle start retried"
         )
-        await asyncio.to_thread(server.start)
 
-        async def second_completed() -> bool:
-            status = await _status(helper)
-            return status.cycles_completed == 2
-
-        await eventually(second_completed, timeout=30, what="the second cycle after the outage")
+        await _status_reaches(
+            helper,
+            lambda status: status.cycles_completed == 2,
+            "the second cycle after the outage",
+            timeout=30,
+        )
         status = await _status(helper)
         assert (status.cycles_started, status.cycles_failed) == (2, 0)
 

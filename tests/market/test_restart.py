@@ -19,21 +19,11 @@ from services.common.settings import Settings
 from services.market.service import build
 from services.market.simulator import SimulatorSource
 from services.market.state_store import STATE_KEY
-from tests.market.observer import MANUAL, MARKET, T0, Observer, metric, observing
+from tests.market.observer import MANUAL, MARKET, T0, Observer, Restartable, at, metric, observing
 from tests.support import eventually, running
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
 DAY_START = datetime(2024, 3, 1, tzinfo=UTC)
-
-
-def _at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-async def _completed(obs: Observer, count: int) -> SchedulerStatus | None:
-    status = await obs.status()
-    done = status.cycles_completed == count and status.current_cycle_id is None
-    return status if done else None
 
 
 async def _ticks(obs: Observer, clock: ManualClock, count: int, every: float = 10) -> None:
@@ -45,81 +35,77 @@ async def _ticks(obs: Observer, clock: ManualClock, count: int, every: float = 1
 
 
 async def test_a_restarted_market_is_still_paused_and_continues_the_sequence(
-    make_settings: Callable[..., Settings], nats_url: str
+    market: Restartable, obs: Observer
 ) -> None:
-    clock = ManualClock(T0)
-    settings = make_settings(**MANUAL)
-    async with observing(nats_url, auto_complete=True) as obs:
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: _completed(obs, 1), what="the first cycle")
-            clock.advance(60)
-            await eventually(lambda: _completed(obs, 2), what="the second cycle")
-            assert (await obs.command(subjects.SCHEDULER_PAUSE)).paused
+    clock = market.clock
+    obs.auto_complete = True
+    async with market.run():
+        await eventually(lambda: obs.completed(1), what="the first cycle")
+        clock.advance(60)
+        await eventually(lambda: obs.completed(2), what="the second cycle")
+        assert (await obs.command(subjects.SCHEDULER_PAUSE)).paused
 
-        clock.advance(30)
-        async with running("market", MARKET, settings, clock):
-            status = await obs.status()
-            assert status.paused and status.current_cycle_id is None
-            assert (status.cycles_started, status.cycles_completed) == (2, 2)
-            # The 120 s and 180 s slots pass while paused.
-            await _ticks(obs, clock, 10)
-            assert len(obs.started) == 2
-            resumed = await obs.command(subjects.SCHEDULER_RESUME)
-            assert not resumed.paused
-            await eventually(lambda: len(obs.started) == 3, what="a cycle after resume")
+    clock.advance(30)
+    async with market.run():
+        status = await obs.status()
+        assert status.paused and status.current_cycle_id is None
+        assert (status.cycles_started, status.cycles_completed) == (2, 2)
+        # The 120 s and 180 s slots pass while paused.
+        await _ticks(obs, clock, 10)
+        assert len(obs.started) == 2
+        resumed = await obs.command(subjects.SCHEDULER_RESUME)
+        assert not resumed.paused
+        await eventually(lambda: len(obs.started) == 3, what="a cycle after resume")
 
     assert obs.sequences() == [1, 2, 3]
     # Resumed at 180 s, when the 180 s slot is due.
-    assert obs.started[2][1].started_at == _at(180)
+    assert obs.started[2][1].started_at == at(180)
 
 
 async def test_the_price_path_continues_as_if_the_market_never_stopped(
-    make_settings: Callable[..., Settings], nats_url: str
+    market: Restartable, obs: Observer
 ) -> None:
-    clock = ManualClock(T0)
-    settings = make_settings(**MANUAL)
-    async with observing(nats_url, auto_complete=True) as obs:
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: _completed(obs, 1), what="the first cycle")
-            await _ticks(obs, clock, 2)
-            kv = await obs.bus.key_value(subjects.MARKET_STATE_BUCKET)
+    clock, settings = market.clock, market.settings
+    obs.auto_complete = True
+    async with market.run():
+        await eventually(lambda: obs.completed(1), what="the first cycle")
+        await _ticks(obs, clock, 2)
+        kv = await obs.bus.key_value(subjects.MARKET_STATE_BUCKET)
 
-            async def saved_after_two() -> bytes | None:
-                entry = await kv.get(STATE_KEY)
-                state = await obs.saved_state()
-                return entry.value if state.source.ticks == 2 else None
+        async def saved_after_two() -> bytes | None:
+            entry = await kv.get(STATE_KEY)
+            state = await obs.saved_state()
+            return entry.value if state.source.ticks == 2 else None
 
-            before_third: bytes = await eventually(saved_after_two, what="tick 2 recorded")
-            await _ticks(obs, clock, 3)
+        before_third: bytes = await eventually(saved_after_two, what="tick 2 recorded")
+        await _ticks(obs, clock, 3)
 
-            async def third_recorded() -> bool:
-                return (await obs.saved_state()).source.ticks == 3
+        async def third_recorded() -> bool:
+            return (await obs.saved_state()).source.ticks == 3
 
-            await eventually(third_recorded, what="tick 3 recorded")
+        await eventually(third_recorded, what="tick 3 recorded")
 
-        # As if the process had died after publishing tick 3 but before recording it.
-        await kv.put(STATE_KEY, before_third)
-        clock.advance(5)
-        async with running("market", MARKET, settings, clock) as host:
-            # Tick 3 is taken again, published under the same id, and dropped as a copy.
-            clock.advance(10)
-            await eventually(
-                lambda: (
-                    metric(host, "arena_messages_duplicate_publish_total", type="MarketTick") == 1
-                ),
-                what="tick 3 again, dropped as a duplicate",
-            )
-            await _ticks(obs, clock, 4)  # 55 s
-            clock.advance(5)  # the 60 s slot, between two ticks
-            await eventually(lambda: len(obs.snapshots) == 2, what="the second cycle's snapshot")
-            # The event leaves the candles out; the market serves them by cycle id.
-            held = await obs.bus.request(
-                subjects.MARKET_QUERY_SNAPSHOT,
-                SnapshotQuery(cycle_id=obs.snapshots[1][1].cycle_id),
-                SnapshotReply,
-            )
-            await _ticks(obs, clock, 5, every=5)  # 65 s
-            await _ticks(obs, clock, 6)  # 75 s
+    # As if the process had died after publishing tick 3 but before recording it.
+    await kv.put(STATE_KEY, before_third)
+    clock.advance(5)
+    async with market.run() as host:
+        # Tick 3 is taken again, published under the same id, and dropped as a copy.
+        clock.advance(10)
+        await eventually(
+            lambda: metric(host, "arena_messages_duplicate_publish_total", type="MarketTick") == 1,
+            what="tick 3 again, dropped as a duplicate",
+        )
+        await _ticks(obs, clock, 4)  # 55 s
+        clock.advance(5)  # the 60 s slot, between two ticks
+        await eventually(lambda: len(obs.snapshots) == 2, what="the second cycle's snapshot")
+        # The event leaves the candles out; the market serves them by cycle id.
+        held = await obs.bus.request(
+            subjects.MARKET_QUERY_SNAPSHOT,
+            SnapshotQuery(cycle_id=obs.snapshots[1][1].cycle_id),
+            SnapshotReply,
+        )
+        await _ticks(obs, clock, 5, every=5)  # 65 s
+        await _ticks(obs, clock, 6)  # 75 s
 
     reference = SimulatorSource(
         settings.seed, settings.symbols, T0, load_instruments(settings.instruments_file)
@@ -136,13 +122,13 @@ async def test_the_price_path_continues_as_if_the_market_never_stopped(
     assert event.candles_omitted and all(s.candles == () for s in event.symbols)
     snapshot = held.snapshot
     assert snapshot is not None and snapshot.cycle_id == event.cycle_id
-    assert snapshot.taken_at == _at(60)
+    assert snapshot.taken_at == at(60)
     reference = SimulatorSource(
         settings.seed, settings.symbols, T0, load_instruments(settings.instruments_file)
     )
     for _ in range(4):
         await reference.tick(T0)
-    walked = await reference.snapshot_data(_at(60))
+    walked = await reference.snapshot_data(at(60))
     for data in walked.symbols:
         shown = snapshot.symbol(data.symbol)
         assert shown is not None
@@ -156,79 +142,72 @@ async def test_the_price_path_continues_as_if_the_market_never_stopped(
 
 
 async def test_a_restart_during_a_cycle_waits_for_that_cycle(
-    make_settings: Callable[..., Settings], nats_url: str
+    market: Restartable, obs: Observer
 ) -> None:
-    clock = ManualClock(T0)
-    settings = make_settings(**MANUAL)
-    async with observing(nats_url) as obs:
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: obs.started, what="the first cycle")
-            await _ticks(obs, clock, 1)
-        first = obs.started[0][1]
+    clock = market.clock
+    async with market.run():
+        first = await obs.first_cycle()
+        await _ticks(obs, clock, 1)
 
-        async with running("market", MARKET, settings, clock):
-            status = await obs.status()
-            assert status.current_cycle_id == first.cycle_id and status.cycles_started == 1
-            with pytest.raises(RemoteError) as busy:
-                await obs.command(subjects.SCHEDULER_TRIGGER)
-            assert first.cycle_id in busy.value.reply.message
-            await _ticks(obs, clock, 3)
-            assert len(obs.started) == 1
+    async with market.run():
+        status = await obs.status()
+        assert status.current_cycle_id == first.cycle_id and status.cycles_started == 1
+        with pytest.raises(RemoteError) as busy:
+            await obs.command(subjects.SCHEDULER_TRIGGER)
+        assert first.cycle_id in busy.value.reply.message
+        await _ticks(obs, clock, 3)
+        assert len(obs.started) == 1
 
-            await obs.complete(first.cycle_id)
-            done: SchedulerStatus = await eventually(
-                lambda: _completed(obs, 1), what="the first cycle completed"
-            )
-            assert done.last_duration_seconds == 30  # measured across the restart
-            clock.advance(30)
-            await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
+        await obs.complete(first.cycle_id)
+        done: SchedulerStatus = await eventually(
+            lambda: obs.completed(1), what="the first cycle completed"
+        )
+        assert done.last_duration_seconds == 30  # measured across the restart
+        clock.advance(30)
+        await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
 
     assert obs.sequences() == [1, 2]
-    assert obs.started[1][1].started_at == _at(60)
+    assert obs.started[1][1].started_at == at(60)
 
 
 async def test_a_completion_published_while_the_market_was_down_ends_its_cycle(
-    make_settings: Callable[..., Settings], nats_url: str
+    market: Restartable, obs: Observer
 ) -> None:
-    clock = ManualClock(T0)
-    settings = make_settings(**MANUAL)
-    async with observing(nats_url) as obs:
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: obs.started, what="the first cycle")
-        await obs.complete(obs.started[0][1].cycle_id)
+    clock = market.clock
+    async with market.run():
+        await obs.first_cycle()
+    await obs.complete(obs.started[0][1].cycle_id)
 
-        clock.advance(20)
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: _completed(obs, 1), what="the completion taken up")
-            clock.advance(40)
-            await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
-            assert (await obs.status()).cycles_failed == 0
+    clock.advance(20)
+    async with market.run():
+        await eventually(lambda: obs.completed(1), what="the completion taken up")
+        clock.advance(40)
+        await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
+        assert (await obs.status()).cycles_failed == 0
 
     assert obs.sequences() == [1, 2]
 
 
 async def test_a_cycle_running_at_a_restart_still_fails_at_its_deadline_plus_grace(
-    make_settings: Callable[..., Settings], nats_url: str
+    market: Restartable, obs: Observer
 ) -> None:
-    clock = ManualClock(T0)
-    settings = make_settings(**MANUAL)
-    async with observing(nats_url) as obs:
-        async with running("market", MARKET, settings, clock):
-            await eventually(lambda: obs.started, what="the first cycle")
+    clock = market.clock
+    async with market.run():
+        await obs.first_cycle()
 
-        clock.advance(20)
-        async with running("market", MARKET, settings, clock):
-            clock.advance(24)
-            assert (await obs.status()).current_cycle_id == obs.cycle_ids()[0]
-            clock.advance(1)
+    clock.advance(20)
+    async with market.run():
+        clock.advance(24)
+        assert (await obs.status()).current_cycle_id == obs.cycle_ids()[0]
+        clock.advance(1)
 
-            async def failed() -> bool:
-                status = await obs.status()
-                return status.cycles_failed == 1 and status.current_cycle_id is None
+        async def failed() -> bool:
+            status = await obs.status()
+            return status.cycles_failed == 1 and status.current_cycle_id is None
 
-            await eventually(failed, what="the cycle failed at 45 s")
-            clock.advance(15)
-            await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
+        await eventually(failed, what="the cycle failed at 45 s")
+        clock.advance(15)
+        await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
 
     assert obs.sequences() == [1, 2]
 
@@ -245,7 +224,7 @@ async def test_a_replay_resumes_at_its_bar(
     )
     async with observing(nats_url) as obs:
         async with running("market", build, settings, clock):
-            await eventually(lambda: obs.started, what="the first cycle")
+            await obs.first_cycle()
             await obs.complete(obs.cycle_ids()[0])
             await eventually(lambda: len(obs.started) == 2, what="the second cycle")
 

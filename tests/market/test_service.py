@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 import pytest
 
 from services.common import subjects
 from services.common.bus import RemoteError
-from services.common.clock import ManualClock
 from services.common.contracts import (
     Prices,
     PricesQuery,
@@ -26,12 +24,8 @@ from services.common.contracts import (
 )
 from services.common.lineup import load_lineup
 from services.common.settings import DEFAULT_SYMBOLS, Settings
-from tests.market.observer import MANUAL, MARKET, T0, Observer, metric, observing
-from tests.support import eventually, running
-
-
-def _at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.market.observer import MANUAL, Observer, at, manual_market, metric
+from tests.support import eventually
 
 
 async def _idle(obs: Observer) -> SchedulerStatus | None:
@@ -43,19 +37,15 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
     agents = tuple(a.id for a in load_lineup(make_settings().agents_file).active)
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock) as host,
-    ):
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, host, clock):
         await eventually(lambda: obs.started and obs.snapshots, what="first cycle and snapshot")
         (started_seq, started), (snapshot_seq, snapshot) = obs.started[0], obs.snapshots[0]
         assert started_seq < snapshot_seq
         assert snapshot.cycle_id == started.cycle_id
-        assert (started.sequence, started.started_at) == (1, T0)
+        assert (started.sequence, started.started_at) == (1, at(0))
         assert started.agents == agents
         assert started.symbols == DEFAULT_SYMBOLS
-        assert started.decision_deadline == _at(30)
+        assert started.decision_deadline == at(30)
         assert snapshot.decision_deadline == started.decision_deadline
         assert snapshot.source == "simulator"
         assert [s.symbol for s in snapshot.symbols] == list(DEFAULT_SYMBOLS)
@@ -76,14 +66,14 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
         assert status.current_cycle_id == started.cycle_id
         assert (status.cycles_started, status.cycles_completed) == (1, 0)
         assert status.source == "simulator" and status.running and not status.paused
-        assert status.next_run_at == _at(60)
+        assert status.next_run_at == at(60)
         assert host.service is not None and host.service.readiness() == {"scheduler": True}
 
         # Prices keep ticking while the cycle waits for its completion.
         for n in (1, 2):
             clock.advance(10)
             await eventually(functools.partial(obs.has_ticks, n), what=f"tick {n}")
-        assert [t.at for t in obs.ticks] == [_at(10), _at(20)]
+        assert [t.at for t in obs.ticks] == [at(10), at(20)]
         tick = obs.ticks[-1]
         assert [p.symbol for p in tick.prices] == list(DEFAULT_SYMBOLS)
         assert all(p.low <= p.last_price <= p.high for p in tick.prices)
@@ -99,7 +89,7 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
         clock.advance(40)
         await eventually(lambda: len(obs.started) == 2, what="the next cycle")
         second = obs.started[1][1]
-        assert (second.sequence, second.started_at) == (2, _at(60))
+        assert (second.sequence, second.started_at) == (2, at(60))
         reply = await obs.bus.request(
             subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(), SnapshotReply
         )
@@ -112,13 +102,8 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
 async def test_a_cycle_without_completion_fails_after_its_deadline_plus_grace(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock) as host,
-    ):
-        await eventually(lambda: obs.started, what="the first cycle")
-        first = obs.started[0][1]
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, host, clock):
+        first = await obs.first_cycle()
         for n in range(1, 5):
             clock.advance(10)
             await eventually(functools.partial(obs.has_ticks, n), what=f"tick {n}")
@@ -133,7 +118,7 @@ async def test_a_cycle_without_completion_fails_after_its_deadline_plus_grace(
         clock.advance(15)
         await eventually(lambda: len(obs.started) == 2, what="the next slot's cycle")
         second = obs.started[1][1]
-        assert second.started_at == _at(60) > first.decision_deadline
+        assert second.started_at == at(60) > first.decision_deadline
 
         # A completion for the failed cycle arrives late: ignored; the current one counts.
         await obs.complete(first.cycle_id)
@@ -149,11 +134,8 @@ async def test_a_cycle_without_completion_fails_after_its_deadline_plus_grace(
 async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url, auto_complete=True) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock),
-    ):
+    settings = make_settings(**MANUAL)
+    async with manual_market(nats_url, settings, auto_complete=True) as (obs, _host, clock):
 
         async def first_completed() -> SchedulerStatus | None:
             status = await obs.status()
@@ -177,7 +159,7 @@ async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
         assert not resumed.paused
         # The 180 s slot is due as the pause ends: it runs at once.
         await eventually(lambda: len(obs.started) == 2, what="a cycle after resume")
-        assert obs.started[1][1].started_at == _at(180)
+        assert obs.started[1][1].started_at == at(180)
         # Slots inside a pause were not missed: none is counted skipped.
         assert (await obs.status()).cycles_skipped == 0
 
@@ -185,13 +167,8 @@ async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
 async def test_trigger_starts_a_cycle_now_unless_one_is_running(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock),
-    ):
-        await eventually(lambda: obs.started, what="the first cycle")
-        first = obs.started[0][1]
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, clock):
+        first = await obs.first_cycle()
         with pytest.raises(RemoteError) as busy:
             await obs.command(subjects.SCHEDULER_TRIGGER)
         assert busy.value.reply.code == "bad_request"
@@ -205,21 +182,17 @@ async def test_trigger_starts_a_cycle_now_unless_one_is_running(
         assert triggered.current_cycle_id not in (None, first.cycle_id)
         await eventually(lambda: len(obs.started) == 2, what="the triggered cycle's event")
         assert obs.cycle_ids()[1] == triggered.current_cycle_id
-        assert obs.started[1][1].started_at == _at(5)
+        assert obs.started[1][1].started_at == at(5)
         # The schedule is untouched: the next slot is still a period after the first.
-        assert triggered.next_run_at == _at(60)
+        assert triggered.next_run_at == at(60)
 
 
 async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock) as host,
-    ):
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, host, _clock):
         dead = await obs.bus._nc.subscribe(subjects.dead_letter("market"))
-        await eventually(lambda: obs.started, what="the first cycle")
+        await obs.first_cycle()
         await obs.bus.publish_raw(subjects.CYCLE_COMPLETED, b'{"cycle_id": 5}')
         letter = await dead.next_msg(timeout=5)
         assert letter.data == b'{"cycle_id": 5}'
@@ -251,11 +224,7 @@ async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
 async def test_price_and_symbol_queries(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock),
-    ):
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, clock):
         prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
         assert prices.source == "simulator"
         await eventually(lambda: obs.snapshots, what="a snapshot")
@@ -271,7 +240,7 @@ async def test_price_and_symbol_queries(
         clock.advance(10)
         await eventually(lambda: obs.ticks, what="a tick")
         latest = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
-        assert latest.at == _at(10) > snapshot.taken_at
+        assert latest.at == at(10) > snapshot.taken_at
         assert latest.prices == obs.ticks[0].prices
         assert [p.symbol for p in latest.prices] == list(DEFAULT_SYMBOLS)
         with pytest.raises(RemoteError) as missing:
@@ -286,15 +255,11 @@ async def test_price_and_symbol_queries(
 async def test_a_trigger_while_paused_runs_one_cycle_and_stays_paused(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
-    clock = ManualClock(T0)
-    async with (
-        observing(nats_url) as obs,
-        running("market", MARKET, make_settings(**MANUAL), clock),
-    ):
-        await eventually(lambda: obs.started, what="the first cycle")
+    async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, _clock):
+        first = await obs.first_cycle()
         paused = await obs.command(subjects.SCHEDULER_PAUSE)
         assert paused.paused
-        await obs.complete(obs.started[0][1].cycle_id)
+        await obs.complete(first.cycle_id)
         await eventually(lambda: _idle(obs), what="the first cycle to complete")
         # The documented behaviour (docs/api.md): a manual cycle, the pause holds the timer.
         triggered = await obs.command(subjects.SCHEDULER_TRIGGER)

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from nats.aio.msg import Msg
-from prometheus_client import CollectorRegistry
 
 from services.common import subjects
-from services.common.bus import Bus, BusMetrics
+from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import MarketSnapshot, Portfolio, PortfolioQuery, Verdict
 from services.common.settings import Settings
 from services.risk.service import build
 from tests.builders import NOW, buy, close, decision, portfolio
-from tests.support import eventually, running
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    test_bus = await Bus.connect(nats_url, "test", BusMetrics(CollectorRegistry()))
-    await test_bus.ensure_streams()
-    yield test_bus
-    await test_bus.close()
+from tests.support import collect, eventually, running
 
 
 async def verdicts_on(bus: Bus) -> list[Verdict]:
-    seen: list[Verdict] = []
-
-    async def collect(verdict: Verdict) -> None:
-        seen.append(verdict)
-
-    await bus.subscribe_core(subjects.DECISION_VERDICT_ALL, Verdict, collect)
-    return seen
+    return await collect(bus, subjects.DECISION_VERDICT_ALL, Verdict)
 
 
 async def serve_ledger(bus: Bus, books: dict[str, Portfolio]) -> None:

@@ -1,0 +1,40 @@
+"""What the agent tests stand in for: the ledger's portfolio answers, the market's snapshots."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.common import subjects
+from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.common.contracts import Indicators, MarketSnapshot, Portfolio, PortfolioQuery
+from tests.builders import portfolio, snapshot, symbol_snapshot
+
+# BTC in an uptrend: the momentum baseline buys it.
+UP = Indicators(ema_20=51_000, ema_50=50_000, atr_14=400)
+
+
+async def serve_ledger(bus: Bus, book: Portfolio | None = None) -> list[str]:
+    """Answer every portfolio query with ``book`` (an empty book by default); the agents
+    that asked, in order."""
+    asked: list[str] = []
+
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        asked.append(query.agent_id)
+        return portfolio() if book is None else book
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    return asked
+
+
+def market(cycle_id: str, clock: ManualClock, seconds_left: float = 60) -> MarketSnapshot:
+    """A snapshot of BTC going up, its deadline ``seconds_left`` after the clock's now."""
+    return snapshot(
+        symbol_snapshot("BTCUSDT", indicators=UP),
+        cycle_id=cycle_id,
+        deadline=clock.now() + timedelta(seconds=seconds_left),
+    )
+
+
+async def publish(bus: Bus, snap: MarketSnapshot) -> None:
+    await bus.publish(subjects.MARKET_SNAPSHOT, snap, natural_id=snap.cycle_id)
