@@ -29,6 +29,7 @@ from services.common.contracts import (
 )
 from services.common.settings import PROJECT_ROOT
 from tests.builders import buy, close, sell, symbol_snapshot
+from tests.e2e.gate import Gate
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
 
@@ -80,6 +81,9 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     async with _ledger_process(nats_url, database_url, tmp_path) as (ledger, bus, conn):
+        # The fifth decision waits in its transaction: at most four applied, the rest to come.
+        gate = Gate(conn)
+        await gate.close_on("decisions", "(SELECT count(*) FROM decisions) >= 5")
         for n in range(1, CYCLES + 1):
             started, snapshot = _cycle(n)
             await bus.publish(subjects.CYCLE_STARTED, started, started.cycle_id)
@@ -94,10 +98,10 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
         async def decisions() -> int:
             return int(await conn.fetchval("SELECT count(*) FROM decisions"))
 
-        await eventually(lambda: _at_least(decisions, 5), what="some verdicts applied")
+        await eventually(lambda: gate.holding("decisions"), what="a verdict held at the gate")
         ledger.kill()
-        applied_before_crash = await decisions()
-        assert applied_before_crash < CYCLES * len(AGENTS), "the burst ended before the kill"
+        await gate.open()
+        assert await decisions() <= 4
 
         ledger.start()
         await ledger.wait_started()
@@ -124,6 +128,19 @@ async def test_sigkill_during_a_burst_loses_nothing_and_applies_nothing_twice(
 
 async def _at_least(count: Callable[[], Awaitable[int]], minimum: int) -> bool:
     return await count() >= minimum
+
+
+async def _equals(value: Callable[[], Awaitable[object]], expected: object) -> bool:
+    return await value() == expected
+
+
+def _first_cycle_at(burst: list[Published], sequence: int) -> int:
+    """The index in ``burst`` of the start of its cycle ``sequence`` (1-based)."""
+    return next(
+        i
+        for i, (_, m, _) in enumerate(burst)
+        if isinstance(m, CycleStarted) and m.cycle_id == f"burst-{sequence:03d}"
+    )
 
 
 async def _outbox_drained(conn: asyncpg.Connection) -> bool:
@@ -461,11 +478,9 @@ async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
         )
         assert await _count(conn, "SELECT count(*) FROM positions") == setup_positions
 
-        async def publish_burst() -> None:
-            for subject, message, natural_id in burst:
+        async def publish(messages: list[Published]) -> None:
+            for subject, message, natural_id in messages:
                 await bus.publish(subject, message, natural_id)
-
-        publisher = asyncio.create_task(publish_burst())
 
         async def applied() -> tuple[int, int]:
             decisions = await _count(conn, "SELECT count(*) FROM decisions")
@@ -475,17 +490,27 @@ async def test_sigkill_during_verdicts_and_ticks_applies_each_exactly_once(
             )
             return decisions - len(AGENTS), ticks
 
-        async def both_under_way() -> bool:
-            decisions, ticks = await applied()
-            return decisions >= 3 and ticks >= 6
-
-        # Killed while the burst is still being published and consumed.
-        await eventually(both_under_way, what="verdicts and ticks of the burst applied")
+        # The first half of the burst is applied; the second is killed in its fourth verdict,
+        # which waits at a gate in its transaction whatever the machine's speed.
+        half = _first_cycle_at(burst, BURST_CYCLES // 2 + 1)
+        first_half_ticks = sum(isinstance(m, MarketTick) for _, m, _ in burst[:half])
+        first_half_decisions = BURST_CYCLES // 2 * len(AGENTS)
+        await publish(burst[:half])
+        await eventually(
+            lambda: _equals(applied, (first_half_decisions, first_half_ticks)),
+            what="the first half of the burst applied",
+        )
+        gate = Gate(conn)
+        held = len(AGENTS) + first_half_decisions + 4
+        await gate.close_on("decisions", f"(SELECT count(*) FROM decisions) >= {held}")
+        publisher = asyncio.create_task(publish(burst[half:]))
+        await eventually(lambda: gate.holding("decisions"), what="a verdict held at the gate")
         ledger.kill()
+        await gate.open()
         decisions_at_kill, ticks_at_kill = await applied()
         await publisher
-        assert decisions_at_kill < BURST_CYCLES * len(AGENTS), "the burst ended before the kill"
-        assert ticks_at_kill < len(tick_msg_ids), "the ticks ended before the kill"
+        assert first_half_decisions <= decisions_at_kill < first_half_decisions + 4
+        assert first_half_ticks <= ticks_at_kill < len(tick_msg_ids)
 
         ledger.start()
         await ledger.wait_started()
