@@ -17,10 +17,10 @@ from services.agent.costs import call_cost, total_usage
 from services.agent.parsing import ParseError, parse_answer
 from services.agent.prompt import Prompt, build_prompt
 from services.agent.providers.base import Completion, Conversation, Provider, ProviderError
-from services.agent.strategy import HOLD
+from services.agent.strategy import HOLD, Answer
 from services.agent.trader import Outcome, TraderAnswer
 from services.common.clock import Clock
-from services.common.contracts import PARSE_ERROR_PREFIX, Action, LlmCall, MarketSnapshot, Portfolio
+from services.common.contracts import PARSE_ERROR_PREFIX, LlmCall, MarketSnapshot, Portfolio
 from services.common.lineup import AgentSpec
 from services.common.settings import TradingLimits
 
@@ -122,9 +122,7 @@ class LlmTrader:
                 Outcome.DECIDED,
                 completion=completion,
                 parse_failures=parse_failures,
-                actions=parsed.actions,
-                reasoning=parsed.reasoning,
-                thinking=parsed.thinking,
+                parsed=parsed,
             )
 
     def _time_left(self, cycle: _Cycle) -> float:
@@ -217,15 +215,14 @@ class LlmTrader:
         error: str | None = None,
         completion: Completion | None = None,
         parse_failures: int = 0,
-        actions: tuple[Action, ...] = (),
-        reasoning: str = "",
-        thinking: str | None = None,
+        parsed: Answer | None = None,
     ) -> TraderAnswer:
         calls = tuple(cycle.calls)
+        thinking = parsed.thinking if parsed else None
         return TraderAnswer(
-            actions=actions or (HOLD,),
+            actions=(parsed.actions if parsed else ()) or (HOLD,),
             outcome=outcome,
-            reasoning=reasoning,
+            reasoning=parsed.reasoning if parsed else "",
             error=error,
             prompt=prompt,
             raw_response=completion.text if completion else None,

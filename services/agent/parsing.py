@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
+from services.agent.strategy import Answer
 from services.agent.symbols import SymbolError, to_symbol
 from services.common.contracts import Action, TradeAction
 
@@ -66,14 +66,7 @@ class ParseError(ValueError):
     """The answer holds no usable decision; the message is fit to show the model."""
 
 
-@dataclass(frozen=True)
-class ParsedAnswer:
-    actions: tuple[Action, ...]
-    reasoning: str
-    thinking: str | None = None
-
-
-def parse_answer(text: str | None) -> ParsedAnswer:
+def parse_answer(text: str | None) -> Answer:
     """The actions in a model's answer, or :class:`ParseError` saying why there are none."""
     if text is None or not text.strip():
         raise ParseError("empty answer: expected one JSON object with 'actions'")
@@ -87,7 +80,7 @@ def parse_answer(text: str | None) -> ParsedAnswer:
         except ParseError as exc:
             first_error = first_error or exc
             continue
-        return ParsedAnswer(actions, (reasoning or around)[:MAX_REASONING_CHARS], thinking)
+        return Answer(actions, (reasoning or around)[:MAX_REASONING_CHARS], thinking)
     if first_error is not None:
         raise first_error
     raise ParseError("no JSON object found in the answer")

@@ -16,7 +16,6 @@ from typing import TypeVar
 
 from services.agent.answered import Answered, RecentAnswers
 from services.agent.decision_log import DecisionLog
-from services.agent.decisions import forced_hold, make_decision
 from services.agent.factory import build_trader
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
@@ -189,14 +188,13 @@ class AgentService:
         if reason is not None:
             # No portfolio needed to say "not today": answer at once.
             answer = TraderAnswer.hold(Outcome.DISABLED, f"disabled: {reason}")
-            return make_decision(self._spec, snapshot, answer, self._clock.now()), answer
+            return answer.decision(self._spec, snapshot, self._clock.now()), answer
         try:
             portfolio = await self._portfolio(snapshot)
         except BusError as exc:
             error = f"portfolio unavailable: {exc}"
-            outcome = Outcome.PORTFOLIO_UNAVAILABLE
-            decision = forced_hold(self._spec, snapshot, self._clock.now(), outcome, error)
-            return decision, TraderAnswer.hold(outcome, error)
+            answer = TraderAnswer.hold(Outcome.PORTFOLIO_UNAVAILABLE, error)
+            return answer.decision(self._spec, snapshot, self._clock.now()), answer
         if snapshot.candles_omitted and self._trader.reads_candles:
             snapshot = await self._with_candles(snapshot)
         try:
@@ -207,8 +205,7 @@ class AgentService:
             answer = TraderAnswer.hold(
                 Outcome.STRATEGY_ERROR, f"strategy failed: {type(exc).__name__}: {exc}"
             )
-        decided = make_decision(self._spec, snapshot, answer, self._clock.now(), portfolio)
-        return decided, answer
+        return answer.decision(self._spec, snapshot, self._clock.now(), portfolio), answer
 
     async def _with_candles(self, snapshot: MarketSnapshot) -> MarketSnapshot:
         """The full snapshot of this cycle from the market (the event leaves the candles out).

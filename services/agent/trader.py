@@ -1,14 +1,24 @@
-"""How an agent decides, whatever is behind it: a snapshot and a portfolio in, an answer out."""
+"""How an agent decides, whatever is behind it: a snapshot and a portfolio in, an answer out,
+and the Decision the agent publishes for it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from services.agent.prompt import Prompt
 from services.agent.strategy import HOLD, Strategy
-from services.common.contracts import Action, LlmCall, MarketSnapshot, Portfolio, Usage
+from services.common.contracts import (
+    Action,
+    Decision,
+    LlmCall,
+    MarketSnapshot,
+    Portfolio,
+    Usage,
+)
+from services.common.lineup import AgentSpec
 
 
 class Outcome(StrEnum):
@@ -37,7 +47,36 @@ class TraderAnswer:
 
     @classmethod
     def hold(cls, outcome: Outcome, error: str) -> TraderAnswer:
+        """The answer of an agent that could not decide: it never stays silent."""
         return cls((HOLD,), outcome, error=error)
+
+    def decision(
+        self,
+        spec: AgentSpec,
+        snapshot: MarketSnapshot,
+        decided_at: datetime,
+        portfolio: Portfolio | None = None,
+    ) -> Decision:
+        """This answer as ``spec``'s decision for ``snapshot``'s cycle."""
+        prompt = self.prompt
+        return Decision(
+            decision_id=Decision.make_id(snapshot.cycle_id, spec.id),
+            cycle_id=snapshot.cycle_id,
+            agent_id=spec.id,
+            decided_at=decided_at,
+            decision_deadline=snapshot.decision_deadline,
+            actions=self.actions or (HOLD,),
+            reasoning=self.reasoning,
+            model=spec.model,
+            prompt_sha256=prompt.sha256 if prompt else None,
+            prompt_version=prompt.version if prompt else None,
+            prompt=prompt.text if prompt else None,
+            raw_response=self.raw_response,
+            thinking=self.thinking,
+            usage=self.usage,
+            error=self.error,
+            portfolio=portfolio,
+        )
 
 
 class Trader(Protocol):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from services.agent.baselines import BASELINES, BaselineConfig
 from services.agent.baselines.sizing import Book, Plan
-from services.agent.strategy import Strategy, StrategyResult
+from services.agent.strategy import Answer, Strategy
 from services.common.contracts import (
     Decision,
     Indicators,
@@ -34,7 +34,7 @@ def only(symbol: str, **indicators: float) -> MarketSnapshot:
     return snapshot(symbol_snapshot(symbol, indicators=Indicators(**indicators)))
 
 
-def kinds(result: StrategyResult) -> list[tuple[TradeAction, str | None]]:
+def kinds(result: Answer) -> list[tuple[TradeAction, str | None]]:
     return [(a.action, a.symbol) for a in result.actions]
 
 
@@ -210,7 +210,7 @@ def test_baselines_respect_the_limits_and_are_deterministic(
     assert [r.reasons for r in verdict.results if not r.approved] == []
 
 
-def _as_decision(result: StrategyResult) -> Decision:
+def _as_decision(result: Answer) -> Decision:
     return Decision(
         decision_id="c:momentum",
         cycle_id="c",

@@ -17,7 +17,7 @@ from services.agent.host import AgentHost, build, process_name
 from services.agent.identity import resolve_agents
 from services.agent.metrics import AgentMetrics
 from services.agent.service import AgentService, agent_service
-from services.agent.strategy import StrategyResult
+from services.agent.strategy import Answer
 from services.agent.trader import BaselineTrader, Trader, TraderAnswer
 from services.common import subjects
 from services.common.bus import Bus
@@ -85,7 +85,7 @@ async def test_each_hosted_agent_decides_as_itself(bus: Bus, settings: Settings)
 
 
 class Exploding:
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         raise ZeroDivisionError("the model divided by zero")
 
 

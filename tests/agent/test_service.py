@@ -11,7 +11,7 @@ from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
 from services.agent.service import AgentService, build
-from services.agent.strategy import StrategyResult
+from services.agent.strategy import Answer
 from services.agent.trader import BaselineTrader
 from services.common import subjects
 from services.common.bus import Bus
@@ -116,7 +116,7 @@ async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
 
 
 class Exploding:
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         raise ZeroDivisionError("the model divided by zero")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan
-from services.agent.strategy import StrategyResult, hold
+from services.agent.strategy import Answer, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 SYMBOL = "BTCUSDT"
@@ -12,7 +12,7 @@ LEVERAGE = 1
 
 
 class BuyAndHold(Baseline):
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         book = self.book(portfolio)
         if SYMBOL in book.open_sides:
             return hold(f"holding {SYMBOL}")
@@ -37,4 +37,4 @@ class BuyAndHold(Baseline):
         )
         if not opened:
             return hold(f"cannot open {SYMBOL} within the limits")
-        return StrategyResult(plan.actions, "; ".join(plan.notes))
+        return Answer(plan.actions, "; ".join(plan.notes))

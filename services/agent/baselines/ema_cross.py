@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import StrategyResult, hold
+from services.agent.strategy import Answer, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 LEVERAGE = 3
 
 
 class EmaCross(Baseline):
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         book = self.book(portfolio)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
@@ -36,7 +36,7 @@ class EmaCross(Baseline):
                 )
         if not plan.actions:
             return hold("no EMA cross calls for a change")
-        return StrategyResult(plan.actions, "; ".join(plan.notes))
+        return Answer(plan.actions, "; ".join(plan.notes))
 
 
 def _confidence(fast: float, slow: float) -> float:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import StrategyResult, hold
+from services.agent.strategy import Answer, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 CLOSE_PROBABILITY = 0.3
@@ -16,7 +16,7 @@ MAX_RANDOM_LEVERAGE = 5
 
 
 class RandomTrader(Baseline):
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         # A string seed is hashed with SHA-512, so it is stable across processes and runs.
         rng = random.Random(f"{self._config.seed}:{self._config.agent_id}:{snapshot.cycle_id}")
         limits = self._config.limits
@@ -42,4 +42,4 @@ class RandomTrader(Baseline):
             )
         if not plan.actions:
             return hold("the dice say hold")
-        return StrategyResult(plan.actions, "; ".join(plan.notes))
+        return Answer(plan.actions, "; ".join(plan.notes))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import StrategyResult, hold
+from services.agent.strategy import Answer, hold
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 OVERSOLD = 30.0
@@ -16,7 +16,7 @@ LEVERAGE = 2
 
 
 class RsiReversion(Baseline):
-    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> StrategyResult:
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> Answer:
         book = self.book(portfolio)
         plan = Plan(book)
         for s in self._config.tradable(snapshot):
@@ -43,4 +43,4 @@ class RsiReversion(Baseline):
                 )
         if not plan.actions:
             return hold("RSI shows no extreme and no position to unwind")
-        return StrategyResult(plan.actions, "; ".join(plan.notes))
+        return Answer(plan.actions, "; ".join(plan.notes))
