@@ -281,35 +281,10 @@ SCHEDULER_RESUME = Request(
     "Start cycles again.",
 )
 
-EVENTS: tuple[Event[Any], ...] = (
-    CYCLE_STARTED,
-    MARKET_SNAPSHOT,
-    MARKET_TICK,
-    DECISION_PROPOSED,
-    DECISION_VERDICT,
-    LEDGER_POSITION,
-    LEDGER_ACCOUNT,
-    CYCLE_COMPLETED,
-    AGENT_HEARTBEAT,
-    LLM_CALL,
-)
-REQUESTS: tuple[Request[Any, Any], ...] = (
-    LEDGER_QUERY_PORTFOLIO,
-    LEDGER_QUERY_ACCOUNTS,
-    LEDGER_QUERY_LEADERBOARD,
-    LEDGER_QUERY_POSITIONS,
-    LEDGER_QUERY_TRADES,
-    LEDGER_QUERY_DECISIONS,
-    LEDGER_QUERY_EQUITY,
-    LEDGER_QUERY_STATS,
-    LEDGER_QUERY_VERIFY,
-    MARKET_QUERY_PRICES,
-    MARKET_QUERY_SYMBOL,
-    MARKET_QUERY_SNAPSHOT,
-    SCHEDULER_STATUS,
-    SCHEDULER_TRIGGER,
-    SCHEDULER_PAUSE,
-    SCHEDULER_RESUME,
+# Every entry defined above, in the order defined: declaring a channel catalogues it.
+EVENTS: tuple[Event[Any], ...] = tuple(v for v in dict(globals()).values() if isinstance(v, Event))
+REQUESTS: tuple[Request[Any, Any], ...] = tuple(
+    v for v in dict(globals()).values() if isinstance(v, Request)
 )
 Channel = Event[Any] | Request[Any, Any]
 CATALOGUE: tuple[Channel, ...] = (*EVENTS, *REQUESTS)
