@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shutil
 import statistics
@@ -32,9 +33,9 @@ import nats
 import psutil
 from nats.aio.msg import Msg
 
-from bench.arena import Launch, launch
 from bench.measures import Measure
 from bench.sampling import percentile
+from devstack.arena import Launch, launch
 from devstack.ports import free_port
 from services.common import subjects
 from services.common.contracts import CycleCompleted
@@ -88,6 +89,20 @@ def arena(root: Path, count: int, cycle_seconds: float) -> Iterator[Launch]:
     }
     with launch(root, settings, drop=("AGENT_ID",)) as launched:
         yield launched
+
+
+def arena_processes(launch: Launch) -> list[psutil.Process]:
+    """Every process of the arena, Postgres (a daemon of its own) included."""
+    found = {p.pid: p for p in psutil.Process(launch.process.pid).children(recursive=True)}
+    found[launch.process.pid] = psutil.Process(launch.process.pid)
+    pid_file = launch.data_dir / "postgres" / "postmaster.pid"
+    pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
+    if pid > 0:  # negative while Postgres runs single-user (set-up)
+        with contextlib.suppress(psutil.Error):
+            postmaster = psutil.Process(pid)
+            for p in (postmaster, *postmaster.children(recursive=True)):
+                found[p.pid] = p
+    return list(found.values())
 
 
 def role(process: psutil.Process) -> str:
@@ -145,7 +160,7 @@ async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: flo
         beating.add(msg.subject.rsplit(".", 1)[-1])
         if len(beating) == agents and not ready_at:
             ready_at.append(loop.time())
-            result.cpu_before = cpu_seconds(launch.processes())
+            result.cpu_before = cpu_seconds(arena_processes(launch))
 
     async def on_snapshot(msg: Msg) -> None:
         # Only the cycle id is needed: found without decoding the whole snapshot.
@@ -162,7 +177,7 @@ async def cycles(url: str, count: int, agents: int, launch: Launch, timeout: flo
         result.timed_out += int(event.timed_out)
         if len(result.overheads) >= count:
             done.set()
-            after = cpu_seconds(launch.processes())
+            after = cpu_seconds(arena_processes(launch))
             result.cpu = {k: v - result.cpu_before.get(k, 0.0) for k, v in after.items()}
 
     await nc.subscribe(subjects.AGENT_HEARTBEAT_ALL, cb=on_beat)
@@ -241,8 +256,8 @@ def run_one(agents: int, cycle_count: int, cycle_seconds: float) -> Run:
             admin = f"nats://admin:{launch.password('admin')}@127.0.0.1:{port}"
             timeout = 180 + cycle_count * cycle_seconds * 3
             measured = asyncio.run(cycles(tooling, cycle_count, agents, launch, timeout))
-            total, agents_rss = rss_mb(launch.processes())
-            processes = sum(1 for p in launch.processes() if "services.agent" in _cmdline(p))
+            total, agents_rss = rss_mb(arena_processes(launch))
+            processes = sum(1 for p in arena_processes(launch) if "services.agent" in _cmdline(p))
             rr = asyncio.run(nats_request_reply(admin))
             commit = asyncio.run(postgres_commit(launch.data_dir))
         return Run(

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.arena import Launch, launch, scheduler_status
 from bench.cycle_timeline import CycleTimeline
 from bench.measures import Better, Measure
 from bench.replay_data import write_month
+from devstack.arena import Launch, launch, scheduler_status
 from devstack.ports import free_port
 from services.common.settings import PROJECT_ROOT
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.arena import launch, wait_for_cycles
 from bench.measures import Measure
 from bench.table import print_measures
+from devstack.arena import launch, wait_for_cycles
 from devstack.ports import free_port
 
 MB = 1024 * 1024

@@ -1,9 +1,9 @@
-"""A whole arena as ``make run`` starts it (``python -m devstack run --free-ports``), for the
-benchmarks that measure every service at once (bench/agents.py, replay.py, rss.py).
+"""A whole arena as ``make run`` starts it (``python -m devstack run --free-ports``), for
+seasons (devstack/season) and the benchmarks that measure every service at once.
 
 :func:`launch` starts it in a folder of its own, with its output in ``run.log``, and stops
 it (SIGINT, as Ctrl-C would) on the way out; :class:`Launch` reads what it printed and
-finds its processes; :func:`wait_for_cycles` waits for completed cycles.
+follows it; :func:`wait_for_cycles` waits for completed cycles.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from services.common.settings import PROJECT_ROOT
 
@@ -70,19 +69,6 @@ class Launch:
                     return f"nats://tooling:{self.password('tooling')}@{match.group(1)}"
             time.sleep(0.2)
         raise RuntimeError("the arena did not print its tooling NATS URL")
-
-    def processes(self) -> list[psutil.Process]:
-        """Every process of the arena, Postgres (a daemon of its own) included."""
-        found = {p.pid: p for p in psutil.Process(self.process.pid).children(recursive=True)}
-        found[self.process.pid] = psutil.Process(self.process.pid)
-        pid_file = self.data_dir / "postgres" / "postmaster.pid"
-        pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
-        if pid > 0:  # negative while Postgres runs single-user (set-up)
-            with contextlib.suppress(psutil.Error):
-                postmaster = psutil.Process(pid)
-                for p in (postmaster, *postmaster.children(recursive=True)):
-                    found[p.pid] = p
-        return list(found.values())
 
     def check_running(self) -> None:
         """Raises with the log's tail once the arena has stopped."""
