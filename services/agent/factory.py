@@ -123,6 +123,8 @@ def _provider(spec: AgentSpec, settings: Settings, environ: Mapping[str, str]) -
         )
     if spec.recordings:
         return RecordingProvider(live, Path(spec.recordings))
+    if settings.recordings_dir is not None:
+        return RecordingProvider(live, settings.recordings_dir / spec.id)
     return live
 
 

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."
     )
     log_dir: Path | None = Field(default=None, alias="LOG_DIR")
+    recordings_dir: Path | None = Field(
+        default=None,
+        alias="ARENA_RECORDINGS_DIR",
+        description="Live LLM agents whose line-up entry names no recordings folder record "
+        "their answers in <this>/<agent id> (a season sets it).",
+    )
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     max_deliver: int = Field(
         default=5,

@@ -80,3 +80,18 @@ async def test_replay_without_a_recording_says_which_prompt_is_missing(tmp_path:
     assert answer.outcome == Outcome.PROVIDER_ERROR
     assert answer.error is not None and "no recording for prompt sha256" in answer.error
     assert answer.calls == (), "a replay bills nothing"
+
+
+async def test_a_season_records_every_live_agent_in_its_own_folder(tmp_path: Path) -> None:
+    # ARENA_RECORDINGS_DIR: the line-up names no folder, the season gives one per agent.
+    fake = FakeOpenAI().start()
+    try:
+        fake.then(*(gpt.completion(answer_for(n)) for n in range(5)))
+        settings = keyed_settings(ARENA_RECORDINGS_DIR=str(tmp_path))
+        live = build_trader(llm_spec("openai", fake.base_url), settings, ManualClock(NOW), {})
+        recorded = await play(live)
+    finally:
+        fake.stop()
+    assert len(list((tmp_path / "gpt").glob("*.json"))) == 5
+    spec = llm_spec("replay", "http://127.0.0.1:1/v1", recordings=str(tmp_path / "gpt"))
+    assert await play(build_trader(spec, keyed_settings(), ManualClock(NOW), {})) == recorded
