@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format proto bench clean
+.PHONY: install run season test test-fast lint format proto bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -17,6 +17,15 @@ install: $(STAMP)
 
 run: install
 	$(PY) -m devstack run
+
+# A season: `make season DATA=data/binance OUT=seasons/s1 RUNS=3 PARALLEL=2` (docs/seasons.md).
+DATA ?= data/binance
+OUT ?= seasons/latest
+RUNS ?= 1
+PARALLEL ?= 1
+SEED ?= 42
+season: install
+	$(PY) -m devstack season --data $(DATA) --out $(OUT) --runs $(RUNS) --parallel $(PARALLEL) --seed $(SEED)
 
 test: install
 	sh scripts/ensure-test-tools.sh

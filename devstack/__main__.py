@@ -28,6 +28,7 @@ from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port, port_is_free
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import Program, agent_groups, hosts, programs
+from devstack.season import cli as season_cli
 from devstack.supervisor import render_config, supervisord_command, write_config
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import load_settings
@@ -217,9 +218,15 @@ def main() -> None:
         help="give every process a free metrics port instead of 9101 and up (arenas started "
         "side by side, such as benchmarks, would otherwise race for the same defaults)",
     )
+    season_parser = sub.add_parser(
+        "season", help="replay history through isolated arenas, several runs (docs/seasons.md)"
+    )
+    season_cli.add_arguments(season_parser)
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.data_dir, load_settings("arena"), free_ports=args.free_ports))
+    if args.command == "season":
+        sys.exit(season_cli.main(args))
 
 
 if __name__ == "__main__":

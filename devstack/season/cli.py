@@ -1,0 +1,96 @@
+"""``python -m devstack season --data DIR --out DIR [...]``: the runs, then ``summary.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from devstack.season.config import DEFAULT_RUN_TIMEOUT_SECONDS, Season
+from devstack.season.run import RunResult, play
+from services.common.lineup import load_lineup
+from services.common.settings import PROJECT_ROOT
+
+SUMMARY = "summary.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="the replayed history")
+    parser.add_argument("--out", type=Path, required=True, help="where results go")
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, default=None)
+    parser.add_argument("--to", dest="end", type=date.fromisoformat, default=None)
+    parser.add_argument(
+        "--lineup", type=Path, default=PROJECT_ROOT / "config" / "agents.toml", help="agents"
+    )
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42, help="run k uses seed + k")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time")
+    parser.add_argument(
+        "--symbols", default="", help="comma-separated (default: the arena's ARENA_SYMBOLS)"
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT_SECONDS, help="seconds"
+    )
+
+
+def season_of(args: argparse.Namespace) -> Season:
+    if not args.data.is_dir():
+        raise SystemExit(f"--data {args.data}: no such folder")
+    return Season(
+        data=args.data,
+        out=args.out,
+        lineup=args.lineup,
+        runs=args.runs,
+        seed=args.seed,
+        parallel=args.parallel,
+        start=args.start,
+        end=args.end,
+        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
+        run_timeout=args.run_timeout,
+    )
+
+
+def describe(season: Season) -> dict[str, Any]:
+    lineup = load_lineup(season.lineup)
+    return {
+        "data": str(season.data),
+        "from": season.start.isoformat() if season.start else None,
+        "to": season.end.isoformat() if season.end else None,
+        "symbols": list(season.symbols) or None,
+        "lineup": [{"id": a.id, "provider": a.provider, "model": a.model} for a in lineup.active],
+        "runs": season.runs,
+        "seed": season.seed,
+    }
+
+
+def run_season(season: Season) -> list[RunResult]:
+    """Every run, ``season.parallel`` at a time; ``summary.json`` written at the end."""
+    season.out.mkdir(parents=True, exist_ok=True)
+    described = describe(season)  # a bad line-up fails here, before any arena starts
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            print(f"[season] {line}", flush=True)
+
+    say(
+        f"{season.runs} run(s) of {season.data}, {season.parallel} at a time, "
+        f"results in {season.out}"
+    )
+    with ThreadPoolExecutor(max_workers=season.parallel) as pool:
+        results = list(pool.map(lambda k: play(season, k, say), range(season.runs)))
+    summary = {"season": described, "runs": [r.as_json() for r in results]}
+    path = season.out / SUMMARY
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    failed = [r.run for r in results if r.error or r.verify != "ok"]
+    say(f"summary: {path}" + (f"; runs that failed or did not verify: {failed}" if failed else ""))
+    return results
+
+
+def main(args: argparse.Namespace) -> int:
+    results = run_season(season_of(args))
+    return 0 if all(r.error is None and r.verify == "ok" for r in results) else 1
