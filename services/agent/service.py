@@ -232,7 +232,7 @@ class AgentService:
         return snapshot
 
     async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
-        query = PortfolioQuery(agent_id=self._spec.id)
+        query = PortfolioQuery(agent_id=self._spec.id, cycle_id=snapshot.cycle_id)
         return await self._ask(snapshot, channels.LEDGER_QUERY_PORTFOLIO, query)
 
     async def _ask(

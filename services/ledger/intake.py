@@ -48,6 +48,8 @@ class Effects:
     ticks: list[TickOutcome] = field(default_factory=list)
     completed: list[CycleCompleted] = field(default_factory=list)
     snapshot_liquidations: int = 0
+    snapshots: list[str] = field(default_factory=list)
+    """The cycles whose snapshots are booked (by this batch or before it)."""
     duplicates: int = 0
     marked: bool = False  # some account's equity moved
     refused: dict[int, str] = field(default_factory=dict)
@@ -150,6 +152,7 @@ class BookIntake:
     async def _snapshot(
         conn: asyncpg.Connection, message: MarketSnapshot, now: datetime, effects: Effects
     ) -> None:
+        effects.snapshots.append(message.cycle_id)
         # A cycle has one snapshot: another copy must not re-mark the books.
         if await sql.cycles.snapshot_stored(conn, message.cycle_id):
             effects.duplicates += 1

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from services.common.bus import NotFound
+from services.common.bus import NotFound, TransientError
 from services.common.contracts import (
     Accounts,
     AccountsQuery,
@@ -43,6 +43,7 @@ from services.common.contracts import (
     VerifyReport,
 )
 from services.ledger import accounting, curve_store, series, sql, stats
+from services.ledger.booked import BookedCycles
 from services.ledger.curve import Curve
 from services.ledger.database import acquire
 from services.ledger.sql.accounts import AccountRow
@@ -50,6 +51,8 @@ from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
 
 ZERO = Decimal(0)
+# Under the askers' request timeout (2 s by default): they hear "unavailable" and ask again.
+BOOKED_WAIT_SECONDS = 1.5
 # Parts of an equity answer read at once (the machine's cores, at least two on any host).
 EQUITY_PARTS = 2
 
@@ -177,8 +180,10 @@ class _Read(Protocol):
 
 
 class LedgerQueries:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, booked: BookedCycles | None = None) -> None:
+        """``booked``: the cycles the books have taken (None: every query answers at once)."""
         self._pool = pool
+        self._booked = booked
 
     @contextlib.asynccontextmanager
     async def _snapshot(self, agent_id: str | None = None) -> AsyncIterator[asyncpg.Connection]:
@@ -198,6 +203,8 @@ class LedgerQueries:
     async def portfolio(self, query: PortfolioQuery) -> Portfolio:
         # Asked for every decision, twice (the agent, then risk): one statement, no
         # transaction around it.
+        if query.cycle_id is not None:
+            await self._until_booked(query.cycle_id)
         async with acquire(self._pool) as conn:
             found = await sql.positions.portfolio(conn, query.agent_id)
         if found is None:
@@ -205,6 +212,22 @@ class LedgerQueries:
         row, positions = found
         return Portfolio(
             account=account_view(row), positions=tuple(position_view(p) for p in positions)
+        )
+
+    async def _until_booked(self, cycle_id: str) -> None:
+        """Until ``cycle_id``'s snapshot is in the books; TransientError ("unavailable",
+        the asker tries again) if it does not come within ``BOOKED_WAIT_SECONDS``."""
+        if self._booked is None or cycle_id in self._booked:
+            return
+        async with acquire(self._pool) as conn:  # booked before a restart
+            if await sql.cycles.snapshot_stored(conn, cycle_id):
+                self._booked.booked([cycle_id])
+                return
+        if await self._booked.wait(cycle_id, BOOKED_WAIT_SECONDS):
+            return
+        raise TransientError(
+            f"the snapshot of cycle {cycle_id} is not in the books yet "
+            f"(waited {BOOKED_WAIT_SECONDS:g}s)"
         )
 
     async def accounts(self, _: AccountsQuery) -> Accounts:

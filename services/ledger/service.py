@@ -38,6 +38,7 @@ from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
 from services.common.settings import TradingLimits
 from services.ledger import sql
+from services.ledger.booked import BookedCycles
 from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, unavailable_is_transient
@@ -114,7 +115,8 @@ class LedgerService:
             TickProcessor(taker_fee_rate),
             BOOKS.durable,
         )
-        self._queries = LedgerQueries(pool)
+        self._booked = BookedCycles()
+        self._queries = LedgerQueries(pool, self._booked)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
         self._curves = CurveKeeper(pool)
         self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
@@ -224,6 +226,7 @@ class LedgerService:
 
     async def _on_books(self, items: Sequence[Item]) -> Mapping[int, str]:
         effects = await self._intake.apply(items, self._clock.now())
+        self._booked.booked(effects.snapshots)
         metrics = self._metrics
         if effects.duplicates:
             metrics.duplicates.labels(BOOKS.durable).inc(effects.duplicates)

@@ -103,7 +103,7 @@ class RiskService:
             return seen
         return await self._bus.ask(
             channels.LEDGER_QUERY_PORTFOLIO,
-            PortfolioQuery(agent_id=decision.agent_id),
+            PortfolioQuery(agent_id=decision.agent_id, cycle_id=decision.cycle_id),
             timeout=self._request_timeout,
         )
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
-from services.common import subjects
-from services.common.contracts import Action, MarketTick, TickPrice, TradeAction
+import pytest
+
+from services.common import channels, subjects
+from services.common.bus import Unavailable
+from services.common.contracts import Action, MarketTick, PortfolioQuery, TickPrice, TradeAction
 from services.ledger.verify import verify
-from tests.builders import approved, verdict
+from tests.builders import approved, buy, verdict
 from tests.ledger.harness import Ledger
 from tests.support import eventually
 
@@ -136,3 +140,36 @@ async def test_a_tick_after_a_gap_pays_every_missed_funding_time_once(lg: Ledger
     assert account["total_funding"] == Decimal("0.015")
     assert lg.metric("arena_ledger_funding_payments_total") == 3
     assert await verify(lg.db) == []
+
+
+async def test_a_portfolio_asked_for_a_cycle_shows_every_tick_before_its_snapshot(
+    lg: Ledger,
+) -> None:
+    lg.clock.advance(3600)
+    await lg.start_cycle("c1", 1, {BTC: Decimal(100000)}, "momentum")
+    stop = approved(buy(BTC, 10, 10).model_copy(update={"stop_loss": Decimal(99000)}))
+    await lg.apply(verdict("c1", "momentum", lg.clock.now(), stop))
+    # Asked before the tick that stops the position out and before cycle c2 starts: the
+    # answer waits for c2's snapshot, so it shows the position closed.
+    asked = asyncio.create_task(
+        lg.bus.ask(
+            channels.LEDGER_QUERY_PORTFOLIO,
+            PortfolioQuery(agent_id="momentum", cycle_id="c2"),
+            timeout=10,
+        )
+    )
+    await lg.publish(subjects.MARKET_TICK, bar_tick("t1", lg, BTCUSDT=(98500, 100100, 98000)), "t1")
+    await lg.start_cycle("c2", 2, {BTC: Decimal(98500)}, "momentum")
+    portfolio = await asked
+    assert portfolio.positions == ()
+    assert portfolio.account.balance < Decimal(100) - Decimal("0.9")  # the stop's loss
+
+
+async def test_a_portfolio_for_a_cycle_never_booked_is_unavailable(lg: Ledger) -> None:
+    # The asker hears "unavailable" and asks again, as when the ledger is restarting.
+    with pytest.raises(Unavailable, match="not in the books yet"):
+        await lg.bus.ask(
+            channels.LEDGER_QUERY_PORTFOLIO,
+            PortfolioQuery(agent_id="momentum", cycle_id="never"),
+            timeout=10,
+        )

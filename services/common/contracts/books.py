@@ -87,6 +87,9 @@ class AccountEvent(Message):
 
 class PortfolioQuery(Message):
     agent_id: AgentId
+    cycle_id: str | None = None
+    """The portfolio as this cycle's agents must see it: answered once the cycle's snapshot
+    (and so every tick before it) is in the books."""
 
 
 class Portfolio(Message):
