@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -28,29 +28,13 @@ from services.common.contracts import (
     PositionStatus,
     TickPrice,
 )
-from services.common.funding import FUNDING_INTERVAL_HOURS as FUNDING_HOURS
+from services.common.funding import FUNDING_INTERVAL, funding_times, last_funding_time
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
-
-
-def funding_time(at: datetime) -> datetime:
-    """The latest funding time (00:00, 08:00 or 16:00 UTC) at or before ``at``."""
-    utc = at.astimezone(UTC)
-    return utc.replace(hour=utc.hour - utc.hour % FUNDING_HOURS, minute=0, second=0, microsecond=0)
-
-
-def funding_times(first: datetime, last: datetime) -> list[datetime]:
-    """Every funding time from ``first`` to ``last``, both included, oldest first."""
-    times: list[datetime] = []
-    when = funding_time(last)
-    while when >= first:
-        times.append(when)
-        when -= timedelta(hours=FUNDING_HOURS)
-    return times[::-1]
 
 
 @dataclass
@@ -263,7 +247,7 @@ class TickProcessor:
         outcome: TickOutcome,
         now: datetime,
     ) -> None:
-        latest = funding_time(tick.at)
+        latest = last_funding_time(tick.at)
         due = [p for p in positions if p.opened_at <= latest]
         if not due:
             return
@@ -276,7 +260,7 @@ class TickProcessor:
             paid = last_paid.get(position.id)
             # After a gap (ticks stopped, the ledger was down) every funding time missed
             # since the opening or the last payment is charged, each once.
-            since = position.opened_at if paid is None else paid + timedelta(hours=FUNDING_HOURS)
+            since = position.opened_at if paid is None else paid + FUNDING_INTERVAL
             mark = prices[position.symbol].mark_price
             for when in funding_times(since, tick.at):
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)

@@ -33,7 +33,7 @@ from services.common.contracts import (
     TradeAction,
     Verdict,
 )
-from services.common.instruments import InstrumentTable, can_afford
+from services.common.instruments import InstrumentTable
 from services.common.rules import LIMIT_RULES, ActionContext, Prior, judge
 from services.common.settings import TradingLimits
 from services.ledger import accounting, sql
@@ -245,7 +245,7 @@ class VerdictApplier:
             )
         except accounting.AccountingError as exc:
             raise _Refused(INVALID_ACTION, str(exc)) from exc
-        if not can_afford(run.book.balance, opening.margin + opening.fee):
+        if not run.book.can_afford(opening):
             raise _Refused(
                 INSUFFICIENT_BALANCE,
                 f"balance {run.book.balance} does not cover margin {opening.margin} "
