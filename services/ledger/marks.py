@@ -74,8 +74,10 @@ async def _save_marked_books(
     conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
 ) -> None:
     totals = await sql.positions.open_unrealized(conn, list(books))
-    for llm_id, book in books.items():
-        await sql.accounts.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
+    for agent_id, book in books.items():
+        await sql.accounts.save_book(
+            conn, agent_id, book.marked(totals.get(agent_id, Decimal(0))), now
+        )
 
 
 # A position's exit on this pass, if any: (conn, position, books, fresh) -> fired. It
@@ -112,12 +114,12 @@ async def reprice(
     if not agents:
         return [], fresh
     held = set(agents)
-    books = {a.llm_id: a.book for a in await sql.accounts.accounts(conn) if a.llm_id in held}
+    books = {a.agent_id: a.book for a in await sql.accounts.accounts(conn) if a.agent_id in held}
     changed = set() if before is None else await before(conn, positions, books)
     marks: list[tuple[UUID, Decimal, Decimal]] = []
     for p in positions:
         if await exit(conn, p, books, p.symbol in fresh):
-            changed.add(p.llm_id)
+            changed.add(p.agent_id)
             continue
         if p.symbol not in fresh:
             continue
@@ -127,8 +129,8 @@ async def reprice(
         )
     await sql.positions.mark_positions(conn, marks)
     await _save_marked_books(conn, books, now)
-    for llm_id in sorted(changed):
-        await _announce_account(conn, llm_id, f"{event_prefix}:{llm_id}", now)
+    for agent_id in sorted(changed):
+        await _announce_account(conn, agent_id, f"{event_prefix}:{agent_id}", now)
     return agents, fresh
 
 
@@ -155,7 +157,7 @@ async def mark_to_market(
             p.side, p.liquidation_price, mark_prices[p.symbol]
         ):
             return False
-        books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
+        books[p.agent_id] = await liquidate(conn, p, books[p.agent_id], cycle_id=cycle_id, now=now)
         outcome.liquidations += 1
         return True
 
@@ -171,14 +173,14 @@ async def mark_to_market(
 
 
 async def _announce_account(
-    conn: asyncpg.Connection, llm_id: str, event_id: str, now: datetime
+    conn: asyncpg.Connection, agent_id: str, event_id: str, now: datetime
 ) -> None:
-    row = await sql.accounts.account(conn, llm_id)
+    row = await sql.accounts.account(conn, agent_id)
     if row is None:
         return
     await enqueue(
         conn,
-        subjects.ledger_account(llm_id),
+        subjects.ledger_account(agent_id),
         event_id,
         AccountEvent(event_id=event_id, account=account_view(row), at=now),
     )
@@ -265,7 +267,7 @@ class TickProcessor:
             for when in funding_times(since, tick.at):
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
-                amount = min(amount, books[position.llm_id].balance)
+                amount = min(amount, books[position.agent_id].balance)
                 await sql.trades.insert_funding(
                     conn,
                     position,
@@ -275,8 +277,8 @@ class TickProcessor:
                     amount=amount,
                     now=now,
                 )
-                books[position.llm_id] = books[position.llm_id].funded(amount)
-                changed.add(position.llm_id)
+                books[position.agent_id] = books[position.agent_id].funded(amount)
+                changed.add(position.agent_id)
                 outcome.funding_payments += 1
 
     async def _exit(
@@ -305,11 +307,11 @@ class TickProcessor:
         else:
             closing = closing_at(position, fired.price, self._fee_rate)
             status = PositionStatus.CLOSED
-        books[position.llm_id] = await close_and_announce(
+        books[position.agent_id] = await close_and_announce(
             conn,
             position,
             closing,
-            books[position.llm_id],
+            books[position.agent_id],
             status=status,
             exit_reason=fired.reason,
             cycle_id=None,

@@ -147,7 +147,7 @@ def _row(n: int, reasoning: str = "r") -> chain.DecisionContent:
     return chain.DecisionContent(
         decision_id=f"c{n}:a",
         cycle_id=f"c{n}",
-        llm_id="a",
+        agent_id="a",
         decision={"reasoning": reasoning, "confidence": 0.7},
         results=[{"index": 0, "outcome": "held"}],
         applied_at=at,
