@@ -101,7 +101,7 @@ def _run_once(command: list[str], env: Mapping[str, str], what: str) -> None:
 
 def _program_env(program: Program, nats: Nats, data_dir: Path) -> dict[str, str]:
     env = {
-        "NATS_URL": nats.url_for(program.nats_user),
+        "NATS_URL": nats.url_for(program.user),
         "METRICS_PORT": str(program.metrics_port),
         **dict(program.env),
     }

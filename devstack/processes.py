@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from deploy.render import Workload
 from services.agent.host import process_name
 from services.agent.identity import BASELINE_PROVIDER
 from services.common.lineup import Lineup
@@ -22,13 +23,9 @@ FIRST_METRICS_PORT = 9101
 
 
 @dataclass(frozen=True)
-class Program:
-    """One supervised process."""
+class Program(Workload):
+    """One supervised process: an arena process as deployed, with its metrics port here."""
 
-    name: str
-    module: str
-    nats_user: str
-    env: tuple[tuple[str, str], ...] = ()
     metrics_port: int = 0
 
     @property
@@ -86,5 +83,5 @@ def programs(
         port = FIRST_METRICS_PORT + offset
         if not port_is_free(port):
             port = free_port()
-        placed.append(Program(program.name, program.module, program.nats_user, program.env, port))
+        placed.append(replace(program, metrics_port=port))
     return tuple(placed)

@@ -2,68 +2,58 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from services.common.contracts import LlmCall
+from services.common.metric_set import MetricSet
 
 
 class AgentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.decisions = Counter(
-            "arena_agent_decisions",
+        m = MetricSet(registry, "arena_agent_")
+        self.decisions = m.counter(
+            "decisions",
             "Decisions published, by agent and how they came about.",
-            ["agent", "outcome"],
-            registry=registry,
+            "agent",
+            "outcome",
         )
-        self.latency = Histogram(
-            "arena_agent_decision_latency_seconds",
+        self.latency = m.histogram(
+            "decision_latency_seconds",
             "From receiving a snapshot to publishing its decision.",
-            ["agent"],
+            "agent",
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=registry,
         )
-        self.skipped = Counter(
-            "arena_agent_snapshots_skipped",
+        self.skipped = m.counter(
+            "snapshots_skipped",
             "Snapshots received after their decision deadline, not decided.",
-            ["agent"],
-            registry=registry,
+            "agent",
         )
-        self.llm_calls = Counter(
-            "arena_agent_llm_calls",
+        self.llm_calls = m.counter(
+            "llm_calls",
             "Calls to the model provider, by result (ok or error).",
-            ["agent", "provider", "result"],
-            registry=registry,
+            "agent",
+            "provider",
+            "result",
         )
-        self.llm_tokens = Counter(
-            "arena_agent_llm_tokens",
-            "Tokens billed, by kind (prompt or completion).",
-            ["agent", "kind"],
-            registry=registry,
+        self.llm_tokens = m.counter(
+            "llm_tokens", "Tokens billed, by kind (prompt or completion).", "agent", "kind"
         )
-        self.llm_cost = Counter(
-            "arena_agent_llm_cost_usd",
-            "Estimated cost of the calls, from the line-up's prices.",
-            ["agent"],
-            registry=registry,
+        self.llm_cost = m.counter(
+            "llm_cost_usd", "Estimated cost of the calls, from the line-up's prices.", "agent"
         )
-        self.llm_latency = Histogram(
-            "arena_agent_llm_call_seconds",
+        self.llm_latency = m.histogram(
+            "llm_call_seconds",
             "Duration of one call to the provider.",
-            ["agent"],
+            "agent",
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
-            registry=registry,
         )
-        self.parse_failures = Counter(
-            "arena_agent_parse_failures",
-            "Answers that held no usable decision.",
-            ["agent"],
-            registry=registry,
+        self.parse_failures = m.counter(
+            "parse_failures", "Answers that held no usable decision.", "agent"
         )
-        self.disabled = Gauge(
-            "arena_agent_disabled",
+        self.disabled = m.gauge(
+            "disabled",
             "1 while the agent does not call its model (no key, 401/403, circuit open).",
-            ["agent"],
-            registry=registry,
+            "agent",
         )
 
     def record_call(self, call: LlmCall) -> None:

@@ -2,51 +2,40 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+
+from services.common.metric_set import MetricSet
 
 
 class BusMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter(
-            "arena_messages_consumed",
-            "Messages handled successfully, by consumer.",
-            ["consumer"],
-            registry=registry,
+        counter = MetricSet(registry, "arena_messages_").counter
+        self.consumed = counter(
+            "consumed", "Messages handled successfully, by consumer.", "consumer"
         )
-        self.failed = Counter(
-            "arena_messages_failed",
-            "Handler failures (the message is redelivered), by consumer.",
-            ["consumer"],
-            registry=registry,
+        self.failed = counter(
+            "failed", "Handler failures (the message is redelivered), by consumer.", "consumer"
         )
-        self.retried = Counter(
-            "arena_messages_retried_unavailable",
+        self.retried = counter(
+            "retried_unavailable",
             "Deliveries that failed because a dependency was unavailable (retried, never "
             "dead-lettered), by consumer.",
-            ["consumer"],
-            registry=registry,
+            "consumer",
         )
-        self.redelivered = Counter(
-            "arena_messages_redelivered",
-            "Messages received more than once, by consumer.",
-            ["consumer"],
-            registry=registry,
+        self.redelivered = counter(
+            "redelivered", "Messages received more than once, by consumer.", "consumer"
         )
-        self.dead_lettered = Counter(
-            "arena_messages_dead_lettered",
+        self.dead_lettered = counter(
+            "dead_lettered",
             "Messages sent to the dead-letter subject, by consumer and reason.",
-            ["consumer", "reason"],
-            registry=registry,
+            "consumer",
+            "reason",
         )
-        self.published = Counter(
-            "arena_messages_published",
-            "Events published to JetStream, by message type.",
-            ["type"],
-            registry=registry,
+        self.published = counter(
+            "published", "Events published to JetStream, by message type.", "type"
         )
-        self.duplicates = Counter(
-            "arena_messages_duplicate_publish",
+        self.duplicates = counter(
+            "duplicate_publish",
             "Publishes JetStream dropped as duplicates of an earlier Nats-Msg-Id.",
-            ["type"],
-            registry=registry,
+            "type",
         )

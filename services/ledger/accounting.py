@@ -233,7 +233,8 @@ class Book:
         return self.balance + self.margin_used + self.unrealized_pnl
 
     def can_afford(self, opening: Opening) -> bool:
-        return self.balance >= opening.margin + opening.fee
+        """Whether the balance pays the opening's margin and fee (the shared rule)."""
+        return instruments.can_afford(self.balance, opening.margin + opening.fee)
 
     def opened(self, opening: Opening) -> Book:
         return replace(

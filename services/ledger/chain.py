@@ -23,7 +23,7 @@ class DecisionContent:
 
     decision_id: str
     cycle_id: str
-    llm_id: str
+    agent_id: str
     decision: dict[str, Any] | None
     results: list[dict[str, Any]]
     applied_at: datetime
@@ -61,7 +61,7 @@ def canonical(row: DecisionContent) -> str:
     body = {
         "decision_id": row.decision_id,
         "cycle_id": row.cycle_id,
-        "llm_id": row.llm_id,
+        "llm_id": row.agent_id,
         "decision": row.decision,
         "results": row.results,
         "applied_at": row.applied_at.astimezone(UTC).isoformat(),

@@ -51,7 +51,7 @@ async def close_and_announce(
     event_id = f"position:{position.id}:closed"
     await enqueue(
         conn,
-        subjects.ledger_position(position.llm_id),
+        subjects.ledger_position(position.agent_id),
         event_id,
         PositionEvent(
             event_id=event_id,

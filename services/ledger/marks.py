@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -28,29 +28,13 @@ from services.common.contracts import (
     PositionStatus,
     TickPrice,
 )
-from services.common.funding import FUNDING_INTERVAL_HOURS as FUNDING_HOURS
+from services.common.funding import FUNDING_INTERVAL, funding_times, last_funding_time
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view
-
-
-def funding_time(at: datetime) -> datetime:
-    """The latest funding time (00:00, 08:00 or 16:00 UTC) at or before ``at``."""
-    utc = at.astimezone(UTC)
-    return utc.replace(hour=utc.hour - utc.hour % FUNDING_HOURS, minute=0, second=0, microsecond=0)
-
-
-def funding_times(first: datetime, last: datetime) -> list[datetime]:
-    """Every funding time from ``first`` to ``last``, both included, oldest first."""
-    times: list[datetime] = []
-    when = funding_time(last)
-    while when >= first:
-        times.append(when)
-        when -= timedelta(hours=FUNDING_HOURS)
-    return times[::-1]
 
 
 @dataclass
@@ -90,8 +74,10 @@ async def _save_marked_books(
     conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
 ) -> None:
     totals = await sql.positions.open_unrealized(conn, list(books))
-    for llm_id, book in books.items():
-        await sql.accounts.save_book(conn, llm_id, book.marked(totals.get(llm_id, Decimal(0))), now)
+    for agent_id, book in books.items():
+        await sql.accounts.save_book(
+            conn, agent_id, book.marked(totals.get(agent_id, Decimal(0))), now
+        )
 
 
 # A position's exit on this pass, if any: (conn, position, books, fresh) -> fired. It
@@ -128,12 +114,12 @@ async def reprice(
     if not agents:
         return [], fresh
     held = set(agents)
-    books = {a.llm_id: a.book for a in await sql.accounts.accounts(conn) if a.llm_id in held}
+    books = {a.agent_id: a.book for a in await sql.accounts.accounts(conn) if a.agent_id in held}
     changed = set() if before is None else await before(conn, positions, books)
     marks: list[tuple[UUID, Decimal, Decimal]] = []
     for p in positions:
         if await exit(conn, p, books, p.symbol in fresh):
-            changed.add(p.llm_id)
+            changed.add(p.agent_id)
             continue
         if p.symbol not in fresh:
             continue
@@ -143,8 +129,8 @@ async def reprice(
         )
     await sql.positions.mark_positions(conn, marks)
     await _save_marked_books(conn, books, now)
-    for llm_id in sorted(changed):
-        await _announce_account(conn, llm_id, f"{event_prefix}:{llm_id}", now)
+    for agent_id in sorted(changed):
+        await _announce_account(conn, agent_id, f"{event_prefix}:{agent_id}", now)
     return agents, fresh
 
 
@@ -171,7 +157,7 @@ async def mark_to_market(
             p.side, p.liquidation_price, mark_prices[p.symbol]
         ):
             return False
-        books[p.llm_id] = await liquidate(conn, p, books[p.llm_id], cycle_id=cycle_id, now=now)
+        books[p.agent_id] = await liquidate(conn, p, books[p.agent_id], cycle_id=cycle_id, now=now)
         outcome.liquidations += 1
         return True
 
@@ -187,14 +173,14 @@ async def mark_to_market(
 
 
 async def _announce_account(
-    conn: asyncpg.Connection, llm_id: str, event_id: str, now: datetime
+    conn: asyncpg.Connection, agent_id: str, event_id: str, now: datetime
 ) -> None:
-    row = await sql.accounts.account(conn, llm_id)
+    row = await sql.accounts.account(conn, agent_id)
     if row is None:
         return
     await enqueue(
         conn,
-        subjects.ledger_account(llm_id),
+        subjects.ledger_account(agent_id),
         event_id,
         AccountEvent(event_id=event_id, account=account_view(row), at=now),
     )
@@ -263,7 +249,7 @@ class TickProcessor:
         outcome: TickOutcome,
         now: datetime,
     ) -> None:
-        latest = funding_time(tick.at)
+        latest = last_funding_time(tick.at)
         due = [p for p in positions if p.opened_at <= latest]
         if not due:
             return
@@ -276,12 +262,12 @@ class TickProcessor:
             paid = last_paid.get(position.id)
             # After a gap (ticks stopped, the ledger was down) every funding time missed
             # since the opening or the last payment is charged, each once.
-            since = position.opened_at if paid is None else paid + timedelta(hours=FUNDING_HOURS)
+            since = position.opened_at if paid is None else paid + FUNDING_INTERVAL
             mark = prices[position.symbol].mark_price
             for when in funding_times(since, tick.at):
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
-                amount = min(amount, books[position.llm_id].balance)
+                amount = min(amount, books[position.agent_id].balance)
                 await sql.trades.insert_funding(
                     conn,
                     position,
@@ -291,8 +277,8 @@ class TickProcessor:
                     amount=amount,
                     now=now,
                 )
-                books[position.llm_id] = books[position.llm_id].funded(amount)
-                changed.add(position.llm_id)
+                books[position.agent_id] = books[position.agent_id].funded(amount)
+                changed.add(position.agent_id)
                 outcome.funding_payments += 1
 
     async def _exit(
@@ -321,11 +307,11 @@ class TickProcessor:
         else:
             closing = closing_at(position, fired.price, self._fee_rate)
             status = PositionStatus.CLOSED
-        books[position.llm_id] = await close_and_announce(
+        books[position.agent_id] = await close_and_announce(
             conn,
             position,
             closing,
-            books[position.llm_id],
+            books[position.agent_id],
             status=status,
             exit_reason=fired.reason,
             cycle_id=None,

@@ -71,13 +71,13 @@ def standings(
 ) -> tuple[LeaderboardEntry, ...]:
     """Rank by equity, highest first; ties keep a stable order by agent id."""
     extra = extras or Extras()
-    ranked = sorted(rows, key=lambda r: (-r.book.equity, r.llm_id))
+    ranked = sorted(rows, key=lambda r: (-r.book.equity, r.agent_id))
     return tuple(
         LeaderboardEntry(
             rank=rank,
             **_figures(row, extra),
             open_positions=row.open_positions,
-            rejections=extra.rejections.get(row.llm_id, 0),
+            rejections=extra.rejections.get(row.agent_id, 0),
         )
         for rank, row in enumerate(ranked, start=1)
     )
@@ -85,9 +85,9 @@ def standings(
 
 def _figures(row: AccountRow, extras: Extras) -> dict[str, Any]:
     """The figures the leaderboard and the stats both show of an account."""
-    cost = extras.llm_cost.get(row.llm_id, ZERO)
+    cost = extras.llm_cost.get(row.agent_id, ZERO)
     return {
-        "agent_id": row.llm_id,
+        "agent_id": row.agent_id,
         "display_name": row.display_name,
         "equity": row.book.equity,
         "return_pct": accounting.return_pct(row.book.equity, row.initial_balance),
@@ -99,7 +99,7 @@ def _figures(row: AccountRow, extras: Extras) -> dict[str, Any]:
         "net_return_pct": stats.net_return_pct(row.book.equity, cost, row.initial_balance),
         "total_trades": row.total_trades,
         "win_rate": accounting.win_rate(row.winning_trades, row.losing_trades),
-        "parse_failures": extras.parse_failures.get(row.llm_id, 0),
+        "parse_failures": extras.parse_failures.get(row.agent_id, 0),
     }
 
 
@@ -279,7 +279,7 @@ class LedgerQueries:
             if query.agent_id is not None:
                 agents = [query.agent_id]
             else:
-                agents = [r.llm_id for r in await sql.accounts.accounts(conn)]
+                agents = [r.agent_id for r in await sql.accounts.accounts(conn)]
             found = await series.plan(conn, agents, query.since, query.points, query.limit)
             if query.format == "points":
                 return await series.points_json(conn, found)
@@ -313,10 +313,10 @@ class LedgerQueries:
             extras = await _extras(conn)
             closes = await sql.trades.closes(conn)
             reasons = await sql.decisions.rejection_reasons(conn)
-            curves = await curve_store.curves(conn, {r.llm_id: r.initial_balance for r in rows})
+            curves = await curve_store.curves(conn, {r.agent_id: r.initial_balance for r in rows})
         return Stats(
             agents=tuple(
-                agent_stats(r, extras, closes.get(r.llm_id), reasons, curves[r.llm_id])
+                agent_stats(r, extras, closes.get(r.agent_id), reasons, curves[r.agent_id])
                 for r in rows
             )
         )
@@ -351,5 +351,5 @@ def agent_stats(
         average_loss=closes["lost"] / losses if closes and losses else None,
         max_drawdown_pct=curve.max_drawdown_pct,
         sharpe_ratio=curve.sharpe_ratio,
-        rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.llm_id},
+        rejections_by_reason={r["code"]: r["n"] for r in reasons if r["llm_id"] == row.agent_id},
     )

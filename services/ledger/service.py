@@ -306,7 +306,7 @@ class LedgerService:
             log.warning("cannot refresh the equity gauge: %r", exc)
             return
         for row in rows:
-            self._metrics.equity.labels(row.llm_id).set(float(row.book.equity))
+            self._metrics.equity.labels(row.agent_id).set(float(row.book.equity))
 
 
 def _unavailable_is_transient(

@@ -33,7 +33,7 @@ from services.common.contracts import (
     TradeAction,
     Verdict,
 )
-from services.common.instruments import InstrumentTable, can_afford
+from services.common.instruments import InstrumentTable
 from services.common.rules import LIMIT_RULES, ActionContext, Prior, judge
 from services.common.settings import TradingLimits
 from services.ledger import accounting, sql
@@ -126,14 +126,14 @@ class VerdictApplier:
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
-        updated = await sql.accounts.save_book(conn, account.llm_id, run.book, now)
+        updated = await sql.accounts.save_book(conn, account.agent_id, run.book, now)
         await sql.decisions.insert_decision(conn, verdict, run.results, now)
         await sql.equity.snapshot_equity(
-            conn, now, f"decision:{decision.decision_id}", [account.llm_id]
+            conn, now, f"decision:{decision.decision_id}", [account.agent_id]
         )
         await enqueue(
             conn,
-            subjects.ledger_account(account.llm_id),
+            subjects.ledger_account(account.agent_id),
             f"account:{decision.decision_id}",
             AccountEvent(
                 event_id=f"account:{decision.decision_id}",
@@ -245,7 +245,7 @@ class VerdictApplier:
             )
         except accounting.AccountingError as exc:
             raise _Refused(INVALID_ACTION, str(exc)) from exc
-        if not can_afford(run.book.balance, opening.margin + opening.fee):
+        if not run.book.can_afford(opening):
             raise _Refused(
                 INSUFFICIENT_BALANCE,
                 f"balance {run.book.balance} does not cover margin {opening.margin} "
@@ -334,7 +334,7 @@ class VerdictApplier:
         message = "; ".join(r["message"] for r in reasons)
         await sql.decisions.insert_rejection(
             conn,
-            llm_id=decision.agent_id,
+            agent_id=decision.agent_id,
             symbol=action.symbol,
             decision=action.action.value,
             reasoning=decision.reasoning,

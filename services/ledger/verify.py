@@ -64,7 +64,7 @@ def reconcile(account: AccountRow, recount: Recount) -> list[str]:
         ("losing_trades", account.losing_trades, recount.losing_trades),
     ]
     return [
-        f"{account.llm_id}: {name} is {actual}, the rows say {expected}"
+        f"{account.agent_id}: {name} is {actual}, the rows say {expected}"
         for name, actual, expected in checks
         if actual != expected
     ]
@@ -133,7 +133,7 @@ async def examine(
         unbooked = await sql.decisions.unbooked_proposals(
             conn, now - unbooked_grace, None if full else start.proposals_until
         )
-        accounts = {a.llm_id: a for a in await sql.accounts.accounts(conn)}
+        accounts = {a.agent_id: a for a in await sql.accounts.accounts(conn)}
         recounts = {
             r["llm_id"]: Recount(**{k: v for k, v in dict(r).items() if k != "llm_id"})
             for r in await sql.accounts.recounts(conn)
@@ -142,10 +142,10 @@ async def examine(
         rows = await sql.decisions.chain_rows(conn, start.seq)
         head = await sql.decisions.chain_head(conn)
         problems = await _still_there(conn, start)
-    for llm_id, account in sorted(accounts.items()):
-        problems += reconcile(account, recounts[llm_id])
+    for agent_id, account in sorted(accounts.items()):
+        problems += reconcile(account, recounts[agent_id])
         if account.balance < 0:
-            problems.append(f"{llm_id}: balance {account.balance} is negative")
+            problems.append(f"{agent_id}: balance {account.balance} is negative")
     problems += [
         f"{r['llm_id']}: position {r['position_id']} lost {-r['realized_pnl']}, "
         f"more than its margin {r['margin']}"

@@ -10,7 +10,7 @@ from services.ledger.sql.positions import PositionRow
 def account_view(row: AccountRow) -> AccountView:
     book = row.book
     return AccountView(
-        agent_id=row.llm_id,
+        agent_id=row.agent_id,
         display_name=row.display_name,
         provider=row.provider,
         model_name=row.model_name,
@@ -32,7 +32,7 @@ def account_view(row: AccountRow) -> AccountView:
 def position_view(row: PositionRow) -> PositionView:
     return PositionView(
         position_id=str(row.id),
-        agent_id=row.llm_id,
+        agent_id=row.agent_id,
         symbol=row.symbol,
         side=row.side,
         status=row.status,

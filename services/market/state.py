@@ -8,7 +8,7 @@ the job statistics, and where the source is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -76,14 +76,7 @@ class CycleStats:
         return cls(**saved.model_dump())
 
     def saved(self) -> SavedStats:
-        return SavedStats(
-            started=self.started,
-            completed=self.completed,
-            failed=self.failed,
-            skipped=self.skipped,
-            last_duration=self.last_duration,
-            total_duration=self.total_duration,
-        )
+        return SavedStats(**asdict(self))
 
     def complete(self, duration: float) -> None:
         self.completed += 1

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from services.common.contracts import Verdict
+from services.common.metric_set import MetricSet
 
 
 class RiskMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.verdicts = Counter(
-            "arena_risk_verdicts", "Verdicts published, by agent.", ["agent"], registry=registry
+        m = MetricSet(registry, "arena_risk_")
+        self.verdicts = m.counter("verdicts", "Verdicts published, by agent.", "agent")
+        self.rejections = m.counter(
+            "rejections", "Rejection reasons given, by reason code.", "code"
         )
-        self.rejections = Counter(
-            "arena_risk_rejections",
-            "Rejection reasons given, by reason code.",
-            ["code"],
-            registry=registry,
-        )
-        self.late = Counter(
-            "arena_risk_late_verdicts",
+        self.late = m.counter(
+            "late_verdicts",
             "Decisions answered late: the ledger did not give the portfolio before the "
             "cycle's deadline.",
-            registry=registry,
         )
-        self.validation_seconds = Histogram(
-            "arena_risk_validation_seconds",
+        self.validation_seconds = m.histogram(
+            "validation_seconds",
             "Time to validate one decision, in process.",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
-            registry=registry,
         )
 
     def record(self, verdict: Verdict, seconds: float) -> None:

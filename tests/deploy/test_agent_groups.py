@@ -48,7 +48,7 @@ def test_a_host_runs_under_its_own_user_with_its_agents_ids() -> None:
     ]  # fmt: skip
     assert dict(agents[2].env) == {"ARENA_AGENT_IDS": ",".join(f"b{n:03d}" for n in range(25))}
     assert dict(agents[0].env) == {"AGENT_ID": "claude"}
-    assert all(p.nats_user == p.name for p in placed)
+    assert all(p.user == p.name for p in placed)
     users = {u.name: u for u in users_for(lineup, hosts(groups))}
     host = users["agents-b025-25"]
     assert "arena.decision.proposed.b030" in host.publish

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.common.contracts import PositionSide
+from services.common.funding import funding_times, last_funding_time
 from services.common.instruments import InstrumentError, InstrumentTable, load_instruments
 from services.ledger import chain, stats
 from services.ledger.accounting import (
@@ -22,7 +23,6 @@ from services.ledger.accounting import (
     open_position,
     triggered_exit,
 )
-from services.ledger.marks import funding_time, funding_times
 
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 CENT = Decimal("0.01")
@@ -119,11 +119,11 @@ def test_funding_longs_pay_a_positive_rate_and_shorts_a_negative_one() -> None:
 
 def test_funding_times_are_00_08_and_16_utc() -> None:
     at = datetime(2025, 3, 1, 15, 59, 59, tzinfo=UTC)
-    assert funding_time(at) == datetime(2025, 3, 1, 8, tzinfo=UTC)
-    assert funding_time(at.replace(hour=16, minute=0, second=0)) == at.replace(
+    assert last_funding_time(at) == datetime(2025, 3, 1, 8, tzinfo=UTC)
+    assert last_funding_time(at.replace(hour=16, minute=0, second=0)) == at.replace(
         hour=16, minute=0, second=0
     )
-    assert funding_time(at.replace(hour=7)).hour == 0
+    assert last_funding_time(at.replace(hour=7)).hour == 0
 
 
 def test_instrument_overrides_from_a_file(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def _row(n: int, reasoning: str = "r") -> chain.DecisionContent:
     return chain.DecisionContent(
         decision_id=f"c{n}:a",
         cycle_id=f"c{n}",
-        llm_id="a",
+        agent_id="a",
         decision={"reasoning": reasoning, "confidence": 0.7},
         results=[{"index": 0, "outcome": "held"}],
         applied_at=at,

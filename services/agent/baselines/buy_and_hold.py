@@ -24,7 +24,7 @@ class BuyAndHold(Baseline):
             return hold(f"{SYMBOL} is not in this snapshot")
         plan = Plan(book)
         # No target (it holds), and the widest stop the liquidation distance allows.
-        opened = plan.open(
+        plan.open(
             PositionSide.LONG,
             SYMBOL,
             btc.last_price,
@@ -35,6 +35,4 @@ class BuyAndHold(Baseline):
             confidence=0.5,
             take_profit=False,
         )
-        if not opened:
-            return hold(f"cannot open {SYMBOL} within the limits")
-        return Answer(plan.actions, "; ".join(plan.notes))
+        return plan.decision(f"cannot open {SYMBOL} within the limits")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import Answer, hold
+from services.agent.strategy import Answer
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 LEVERAGE = 3
@@ -34,9 +34,7 @@ class EmaCross(Baseline):
                     confidence=_confidence(fast, slow),
                     note=f"{s.symbol}: EMA20 {fast:.6g} above EMA50 {slow:.6g}, going long",
                 )
-        if not plan.actions:
-            return hold("no EMA cross calls for a change")
-        return Answer(plan.actions, "; ".join(plan.notes))
+        return plan.decision("no EMA cross calls for a change")
 
 
 def _confidence(fast: float, slow: float) -> float:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import Answer, hold
+from services.agent.strategy import Answer
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 CLOSE_PROBABILITY = 0.3
@@ -40,6 +40,4 @@ class RandomTrader(Baseline):
                 confidence=round(rng.random(), 2),
                 note=f"{s.symbol}: the dice say {side.value.lower()}",
             )
-        if not plan.actions:
-            return hold("the dice say hold")
-        return Answer(plan.actions, "; ".join(plan.notes))
+        return plan.decision("the dice say hold")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.agent.baselines.config import Baseline
 from services.agent.baselines.sizing import Plan, atr_stop
-from services.agent.strategy import Answer, hold
+from services.agent.strategy import Answer
 from services.common.contracts import MarketSnapshot, Portfolio, PositionSide
 
 OVERSOLD = 30.0
@@ -41,6 +41,4 @@ class RsiReversion(Baseline):
                     note=f"{s.symbol}: RSI14 {rsi:.1f} "
                     + ("oversold, going long" if long else "overbought, going short"),
                 )
-        if not plan.actions:
-            return hold("RSI shows no extreme and no position to unwind")
-        return Answer(plan.actions, "; ".join(plan.notes))
+        return plan.decision("RSI shows no extreme and no position to unwind")

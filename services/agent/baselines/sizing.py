@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 
+from services.agent.strategy import Answer, hold
 from services.common.contracts import Action, Portfolio, PositionSide, PositionStatus, TradeAction
 from services.common.instruments import InstrumentTable, can_afford, opening_cost
 from services.common.settings import TradingLimits
@@ -80,6 +81,12 @@ class Plan:
     @property
     def actions(self) -> tuple[Action, ...]:
         return tuple(self._actions)
+
+    def decision(self, otherwise: str) -> Answer:
+        """The planned actions with their notes; a hold saying ``otherwise`` if there are none."""
+        if not self._actions:
+            return hold(otherwise)
+        return Answer(self.actions, "; ".join(self.notes))
 
     def can_open(self, symbol: str) -> bool:
         # Closes in the same decision do not free a slot: risk counts them after the fact.

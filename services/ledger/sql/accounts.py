@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from asyncpg import Connection
@@ -13,10 +14,13 @@ from asyncpg import Connection
 from services.common.lineup import Lineup
 from services.ledger.accounting import Book
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 
 @dataclass(frozen=True)
 class AccountRow:
-    llm_id: str
+    agent_id: str
     provider: str
     model_name: str
     display_name: str
@@ -50,11 +54,28 @@ class AccountRow:
         )
 
 
-COLUMNS = ", ".join(AccountRow.__dataclass_fields__)
+# The tables name an agent by the schema's first word for it, ``llm_id``; rows say agent_id.
+AGENT_COLUMN = "llm_id"
 
 
-def _account(record: asyncpg.Record) -> AccountRow:
-    return AccountRow(**dict(record))
+def column_names(row_type: type[DataclassInstance]) -> tuple[str, ...]:
+    """A row dataclass's columns, in its fields' order."""
+    names = (f.name for f in fields(row_type))
+    return tuple(AGENT_COLUMN if name == "agent_id" else name for name in names)
+
+
+def row_values(record: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
+    """A record's values by row field: the ``llm_id`` column becomes ``agent_id``."""
+    values = dict(record)
+    values["agent_id"] = values.pop(AGENT_COLUMN)
+    return values
+
+
+COLUMNS = ", ".join(column_names(AccountRow))
+
+
+def account_row(record: asyncpg.Record | Mapping[str, Any]) -> AccountRow:
+    return AccountRow(**row_values(record))
 
 
 async def upsert_accounts(
@@ -86,17 +107,19 @@ async def upsert_accounts(
     )
 
 
-async def account(conn: Connection, llm_id: str, *, for_update: bool = False) -> AccountRow | None:
+async def account(
+    conn: Connection, agent_id: str, *, for_update: bool = False
+) -> AccountRow | None:
     lock = " FOR UPDATE" if for_update else ""
     record = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id = $1{lock}", llm_id
+        f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id = $1{lock}", agent_id
     )
-    return None if record is None else _account(record)
+    return None if record is None else account_row(record)
 
 
 async def accounts(conn: Connection) -> list[AccountRow]:
     records = await conn.fetch(f"SELECT {COLUMNS} FROM llm_accounts ORDER BY llm_id")
-    return [_account(r) for r in records]
+    return [account_row(r) for r in records]
 
 
 async def agent_ids(conn: Connection) -> list[str]:
@@ -104,22 +127,22 @@ async def agent_ids(conn: Connection) -> list[str]:
     return [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
 
 
-async def lock_accounts(conn: Connection, llm_ids: Iterable[str]) -> None:
+async def lock_accounts(conn: Connection, agent_ids: Iterable[str]) -> None:
     """Lock accounts in one fixed order, so concurrent transactions cannot deadlock."""
     await conn.execute(
         "SELECT 1 FROM llm_accounts WHERE llm_id = ANY($1::text[]) ORDER BY llm_id FOR UPDATE",
-        sorted(set(llm_ids)),
+        sorted(set(agent_ids)),
     )
 
 
-async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) -> AccountRow:
+async def save_book(conn: Connection, agent_id: str, book: Book, now: datetime) -> AccountRow:
     """Write ``book`` to the account; the account row as it is now."""
     record = await conn.fetchrow(
         "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
         "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
         "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
         f"total_funding = $13 WHERE llm_id = $1 RETURNING {COLUMNS}",
-        llm_id,
+        agent_id,
         book.balance,
         book.margin_used,
         book.total_pnl,
@@ -134,8 +157,8 @@ async def save_book(conn: Connection, llm_id: str, book: Book, now: datetime) ->
         book.total_funding,
     )
     if record is None:
-        raise LookupError(f"no account {llm_id!r}")
-    return _account(record)
+        raise LookupError(f"no account {agent_id!r}")
+    return account_row(record)
 
 
 async def trade_count(conn: Connection, agent_id: str | None) -> int:

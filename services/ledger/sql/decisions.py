@@ -61,7 +61,7 @@ async def insert_decision(
     row = DecisionContent(
         decision_id=decision.decision_id,
         cycle_id=decision.cycle_id,
-        llm_id=decision.agent_id,
+        agent_id=decision.agent_id,
         decision=decision.model_dump(mode="json"),
         results=[dict(r) for r in results],
         applied_at=now,
@@ -120,7 +120,7 @@ async def chain_rows(
             DecisionContent(
                 decision_id=r["decision_id"],
                 cycle_id=r["cycle_id"],
-                llm_id=r["llm_id"],
+                agent_id=r["llm_id"],
                 decision=json.loads(r["decision"]) if r["decision"] is not None else None,
                 results=json.loads(r["results"]),
                 applied_at=r["applied_at"],
@@ -233,7 +233,7 @@ async def save_checkpoint(
 async def insert_rejection(
     conn: Connection,
     *,
-    llm_id: str,
+    agent_id: str,
     symbol: str | None,
     decision: str,
     reasoning: str,
@@ -248,7 +248,7 @@ async def insert_rejection(
         "INSERT INTO rejected_decisions (llm_id, symbol, decision, reasoning, rejection_reason, "
         "confidence, created_at, decision_id, cycle_id, reason_codes) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        llm_id,
+        agent_id,
         symbol,
         decision,
         reasoning,

@@ -21,7 +21,7 @@ from services.ledger.sql.accounts import AccountRow
 @dataclass(frozen=True)
 class PositionRow:
     id: UUID
-    llm_id: str
+    agent_id: str
     symbol: str
     side: PositionSide
     status: PositionStatus
@@ -40,11 +40,12 @@ class PositionRow:
     entry_fee: Decimal
 
 
-COLUMNS = ", ".join(PositionRow.__dataclass_fields__)
+COLUMN_NAMES = accounts.column_names(PositionRow)
+COLUMNS = ", ".join(COLUMN_NAMES)
 
 
 def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
-    values: dict[str, Any] = dict(record)
+    values = accounts.row_values(record)
     values["side"] = PositionSide(values["side"])
     values["status"] = PositionStatus(values["status"])
     return PositionRow(**values)
@@ -54,30 +55,30 @@ def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
 
 
 async def open_position_for(
-    conn: Connection, llm_id: str, symbol: str, *, for_update: bool = False
+    conn: Connection, agent_id: str, symbol: str, *, for_update: bool = False
 ) -> PositionRow | None:
     lock = " FOR UPDATE" if for_update else ""
     record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM positions "
         f"WHERE llm_id = $1 AND symbol = $2 AND status = 'OPEN'{lock}",
-        llm_id,
+        agent_id,
         symbol,
     )
     return None if record is None else _position(record)
 
 
-async def open_positions(conn: Connection, llm_id: str | None = None) -> list[PositionRow]:
+async def open_positions(conn: Connection, agent_id: str | None = None) -> list[PositionRow]:
     records = await conn.fetch(
         f"SELECT {COLUMNS} FROM positions "
         "WHERE status = 'OPEN' AND ($1::text IS NULL OR llm_id = $1) "
         "ORDER BY llm_id, opened_at, symbol",
-        llm_id,
+        agent_id,
     )
     return [_position(r) for r in records]
 
 
 async def portfolio(
-    conn: Connection, llm_id: str, *, for_update: bool = False
+    conn: Connection, agent_id: str, *, for_update: bool = False
 ) -> tuple[AccountRow, list[PositionRow]] | None:
     """An account and its open positions in one statement (one round trip, one snapshot);
     ``for_update`` locks the account row, as a verdict being applied does."""
@@ -86,16 +87,14 @@ async def portfolio(
         f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
         "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions "
         f"FROM llm_accounts WHERE llm_id = $1{lock}",
-        llm_id,
+        agent_id,
     )
     if record is None:
         return None
     values = dict(record)
     rows = values.pop("held_positions")
-    positions = [
-        _position(dict(zip(PositionRow.__dataclass_fields__, row, strict=True))) for row in rows
-    ]
-    return AccountRow(**values), positions
+    positions = [_position(dict(zip(COLUMN_NAMES, row, strict=True))) for row in rows]
+    return accounts.account_row(values), positions
 
 
 async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> list[str]:
@@ -109,7 +108,7 @@ async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> lis
 
 
 async def open_positions_on(
-    conn: Connection, symbols: Sequence[str], llm_ids: Sequence[str]
+    conn: Connection, symbols: Sequence[str], agent_ids: Sequence[str]
 ) -> list[PositionRow]:
     """Lock and return the open positions of ``llm_ids`` on ``symbols``."""
     records = await conn.fetch(
@@ -117,7 +116,7 @@ async def open_positions_on(
         "WHERE status = 'OPEN' AND symbol = ANY($1::text[]) AND llm_id = ANY($2::text[]) "
         "ORDER BY id FOR UPDATE",
         list(symbols),
-        list(llm_ids),
+        list(agent_ids),
     )
     return [_position(r) for r in records]
 
@@ -128,15 +127,15 @@ WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) GROUP BY llm_id
 """
 
 
-async def open_unrealized(conn: Connection, llm_ids: Sequence[str]) -> dict[str, Decimal]:
+async def open_unrealized(conn: Connection, agent_ids: Sequence[str]) -> dict[str, Decimal]:
     """The unrealized PnL of each of these accounts' open positions, summed (absent: none)."""
-    records = await conn.fetch(_OPEN_UNREALIZED, list(llm_ids))
+    records = await conn.fetch(_OPEN_UNREALIZED, list(agent_ids))
     return {r["llm_id"]: r["unrealized"] for r in records}
 
 
 async def insert_position(
     conn: Connection,
-    llm_id: str,
+    agent_id: str,
     symbol: str,
     opening: Opening,
     *,
@@ -151,7 +150,7 @@ async def insert_position(
         "opened_at, cycle_id, entry_fee) "
         "VALUES ($1, $2, $3, $4, $4, $5, $6, $7, 0, $8, $9, $10, 'OPEN', $11, $12, $13) "
         f"RETURNING {COLUMNS}",
-        llm_id,
+        agent_id,
         symbol,
         opening.side.value,
         opening.entry_price,

@@ -25,7 +25,7 @@ async def insert_open_trade(
     await conn.execute(
         "INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, quantity, "
         "fees, executed_at, cycle_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        position.llm_id,
+        position.agent_id,
         position.id,
         position.symbol,
         action,
@@ -53,7 +53,7 @@ async def insert_close_trade(
         "exit_price, quantity, realized_pnl, pnl_percentage, fees, exit_reason, executed_at, "
         "closed_at, cycle_id) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-        position.llm_id,
+        position.agent_id,
         position.id,
         position.symbol,
         action,
@@ -136,7 +136,7 @@ async def insert_funding(
     await conn.execute(
         "INSERT INTO funding_payments (llm_id, position_id, symbol, funding_time, mark_price, "
         "quantity, funding_rate, amount, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        position.llm_id,
+        position.agent_id,
         position.id,
         position.symbol,
         funding_time,
