@@ -66,9 +66,10 @@ class Extras:
 def standings(
     rows: Sequence[AccountRow], extras: Extras | None = None
 ) -> tuple[LeaderboardEntry, ...]:
-    """Rank by equity, highest first; ties keep a stable order by agent id."""
+    """Rank by equity, highest first, then by total PnL (SPEC's order), then by agent id;
+    one rank each, as the view ``llm_leaderboard`` ranks them."""
     extra = extras or Extras()
-    ranked = sorted(rows, key=lambda r: (-r.book.equity, r.llm_id))
+    ranked = sorted(rows, key=lambda r: (-r.book.equity, -r.total_pnl, r.llm_id))
     return tuple(
         LeaderboardEntry(
             rank=rank,
