@@ -14,31 +14,15 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 CREATE OR REPLACE VIEW llm_leaderboard AS
-SELECT a.llm_id,
-       a.display_name,
-       a.provider,
-       a.model_name,
-       a.balance,
-       a.margin_used,
-       a.balance + a.margin_used + a.unrealized_pnl AS equity,
-       a.total_pnl,
-       a.realized_pnl,
-       a.unrealized_pnl,
-       a.total_fees,
-       a.total_funding,
-       arena_round_half_even((a.balance + a.margin_used + a.unrealized_pnl - a.initial_balance)
-                             / a.initial_balance * 100, 4) AS roi_pct,
-       a.total_trades,
-       a.winning_trades,
-       a.losing_trades,
-       CASE WHEN a.winning_trades + a.losing_trades = 0 THEN 0
+SELECT llm_id, display_name, provider, model_name, balance, margin_used, equity, total_pnl,
+       realized_pnl, unrealized_pnl, total_fees, total_funding,
+       arena_round_half_even((equity - initial_balance) / initial_balance * 100, 4) AS roi_pct,
+       total_trades, winning_trades, losing_trades,
+       CASE WHEN winning_trades + losing_trades = 0 THEN 0
             ELSE arena_round_half_even(
-                     a.winning_trades::numeric / (a.winning_trades + a.losing_trades) * 100, 4)
+                     winning_trades::numeric / (winning_trades + losing_trades) * 100, 4)
        END AS win_rate,
-       a.open_positions,
-       a.is_active,
-       row_number() OVER (
-           ORDER BY a.balance + a.margin_used + a.unrealized_pnl DESC, a.total_pnl DESC, a.llm_id
-       ) AS rank
-FROM llm_accounts a
-ORDER BY equity DESC, a.total_pnl DESC, a.llm_id;
+       open_positions, is_active,
+       row_number() OVER (ORDER BY equity DESC, total_pnl DESC, llm_id) AS rank
+FROM (SELECT *, balance + margin_used + unrealized_pnl AS equity FROM llm_accounts) a
+ORDER BY equity DESC, total_pnl DESC, llm_id;
