@@ -112,6 +112,15 @@ async def test_list_equity_stats_and_verify_queries(lg: Ledger) -> None:
         await request(subjects.LEDGER_QUERY_TRADES, TradesQuery(agent_id="nobody"), Trades)
     assert missing.value.reply.code == "not_found"
 
+    # A row stored before the whole decision was kept is read back from its columns.
+    await lg.db.execute("UPDATE decisions SET decision = NULL WHERE decision_id = 'c1:random'")
+    older = await request(
+        subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery(agent_id="random"), Decisions
+    )
+    deadline = {"decision_deadline": first.decision.decided_at}
+    assert older.decisions[1].decision == first.decision.model_copy(update=deadline)
+    assert older.decisions[1].results == first.results
+
 
 # --- the views ----------------------------------------------------------------------
 
