@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from services.common.contracts import (
     AccountView,
@@ -277,18 +278,26 @@ def trade(agent_id: str, n: int, *, at: datetime = NOW) -> TradeView:
     )
 
 
+def agent_figures(agent_id: str, equity: Decimal) -> dict[str, Any]:
+    """What the leaderboard and the statistics both show of an agent that has opened one
+    position and closed none, from an initial 100."""
+    return {
+        "agent_id": agent_id,
+        "display_name": agent_id.title(),
+        "equity": equity,
+        "return_pct": equity - Decimal(100),
+        "realized_pnl": Decimal(0),
+        "unrealized_pnl": Decimal("0.20"),
+        "total_fees": Decimal("0.05"),
+        "total_trades": 1,
+        "win_rate": Decimal(0),
+    }
+
+
 def leaderboard_entry(rank: int, agent_id: str, equity: Decimal) -> LeaderboardEntry:
     return LeaderboardEntry(
         rank=rank,
-        agent_id=agent_id,
-        display_name=agent_id.title(),
-        equity=equity,
-        return_pct=equity - Decimal(100),
-        realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal("0.20"),
-        total_fees=Decimal("0.05"),
-        total_trades=1,
-        win_rate=Decimal(0),
+        **agent_figures(agent_id, equity),
         open_positions=1,
         llm_cost_usd=Decimal("0.01"),
         net_return_pct=equity - Decimal("100.01"),
