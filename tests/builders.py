@@ -18,6 +18,7 @@ from services.common.contracts import (
     CycleStarted,
     Decision,
     DecisionRecord,
+    Heartbeat,
     Indicators,
     LeaderboardEntry,
     MarketSnapshot,
@@ -122,15 +123,34 @@ def tick(tick_id: str, at: datetime, marks: dict[str, Decimal]) -> MarketTick:
 
 
 def cycle_started(
-    cycle_id: str, sequence: int, at: datetime, agents: tuple[str, ...], deadline_s: float = 60
+    cycle_id: str,
+    sequence: int,
+    at: datetime,
+    agents: tuple[str, ...],
+    deadline_s: float = 60,
+    *,
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
 ) -> CycleStarted:
     return CycleStarted(
         cycle_id=cycle_id,
         sequence=sequence,
         started_at=at,
         decision_deadline=at + timedelta(seconds=deadline_s),
-        symbols=("BTCUSDT", "ETHUSDT"),
+        symbols=symbols,
         agents=agents,
+    )
+
+
+def disabled_heartbeat(agent_id: str, model: str, reason: str, at: datetime = NOW) -> Heartbeat:
+    """A baseline agent's heartbeat saying it is disabled, and why."""
+    return Heartbeat(
+        agent_id=agent_id,
+        display_name=agent_id.title(),
+        provider="baseline",
+        model=model,
+        status="disabled",
+        reason=reason,
+        at=at,
     )
 
 
