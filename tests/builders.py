@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from services.common.contracts import (
     AccountView,
@@ -21,8 +21,10 @@ from services.common.contracts import (
     Heartbeat,
     Indicators,
     LeaderboardEntry,
+    LlmCall,
     MarketSnapshot,
     MarketTick,
+    Message,
     Portfolio,
     PositionSide,
     PositionStatus,
@@ -37,6 +39,7 @@ from services.common.contracts import (
 )
 
 Money = Decimal | str | int
+M = TypeVar("M", bound=Message)
 
 NOW = datetime(2025, 1, 1, 12, tzinfo=UTC)
 PRICES = {
@@ -120,6 +123,11 @@ def tick(tick_id: str, at: datetime, marks: dict[str, Decimal]) -> MarketTick:
             TickPrice(symbol=s, last_price=p, mark_price=p, high=p, low=p) for s, p in marks.items()
         ),
     )
+
+
+def validated(message: M, **fields: Any) -> M:
+    """``message`` with ``fields`` replaced, validated as if it had arrived so."""
+    return type(message).model_validate({**message.model_dump(), **fields})
 
 
 def cycle_started(
@@ -324,6 +332,25 @@ def leaderboard_entry(rank: int, agent_id: str, equity: Decimal) -> LeaderboardE
         parse_failures=1 if agent_id == "random" else 0,
         rejections=2 if agent_id == "random" else 0,
     )
+
+
+# A successful model call as an agent reports it; a test names only what it varies.
+_LLM_CALL: dict[str, Any] = {
+    "cycle_id": "c1",
+    "provider": "baseline",
+    "model": "ema-cross",
+    "response_time_ms": 12,
+    "prompt_tokens": 100,
+    "completion_tokens": 20,
+    "estimated_cost": Decimal("0.0001"),
+    "success": True,
+}
+
+
+def llm_call(agent: str, call_id: str, at: datetime, **fields: str) -> LlmCall:
+    """A successful model call of ``agent`` (``fields`` replace the defaults above)."""
+    values = {**_LLM_CALL, "call_id": call_id, "agent_id": agent, "called_at": at, **fields}
+    return LlmCall.model_validate(values)
 
 
 # --- actions, decisions, verdicts --------------------------------------------------

@@ -31,8 +31,8 @@ from services.common.contracts import (
     VerifyQuery,
     VerifyReport,
 )
-from tests.builders import approved, buy, close, hold, sell, tick, verdict
-from tests.ledger.harness import Ledger, llm_call
+from tests.builders import approved, buy, close, hold, llm_call, sell, tick, verdict
+from tests.ledger.harness import Ledger
 from tests.ledger.test_service import BTC, ETH, _two_cycles
 from tests.support import eventually
 
