@@ -69,10 +69,17 @@ async def realistic_snapshot() -> MarketSnapshot:
 DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 
 
-def stalled_client(port: int, deflate: bool) -> tuple[socket.socket, int]:
-    """A WebSocket handshake, then nothing is ever read. Returns (socket, HTTP status)."""
+def stalled_client(
+    port: int, deflate: bool, receive_buffer: int | None = 4096
+) -> tuple[socket.socket, int]:
+    """A WebSocket handshake, then nothing is ever read. Returns (socket, HTTP status).
+
+    With a tiny receive buffer the socket buffers fill after a few kilobytes, but the
+    window stays so small that reading later crawls; ``None`` keeps the kernel's.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.settimeout(10)
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()

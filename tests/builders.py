@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from services.common.contracts import (
     AccountView,
@@ -17,10 +18,13 @@ from services.common.contracts import (
     CycleStarted,
     Decision,
     DecisionRecord,
+    Heartbeat,
     Indicators,
     LeaderboardEntry,
+    LlmCall,
     MarketSnapshot,
     MarketTick,
+    Message,
     Portfolio,
     PositionSide,
     PositionStatus,
@@ -35,6 +39,7 @@ from services.common.contracts import (
 )
 
 Money = Decimal | str | int
+M = TypeVar("M", bound=Message)
 
 NOW = datetime(2025, 1, 1, 12, tzinfo=UTC)
 PRICES = {
@@ -120,16 +125,40 @@ def tick(tick_id: str, at: datetime, marks: dict[str, Decimal]) -> MarketTick:
     )
 
 
+def validated(message: M, **fields: Any) -> M:
+    """``message`` with ``fields`` replaced, validated as if it had arrived so."""
+    return type(message).model_validate({**message.model_dump(), **fields})
+
+
 def cycle_started(
-    cycle_id: str, sequence: int, at: datetime, agents: tuple[str, ...], deadline_s: float = 60
+    cycle_id: str,
+    sequence: int,
+    at: datetime,
+    agents: tuple[str, ...],
+    deadline_s: float = 60,
+    *,
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
 ) -> CycleStarted:
     return CycleStarted(
         cycle_id=cycle_id,
         sequence=sequence,
         started_at=at,
         decision_deadline=at + timedelta(seconds=deadline_s),
-        symbols=("BTCUSDT", "ETHUSDT"),
+        symbols=symbols,
         agents=agents,
+    )
+
+
+def disabled_heartbeat(agent_id: str, model: str, reason: str, at: datetime = NOW) -> Heartbeat:
+    """A baseline agent's heartbeat saying it is disabled, and why."""
+    return Heartbeat(
+        agent_id=agent_id,
+        display_name=agent_id.title(),
+        provider="baseline",
+        model=model,
+        status="disabled",
+        reason=reason,
+        at=at,
     )
 
 
@@ -277,24 +306,51 @@ def trade(agent_id: str, n: int, *, at: datetime = NOW) -> TradeView:
     )
 
 
+def agent_figures(agent_id: str, equity: Decimal) -> dict[str, Any]:
+    """What the leaderboard and the statistics both show of an agent that has opened one
+    position and closed none, from an initial 100."""
+    return {
+        "agent_id": agent_id,
+        "display_name": agent_id.title(),
+        "equity": equity,
+        "return_pct": equity - Decimal(100),
+        "realized_pnl": Decimal(0),
+        "unrealized_pnl": Decimal("0.20"),
+        "total_fees": Decimal("0.05"),
+        "total_trades": 1,
+        "win_rate": Decimal(0),
+    }
+
+
 def leaderboard_entry(rank: int, agent_id: str, equity: Decimal) -> LeaderboardEntry:
     return LeaderboardEntry(
         rank=rank,
-        agent_id=agent_id,
-        display_name=agent_id.title(),
-        equity=equity,
-        return_pct=equity - Decimal(100),
-        realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal("0.20"),
-        total_fees=Decimal("0.05"),
-        total_trades=1,
-        win_rate=Decimal(0),
+        **agent_figures(agent_id, equity),
         open_positions=1,
         llm_cost_usd=Decimal("0.01"),
         net_return_pct=equity - Decimal("100.01"),
         parse_failures=1 if agent_id == "random" else 0,
         rejections=2 if agent_id == "random" else 0,
     )
+
+
+# A successful model call as an agent reports it; a test names only what it varies.
+_LLM_CALL: dict[str, Any] = {
+    "cycle_id": "c1",
+    "provider": "baseline",
+    "model": "ema-cross",
+    "response_time_ms": 12,
+    "prompt_tokens": 100,
+    "completion_tokens": 20,
+    "estimated_cost": Decimal("0.0001"),
+    "success": True,
+}
+
+
+def llm_call(agent: str, call_id: str, at: datetime, **fields: str) -> LlmCall:
+    """A successful model call of ``agent`` (``fields`` replace the defaults above)."""
+    values = {**_LLM_CALL, "call_id": call_id, "agent_id": agent, "called_at": at, **fields}
+    return LlmCall.model_validate(values)
 
 
 # --- actions, decisions, verdicts --------------------------------------------------

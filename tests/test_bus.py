@@ -28,6 +28,7 @@ from services.common.contracts import (
     SchedulerCommand,
     SchedulerStatus,
 )
+from tests.builders import scheduler_status
 from tests.support import eventually
 
 
@@ -162,20 +163,7 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
     client, _ = await _bus(nats_url, "client")
 
     async def status(_: SchedulerCommand) -> SchedulerStatus:
-        return SchedulerStatus(
-            running=True,
-            paused=False,
-            source="simulator",
-            cycle_seconds=5,
-            current_cycle_id=None,
-            next_run_at=None,
-            cycles_started=1,
-            cycles_completed=1,
-            cycles_failed=0,
-            cycles_skipped=0,
-            last_duration_seconds=None,
-            mean_duration_seconds=None,
-        )
+        return scheduler_status()
 
     async def portfolio(query: PortfolioQuery) -> SchedulerStatus:
         raise NotFound(f"no agent {query.agent_id}")
@@ -183,7 +171,7 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
     await server.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, status)
     await server.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, portfolio)
     reply = await client.request(subjects.SCHEDULER_STATUS, SchedulerCommand(), SchedulerStatus)
-    assert reply.cycles_completed == 1
+    assert reply == scheduler_status()
     with pytest.raises(RemoteError) as not_found:
         await client.request(
             subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="nobody"), SchedulerStatus

@@ -69,9 +69,10 @@ class Extras:
 def standings(
     rows: Sequence[AccountRow], extras: Extras | None = None
 ) -> tuple[LeaderboardEntry, ...]:
-    """Rank by equity, highest first; ties keep a stable order by agent id."""
+    """Rank by equity, highest first, then by total PnL (SPEC's order), then by agent id;
+    one rank each, as the view ``llm_leaderboard`` ranks them."""
     extra = extras or Extras()
-    ranked = sorted(rows, key=lambda r: (-r.book.equity, r.agent_id))
+    ranked = sorted(rows, key=lambda r: (-r.book.equity, -r.total_pnl, r.agent_id))
     return tuple(
         LeaderboardEntry(
             rank=rank,
@@ -111,25 +112,27 @@ async def _extras(conn: asyncpg.Connection) -> Extras:
     )
 
 
+# A trade's fields read from the column of the same name.
+_TRADE_COLUMNS = (
+    "cycle_id", "symbol", "action", "entry_price", "exit_price", "quantity", "realized_pnl",
+    "pnl_percentage", "fees", "exit_reason", "executed_at", "closed_at",
+)  # fmt: skip
+
+
 def _trade(record: asyncpg.Record) -> TradeView:
     return TradeView(
         trade_id=str(record["id"]),
         agent_id=record["llm_id"],
         position_id=str(record["position_id"]),
-        cycle_id=record["cycle_id"],
-        symbol=record["symbol"],
-        action=record["action"],
         side=PositionSide(record["side"]),
-        entry_price=record["entry_price"],
-        exit_price=record["exit_price"],
-        quantity=record["quantity"],
-        realized_pnl=record["realized_pnl"],
-        pnl_percentage=record["pnl_percentage"],
-        fees=record["fees"],
-        exit_reason=record["exit_reason"],
-        executed_at=record["executed_at"],
-        closed_at=record["closed_at"],
+        **{c: record[c] for c in _TRADE_COLUMNS},
     )
+
+
+# A decision's fields read from the column of the same name (rows without the whole one).
+_DECISION_COLUMNS = (
+    "decision_id", "cycle_id", "decided_at", "reasoning", "model", "prompt_sha256", "error",
+)  # fmt: skip
 
 
 def decision_record(record: asyncpg.Record) -> DecisionRecord:
@@ -139,16 +142,10 @@ def decision_record(record: asyncpg.Record) -> DecisionRecord:
         decision = Decision.model_validate(json.loads(record["decision"]))
     else:  # rows stored before the whole decision was kept
         decision = Decision(
-            decision_id=record["decision_id"],
-            cycle_id=record["cycle_id"],
             agent_id=record["llm_id"],
-            decided_at=record["decided_at"],
             decision_deadline=record["decided_at"],
             actions=tuple(actions),
-            reasoning=record["reasoning"],
-            model=record["model"],
-            prompt_sha256=record["prompt_sha256"],
-            error=record["error"],
+            **{c: record[c] for c in _DECISION_COLUMNS},
         )
     results: list[ActionResult] = []
     for entry in json.loads(record["results"]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,20 @@ import pytest
 from services.agent.answered import Answered, RecentAnswers
 from services.agent.decision_log import FILE_NAME, DecisionLog
 from services.agent.trader import Outcome, TraderAnswer
-from services.common.contracts import Action, Decision, TradeAction
+from services.common.contracts import Decision
+from tests import builders
 from tests.builders import NOW
 
 
 def decision(cycle_id: str, *, error: str | None = None) -> Decision:
-    buy = Action(action=TradeAction.BUY, symbol="BTCUSDT", margin_usd=Decimal("20.5"), leverage=3)
-    return Decision(
-        decision_id=Decision.make_id(cycle_id, "claude"),
-        cycle_id=cycle_id,
+    made = builders.decision(
+        builders.buy("BTCUSDT", "20.5", 3),
         agent_id="claude",
-        decided_at=NOW,
-        decision_deadline=NOW,
-        actions=(buy,),
+        cycle_id=cycle_id,
         reasoning="trend up",
         model="claude-test",
-        prompt_sha256="ab" * 32,
-        error=error,
     )
+    return made.model_copy(update={"prompt_sha256": "ab" * 32, "error": error})
 
 
 def test_each_decision_is_one_json_line_appended(tmp_path: Path) -> None:

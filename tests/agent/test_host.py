@@ -8,6 +8,7 @@ raises or never answers leaves its siblings deciding.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -89,19 +90,12 @@ class Exploding:
         raise ZeroDivisionError("the model divided by zero")
 
 
-class Stuck:
+class Stuck(BaselineTrader):
     """A trader that never answers (a provider that hangs past every timeout)."""
 
     def __init__(self) -> None:
+        super().__init__(Exploding())
         self.asked = 0
-
-    @property
-    def disabled_reason(self) -> str | None:
-        return None
-
-    @property
-    def reads_candles(self) -> bool:
-        return False
 
     async def decide(
         self, snapshot: MarketSnapshot, portfolio: Portfolio, *, delivery: int = 1
@@ -109,9 +103,6 @@ class Stuck:
         self.asked += 1
         await asyncio.Event().wait()
         raise AssertionError("never answers")
-
-    async def close(self) -> None:
-        return None
 
 
 async def test_a_failing_agent_leaves_its_siblings_deciding(bus: Bus, settings: Settings) -> None:
@@ -124,15 +115,11 @@ async def test_a_failing_agent_leaves_its_siblings_deciding(bus: Bus, settings: 
         momentum, random, reversion = resolve_agents(ctx.settings)
         metrics = AgentMetrics(ctx.registry)
 
+        # Every hosted agent shares the host's bus, clock and metrics.
+        hosted = functools.partial(AgentService, bus=ctx.bus, clock=ctx.clock, metrics=metrics)
+
         def with_trader(spec: AgentSpec, trader: Trader) -> AgentService:
-            return AgentService(
-                spec=spec,
-                trader=trader,
-                bus=ctx.bus,
-                clock=ctx.clock,
-                metrics=metrics,
-                heartbeat=Heartbeater(ctx.bus, ctx.clock, spec),
-            )
+            return hosted(spec=spec, trader=trader, heartbeat=Heartbeater(ctx.bus, ctx.clock, spec))
 
         return AgentHost(
             [

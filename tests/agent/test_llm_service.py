@@ -77,6 +77,14 @@ def metric(host: ServiceHost, name: str, **labels: str) -> float | None:
     return host.registry.get_sample_value(name, labels)
 
 
+async def _served(bus: Bus, agent_id: str) -> tuple[list[Decision], list[LlmCall]]:
+    """The stand-in ledger answers ``agent_id``'s portfolio; the decisions and model calls
+    published from now on, as they arrive."""
+    await serve_ledger(bus, portfolio(agent_id=agent_id))
+    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
+    return decisions, await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+
+
 async def test_without_a_key_the_agent_holds_every_cycle_and_says_why(
     bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_openai: FakeOpenAI
 ) -> None:
@@ -102,9 +110,7 @@ async def test_without_a_key_the_agent_holds_every_cycle_and_says_why(
 async def test_a_keyed_agent_trades_and_accounts_for_every_call(
     bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    await serve_ledger(bus, portfolio(agent_id="claude"))
-    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
-    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    decisions, calls = await _served(bus, "claude")
     fake_anthropic.default = claude.message(VALID, input_tokens=1000, output_tokens=200)
     fake_anthropic.then(claude.error(529))
     settings = make_settings(
@@ -179,9 +185,7 @@ async def test_a_redelivered_snapshot_gets_the_same_answer_without_a_second_mode
     fake_anthropic: FakeAnthropic,
     tmp_path: Path,
 ) -> None:
-    await serve_ledger(bus, portfolio(agent_id="claude"))
-    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
-    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    decisions, calls = await _served(bus, "claude")
     fake_anthropic.default = claude.message(VALID)
     logs = tmp_path / "logs"
     settings = make_settings(
@@ -222,9 +226,7 @@ async def test_a_redelivered_snapshot_gets_the_same_answer_without_a_second_mode
 async def test_a_revoked_key_is_reported_without_any_piece_of_it(
     bus: Bus, make_settings: Callable[..., Settings], lineup: Path, fake_openai: FakeOpenAI
 ) -> None:
-    await serve_ledger(bus, portfolio(agent_id="gpt"))
-    decisions = await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
-    calls = await collect(bus, subjects.LLM_CALL_ALL, LlmCall)
+    decisions, calls = await _served(bus, "gpt")
     beats = await collect(bus, subjects.agent_heartbeat("gpt"), Heartbeat)
     # OpenAI's answer to a revoked key quotes it back, masked: "sk-proj-ab****wxyz".
     fake_openai.default = gpt.incorrect_key()

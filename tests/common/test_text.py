@@ -23,6 +23,7 @@ from services.common.contracts import (
     Reason,
 )
 from services.common.text import REPLACEMENT, clean_text, readable_json
+from tests import builders
 
 NOW = datetime(2025, 1, 1, 12, tzinfo=UTC)
 DIRTY = "a\x00b\ud800c\udfffd"
@@ -30,16 +31,7 @@ CLEANED = "a\ufffdb\ufffdc\ufffdd"
 
 
 def decision(**fields: Any) -> Decision:
-    values: dict[str, Any] = {
-        "decision_id": "c1:gpt",
-        "cycle_id": "c1",
-        "agent_id": "gpt",
-        "decided_at": NOW,
-        "decision_deadline": NOW,
-        "actions": ({"action": "HOLD"},),
-        **fields,
-    }
-    return Decision.model_validate(values)
+    return builders.validated(builders.decision(builders.hold(), agent_id="gpt"), **fields)
 
 
 def action(**fields: Any) -> Action:
@@ -47,34 +39,12 @@ def action(**fields: Any) -> Action:
 
 
 def llm_call(**fields: Any) -> LlmCall:
-    values: dict[str, Any] = {
-        "call_id": "c1:gpt:d1:1",
-        "agent_id": "gpt",
-        "cycle_id": "c1",
-        "provider": "openai",
-        "model": "gpt-test",
-        "response_time_ms": 5,
-        "prompt_tokens": 1,
-        "completion_tokens": 1,
-        "estimated_cost": Decimal(0),
-        "success": False,
-        "called_at": NOW,
-        **fields,
-    }
-    return LlmCall.model_validate(values)
+    return builders.llm_call("gpt", "c1:gpt:d1:1", builders.NOW, **fields)
 
 
 def heartbeat(**fields: Any) -> Heartbeat:
-    values: dict[str, Any] = {
-        "agent_id": "gpt",
-        "display_name": "GPT",
-        "provider": "openai",
-        "model": "gpt-test",
-        "status": "disabled",
-        "at": NOW,
-        **fields,
-    }
-    return Heartbeat.model_validate(values)
+    off = builders.disabled_heartbeat("gpt", "gpt-test", "no key")
+    return builders.validated(off, **fields)
 
 
 def reason(**fields: Any) -> Reason:

@@ -28,6 +28,7 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.settings import PROJECT_ROOT
+from tests import builders
 from tests.builders import buy, close, sell, symbol_snapshot
 from tests.e2e.gate import Gate
 from tests.e2e.processes import ServiceProcess
@@ -293,26 +294,15 @@ def _market_cycle(
 ) -> tuple[CycleStarted, MarketSnapshot]:
     """Cycle ``n``'s start and snapshot: each symbol's day ``spread`` either side of its price."""
     started = START + timedelta(seconds=n)
-    deadline = started + timedelta(hours=1)
     symbols = tuple(
         symbol_snapshot(s, p, high=p + spread, low=p - spread, funding=funding)
         for s, p in prices.items()
     )
+    hour = timedelta(hours=1)
     return (
-        CycleStarted(
-            cycle_id=cycle_id,
-            sequence=n,
-            started_at=started,
-            decision_deadline=deadline,
-            symbols=tuple(prices),
-            agents=AGENTS,
-        ),
-        MarketSnapshot(
-            cycle_id=cycle_id,
-            taken_at=started,
-            decision_deadline=deadline,
-            source="test",
-            symbols=symbols,
+        builders.cycle_started(cycle_id, n, started, AGENTS, hour.seconds, symbols=tuple(prices)),
+        builders.snapshot(
+            *symbols, cycle_id=cycle_id, at=started, deadline=started + hour, source="test"
         ),
     )
 

@@ -4,10 +4,8 @@ and a WebSocket client that records what it receives."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Origin
 
+from bench import gateway_memory
 from services.common.bus import Bus
 from services.common.clock import Clock, ManualClock
 from services.common.runner import ServiceHost
@@ -123,26 +122,8 @@ async def ws_client(url: str, origin: str | None = None) -> AsyncIterator[WsClie
 
 
 def stalled_client(port: int, receive_buffer: int | None = 4096) -> socket.socket:
-    """A WebSocket client that completes the handshake and then never reads again.
-
-    With a tiny receive buffer the socket buffers fill after a few kilobytes, but the
-    window stays so small that reading later crawls; ``None`` keeps the kernel's.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(5)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
+    """A WebSocket client that completes the handshake (without compression) and then
+    never reads again (see :func:`bench.gateway_memory.stalled_client`)."""
+    sock, status = gateway_memory.stalled_client(port, deflate=False, receive_buffer=receive_buffer)
+    assert status == 101, status
     return sock

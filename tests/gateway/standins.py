@@ -7,56 +7,18 @@ state, and a test can change what they answer (a new cycle, a new decision).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from services.common import subjects
+from services.common import channels
+from services.common import contracts as c
 from services.common.bus import BadRequest, Bus, BusMetrics, NotFound
-from services.common.contracts import (
-    Accounts,
-    AccountsQuery,
-    AccountView,
-    AgentEquity,
-    AgentStats,
-    Candle,
-    Decision,
-    Decisions,
-    DecisionsQuery,
-    EquityColumns,
-    EquityPoint,
-    EquityQuery,
-    EquitySeries,
-    Indicators,
-    Leaderboard,
-    LeaderboardQuery,
-    MarketSnapshot,
-    Page,
-    Portfolio,
-    PortfolioQuery,
-    Positions,
-    PositionsQuery,
-    PositionView,
-    Prices,
-    PricesQuery,
-    SchedulerCommand,
-    SchedulerStatus,
-    SnapshotQuery,
-    SnapshotReply,
-    Stats,
-    StatsQuery,
-    SymbolQuery,
-    SymbolReply,
-    SymbolSnapshot,
-    TickPrice,
-    Trades,
-    TradesQuery,
-    VerifyQuery,
-    VerifyReport,
-)
+from services.market.prices import latest_prices
 from tests import builders
 from tests.builders import (
     NOW,
@@ -71,7 +33,7 @@ AGENTS = ("momentum", "mean-reversion", "random")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def account(agent_id: str, equity: Decimal = Decimal("100.20")) -> AccountView:
+def account(agent_id: str, equity: Decimal = Decimal("100.20")) -> c.AccountView:
     """An agent's account as the stand-in ledger reports it: one open position."""
     return builders.account(
         agent_id,
@@ -87,7 +49,7 @@ def account(agent_id: str, equity: Decimal = Decimal("100.20")) -> AccountView:
     )
 
 
-def position(agent_id: str) -> PositionView:
+def position(agent_id: str) -> c.PositionView:
     return builders.position(
         "BTCUSDT",
         agent_id=agent_id,
@@ -119,7 +81,7 @@ DECISION_SHOWN = frozenset(
 )
 
 
-def decision(agent_id: str, cycle_id: str, reasoning: str, at: datetime = NOW) -> Decision:
+def decision(agent_id: str, cycle_id: str, reasoning: str, at: datetime = NOW) -> c.Decision:
     """A decision to go long BTCUSDT, as an agent of the stand-in arena publishes it."""
     return builders.decision(
         builders.buy("BTCUSDT", 20, 5, confidence=0.7),
@@ -132,7 +94,7 @@ def decision(agent_id: str, cycle_id: str, reasoning: str, at: datetime = NOW) -
     )
 
 
-def _symbol(symbol: str, price: str) -> SymbolSnapshot:
+def _symbol(symbol: str, price: str) -> c.SymbolSnapshot:
     last = Decimal(price)
     return builders.symbol_snapshot(
         symbol,
@@ -142,13 +104,13 @@ def _symbol(symbol: str, price: str) -> SymbolSnapshot:
         high=last * Decimal("1.02"),
         low=last * Decimal("0.98"),
         candles=(
-            Candle(open_time=NOW, open=last, high=last, low=last, close=last, volume=Decimal(1)),
+            c.Candle(open_time=NOW, open=last, high=last, low=last, close=last, volume=Decimal(1)),
         ),
-        indicators=Indicators(rsi_14=55.5, ema_20=float(last)),
+        indicators=c.Indicators(rsi_14=55.5, ema_20=float(last)),
     )
 
 
-def snapshot(cycle_id: str = "c-0") -> MarketSnapshot:
+def snapshot(cycle_id: str = "c-0") -> c.MarketSnapshot:
     """The stand-in market's latest snapshot: BTCUSDT and ETHUSDT."""
     return builders.snapshot(
         _symbol("BTCUSDT", "65100"),
@@ -167,8 +129,8 @@ class ArenaState:
     """What the stand-ins answer; tests change it to simulate the arena moving on."""
 
     equity: dict[str, Decimal] = field(default_factory=_equities)
-    history: list[EquityPoint] = field(default_factory=list)
-    decisions: list[Decision] = field(
+    history: list[c.EquityPoint] = field(default_factory=list)
+    decisions: list[c.Decision] = field(
         default_factory=lambda: [decision("momentum", "c-0", "EMA 20 crossed above EMA 50")]
     )
     paused: bool = False
@@ -182,7 +144,7 @@ class ArenaState:
     def record_equity(self, at: datetime) -> None:
         for agent_id, equity in self.equity.items():
             self.history.append(
-                EquityPoint(
+                c.EquityPoint(
                     agent_id=agent_id,
                     at=at,
                     equity=equity,
@@ -194,12 +156,12 @@ class ArenaState:
                 )
             )
 
-    def accounts(self) -> Accounts:
-        return Accounts(accounts=tuple(account(a, e) for a, e in self.equity.items()))
+    def accounts(self) -> c.Accounts:
+        return c.Accounts(accounts=tuple(account(a, e) for a, e in self.equity.items()))
 
-    def leaderboard(self) -> Leaderboard:
+    def leaderboard(self) -> c.Leaderboard:
         ranked = sorted(self.equity.items(), key=lambda item: item[1], reverse=True)
-        return Leaderboard(
+        return c.Leaderboard(
             entries=tuple(
                 leaderboard_entry(rank, agent_id, equity)
                 for rank, (agent_id, equity) in enumerate(ranked, start=1)
@@ -212,8 +174,19 @@ LEADERBOARD = ArenaState().leaderboard()
 STATUS = builders.scheduler_status()
 
 
-def _paged(rows: list[T], page: Page) -> tuple[T, ...]:
+def _paged(rows: list[T], page: c.Page) -> tuple[T, ...]:
     return tuple(rows[page.offset : page.offset + page.limit])
+
+
+async def _answer_all(bus: Bus, server: str, *handlers: Callable[[Any], Awaitable[Any]]) -> None:
+    """Answer every request of the catalogue that ``server`` answers, each by the handler
+    named as the last word of its subject (a trailing ``_`` aside), so a stand-in answers
+    no fewer requests than the service and serves each as the service does."""
+    named = {h.__name__.rstrip("_"): h for h in handlers}
+    for request in channels.REQUESTS:
+        if request.server == server:
+            await bus.serve_channel(request, named.pop(request.subject.rsplit(".", 1)[1]))
+    assert not named, f"{server} answers no request for {sorted(named)}"
 
 
 async def connect(nats_url: str, name: str) -> Bus:
@@ -229,42 +202,42 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
         if agent_id is not None and agent_id not in arena.equity:
             raise NotFound(f"no account for agent {agent_id!r}")
 
-    async def accounts(_: AccountsQuery) -> Accounts:
+    async def accounts(_: c.AccountsQuery) -> c.Accounts:
         return arena.accounts()
 
-    async def leaderboard(_: LeaderboardQuery) -> Leaderboard:
+    async def leaderboard(_: c.LeaderboardQuery) -> c.Leaderboard:
         return arena.leaderboard()
 
-    async def portfolio(query: PortfolioQuery) -> Portfolio:
+    async def portfolio(query: c.PortfolioQuery) -> c.Portfolio:
         known(query.agent_id)
-        return Portfolio(
+        return c.Portfolio(
             account=account(query.agent_id, arena.equity[query.agent_id]),
             positions=(position(query.agent_id),),
         )
 
-    async def positions(query: PositionsQuery) -> Positions:
+    async def positions(query: c.PositionsQuery) -> c.Positions:
         known(query.agent_id)
         rows = [position(a) for a in arena.equity if query.agent_id in (None, a)]
         if query.status == "closed":
             rows = []
-        return Positions(positions=_paged(rows, query.page), total=len(rows))
+        return c.Positions(positions=_paged(rows, query.page), total=len(rows))
 
-    async def trades(query: TradesQuery) -> Trades:
+    async def trades(query: c.TradesQuery) -> c.Trades:
         known(query.agent_id)
         rows = [trade(a, n) for n in range(1, 4) for a in arena.equity]
         rows = [t for t in rows if query.agent_id in (None, t.agent_id)]
-        return Trades(trades=_paged(rows, query.page), total=len(rows))
+        return c.Trades(trades=_paged(rows, query.page), total=len(rows))
 
-    async def decisions(query: DecisionsQuery) -> Decisions:
+    async def decisions(query: c.DecisionsQuery) -> c.Decisions:
         known(query.agent_id)
         rows = [
             decision_record(d)
             for d in reversed(arena.decisions)
             if query.agent_id in (None, d.agent_id)
         ]
-        return Decisions(decisions=_paged(rows, query.page), total=len(rows))
+        return c.Decisions(decisions=_paged(rows, query.page), total=len(rows))
 
-    async def equity(query: EquityQuery) -> EquitySeries | EquityColumns:
+    async def equity(query: c.EquityQuery) -> c.EquitySeries | c.EquityColumns:
         known(query.agent_id)
         rows = [
             p
@@ -272,11 +245,11 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
             if query.agent_id in (None, p.agent_id) and (query.since is None or p.at >= query.since)
         ][-query.limit :]
         if query.format == "points":
-            return EquitySeries(points=tuple(rows))
+            return c.EquitySeries(points=tuple(rows))
         agents = sorted({p.agent_id for p in rows})
-        return EquityColumns(
+        return c.EquityColumns(
             agents=tuple(
-                AgentEquity(
+                c.AgentEquity(
                     agent_id=a,
                     at=tuple(p.at for p in rows if p.agent_id == a),
                     equity=tuple(p.equity for p in rows if p.agent_id == a),
@@ -285,24 +258,16 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
             )
         )
 
-    async def stats(_: StatsQuery) -> Stats:
-        return Stats(
+    async def stats(_: c.StatsQuery) -> c.Stats:
+        return c.Stats(
             agents=tuple(
-                AgentStats(
-                    agent_id=a,
-                    display_name=a.title(),
-                    equity=e,
-                    return_pct=e - Decimal(100),
-                    realized_pnl=Decimal(0),
-                    unrealized_pnl=Decimal("0.20"),
-                    total_fees=Decimal("0.05"),
+                c.AgentStats(
+                    **builders.agent_figures(a, e),
                     total_funding=Decimal(0),
                     llm_cost_usd=Decimal(0),
                     net_return_pct=e - Decimal(100),
-                    total_trades=1,
                     winning_trades=0,
                     losing_trades=0,
-                    win_rate=Decimal(0),
                     average_win=None,
                     average_loss=None,
                     max_drawdown_pct=Decimal(0),
@@ -314,20 +279,24 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
             )
         )
 
-    async def verify(_: VerifyQuery) -> VerifyReport:
-        return VerifyReport(
+    async def verify(_: c.VerifyQuery) -> c.VerifyReport:
+        return c.VerifyReport(
             ok=True, checked_accounts=len(arena.equity), checked_decisions=1, problems=()
         )
 
-    await bus.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, accounts)
-    await bus.serve(subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, leaderboard)
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, portfolio)
-    await bus.serve(subjects.LEDGER_QUERY_POSITIONS, PositionsQuery, positions)
-    await bus.serve(subjects.LEDGER_QUERY_TRADES, TradesQuery, trades)
-    await bus.serve(subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery, decisions)
-    await bus.serve(subjects.LEDGER_QUERY_EQUITY, EquityQuery, equity)
-    await bus.serve(subjects.LEDGER_QUERY_STATS, StatsQuery, stats)
-    await bus.serve(subjects.LEDGER_QUERY_VERIFY, VerifyQuery, verify)
+    await _answer_all(
+        bus,
+        channels.LEDGER,
+        accounts,
+        leaderboard,
+        portfolio,
+        positions,
+        trades,
+        decisions,
+        equity,
+        stats,
+        verify,
+    )
     return bus
 
 
@@ -337,55 +306,38 @@ async def market(nats_url: str, state: ArenaState | None = None) -> Bus:
     bus = await connect(nats_url, "market")
     latest = snapshot()
 
-    async def scheduler_status(_: SchedulerCommand) -> SchedulerStatus:
+    async def status(_: c.SchedulerCommand) -> c.SchedulerStatus:
         return builders.scheduler_status(paused=arena.paused)
 
-    async def trigger(command: SchedulerCommand) -> SchedulerStatus:
+    async def trigger(command: c.SchedulerCommand) -> c.SchedulerStatus:
         arena.control_calls.append(f"trigger:{command.requested_by}")
         if arena.paused:
             raise BadRequest("the scheduler is paused; resume it first")
         return builders.scheduler_status(paused=arena.paused)
 
-    async def pause(command: SchedulerCommand) -> SchedulerStatus:
+    async def pause(command: c.SchedulerCommand) -> c.SchedulerStatus:
         arena.control_calls.append(f"pause:{command.requested_by}")
         arena.paused = True
         return builders.scheduler_status(paused=arena.paused)
 
-    async def resume(command: SchedulerCommand) -> SchedulerStatus:
+    async def resume(command: c.SchedulerCommand) -> c.SchedulerStatus:
         arena.control_calls.append(f"resume:{command.requested_by}")
         arena.paused = False
         return builders.scheduler_status(paused=arena.paused)
 
-    async def snapshot_query(_: SnapshotQuery) -> SnapshotReply:
-        return SnapshotReply(snapshot=latest)
+    async def snapshot_(_: c.SnapshotQuery) -> c.SnapshotReply:
+        return c.SnapshotReply(snapshot=latest)
 
-    async def prices(_: PricesQuery) -> Prices:
-        return Prices(
-            at=latest.taken_at,
-            source=latest.source,
-            prices=tuple(
-                TickPrice(
-                    symbol=s.symbol,
-                    last_price=s.last_price,
-                    mark_price=s.mark_price,
-                    high=s.high_24h,
-                    low=s.low_24h,
-                )
-                for s in latest.symbols
-            ),
-        )
+    async def prices(_: c.PricesQuery) -> c.Prices:
+        return latest_prices(latest.source, latest, None)
 
-    async def symbol(query: SymbolQuery) -> SymbolReply:
+    async def symbol(query: c.SymbolQuery) -> c.SymbolReply:
         found = latest.symbol(query.symbol)
         if found is None:
             raise NotFound(f"no data for {query.symbol}")
-        return SymbolReply(cycle_id=latest.cycle_id, taken_at=latest.taken_at, symbol=found)
+        return c.SymbolReply(cycle_id=latest.cycle_id, taken_at=latest.taken_at, symbol=found)
 
-    await bus.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, scheduler_status)
-    await bus.serve(subjects.SCHEDULER_TRIGGER, SchedulerCommand, trigger)
-    await bus.serve(subjects.SCHEDULER_PAUSE, SchedulerCommand, pause)
-    await bus.serve(subjects.SCHEDULER_RESUME, SchedulerCommand, resume)
-    await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, snapshot_query)
-    await bus.serve(subjects.MARKET_QUERY_PRICES, PricesQuery, prices)
-    await bus.serve(subjects.MARKET_QUERY_SYMBOL, SymbolQuery, symbol)
+    await _answer_all(
+        bus, channels.MARKET, status, trigger, pause, resume, snapshot_, prices, symbol
+    )
     return bus

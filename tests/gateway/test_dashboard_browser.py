@@ -14,7 +14,7 @@ import pytest
 
 from services.common import subjects
 from services.common.clock import ManualClock
-from services.common.contracts import AgentOutcome, CycleCompleted, Heartbeat
+from services.common.contracts import AgentOutcome, CycleCompleted
 from services.common.runner import ServiceHost
 from services.common.settings import PROJECT_ROOT
 from services.gateway.service import build
@@ -96,14 +96,8 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         await publisher.publish(subjects.decision_proposed("random"), hostile, hostile.decision_id)
         await publisher.publish(
             subjects.agent_heartbeat("mean-reversion"),
-            Heartbeat(
-                agent_id="mean-reversion",
-                display_name="Mean-Reversion",
-                provider="baseline",
-                model="rsi-reversion",
-                status="disabled",
-                reason="too many parse failures",
-                at=NOW,
+            builders.disabled_heartbeat(
+                "mean-reversion", "rsi-reversion", "too many parse failures", NOW
             ),
             "hb-1",
         )

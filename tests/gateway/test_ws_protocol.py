@@ -7,7 +7,7 @@ import asyncio
 from functools import partial
 
 from services.common import subjects
-from services.common.contracts import Heartbeat
+from tests import builders
 from tests.gateway import standins
 from tests.gateway.harness import (
     ADMIN_TOKEN,
@@ -45,15 +45,8 @@ async def test_snapshots_heartbeats_and_scheduler_changes_reach_clients(
     ):
         publisher = await standins.connect(nats_url, "publisher")
         await publisher.publish(subjects.MARKET_SNAPSHOT, standins.snapshot("c-9"), "c-9")
-        beat = Heartbeat(
-            agent_id="random",
-            display_name="Random",
-            provider="baseline",
-            model="random",
-            status="disabled",
-            reason="API key missing: set DEEPSEEK_API_KEY",
-            at=NOW,
-        )
+        reason = "API key missing: set DEEPSEEK_API_KEY"
+        beat = builders.disabled_heartbeat("random", "random", reason, NOW)
         await publisher.publish(subjects.agent_heartbeat("random"), beat, "hb-1")
         # The same status again is not news for the dashboard.
         await publisher.publish(subjects.agent_heartbeat("random"), beat, "hb-2")

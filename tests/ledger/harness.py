@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from services.common.clock import ManualClock
 from services.common.contracts import (
     AccountEvent,
     CycleCompleted,
-    LlmCall,
     Message,
     PositionEvent,
     Verdict,
@@ -31,25 +29,6 @@ from tests.builders import cycle_started, snapshot
 from tests.support import collect, eventually, running
 
 LINEUP = Path(__file__).resolve().parent / "agents.toml"
-
-
-# A successful model call as an agent reports it; a test names only what it varies.
-_CALL: dict[str, Any] = {
-    "cycle_id": "c1",
-    "provider": "baseline",
-    "model": "ema-cross",
-    "response_time_ms": 12,
-    "prompt_tokens": 100,
-    "completion_tokens": 20,
-    "estimated_cost": Decimal("0.0001"),
-    "success": True,
-}
-
-
-def llm_call(agent: str, call_id: str, at: datetime, **fields: str) -> LlmCall:
-    """A successful model call of ``agent`` (``fields`` replace the defaults above)."""
-    values = {**_CALL, "call_id": call_id, "agent_id": agent, "called_at": at, **fields}
-    return LlmCall.model_validate(values)
 
 
 @dataclass

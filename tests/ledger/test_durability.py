@@ -22,8 +22,8 @@ from services.common import subjects
 from services.common.contracts import LlmCall
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
-from tests.builders import approved, buy, cycle_started, hold, tick, verdict
-from tests.ledger.harness import Ledger, ledger, llm_call
+from tests.builders import approved, buy, cycle_started, hold, llm_call, tick, verdict
+from tests.ledger.harness import Ledger, ledger
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]

@@ -27,6 +27,8 @@ from services.ledger.series import equity_series, spans
 from tests.ledger.test_retention import T, books
 
 MINUTE = timedelta(minutes=1)
+# An equity point's fields, each a column of the same name.
+POINT_FIELDS = [f for f in EquityPoint.model_fields if f not in ("schema_version", "agent_id")]
 
 
 async def _snapshots(db: asyncpg.Connection, rows: list[tuple[str, datetime, Decimal]]) -> None:
@@ -123,16 +125,7 @@ async def test_the_json_postgres_writes_is_what_the_models_write(
                 records = await equity_series(conn, agents, query.since, query.points, query.limit)
             expected = EquitySeries(
                 points=tuple(
-                    EquityPoint(
-                        agent_id=r["llm_id"],
-                        at=r["at"],
-                        equity=r["equity"],
-                        balance=r["balance"],
-                        margin_used=r["margin_used"],
-                        unrealized_pnl=r["unrealized_pnl"],
-                        total_fees=r["total_fees"],
-                        total_funding=r["total_funding"],
-                    )
+                    EquityPoint(agent_id=r["llm_id"], **{f: r[f] for f in POINT_FIELDS})
                     for r in reversed(records)
                 )
             )
@@ -174,13 +167,12 @@ async def _stat_figures(queries: LedgerQueries) -> dict[str, tuple[Decimal, Deci
 
 async def _newer_than_totals(db: asyncpg.Connection, agents: tuple[str, ...]) -> dict[str, int]:
     """Per agent, the buckets a request folds after its running total (a total each)."""
-    rows = await db.fetch(
+    newer = (
         "SELECT t.llm_id, (SELECT count(*) FROM equity_curve_buckets b "
-        "WHERE b.llm_id = t.llm_id AND b.bucket_start >= t.through)::int AS n "
-        "FROM equity_curve_totals t WHERE t.llm_id = ANY($1::text[])",
-        list(agents),
+        "WHERE b.llm_id = t.llm_id AND b.bucket_start >= t.through)::int "
+        "FROM equity_curve_totals t WHERE t.llm_id = ANY($1::text[])"
     )
-    return {r["llm_id"]: r["n"] for r in rows}
+    return dict(await db.fetch(newer, list(agents)))
 
 
 async def test_stats_from_running_totals_equal_the_full_computation_through_late_rows_and_thinning(

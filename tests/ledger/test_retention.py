@@ -27,7 +27,8 @@ from services.ledger.database import create_pool
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
 from services.ledger.retention import Retention, RetentionPolicy
-from tests.ledger.harness import LINEUP, Ledger, ledger, llm_call
+from tests.builders import llm_call
+from tests.ledger.harness import LINEUP, Ledger, ledger
 from tests.support import eventually
 
 T = datetime(2025, 6, 1, tzinfo=UTC)

@@ -29,13 +29,14 @@ from tests.builders import (
     close,
     cycle_started,
     hold,
+    llm_call,
     rejected,
     sell,
     snapshot,
     tick,
     verdict,
 )
-from tests.ledger.harness import Ledger, ledger, llm_call
+from tests.ledger.harness import Ledger, ledger
 from tests.support import eventually
 
 MakeSettings = Callable[..., Settings]
