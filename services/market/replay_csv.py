@@ -131,12 +131,15 @@ def _lines(path: Path) -> Iterator[Iterable[str]]:
             yield lines
         return
     try:
-        with zipfile.ZipFile(path) as archive:
-            (member,) = [n for n in archive.namelist() if n.endswith(".csv")]
-            with archive.open(member) as raw:
-                yield io.TextIOWrapper(raw, encoding="utf-8")
-    except (zipfile.BadZipFile, ValueError) as exc:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
         raise ReplayDataError(f"{path} is not a zip holding one CSV file") from exc
+    with archive:
+        members = [n for n in archive.namelist() if n.endswith(".csv")]
+        if len(members) != 1:
+            raise ReplayDataError(f"{path} is not a zip holding one CSV file")
+        with archive.open(members[0]) as raw:
+            yield io.TextIOWrapper(raw, encoding="utf-8")
 
 
 def find_files(directory: Path) -> list[KlineFile]:

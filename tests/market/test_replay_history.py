@@ -226,3 +226,9 @@ def test_a_damaged_zip_is_a_replay_data_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a zip")
     with pytest.raises(ReplayDataError, match="not a zip"):
         ReplaySource.from_directory(tmp_path, ("BTCUSDT",))
+    # A bad row inside a good zip is reported as such, with the file and line.
+    _write(
+        tmp_path, RemoteFile("BTCUSDT", Kind.KLINES, "2025-01"), [KLINE_HEADER, "x"], zipped=True
+    )
+    with pytest.raises(ReplayDataError, match=r"BTCUSDT-1m-2025-01.zip:2: open time 'x'"):
+        ReplaySource.from_directory(tmp_path, ("BTCUSDT",))
