@@ -176,7 +176,13 @@ def test_a_month_not_published_whole_is_fetched_day_by_day_and_gaps_are_reported
     }
     assert not any(m.startswith("BTCUSDT") and "2025-01" in m for m in summary.missing)
     assert summary.counts[Outcome.DOWNLOADED] == 3 + 2 * 27
-    assert any(line.startswith("MISSING on the server: ") for line in lines)
+    assert lines[-1] == (
+        "MISSING on the server: BTCUSDT klines 2025-02-28, BTCUSDT markPriceKlines 2025-02-28, "
+        "BTCUSDT fundingRate 2025-02, ETHUSDT klines 2025-01-01..2025-01-31, "
+        "ETHUSDT markPriceKlines 2025-01-01..2025-01-31, ETHUSDT fundingRate 2025-01, "
+        "ETHUSDT klines 2025-02-01..2025-02-28, ETHUSDT markPriceKlines 2025-02-01..2025-02-28, "
+        "ETHUSDT fundingRate 2025-02"
+    )
 
 
 def test_a_corrupted_download_is_deleted_and_fetched_again(

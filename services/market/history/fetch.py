@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -55,10 +56,28 @@ class Summary:
             f"{len(self.missing)} missing, {len(self.failed)} failed"
         ]
         if self.missing:
-            out.append("MISSING on the server: " + ", ".join(self.missing))
+            out.append("MISSING on the server: " + ", ".join(_spans(self.missing)))
         if self.failed:
             out.append("FAILED (run again to resume): " + ", ".join(self.failed))
         return out
+
+
+def _spans(names: list[str]) -> list[str]:
+    """Consecutive days of one symbol and kind as one span, in the order they were fetched:
+    ``BTCUSDT klines 2025-02-01..2025-02-28``."""
+    spans: list[str] = []
+    start = previous = ""
+    for name in [*names, ""]:
+        head, _, period = name.rpartition(" ")
+        if previous and len(period) == 10 and head == previous.rpartition(" ")[0]:
+            last = date.fromisoformat(previous.rpartition(" ")[2])
+            if date.fromisoformat(period) == last + timedelta(days=1):
+                previous = name
+                continue
+        if start:
+            spans.append(start if start == previous else f"{start}..{previous[-10:]}")
+        start = previous = name
+    return spans
 
 
 def sha256(path: Path) -> str:
