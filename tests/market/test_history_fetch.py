@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -256,3 +258,16 @@ def test_the_command_line(
     assert "done: 3 downloaded" in capsys.readouterr().out
     assert main([*argv[:-1], "2025-02-01", "--dir", str(tmp_path), "--base-url", base_url]) == 1
     assert "MISSING on the server: BTCUSDT klines 2025-02-01" in capsys.readouterr().out
+
+
+def test_python_m_services_market_history_reaches_the_fetch_command() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "services.market", "history", "fetch", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "--symbols" in done.stdout
