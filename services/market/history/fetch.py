@@ -102,14 +102,13 @@ class Fetcher:
     def fetch(self, wanted: Iterable[Wanted]) -> Summary:
         summary = Summary()
         for item in wanted:
-            files = item.daily
             if item.monthly is not None:
                 outcome = self.file(item.monthly)
                 if outcome is not Outcome.MISSING or not item.daily:
                     self._count(summary, item.monthly, outcome)
                     continue
                 self._say(f"{item.monthly}: no monthly file, fetching its days")
-            for daily in files:
+            for daily in item.daily:
                 self._count(summary, daily, self.file(daily))
         for line in summary.lines():
             self._say(line)
