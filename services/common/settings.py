@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, alias="ARENA_SEED")
     market_source: str = Field(default="auto", alias="MARKET_SOURCE")
     binance_base_url: str = Field(default="https://fapi.binance.com", alias="BINANCE_BASE_URL")
+    binance_data_url: str = Field(default="https://data.binance.vision", alias="BINANCE_DATA_URL")
     anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
     openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
     deepseek_api_key: SecretStr | None = Field(default=None, alias="DEEPSEEK_API_KEY")

@@ -2,6 +2,10 @@
 
 The clock follows the data: the market "now" is the close of the last bar played. Each
 tick plays one bar (one minute with 1m files); a cycle sees the candles closed by then.
+Nothing comes from after "now": the mark price is the close of the last mark-price bar
+closed by then, the funding rate the last one settled by then (its ``calc_time``), the
+next funding time that settlement's time plus its interval. Without mark-price files
+mark = last; without funding files the rate is 0 on the 00/08/16 UTC schedule.
 Everything that does not depend on the cursor (five-minute and four-hour candles, float
 columns, running volume sums) is computed once at load, so a cycle is a few slices.
 The cursor is the replay's position across restarts, valid for the same symbols and the
@@ -23,9 +27,18 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.contracts import Candle, TickPrice
-from services.common.funding import next_funding_time
+from services.common.funding import FUNDING_INTERVAL_HOURS, next_funding_time
+from services.market.history.paths import Kind
 from services.market.local_source import LocalSource
-from services.market.replay_csv import INTERVALS, KlineRow, ReplayDataError, find_files, load_symbol
+from services.market.replay_csv import (
+    INTERVALS,
+    FundingRow,
+    KlineRow,
+    ReplayDataError,
+    find_files,
+    load_funding,
+    load_symbol,
+)
 from services.market.source import (
     CandleArrays,
     Checkpoint,
@@ -88,14 +101,45 @@ def _aggregate(rows: Sequence[KlineRow], step: timedelta, width: timedelta) -> _
     )
 
 
+class _Funding:
+    """Settled funding rates by time: what was known at a given moment."""
+
+    def __init__(self, rows: Sequence[FundingRow]) -> None:
+        self.rows = rows
+        self.times = [r.calc_time for r in rows]
+
+    def at(self, now: datetime) -> tuple[Decimal, datetime]:
+        """The last rate settled at or before ``now`` and the next funding time after it."""
+        i = bisect.bisect_right(self.times, now) - 1
+        if i < 0:
+            return Decimal(0), next_funding_time(now)
+        row = self.rows[i]
+        interval = timedelta(hours=row.interval_hours or FUNDING_INTERVAL_HOURS)
+        # Settlements are on the hour; calc times carry a few milliseconds of lag.
+        when = row.calc_time.replace(second=0, microsecond=0) + interval
+        while when <= now:  # a gap in the data: the schedule goes on
+            when += interval
+        return row.rate, when
+
+
 class _Series:
     """One symbol's bars and everything derived from them."""
 
-    def __init__(self, symbol: str, rows: list[KlineRow], step: timedelta) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        rows: list[KlineRow],
+        step: timedelta,
+        marks: Sequence[KlineRow] = (),
+        funding: Sequence[FundingRow] = (),
+    ) -> None:
         self.symbol = symbol
         self.rows = rows
         self.step = step
         self.times = [r.open_time for r in rows]
+        self.marks = marks
+        self.mark_times = [r.open_time for r in marks]
+        self.funding = _Funding(funding) if funding else None
         self.high = np.array([float(r.high) for r in rows], dtype=np.float64)
         self.low = np.array([float(r.low) for r in rows], dtype=np.float64)
         self.volume_sums = [Decimal(0), *accumulate(r.volume for r in rows)]
@@ -106,6 +150,11 @@ class _Series:
         """Index of the last bar closed at ``now``."""
         return bisect.bisect_right(self.times, now - self.step) - 1
 
+    def mark(self, now: datetime, last: KlineRow) -> Decimal:
+        """The close of the last mark-price bar closed at ``now``; else the last price."""
+        i = bisect.bisect_right(self.mark_times, now - self.step) - 1
+        return self.marks[i].close if i >= 0 else last.close
+
     def data(self, now: datetime) -> SymbolData:
         i = self.last_index(now)
         if i < 0:
@@ -115,19 +164,21 @@ class _Series:
         last, first = rows[i], rows[j]
         candles, arrays = self.five.until(now, CANDLE_COUNT)
         context, arrays_4h = self.four_hours.until(now, CONTEXT_COUNT)
+        rate, next_time = (
+            self.funding.at(now) if self.funding else (Decimal(0), next_funding_time(now))
+        )
         return SymbolData(
             symbol=self.symbol,
             last_price=last.close,
-            mark_price=last.close,
+            mark_price=self.mark(now, last),
             price_change_pct_24h=((last.close - first.open) / first.open * 100).quantize(
                 PERCENT_QUANTUM
             ),
             volume_24h=self.volume_sums[i + 1] - self.volume_sums[j],
             high_24h=rows[j + int(np.argmax(self.high[j : i + 1]))].high,
             low_24h=rows[j + int(np.argmin(self.low[j : i + 1]))].low,
-            # Kline files carry no funding: replay trades without it (documented).
-            funding_rate=Decimal(0),
-            next_funding_time=next_funding_time(now),
+            funding_rate=rate,
+            next_funding_time=next_time,
             candles=candles,
             candles_4h=context,
             arrays=arrays,
@@ -139,7 +190,7 @@ class _Series:
         return TickPrice(
             symbol=self.symbol,
             last_price=bar.close,
-            mark_price=bar.close,
+            mark_price=self.mark(now, bar),
             high=bar.high,
             low=bar.low,
         )
@@ -190,7 +241,15 @@ class ReplaySource(LocalSource):
             interval, rows = load_symbol(files, symbol)
             if not rows:
                 raise ReplayDataError(f"the {symbol} files in {directory} have no rows")
-            series.append(_Series(symbol, rows, INTERVALS[interval]))
+            _, marks = load_symbol(files, symbol, Kind.MARK, interval)
+            funding = load_funding(files, symbol)
+            series.append(_Series(symbol, rows, INTERVALS[interval], marks, funding))
+        without_marks = [s.symbol for s in series if not s.marks]
+        if without_marks:
+            log.info("no mark-price files for %s: mark = last", ", ".join(without_marks))
+        without_funding = [s.symbol for s in series if s.funding is None]
+        if without_funding:
+            log.info("no funding files for %s: funding rate 0", ", ".join(without_funding))
         return cls(series)
 
     @property
