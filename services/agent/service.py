@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime
 from typing import TypeVar
 
 from services.agent.answered import Answered, RecentAnswers
@@ -118,7 +119,8 @@ class AgentService:
         now = self._clock.now()
         was_disabled = self._trader.disabled_reason
         entry = self._answered.get(snapshot.cycle_id)
-        if entry is None and now >= snapshot.decision_deadline:
+        # A replay's deadline is in the data's time: its snapshot is always answered.
+        if entry is None and not snapshot.data_time and now >= snapshot.decision_deadline:
             self._metrics.skipped.labels(agent).inc()
             log.warning(
                 "skipping snapshot %s: its deadline %s has passed",
@@ -184,19 +186,22 @@ class AgentService:
     async def _decide(
         self, snapshot: MarketSnapshot, delivery: int
     ) -> tuple[Decision, TraderAnswer]:
+        announced = snapshot
         reason = self._trader.disabled_reason
         if reason is not None:
             # No portfolio needed to say "not today": answer at once.
             answer = TraderAnswer.hold(Outcome.DISABLED, f"disabled: {reason}")
-            return answer.decision(self._spec, snapshot, self._clock.now()), answer
+            return answer.decision(self._spec, announced, self._decided_at(announced)), answer
+        snapshot = self._on_wall_clock(snapshot)
         try:
             portfolio = await self._portfolio(snapshot)
         except BusError as exc:
             error = f"portfolio unavailable: {exc}"
             answer = TraderAnswer.hold(Outcome.PORTFOLIO_UNAVAILABLE, error)
-            return answer.decision(self._spec, snapshot, self._clock.now()), answer
+            return answer.decision(self._spec, announced, self._decided_at(announced)), answer
         if snapshot.candles_omitted and self._trader.reads_candles:
-            snapshot = await self._with_candles(snapshot)
+            full = await self._with_candles(snapshot)
+            snapshot = full.model_copy(update={"decision_deadline": snapshot.decision_deadline})
         try:
             answer = await self._trader.decide(snapshot, portfolio, delivery=delivery)
         except Exception as exc:
@@ -205,7 +210,21 @@ class AgentService:
             answer = TraderAnswer.hold(
                 Outcome.STRATEGY_ERROR, f"strategy failed: {type(exc).__name__}: {exc}"
             )
-        return answer.decision(self._spec, snapshot, self._clock.now(), portfolio), answer
+        decided_at = self._decided_at(announced)
+        return answer.decision(self._spec, announced, decided_at, portfolio), answer
+
+    def _decided_at(self, snapshot: MarketSnapshot) -> datetime:
+        """Now; in a replay the snapshot's time, whatever the wall clock says meanwhile."""
+        return snapshot.taken_at if snapshot.data_time else self._clock.now()
+
+    def _on_wall_clock(self, snapshot: MarketSnapshot) -> MarketSnapshot:
+        """The snapshot with the deadline the agent works to on the wall clock: a replay's
+        is in the data's time, so it gets its decision window from now (the model's
+        timeout and the peers' retries are counted against it)."""
+        if not snapshot.data_time:
+            return snapshot
+        window = snapshot.decision_deadline - snapshot.taken_at
+        return snapshot.model_copy(update={"decision_deadline": self._clock.now() + window})
 
     async def _with_candles(self, snapshot: MarketSnapshot) -> MarketSnapshot:
         """The full snapshot of this cycle from the market (the event leaves the candles out).

@@ -1,4 +1,5 @@
-"""Closing a cycle: when every expected agent's verdict is applied, or the deadline passed."""
+"""Closing a cycle: when every expected agent's verdict is applied, or the deadline passed
+(a replay's: its wall-clock budget, ``cycles.expires_at``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ async def complete_cycle(
     counted = await sql.decisions.decided_count(conn, cycle_id, expected)
     if counted < len(set(expected)) and not deadline_passed:
         return None
+    if row.data_time:
+        # A replay's decisions join the chain now, in agent order: the same data gives
+        # the same chain whichever answer came first.
+        await sql.decisions.link_cycle(conn, cycle_id)
     decided = await sql.decisions.decision_results(conn, cycle_id)
     everyone_decided = all(agent in decided for agent in expected)
     agents = list(row.expected_agents) + sorted(set(decided) - set(row.expected_agents))

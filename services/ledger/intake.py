@@ -6,6 +6,10 @@ cycle and its snapshot (an agent answers a snapshot only once it is published), 
 before the cycle that followed it. A verdict whose cycle or snapshot is missing then never
 will come, and is recorded with its trades refused instead of waiting.
 
+The books' "now" is the wall clock, except in a replay (``data_time``): a tick is booked
+at its time, a snapshot at its time and a verdict at the time risk judged it (its
+snapshot's), so the same data gives the same books to the timestamp.
+
 Each batch commits in one transaction, with every message's id recorded in it
 (``processed_messages``) and the stream position reached (``consumer_positions``): the
 ledger resumes right after it on start, so the order holds across a crash too (JetStream
@@ -134,17 +138,20 @@ class BookIntake:
             if applied.cycle_completed is not None:
                 effects.completed.append(applied.cycle_completed)
         elif isinstance(message, MarketTick):
-            outcome = await self._ticks.apply(conn, message, now)
+            outcome = await self._ticks.apply(
+                conn, message, message.at if message.data_time else now
+            )
             if outcome.duplicate:
                 effects.duplicates += 1
                 return
             effects.ticks.append(outcome)
             effects.marked = effects.marked or bool(outcome.agents)
         elif isinstance(message, MarketSnapshot):
-            await self._snapshot(conn, message, now, effects)
+            at = message.taken_at if message.data_time else now
+            await self._snapshot(conn, message, at, effects)
         elif isinstance(message, CycleStarted):
             expected = message.agents or tuple(a.id for a in self._lineup.active)
-            await sql.cycles.insert_cycle(conn, message, expected)
+            await sql.cycles.insert_cycle(conn, message, expected, now)
         else:
             raise PermanentError(f"the books take no {type(message).__name__}")
 

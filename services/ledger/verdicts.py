@@ -117,6 +117,8 @@ class VerdictApplier:
         cycle = await sql.cycles.cycle(conn, decision.cycle_id, for_update=True)
         if cycle is None:
             cycle = CycleRow.unknown(decision.cycle_id)
+        if cycle.data_time:
+            now = verdict.decided_at  # risk's "now" in a replay: the snapshot's time
         prices = await sql.cycles.snapshot_prices(conn, decision.cycle_id)
         portfolio = Portfolio(
             account=account_view(account), positions=tuple(position_view(p) for p in positions)
@@ -127,7 +129,9 @@ class VerdictApplier:
             await self._one(conn, run, result)
 
         updated = await sql.accounts.save_book(conn, account.agent_id, run.book, now)
-        await sql.decisions.insert_decision(conn, verdict, run.results, now)
+        # A replay's decisions join the chain when their cycle completes, in agent order.
+        linked = not (cycle.data_time and cycle.running)
+        await sql.decisions.insert_decision(conn, verdict, run.results, now, linked=linked)
         await sql.equity.snapshot_equity(
             conn, now, f"decision:{decision.decision_id}", [account.agent_id]
         )

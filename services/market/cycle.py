@@ -42,7 +42,7 @@ class RunningCycle:
     cycle_id: str
     sequence: int
     started_at: datetime  # on the wall clock, like the deadlines
-    deadline: datetime
+    deadline: datetime  # a replay announces one in data time; this one bounds the wait
     fail_at: datetime  # no completion by then: failed
     started_mono: float
     fail_at_mono: float
@@ -94,6 +94,7 @@ async def announce(
     snapshot: MarketSnapshot,
     record: Callable[[], Awaitable[None]],
     stopped: asyncio.Event,
+    give_up_at: datetime,
 ) -> bool:
     """Record the state, then publish the start and the snapshot; False if not all done.
 
@@ -103,7 +104,7 @@ async def announce(
     cycle_id = started.cycle_id
 
     def expired() -> bool:
-        return clock.now() >= started.decision_deadline
+        return clock.now() >= give_up_at
 
     async def publish_start() -> None:
         await bus.publish(subjects.CYCLE_STARTED, started, natural_id=cycle_id)

@@ -80,7 +80,8 @@ def next_slot(due: datetime, now: datetime, period: float) -> datetime:
     return due + timedelta(seconds=steps * period)
 
 
-def new_id(now: datetime, *, precise: bool = False) -> str:
-    """A time-ordered id, unique across restarts thanks to its random suffix."""
+def new_id(now: datetime, *, precise: bool = False, suffix: str | None = None) -> str:
+    """A time-ordered id, unique across restarts thanks to its random suffix; a replay
+    gives its own (``suffix``), so that the same data gives the same ids."""
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ" if precise else "%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return f"{stamp}-{suffix or secrets.token_hex(3)}"

@@ -118,6 +118,7 @@ class CycleScheduler:
         if self._paced is not None:
             if not self._plan_restored:
                 self._next_run_at = self._paced.now()
+                self._ticks.name_run(new_id(self._paced.now(), suffix=f"s{self._sequence}"))
             self._replay_done = self._next_run_at is None
             self._tasks = [asyncio.create_task(self._run_paced(), name="market:replay")]
             return
@@ -294,17 +295,22 @@ class CycleScheduler:
         config = self._config
         wall = self._clock.now()
         now = self._ticks.market_now()
-        cycle_id = new_id(now)
+        data_time = self._paced is not None
+        # A replay's ids and deadline follow the data (the sequence keeps a second replay
+        # of the same data apart); the wall-clock deadline still bounds how long it waits.
+        cycle_id = new_id(now, suffix=f"{self._sequence + 1:06x}" if data_time else None)
         deadline = wall + config.decision_window
+        announced_deadline = (now if data_time else wall) + config.decision_window
         try:
             async with self._source_lock:
                 data = await self._source.snapshot_data(now)
             snapshot = build_snapshot(
                 cycle_id=cycle_id,
                 taken_at=now,
-                decision_deadline=deadline,
+                decision_deadline=announced_deadline,
                 source=self._source.name,
                 data=data,
+                data_time=data_time,
             )
         except Exception:
             log.exception("cycle %s: could not build the market snapshot", cycle_id)
@@ -316,9 +322,10 @@ class CycleScheduler:
             cycle_id=cycle_id,
             sequence=self._sequence,
             started_at=now,
-            decision_deadline=deadline,
+            decision_deadline=announced_deadline,
             symbols=tuple(s.symbol for s in snapshot.symbols),
             agents=config.agents,
+            data_time=data_time,
         )
         fail_at = deadline + config.completion_grace
         cycle = RunningCycle.opened(cycle_id, self._sequence, deadline, fail_at, self._clock)
@@ -333,6 +340,7 @@ class CycleScheduler:
             snapshot=snapshot,
             record=self._keeper.save_strictly,
             stopped=self._stopped,
+            give_up_at=deadline,
         )
         if not announced:
             if self._stopped.is_set():

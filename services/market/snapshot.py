@@ -38,6 +38,7 @@ def build_snapshot(
     decision_deadline: datetime,
     source: str,
     data: MarketData,
+    data_time: bool = False,
 ) -> MarketSnapshot:
     return MarketSnapshot(
         cycle_id=cycle_id,
@@ -46,4 +47,5 @@ def build_snapshot(
         source=source,
         symbols=tuple(symbol_snapshot(s) for s in data.symbols),
         unavailable=dict(data.unavailable),
+        data_time=data_time,
     )

@@ -64,6 +64,10 @@ class TickPublisher:
         self._run, self._ticks = saved.run, saved.ticks
         self._position = self._resumable.position() if self._resumable else None
 
+    def name_run(self, run: str) -> None:
+        """A fresh replay's ticks are named after its start in the data, not the wall clock."""
+        self._run = run
+
     def market_now(self) -> datetime:
         return self._paced.now() if self._paced is not None else self._clock.now()
 
@@ -80,7 +84,9 @@ class TickPublisher:
             count = self._ticks + 1
             now = self.market_now()
             tick_id = f"{self._run}-{count}" if self._resumable else new_id(now, precise=True)
-            tick = MarketTick(tick_id=tick_id, at=now, prices=prices)
+            tick = MarketTick(
+                tick_id=tick_id, at=now, prices=prices, data_time=self._paced is not None
+            )
 
             async def publish() -> None:
                 await self._bus.publish(subjects.MARKET_TICK, tick, natural_id=tick_id)

@@ -6,8 +6,8 @@ answer, the decision is retried (the bus redelivers it with back-off) for as lon
 cycle runs, never judged against a guess; once the cycle's deadline has passed it is
 answered with a late verdict (every trade rejected, the reason given), so the decision
 still reaches the books. Prices and the decision deadline of a cycle come from the
-market's snapshot, and "now" from risk's own clock: nothing the agent writes about time
-is trusted.
+market's snapshot (asked of the market when risk missed it), and "now" from risk's own
+clock, or in a replay the snapshot's time: nothing the agent writes about time is trusted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from decimal import Decimal
 from services.common import channels, subjects
 from services.common.bus import (
     Bus,
+    BusError,
     ConsumerSpec,
     Delivery,
     PermanentError,
@@ -28,7 +29,13 @@ from services.common.bus import (
     Unavailable,
 )
 from services.common.clock import Clock
-from services.common.contracts import Decision, MarketSnapshot, Portfolio, PortfolioQuery
+from services.common.contracts import (
+    Decision,
+    MarketSnapshot,
+    Portfolio,
+    PortfolioQuery,
+    SnapshotQuery,
+)
 from services.common.instruments import load_instruments
 from services.common.runner import ServiceContext
 from services.risk.metrics import RiskMetrics
@@ -46,6 +53,16 @@ class CycleFacts:
 
     prices: dict[str, Decimal]
     deadline: datetime
+    # A replay's: risk's "now" for its decisions is the snapshot's time, not the wall clock.
+    data_time_now: datetime | None = None
+
+    @classmethod
+    def of(cls, snapshot: MarketSnapshot) -> CycleFacts:
+        return cls(
+            prices={s.symbol: s.last_price for s in snapshot.symbols},
+            deadline=snapshot.decision_deadline,
+            data_time_now=snapshot.taken_at if snapshot.data_time else None,
+        )
 
 
 class RiskService:
@@ -67,10 +84,7 @@ class RiskService:
         self._cycles: OrderedDict[str, CycleFacts] = OrderedDict()
 
     async def _on_snapshot(self, snapshot: MarketSnapshot) -> None:
-        self._cycles[snapshot.cycle_id] = CycleFacts(
-            prices={s.symbol: s.last_price for s in snapshot.symbols},
-            deadline=snapshot.decision_deadline,
-        )
+        self._cycles[snapshot.cycle_id] = CycleFacts.of(snapshot)
         while len(self._cycles) > KEPT_SNAPSHOTS:
             self._cycles.popitem(last=False)
 
@@ -107,6 +121,28 @@ class RiskService:
             timeout=self._request_timeout,
         )
 
+    def _now(self, cycle: CycleFacts | None) -> datetime:
+        if cycle is not None and cycle.data_time_now is not None:
+            return cycle.data_time_now
+        return self._clock.now()
+
+    async def _ask_cycle(self, cycle_id: str) -> CycleFacts | None:
+        """A cycle whose snapshot risk missed (it was restarting): the market's copy, else
+        None (the price rules abstain, the decision's own deadline stands in)."""
+        try:
+            reply = await self._bus.ask(
+                channels.MARKET_QUERY_SNAPSHOT,
+                SnapshotQuery(cycle_id=cycle_id),
+                timeout=self._request_timeout,
+            )
+        except BusError as exc:
+            log.warning("the snapshot of cycle %s is unavailable: %s", cycle_id, exc)
+            return None
+        if reply.snapshot is None or reply.snapshot.cycle_id != cycle_id:
+            return None
+        await self._on_snapshot(reply.snapshot)
+        return self._cycles.get(cycle_id)
+
     async def handle(self, decision: Decision, delivery: Delivery) -> None:
         speaker = delivery.last_token
         if decision.agent_id != speaker:
@@ -115,12 +151,12 @@ class RiskService:
                 f"decision {decision.decision_id} names agent {decision.agent_id!r} "
                 f"but was published by {speaker!r}"
             )
-        cycle = self._cycles.get(decision.cycle_id)
+        cycle = self._cycles.get(decision.cycle_id) or await self._ask_cycle(decision.cycle_id)
         deadline = cycle.deadline if cycle else decision.decision_deadline
         try:
             portfolio = await self._portfolio(decision)
         except Unavailable as exc:
-            now = self._clock.now()
+            now = self._now(cycle)
             if now <= deadline:
                 raise  # retried while the cycle runs
             started = self._clock.monotonic()
@@ -140,7 +176,7 @@ class RiskService:
             verdict = self._validator.validate(
                 decision,
                 portfolio,
-                self._clock.now(),
+                self._now(cycle),
                 cycle.prices if cycle else None,
                 cycle.deadline if cycle else None,
             )

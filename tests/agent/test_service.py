@@ -21,6 +21,7 @@ from services.common.contracts import (
     Heartbeat,
     MarketSnapshot,
     Portfolio,
+    PortfolioQuery,
     TradeAction,
 )
 from services.common.runner import ServiceContext, ServiceHost
@@ -96,6 +97,31 @@ async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) 
         await eventually(lambda: decisions, what="the fresh snapshot's decision")
         assert [d.cycle_id for d in decisions] == ["c2"]
         assert sample(host, "arena_agent_snapshots_skipped_total", agent="momentum") == 1
+
+
+async def test_a_replay_snapshot_is_answered_in_its_own_time(bus: Bus, settings: Settings) -> None:
+    # A replay's snapshot: its deadline, a year back, is in the data's time.
+    asked: list[PortfolioQuery] = []
+
+    async def answer(query: PortfolioQuery) -> Portfolio:
+        asked.append(query)
+        return portfolio()
+
+    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    decisions = await decisions_on(bus)
+    clock = ManualClock(NOW)
+    data_at = NOW - timedelta(days=365)
+    replayed = market("r1", clock).model_copy(
+        update={"taken_at": data_at, "decision_deadline": data_at + timedelta(minutes=4)}
+    )
+    async with running("agent-momentum", build, settings, clock):
+        await publish(bus, replayed.model_copy(update={"data_time": True}))
+        await eventually(lambda: decisions, what="the replayed snapshot's decision")
+    (decided,) = decisions
+    assert decided.decided_at == data_at  # the data's time, not the wall clock's
+    assert decided.decision_deadline == data_at + timedelta(minutes=4)
+    assert [a.action for a in decided.actions] == [TradeAction.BUY]
+    assert [(q.agent_id, q.cycle_id) for q in asked] == [("momentum", "r1")]
 
 
 async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(

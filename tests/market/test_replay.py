@@ -134,11 +134,17 @@ async def test_the_service_replays_back_to_back_until_the_data_ends(
         snapshots = [s for _, s in obs.snapshots]
         assert all(s.source == "replay" for s in snapshots)
         assert snapshots[-1].taken_at == DAY_START + timedelta(minutes=700)
-        # Decision deadlines stay on the wall clock: agents wait in real time.
-        assert snapshots[0].decision_deadline > datetime.now(UTC) - timedelta(minutes=1)
+        # Everything follows the data: the deadline, the ids, the ticks' times.
+        first = snapshots[0]
+        assert first.data_time and first.decision_deadline - first.taken_at == timedelta(
+            seconds=settings.decision_window.total_seconds()
+        )
+        assert first.cycle_id == f"{first.taken_at:%Y%m%dT%H%M%SZ}-000001"
         await eventually(lambda: len(obs.ticks) == 200, what="one tick per bar")
         assert obs.ticks[0].at == DAY_START + timedelta(minutes=501)
+        assert all(t.data_time for t in obs.ticks)
         started = [m for _, m in obs.started]
+        assert all(m.data_time and m.decision_deadline > m.started_at for m in started)
         assert started[1].started_at == DAY_START + timedelta(minutes=505)
         prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
         assert prices.source == "replay" and prices.at == DAY_START + timedelta(minutes=700)

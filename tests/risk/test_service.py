@@ -10,7 +10,14 @@ from nats.aio.msg import Msg
 from services.common import subjects
 from services.common.bus import Bus
 from services.common.clock import ManualClock
-from services.common.contracts import MarketSnapshot, Portfolio, PortfolioQuery, Verdict
+from services.common.contracts import (
+    MarketSnapshot,
+    Portfolio,
+    PortfolioQuery,
+    SnapshotQuery,
+    SnapshotReply,
+    Verdict,
+)
 from services.common.settings import Settings
 from services.risk.service import build
 from tests.builders import NOW, buy, close, decision, portfolio
@@ -181,3 +188,40 @@ async def test_judges_the_portfolio_the_agent_decided_on_and_asks_the_ledger_oth
     (rejected,) = by_id[foreign.decision_id].results
     assert not rejected.approved and [r.code for r in rejected.reasons] == ["no_open_position"]
     assert asked == ["momentum"]
+
+
+async def test_judges_a_replay_at_its_snapshots_time_asking_the_market_when_it_missed_it(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    await serve_ledger(bus, {"momentum": portfolio()})
+    verdicts = await verdicts_on(bus)
+    data_at = NOW - timedelta(days=365)
+
+    def replayed(cycle_id: str) -> MarketSnapshot:
+        return MarketSnapshot(
+            cycle_id=cycle_id,
+            taken_at=data_at,
+            decision_deadline=data_at + timedelta(minutes=4),
+            source="replay",
+            symbols=(),
+            data_time=True,
+        )
+
+    async def market_answer(query: SnapshotQuery) -> SnapshotReply:
+        return SnapshotReply(snapshot=replayed(str(query.cycle_id)))
+
+    await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, market_answer)
+    async with running("risk", build, make_settings(), ManualClock(NOW)):
+        await bus.publish(subjects.MARKET_SNAPSHOT, replayed("r1"), "r1")
+        for cycle_id in ("r1", "r2"):  # r2's snapshot risk never saw: the market has it
+            proposed = decision(buy("BTCUSDT"), cycle_id=cycle_id, at=data_at)
+            await bus.publish(
+                subjects.decision_proposed("momentum"), proposed, proposed.decision_id
+            )
+        await eventually(lambda: len(verdicts) == 2, what="two verdicts")
+    # Both judged at the data's time, a year before the wall clock: neither is late.
+    assert {v.verdict_id: v.decided_at for v in verdicts} == {
+        "r1:momentum": data_at,
+        "r2:momentum": data_at,
+    }
+    assert all(v.results[0].approved for v in verdicts)

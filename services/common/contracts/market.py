@@ -81,6 +81,11 @@ class MarketSnapshot(Message):
         "its size, and only a model's prompt reads them); ask arena.market.query.snapshot "
         "with the cycle id for the full snapshot.",
     )
+    data_time: bool = Field(
+        default=False,
+        description="A replay: times, the decision deadline and every timestamp derived from "
+        "them follow the data, and answers are waited for instead of racing the wall clock.",
+    )
 
     def symbol(self, symbol: str) -> SymbolSnapshot | None:
         return next((s for s in self.symbols if s.symbol == symbol), None)
@@ -105,6 +110,11 @@ class MarketTick(Message):
     tick_id: str
     at: datetime
     prices: tuple[TickPrice, ...]
+    data_time: bool = Field(
+        default=False,
+        description="A replay: times, the decision deadline and every timestamp derived from "
+        "them follow the data, and answers are waited for instead of racing the wall clock.",
+    )
 
 
 # ---------------------------------------------------------------- queries (request-reply)

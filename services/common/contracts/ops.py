@@ -23,6 +23,11 @@ class CycleStarted(Message):
     agents: tuple[AgentId, ...] = Field(
         default=(), description="Agents expected to decide in this cycle (the active line-up)."
     )
+    data_time: bool = Field(
+        default=False,
+        description="A replay: times, the decision deadline and every timestamp derived from "
+        "them follow the data, and answers are waited for instead of racing the wall clock.",
+    )
 
 
 class AgentOutcome(Message):

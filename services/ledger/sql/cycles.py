@@ -85,6 +85,7 @@ class CycleRow:
     decision_deadline: datetime
     expected_agents: tuple[str, ...]
     status: str
+    data_time: bool = False
 
     # The status of a cycle the market never announced (no row): nothing trades in it.
     UNKNOWN = "unknown"
@@ -100,24 +101,30 @@ class CycleRow:
 
 
 async def insert_cycle(
-    conn: Connection, started: CycleStarted, expected_agents: Sequence[str]
+    conn: Connection, started: CycleStarted, expected_agents: Sequence[str], wall_now: datetime
 ) -> None:
+    """A replay's cycle (data time) expires on the wall clock one decision window after
+    ``wall_now``; any other at its deadline."""
+    window = started.decision_deadline - started.started_at
     await conn.execute(
-        "INSERT INTO cycles (cycle_id, sequence, started_at, decision_deadline, expected_agents) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cycle_id) DO NOTHING",
+        "INSERT INTO cycles (cycle_id, sequence, started_at, decision_deadline, expected_agents, "
+        "data_time, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (cycle_id) DO NOTHING",
         started.cycle_id,
         started.sequence,
         started.started_at,
         started.decision_deadline,
         list(expected_agents),
+        started.data_time,
+        wall_now + window if started.data_time else None,
     )
 
 
 async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) -> CycleRow | None:
     lock = " FOR UPDATE" if for_update else ""
     record = await conn.fetchrow(
-        "SELECT cycle_id, sequence, started_at, decision_deadline, expected_agents, status "
-        f"FROM cycles WHERE cycle_id = $1{lock}",
+        "SELECT cycle_id, sequence, started_at, decision_deadline, expected_agents, status, "
+        f"data_time FROM cycles WHERE cycle_id = $1{lock}",
         cycle_id,
     )
     if record is None:
@@ -142,8 +149,8 @@ async def finish_cycle(
 
 async def overdue_cycles(conn: Connection, deadline_before: datetime) -> list[str]:
     records = await conn.fetch(
-        "SELECT cycle_id FROM cycles WHERE status = 'running' AND decision_deadline < $1 "
-        "ORDER BY decision_deadline",
+        "SELECT cycle_id FROM cycles WHERE status = 'running' "
+        "AND COALESCE(expires_at, decision_deadline) < $1 ORDER BY sequence",
         deadline_before,
     )
     return [r["cycle_id"] for r in records]

@@ -52,12 +52,24 @@ async def decision_exists(conn: Connection, decision_id: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM decisions WHERE decision_id = $1", decision_id))
 
 
+# The columns a chain link covers, as :func:`_content` reads them.
+_CHAIN_SELECT = (
+    "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
+    "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at FROM decisions d "
+)
+
+
 async def insert_decision(
-    conn: Connection, verdict: Verdict, results: Sequence[dict[str, Any]], now: datetime
-) -> ChainLink:
-    """Store the decision and append it to the hash chain (locks the chain's head)."""
+    conn: Connection,
+    verdict: Verdict,
+    results: Sequence[dict[str, Any]],
+    now: datetime,
+    *,
+    linked: bool = True,
+) -> ChainLink | None:
+    """Store the decision and, when ``linked``, append it to the hash chain (locks the
+    chain's head); otherwise :func:`link_cycle` appends it when its cycle completes."""
     decision = verdict.decision
-    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
     row = DecisionContent(
         decision_id=decision.decision_id,
         cycle_id=decision.cycle_id,
@@ -74,7 +86,7 @@ async def insert_decision(
             decided_at=decision.decided_at,
         ),
     )
-    link = chain.link(head["seq"] + 1, head["hash"], row)
+    link = await _append(conn, row) if linked else None
     await conn.execute(
         "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
         "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
@@ -91,11 +103,36 @@ async def insert_decision(
         decision.decided_at,
         json.dumps(list(results)),
         now,
-        link.seq,
+        link.seq if link else None,
         json.dumps(row.decision),
-        link.prev_hash,
-        link.hash,
+        link.prev_hash if link else None,
+        link.hash if link else None,
     )
+    return link
+
+
+async def link_cycle(conn: Connection, cycle_id: str) -> int:
+    """Append the cycle's decisions not yet in the chain, in agent order; how many."""
+    records = await conn.fetch(
+        _CHAIN_SELECT + "WHERE cycle_id = $1 AND seq IS NULL ORDER BY llm_id, decision_id",
+        cycle_id,
+    )
+    for r in records:
+        link = await _append(conn, _content(r))
+        await conn.execute(
+            "UPDATE decisions SET seq = $2, prev_hash = $3, hash = $4 WHERE decision_id = $1",
+            r["decision_id"],
+            link.seq,
+            link.prev_hash,
+            link.hash,
+        )
+    return len(records)
+
+
+async def _append(conn: Connection, row: DecisionContent) -> ChainLink:
+    """The chain's next link for ``row``; the head moves to it (and stays locked)."""
+    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+    link = chain.link(head["seq"] + 1, head["hash"], row)
     await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", link.seq, link.hash)
     return link
 
@@ -103,39 +140,35 @@ async def insert_decision(
 async def chain_rows(
     conn: Connection, after_seq: int = 0
 ) -> list[tuple[int | None, str | None, str | None, DecisionContent]]:
-    """The decisions after chain position ``after_seq`` (and any outside the chain), in
-    chain order: (seq, prev_hash, hash, content)."""
+    """The decisions after chain position ``after_seq`` (and any outside the chain but
+    those of a running replay cycle, which join it when the cycle completes), in chain
+    order: (seq, prev_hash, hash, content)."""
     records = await conn.fetch(
-        "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "
-        "applied_at, actions, reasoning, model, prompt_sha256, error, decided_at "
-        "FROM decisions WHERE seq IS NULL OR seq > $1 "
+        _CHAIN_SELECT + "WHERE seq > $1 OR (seq IS NULL AND NOT EXISTS (SELECT 1 FROM cycles c "
+        "WHERE c.cycle_id = d.cycle_id AND c.data_time AND c.status = 'running')) "
         "ORDER BY seq NULLS FIRST, applied_at, decision_id",
         after_seq,
     )
-    return [
-        (
-            r["seq"],
-            r["prev_hash"],
-            r["hash"],
-            DecisionContent(
-                decision_id=r["decision_id"],
-                cycle_id=r["cycle_id"],
-                agent_id=r["llm_id"],
-                decision=json.loads(r["decision"]) if r["decision"] is not None else None,
-                results=json.loads(r["results"]),
-                applied_at=r["applied_at"],
-                columns=chain.columns(
-                    actions=json.loads(r["actions"]),
-                    reasoning=r["reasoning"],
-                    model=r["model"],
-                    prompt_sha256=r["prompt_sha256"],
-                    error=r["error"],
-                    decided_at=r["decided_at"],
-                ),
-            ),
-        )
-        for r in records
-    ]
+    return [(r["seq"], r["prev_hash"], r["hash"], _content(r)) for r in records]
+
+
+def _content(r: asyncpg.Record) -> DecisionContent:
+    return DecisionContent(
+        decision_id=r["decision_id"],
+        cycle_id=r["cycle_id"],
+        agent_id=r["llm_id"],
+        decision=json.loads(r["decision"]) if r["decision"] is not None else None,
+        results=json.loads(r["results"]),
+        applied_at=r["applied_at"],
+        columns=chain.columns(
+            actions=json.loads(r["actions"]),
+            reasoning=r["reasoning"],
+            model=r["model"],
+            prompt_sha256=r["prompt_sha256"],
+            error=r["error"],
+            decided_at=r["decided_at"],
+        ),
+    )
 
 
 async def chain_head(conn: Connection) -> tuple[int, str]:
