@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID, uuid5
 
 import asyncpg
 
@@ -53,6 +54,13 @@ NOTHING_TO_CLOSE = "ledger_no_open_position"
 NO_PRICE = "ledger_no_price"
 INVALID_ACTION = "ledger_invalid_action"
 EXIT_DECISION = "decision"
+# Named after the decision and the action that opened it, a position's id is the same in
+# every replay of the same data (it is in the decision chain, with the action's result).
+POSITION_IDS = UUID("e5b1a06b-ad1e-4059-9817-0620b6303e0b")
+
+
+def position_id(decision_id: str, index: int) -> UUID:
+    return uuid5(POSITION_IDS, f"{decision_id}:{index}")
 
 
 class _Refused(Exception):
@@ -257,6 +265,7 @@ class VerdictApplier:
             )
         position = await sql.positions.insert_position(
             conn,
+            position_id(run.verdict.decision.decision_id, entry["index"]),
             agent,
             action.symbol,
             opening,

@@ -135,6 +135,7 @@ async def open_unrealized(conn: Connection, agent_ids: Sequence[str]) -> dict[st
 
 async def insert_position(
     conn: Connection,
+    position_id: UUID,
     agent_id: str,
     symbol: str,
     opening: Opening,
@@ -145,10 +146,10 @@ async def insert_position(
     now: datetime,
 ) -> PositionRow:
     record = await conn.fetchrow(
-        "INSERT INTO positions (llm_id, symbol, side, entry_price, current_price, quantity, "
+        "INSERT INTO positions (id, llm_id, symbol, side, entry_price, current_price, quantity, "
         "leverage, margin, unrealized_pnl, liquidation_price, stop_loss, take_profit, status, "
         "opened_at, cycle_id, entry_fee) "
-        "VALUES ($1, $2, $3, $4, $4, $5, $6, $7, 0, $8, $9, $10, 'OPEN', $11, $12, $13) "
+        "VALUES ($14, $1, $2, $3, $4, $4, $5, $6, $7, 0, $8, $9, $10, 'OPEN', $11, $12, $13) "
         f"RETURNING {COLUMNS}",
         agent_id,
         symbol,
@@ -163,6 +164,7 @@ async def insert_position(
         now,
         cycle_id,
         opening.fee,
+        position_id,
     )
     return _position(record)
 
