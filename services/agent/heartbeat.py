@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -12,6 +11,7 @@ from services.common.bus import Bus
 from services.common.clock import Clock
 from services.common.contracts import Heartbeat
 from services.common.lineup import AgentSpec
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ class Heartbeater:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     def beat(self) -> Heartbeat:

@@ -31,6 +31,7 @@ from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.decoded import DecodedMessages
 from services.common.delivery import Ack, DeadLetter, DeliveryPolicy, Retry
 from services.common.durables import ConsumerSpec, ready_messages, subscribe
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,7 @@ class Consumers:
 
     async def stop(self) -> None:
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def idle(self, durable: str) -> bool:

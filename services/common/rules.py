@@ -186,29 +186,30 @@ def duplicate_symbol(ctx: ActionContext) -> Reason | None:
     )
 
 
-def _outside(code: str, shown: str, value: N, low: N, high: N) -> Reason | None:
-    """A reason when ``value`` is outside ``[low, high]``; ``shown`` formats the value."""
-    if low <= value <= high:
+def _open_outside(
+    ctx: ActionContext, value: N | None, low: N, high: N, *, code: str, shown: str
+) -> Reason | None:
+    """A reason when an open's ``value`` is outside ``[low, high]``; ``shown`` formats it.
+    No value (``missing_field`` reports it) or not an open: no objection."""
+    if not ctx.is_open or value is None or low <= value <= high:
         return None
     return Reason(code=code, message=f"{shown.format(value)} is outside [{low}, {high}]")
 
 
 @concerns(*OPENS)
 def margin_out_of_range(ctx: ActionContext) -> Reason | None:
-    margin, limits = ctx.action.margin_usd, ctx.limits
-    if not ctx.is_open or margin is None:
-        return None
-    low, high = limits.min_margin_usd, limits.max_margin_usd
-    return _outside("margin_out_of_range", "margin {} USD", margin, low, high)
+    low, high = ctx.limits.min_margin_usd, ctx.limits.max_margin_usd
+    return _open_outside(
+        ctx, ctx.action.margin_usd, low, high, code="margin_out_of_range", shown="margin {} USD"
+    )
 
 
 @concerns(*OPENS)
 def leverage_out_of_range(ctx: ActionContext) -> Reason | None:
-    leverage, limits = ctx.action.leverage, ctx.limits
-    if not ctx.is_open or leverage is None:
-        return None
-    low, high = limits.min_leverage, limits.max_leverage
-    return _outside("leverage_out_of_range", "leverage {}x", leverage, low, high)
+    low, high = ctx.limits.min_leverage, ctx.limits.max_leverage
+    return _open_outside(
+        ctx, ctx.action.leverage, low, high, code="leverage_out_of_range", shown="leverage {}x"
+    )
 
 
 @concerns(*OPENS)

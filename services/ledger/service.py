@@ -37,6 +37,7 @@ from services.common.instruments import InstrumentTable, load_instruments
 from services.common.lineup import Lineup, load_lineup
 from services.common.runner import ServiceContext
 from services.common.settings import TradingLimits
+from services.common.tasks import cancel_and_wait
 from services.ledger import sql
 from services.ledger.booked import BookedCycles
 from services.ledger.curve_store import CurveKeeper
@@ -167,11 +168,7 @@ class LedgerService:
         await self._bus.serve_channel(channel, guarded, concurrency=concurrency)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         # Send what is committed now rather than at the next start.
         with contextlib.suppress(Exception):

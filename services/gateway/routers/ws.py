@@ -14,6 +14,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
 
 from services.common.contracts import PositionsQuery
+from services.common.tasks import cancel_and_wait
 from services.gateway.agents import AgentBoard
 from services.gateway.errors import part_of
 from services.gateway.hub import (
@@ -97,9 +98,7 @@ class Session:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
         if self._client.ended.is_set():
             await self._close()
 
