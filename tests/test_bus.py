@@ -264,9 +264,9 @@ async def test_internal_errors_do_not_leak_details_to_the_caller(nats_url: str) 
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-        ("nats://ledger:s3cret@nats:4222", "nats://ledger:***@nats:4222"),
-        ("nats://tok3n@nats:4222", "nats://***@nats:4222"),
+        pytest.param("nats://127.0.0.1:4222", "nats://127.0.0.1:4222", id="plain"),
+        pytest.param("nats://ledger:s3cret@nats:4222", "nats://ledger:***@nats:4222", id="user"),
+        pytest.param("nats://tok3n@nats:4222", "nats://***@nats:4222", id="token"),
     ],
 )
 def test_logged_urls_hide_passwords(url: str, shown: str) -> None:
