@@ -360,20 +360,20 @@ def buy(
     symbol: str = "BTCUSDT",
     margin: Money | None = "20",
     leverage: int | None = 5,
-    *,
-    confidence: float | None = None,
+    **levels: Money | float | None,
 ) -> Action:
-    return _opening(TradeAction.BUY, symbol, margin, leverage, confidence)
+    """A BUY; ``levels``: its confidence, stop_loss and take_profit, when given."""
+    return _opening(TradeAction.BUY, symbol, margin, leverage, levels)
 
 
 def sell(
     symbol: str = "BTCUSDT",
     margin: Money = "20",
     leverage: int = 5,
-    *,
-    confidence: float | None = None,
+    **levels: Money | float | None,
 ) -> Action:
-    return _opening(TradeAction.SELL, symbol, margin, leverage, confidence)
+    """A SELL; ``levels`` as for :func:`buy`."""
+    return _opening(TradeAction.SELL, symbol, margin, leverage, levels)
 
 
 def _opening(
@@ -381,14 +381,11 @@ def _opening(
     symbol: str,
     margin: Money | None,
     leverage: int | None,
-    confidence: float | None,
+    levels: dict[str, Money | float | None],
 ) -> Action:
-    return Action(
-        action=side,
-        symbol=symbol,
-        margin_usd=_money(margin),
-        leverage=leverage,
-        confidence=confidence,
+    return Action.model_validate(
+        {"action": side, "symbol": symbol, "margin_usd": _money(margin), "leverage": leverage}
+        | {k: v for k, v in levels.items() if v is not None}
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -46,6 +47,19 @@ async def _bus(nats_url: str, name: str = "test", max_deliver: int = 3) -> tuple
     return bus, metrics
 
 
+async def _consuming(
+    bus: Bus, consumer: str, read: Callable[[CycleStarted, Delivery], str]
+) -> list[str]:
+    """What ``read`` takes of each cycle start ``consumer`` handles, as they are handled."""
+    seen: list[str] = []
+
+    async def handler(message: CycleStarted, delivery: Delivery) -> None:
+        seen.append(read(message, delivery))
+
+    await bus.consume(ConsumerSpec(consumer, subjects.CYCLE_STARTED), CycleStarted, handler)
+    return seen
+
+
 async def test_ensure_streams_is_idempotent(nats_url: str) -> None:
     bus, _ = await _bus(nats_url)
     await bus.ensure_streams()
@@ -55,12 +69,7 @@ async def test_ensure_streams_is_idempotent(nats_url: str) -> None:
 
 async def test_duplicate_msg_id_is_delivered_once(nats_url: str) -> None:
     bus, metrics = await _bus(nats_url)
-    seen: list[str] = []
-
-    async def handler(message: CycleStarted, delivery: Delivery) -> None:
-        seen.append(delivery.msg_id)
-
-    await bus.consume(ConsumerSpec("t-dup", subjects.CYCLE_STARTED), CycleStarted, handler)
+    seen = await _consuming(bus, "t-dup", lambda _, delivery: delivery.msg_id)
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(2), natural_id="c2")
@@ -90,12 +99,7 @@ async def test_failed_handler_is_retried_then_succeeds(nats_url: str) -> None:
 
 async def test_poison_message_is_dead_lettered_and_next_one_processed(nats_url: str) -> None:
     bus, metrics = await _bus(nats_url)
-    seen: list[str] = []
-
-    async def handler(message: CycleStarted, delivery: Delivery) -> None:
-        seen.append(message.cycle_id)
-
-    await bus.consume(ConsumerSpec("t-poison", subjects.CYCLE_STARTED), CycleStarted, handler)
+    seen = await _consuming(bus, "t-poison", lambda message, _: message.cycle_id)
     dead = await bus._nc.subscribe(subjects.dead_letter("test"))
     await bus.publish_raw(subjects.CYCLE_STARTED, b"{not json")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(7), natural_id="c7")
@@ -145,17 +149,27 @@ async def test_an_unavailable_dependency_is_retried_past_max_deliver_never_dead_
     await bus.close()
 
 
-async def test_a_responder_whose_dependency_is_down_answers_unavailable(nats_url: str) -> None:
+async def _asking_a_failing_responder(nats_url: str, fault: Exception) -> Exception:
+    """What a caller gets raised when the responder it asks raises ``fault``."""
     server, _ = await _bus(nats_url, "server")
     client, _ = await _bus(nats_url, "client")
 
-    async def database_down(_: AccountsQuery) -> SchedulerStatus:
-        raise TransientError("Postgres unavailable")
+    async def failing(_: AccountsQuery) -> SchedulerStatus:
+        raise fault
 
-    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, database_down)
-    with pytest.raises(Unavailable, match="Postgres unavailable"):
-        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
-    await asyncio.gather(server.close(), client.close())
+    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, failing)
+    try:
+        with pytest.raises(Exception) as raised:
+            await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
+    finally:
+        await asyncio.gather(server.close(), client.close())
+    return raised.value
+
+
+async def test_a_responder_whose_dependency_is_down_answers_unavailable(nats_url: str) -> None:
+    raised = await _asking_a_failing_responder(nats_url, TransientError("Postgres unavailable"))
+    assert isinstance(raised, Unavailable)
+    assert "Postgres unavailable" in str(raised)
 
 
 async def test_request_reply_and_typed_errors(nats_url: str) -> None:
@@ -239,27 +253,20 @@ async def test_a_failed_ack_does_not_end_the_consumer_loop(nats_url: str) -> Non
 
 
 async def test_internal_errors_do_not_leak_details_to_the_caller(nats_url: str) -> None:
-    server, _ = await _bus(nats_url, "server")
-    client, _ = await _bus(nats_url, "client")
-
-    async def broken(_: AccountsQuery) -> SchedulerStatus:
-        raise RuntimeError("password=hunter2 in a failing SQL statement")
-
-    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, broken)
-    with pytest.raises(RemoteError) as failed:
-        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
-    assert failed.value.reply.code == "internal"
-    assert "hunter2" not in failed.value.reply.message
-    assert failed.value.reply.message.startswith("server failed (log ref ")
-    await asyncio.gather(server.close(), client.close())
+    fault = RuntimeError("password=hunter2 in a failing SQL statement")
+    raised = await _asking_a_failing_responder(nats_url, fault)
+    assert isinstance(raised, RemoteError)
+    assert raised.reply.code == "internal"
+    assert "hunter2" not in raised.reply.message
+    assert raised.reply.message.startswith("server failed (log ref ")
 
 
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-        ("nats://ledger:s3cret@nats:4222", "nats://ledger:***@nats:4222"),
-        ("nats://tok3n@nats:4222", "nats://***@nats:4222"),
+        pytest.param("nats://127.0.0.1:4222", "nats://127.0.0.1:4222", id="plain"),
+        pytest.param("nats://ledger:s3cret@nats:4222", "nats://ledger:***@nats:4222", id="user"),
+        pytest.param("nats://tok3n@nats:4222", "nats://***@nats:4222", id="token"),
     ],
 )
 def test_logged_urls_hide_passwords(url: str, shown: str) -> None:

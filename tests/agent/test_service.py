@@ -40,6 +40,12 @@ async def decisions_on(bus: Bus) -> list[Decision]:
     return await collect(bus, subjects.DECISION_PROPOSED_ALL, Decision)
 
 
+async def decisions_with_a_ledger(bus: Bus) -> list[Decision]:
+    """The stand-in ledger answers the portfolio; the decisions published from now on."""
+    await serve_ledger(bus, portfolio())
+    return await decisions_on(bus)
+
+
 def sample(host: ServiceHost, name: str, **labels: str) -> float | None:
     return host.registry.get_sample_value(name, labels)
 
@@ -71,8 +77,7 @@ async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings)
 async def test_a_new_agent_answers_the_cycle_opened_while_it_was_starting(
     bus: Bus, settings: Settings
 ) -> None:
-    await serve_ledger(bus, portfolio())
-    decisions = await decisions_on(bus)
+    decisions = await decisions_with_a_ledger(bus)
     clock = ManualClock(NOW)
     await publish(bus, market("c0", clock, seconds_left=10))
     await publish(bus, market("c1", clock))
@@ -85,8 +90,7 @@ async def test_a_new_agent_answers_the_cycle_opened_while_it_was_starting(
 
 
 async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) -> None:
-    await serve_ledger(bus, portfolio())
-    decisions = await decisions_on(bus)
+    decisions = await decisions_with_a_ledger(bus)
     clock = ManualClock(NOW)
     async with running("agent-momentum", build, settings, clock) as host:
         stale = market("c1", clock, seconds_left=10)
@@ -149,8 +153,7 @@ class Exploding:
 async def test_a_failing_strategy_becomes_a_hold_and_the_agent_carries_on(
     bus: Bus, settings: Settings
 ) -> None:
-    await serve_ledger(bus, portfolio())
-    decisions = await decisions_on(bus)
+    decisions = await decisions_with_a_ledger(bus)
     clock = ManualClock(NOW)
 
     async def exploding_agent(ctx: ServiceContext) -> AgentService:

@@ -24,7 +24,6 @@ from services.common.contracts import (
     MarketSnapshot,
     MarketTick,
     TickPrice,
-    TradeAction,
     Verdict,
 )
 from services.common.settings import PROJECT_ROOT
@@ -189,39 +188,24 @@ FIRST_FUNDING = _funding_time(START) + timedelta(hours=16)
 SECOND_FUNDING = FIRST_FUNDING + timedelta(hours=8)
 
 
-def _open(
-    side: TradeAction,
-    symbol: str,
-    margin: int,
-    leverage: int,
-    *,
-    stop_loss: str | None = None,
-    take_profit: str | None = None,
-) -> Action:
-    opened = (buy if side == TradeAction.BUY else sell)(symbol, margin, leverage)
-    levels = {"stop_loss": stop_loss, "take_profit": take_profit}
-    return opened.model_copy(update={k: Decimal(v) for k, v in levels.items() if v is not None})
-
-
-BUY, SELL = TradeAction.BUY, TradeAction.SELL
 # Levels differ per agent so that each tick below reaches exactly one of them.
 SETUP_ACTIONS: dict[str, tuple[Action, ...]] = {
     "momentum": (
-        _open(BUY, "ETHUSDT", 10, 5, stop_loss="2450", take_profit="2600"),
-        _open(SELL, "SOLUSDT", 10, 5, stop_loss="128", take_profit="115"),
-        _open(BUY, "BNBUSDT", 10, 2),
+        buy("ETHUSDT", 10, 5, stop_loss="2450", take_profit="2600"),
+        sell("SOLUSDT", 10, 5, stop_loss="128", take_profit="115"),
+        buy("BNBUSDT", 10, 2),
     ),
     "mean-reversion": (
-        _open(BUY, "ETHUSDT", 10, 5, stop_loss="2400", take_profit="2550"),
-        _open(SELL, "SOLUSDT", 10, 5, stop_loss="135", take_profit="122"),
-        _open(BUY, "BNBUSDT", 10, 2),
+        buy("ETHUSDT", 10, 5, stop_loss="2400", take_profit="2550"),
+        sell("SOLUSDT", 10, 5, stop_loss="135", take_profit="122"),
+        buy("BNBUSDT", 10, 2),
     ),
     "random": (
-        _open(BUY, "ETHUSDT", 10, 5, stop_loss="2300", take_profit="2700"),
+        buy("ETHUSDT", 10, 5, stop_loss="2300", take_profit="2700"),
         # One bar reaches both: the stop (worse for the trader) must fill.
-        _open(BUY, "XRPUSDT", 10, 5, stop_loss="0.49", take_profit="0.52"),
-        _open(SELL, "DOGEUSDT", 10, 2),
-        _open(BUY, "BNBUSDT", 10, 2),
+        buy("XRPUSDT", 10, 5, stop_loss="0.49", take_profit="0.52"),
+        sell("DOGEUSDT", 10, 2),
+        buy("BNBUSDT", 10, 2),
     ),
 }
 
@@ -356,7 +340,7 @@ def _burst() -> list[Published]:
             ticks.append(_ordinary_tick(specials[n], k, EXIT_BARS[specials[n]]))
         if n in funding:
             ticks.append(_funding_tick(funding[n]))
-        action = _open(BUY, "BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
+        action = buy("BTCUSDT", 10, 3) if n % 2 == 1 else close("BTCUSDT")
         for i, agent in enumerate(AGENTS):
             verdict = _approved(started, agent, (action,))
             subject = subjects.decision_verdict(agent)

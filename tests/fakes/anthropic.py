@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.fakes.scripted_http import Recorded, Reply, ScriptedServer
+from tests.fakes.scripted_http import HOLD_ANSWER, Recorded, Reply, ScriptedServer
 
 _ids = itertools.count(1)
 
@@ -75,12 +75,7 @@ def credentials_echo(status: int = 401) -> Reply:
 
 
 class FakeAnthropic(ScriptedServer):
-    def __init__(self, default: Reply | None = None) -> None:
-        super().__init__(
-            default or message('{"reasoning": "calm", "actions": [{"action": "HOLD"}]}')
-        )
+    """Anthropic's API (its SDK adds /v1/messages to the base URL itself)."""
 
-    @property
-    def base_url(self) -> str:
-        # The SDK adds /v1/messages itself.
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, default: Reply | None = None) -> None:
+        super().__init__(default or message(HOLD_ANSWER))

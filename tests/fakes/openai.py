@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.scripted_http import Recorded, Reply, ScriptedServer
+from tests.fakes.scripted_http import HOLD_ANSWER, Recorded, Reply, ScriptedServer
 
 _ids = itertools.count(1)
 
@@ -105,11 +105,7 @@ def deepseek_incorrect_key() -> Reply:
 
 
 class FakeOpenAI(ScriptedServer):
-    def __init__(self, default: Reply | None = None) -> None:
-        super().__init__(
-            default or completion('{"reasoning": "calm", "actions": [{"action": "HOLD"}]}')
-        )
+    api_path = "/v1"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def __init__(self, default: Reply | None = None) -> None:
+        super().__init__(default or completion(HOLD_ANSWER))

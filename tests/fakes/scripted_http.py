@@ -32,7 +32,14 @@ class Recorded:
     body: Any
 
 
+# A model's answer that holds: what a provider's fake answers unless a test says otherwise.
+HOLD_ANSWER = '{"reasoning": "calm", "actions": [{"action": "HOLD"}]}'
+
+
 class ScriptedServer:
+    # What the provider's SDK is given after the server's address as its base URL.
+    api_path = ""
+
     def __init__(self, default: Reply) -> None:
         self.default = default
         self.script: deque[Reply] = deque()
@@ -46,6 +53,10 @@ class ScriptedServer:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.api_path}"
 
     def start(self) -> Self:
         self._thread.start()

@@ -25,7 +25,7 @@ from services.gateway.responses import (
     TradingStatus,
 )
 from services.gateway.security import CONTENT_SECURITY_POLICY
-from tests.gateway.harness import ADMIN_TOKEN, NOW, MakeSettings, gateway
+from tests.gateway.harness import ADMIN_TOKEN, NOW, Gateway, MakeSettings, gateway
 
 # SPEC.md's 23 endpoints: (method, path as documented).
 SPEC_ENDPOINTS = [
@@ -224,14 +224,11 @@ async def test_silent_services_are_503_naming_them(
         assert status["agents"]  # the line-up is known without any service
 
 
-async def test_control_without_a_configured_token_is_403_explaining_how(
-    nats_url: str, make_settings: MakeSettings
-) -> None:
-    async with gateway(nats_url, make_settings) as gw:
-        response = await gw.http.post("/scheduler/pause")
-        assert response.status_code == 403
-        assert "ARENA_ADMIN_TOKEN" in response.json()["detail"]
-        assert gw.state.control_calls == []
+async def test_control_without_a_configured_token_is_403_explaining_how(gw: Gateway) -> None:
+    response = await gw.http.post("/scheduler/pause")
+    assert response.status_code == 403
+    assert "ARENA_ADMIN_TOKEN" in response.json()["detail"]
+    assert gw.state.control_calls == []
 
 
 async def test_control_needs_the_right_token(nats_url: str, make_settings: MakeSettings) -> None:
@@ -292,19 +289,12 @@ async def test_dashboard_is_served_with_a_strict_content_security_policy(
         assert "innerHTML" not in (await gw.http.get("/dashboard/app.js")).text
 
 
-async def test_metrics_count_requests_and_latency_by_route(
-    nats_url: str, make_settings: MakeSettings
-) -> None:
-    async with gateway(nats_url, make_settings) as gw:
-        await gw.http.get("/trading/accounts/momentum")
-        await gw.http.get("/trading/accounts/nobody")
-        route = "/trading/accounts/{llm_id}"
-        assert (
-            gw.sample("arena_gateway_http_requests_total", {"route": route, "status": "200"}) == 1
-        )
-        assert (
-            gw.sample("arena_gateway_http_requests_total", {"route": route, "status": "404"}) == 1
-        )
-        assert gw.sample("arena_gateway_http_request_duration_seconds_count", {"route": route}) == 2
-        text = (await gw.http.get("/metrics")).text
-        assert "arena_gateway_http_request_duration_seconds_bucket" in text
+async def test_metrics_count_requests_and_latency_by_route(gw: Gateway) -> None:
+    await gw.http.get("/trading/accounts/momentum")
+    await gw.http.get("/trading/accounts/nobody")
+    route = "/trading/accounts/{llm_id}"
+    assert gw.sample("arena_gateway_http_requests_total", {"route": route, "status": "200"}) == 1
+    assert gw.sample("arena_gateway_http_requests_total", {"route": route, "status": "404"}) == 1
+    assert gw.sample("arena_gateway_http_request_duration_seconds_count", {"route": route}) == 2
+    text = (await gw.http.get("/metrics")).text
+    assert "arena_gateway_http_request_duration_seconds_bucket" in text

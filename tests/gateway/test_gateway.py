@@ -33,7 +33,7 @@ from services.common.contracts import (
 from services.common.runner import ServiceHost
 from services.gateway.service import build
 from tests.gateway import standins
-from tests.gateway.harness import NOW, SHORT_TIMEOUT, MakeSettings, gateway, ws_client
+from tests.gateway.harness import NOW, SHORT_TIMEOUT, Gateway, MakeSettings, gateway, ws_client
 from tests.support import eventually
 
 # ------------------------------------------------------------------ events to relay
@@ -110,43 +110,40 @@ def cycle_completed() -> CycleCompleted:
 # ------------------------------------------------------------------ REST
 
 
-async def test_endpoints_answer_with_the_contract_shapes(
-    nats_url: str, make_settings: MakeSettings
-) -> None:
-    async with gateway(nats_url, make_settings) as gw:
-        root = await gw.http.get("/")
-        assert root.status_code == 200
-        body = root.json()
-        assert body["docs"] == "/docs"
-        assert body["health"] == "/health"
-        listed = {e["path"] for e in body["endpoints"]}
-        assert {"/", "/health", "/trading/accounts", "/scheduler/status", "/ws"} <= listed
+async def test_endpoints_answer_with_the_contract_shapes(gw: Gateway) -> None:
+    root = await gw.http.get("/")
+    assert root.status_code == 200
+    body = root.json()
+    assert body["docs"] == "/docs"
+    assert body["health"] == "/health"
+    listed = {e["path"] for e in body["endpoints"]}
+    assert {"/", "/health", "/trading/accounts", "/scheduler/status", "/ws"} <= listed
 
-        accounts = await gw.http.get("/trading/accounts")
-        assert accounts.status_code == 200
-        assert Accounts.model_validate(accounts.json()) == standins.ACCOUNTS
-        assert accounts.json()["accounts"][0]["balance"] == "90.25"  # Decimal kept exact
+    accounts = await gw.http.get("/trading/accounts")
+    assert accounts.status_code == 200
+    assert Accounts.model_validate(accounts.json()) == standins.ACCOUNTS
+    assert accounts.json()["accounts"][0]["balance"] == "90.25"  # Decimal kept exact
 
-        leaderboard = await gw.http.get("/trading/leaderboard")
-        assert Leaderboard.model_validate(leaderboard.json()) == standins.LEADERBOARD
+    leaderboard = await gw.http.get("/trading/leaderboard")
+    assert Leaderboard.model_validate(leaderboard.json()) == standins.LEADERBOARD
 
-        status = await gw.http.get("/scheduler/status")
-        assert SchedulerStatus.model_validate(status.json()) == standins.STATUS
+    status = await gw.http.get("/scheduler/status")
+    assert SchedulerStatus.model_validate(status.json()) == standins.STATUS
 
-        health = await gw.http.get("/health")
-        assert health.status_code == 200, health.text
-        assert health.json()["status"] == "ok"
-        assert all(health.json()[part]["ok"] for part in ("nats", "ledger", "market"))
+    health = await gw.http.get("/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["status"] == "ok"
+    assert all(health.json()[part]["ok"] for part in ("nats", "ledger", "market"))
 
-        metrics = await gw.http.get("/metrics")
-        assert metrics.status_code == 200
-        assert (
-            gw.sample(
-                "arena_gateway_http_requests_total", {"route": "/trading/accounts", "status": "200"}
-            )
-            == 1
+    metrics = await gw.http.get("/metrics")
+    assert metrics.status_code == 200
+    assert (
+        gw.sample(
+            "arena_gateway_http_requests_total", {"route": "/trading/accounts", "status": "200"}
         )
-        assert "arena_gateway_ws_clients" in metrics.text
+        == 1
+    )
+    assert "arena_gateway_ws_clients" in metrics.text
 
 
 async def test_without_a_ledger_its_endpoints_answer_503_naming_it(

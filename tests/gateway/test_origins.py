@@ -9,34 +9,26 @@ from services.common.origins import normalise_origin
 from services.common.settings import Settings
 from services.gateway.origin_policy import OriginPolicy
 
+# As written in the setting -> as a browser sends it in its Origin header.
+NORMALISED = {
+    "http://127.0.0.1:8000": "http://127.0.0.1:8000",
+    "HTTPS://Arena.Example.com:443/": "https://arena.example.com",
+    "http://arena.example.com:80": "http://arena.example.com",
+    " https://arena.example.com:8443 ": "https://arena.example.com:8443",
+    "http://[::1]:8000": "http://[::1]:8000",
+}
+NOT_ORIGINS = (
+    "null", "arena.example.com", "ftp://arena.example.com", "http://", "http://a.b/path",
+    "http://a.b?x=1", "http://user@a.b", "http://a.b:99999",
+)  # fmt: skip
 
-@pytest.mark.parametrize(
-    ("text", "origin"),
-    [
-        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
-        ("HTTPS://Arena.Example.com:443/", "https://arena.example.com"),
-        ("http://arena.example.com:80", "http://arena.example.com"),
-        (" https://arena.example.com:8443 ", "https://arena.example.com:8443"),
-        ("http://[::1]:8000", "http://[::1]:8000"),
-    ],
-)
+
+@pytest.mark.parametrize(("text", "origin"), NORMALISED.items())
 def test_origins_are_normalised_as_browsers_send_them(text: str, origin: str) -> None:
     assert normalise_origin(text) == origin
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "null",
-        "arena.example.com",
-        "ftp://arena.example.com",
-        "http://",
-        "http://a.b/path",
-        "http://a.b?x=1",
-        "http://user@a.b",
-        "http://a.b:99999",
-    ],
-)
+@pytest.mark.parametrize("text", NOT_ORIGINS)
 def test_what_is_not_an_origin_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not an origin"):
         normalise_origin(text)

@@ -124,26 +124,25 @@ async def test_a_client_over_the_limit_is_refused_with_the_reason_and_others_kee
 
 
 async def test_a_page_from_another_origin_is_refused_and_the_own_origin_accepted(
-    nats_url: str, make_settings: MakeSettings
+    gw: Gateway,
 ) -> None:
-    async with gateway(nats_url, make_settings) as gw:
-        port = gw.settings.gateway_port
-        for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", None):
-            async with ws_client(gw.ws_url, origin=origin) as client:
-                assert client.types() == ["connection", "initial_data"], origin
+    port = gw.settings.gateway_port
+    for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", None):
+        async with ws_client(gw.ws_url, origin=origin) as client:
+            assert client.types() == ["connection", "initial_data"], origin
 
-        for foreign in ("https://evil.example", f"http://127.0.0.1:{port + 1}", "null"):
-            with pytest.raises(InvalidStatus) as refused:
-                async with websockets.connect(gw.ws_url, origin=Origin(foreign)):
-                    pass
-            response = refused.value.response
-            assert response.status_code == 403, foreign
-            assert b"ARENA_WS_ALLOWED_ORIGINS" in response.body
+    for foreign in ("https://evil.example", f"http://127.0.0.1:{port + 1}", "null"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(gw.ws_url, origin=Origin(foreign)):
+                pass
+        response = refused.value.response
+        assert response.status_code == 403, foreign
+        assert b"ARENA_WS_ALLOWED_ORIGINS" in response.body
 
-        assert gw.sample("arena_gateway_ws_clients_refused_total", {"reason": "origin"}) == 3
-        assert gw.sample("arena_gateway_ws_clients_refused_total", {"reason": "limit"}) == 0
-        current = await stats(gw)
-        assert (current["origins_refused"], current["connected_clients"]) == (3, 0)
+    assert gw.sample("arena_gateway_ws_clients_refused_total", {"reason": "origin"}) == 3
+    assert gw.sample("arena_gateway_ws_clients_refused_total", {"reason": "limit"}) == 0
+    current = await stats(gw)
+    assert (current["origins_refused"], current["connected_clients"]) == (3, 0)
 
 
 async def test_configured_origins_replace_the_default(

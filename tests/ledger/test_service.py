@@ -13,6 +13,7 @@ from services.common.bus import RemoteError
 from services.common.contracts import (
     Accounts,
     AccountsQuery,
+    Action,
     AgentOutcome,
     Decisions,
     DecisionsQuery,
@@ -21,6 +22,8 @@ from services.common.contracts import (
     Portfolio,
     PortfolioQuery,
     PositionSide,
+    Reason,
+    Verdict,
 )
 from services.common.settings import Settings
 from tests.builders import (
@@ -211,16 +214,19 @@ async def test_the_same_verdict_twice_changes_nothing(lg: Ledger) -> None:
     assert lg.metric("arena_ledger_verdicts_applied_total") == 1
 
 
+async def _momentum_in_c1(lg: Ledger, *results: tuple[Action, tuple[Reason, ...]]) -> Verdict:
+    """Cycle c1 for momentum alone at BTC 95,000 and ETH 3,000, and a verdict on it."""
+    await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
+    return verdict("c1", "momentum", lg.clock.now(), *results)
+
+
 async def test_the_ledger_refuses_and_records_what_it_cannot_apply(
     make_settings: MakeSettings, database_url: str
 ) -> None:
     async with ledger(make_settings, database_url, ARENA_INITIAL_BALANCE=25) as lg:
         now = lg.clock.now()
-        await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
-        v1 = verdict(
-            "c1",
-            "momentum",
-            now,
+        v1 = await _momentum_in_c1(
+            lg,
             approved(buy(BTC, 20, 2)),  # leaves 25 - 20 - fee: under 5
             approved(sell(ETH, 20, 2)),  # risk approved, but the balance no longer covers it
             approved(close("XRPUSDT")),
@@ -272,12 +278,8 @@ async def test_an_approval_beyond_the_limits_is_refused_by_the_ledger(
     async with ledger(
         make_settings, database_url, ARENA_MAX_LEVERAGE=10, ARENA_SYMBOLS="BTCUSDT,ETHUSDT"
     ) as lg:
-        now = lg.clock.now()
-        await lg.start_cycle("c1", 1, {BTC: Decimal(95000), ETH: Decimal(3000)}, "momentum")
-        forged = verdict(
-            "c1",
-            "momentum",
-            now,
+        forged = await _momentum_in_c1(
+            lg,
             approved(buy(BTC, 10, 100)),
             approved(sell("DOGEUSDT", 10, 2)),  # not a traded symbol here
             approved(sell(ETH, 50, 2)),  # above the margin limit

@@ -145,6 +145,11 @@ class Restartable:
     def run(self) -> AbstractAsyncContextManager[ServiceHost]:
         return running("market", MARKET, self.settings, self.clock)
 
+    async def first_cycle_then_down(self, obs: Observer) -> CycleStarted:
+        """Run the market until its first cycle starts, then stop it; that cycle."""
+        async with self.run():
+            return await obs.first_cycle()
+
 
 @contextlib.asynccontextmanager
 async def manual_market(

@@ -174,9 +174,8 @@ async def test_a_completion_published_while_the_market_was_down_ends_its_cycle(
     market: Restartable, obs: Observer
 ) -> None:
     clock = market.clock
-    async with market.run():
-        await obs.first_cycle()
-    await obs.complete(obs.started[0][1].cycle_id)
+    first = await market.first_cycle_then_down(obs)
+    await obs.complete(first.cycle_id)
 
     clock.advance(20)
     async with market.run():
@@ -192,9 +191,7 @@ async def test_a_cycle_running_at_a_restart_still_fails_at_its_deadline_plus_gra
     market: Restartable, obs: Observer
 ) -> None:
     clock = market.clock
-    async with market.run():
-        await obs.first_cycle()
-
+    await market.first_cycle_then_down(obs)
     clock.advance(20)
     async with market.run():
         clock.advance(24)
