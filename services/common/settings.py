@@ -6,7 +6,7 @@ risk service enforces and the agents' prompt states, so the two cannot drift.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     initial_balance: Decimal = Field(default=Decimal(100), gt=0, alias="ARENA_INITIAL_BALANCE")
     seed: int = Field(default=42, alias="ARENA_SEED")
     market_source: str = Field(default="auto", alias="MARKET_SOURCE")
+    replay_from: date | None = Field(
+        default=None,
+        alias="ARENA_REPLAY_FROM",
+        description="A replay's first cycle at this day's start (the bars before it warm up).",
+    )
+    replay_to: date | None = Field(
+        default=None, alias="ARENA_REPLAY_TO", description="A replay's last day (included)."
+    )
     binance_base_url: str = Field(default="https://fapi.binance.com", alias="BINANCE_BASE_URL")
     binance_data_url: str = Field(default="https://data.binance.vision", alias="BINANCE_DATA_URL")
     anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")

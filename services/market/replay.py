@@ -18,7 +18,7 @@ import bisect
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import accumulate
 from pathlib import Path
@@ -208,23 +208,51 @@ class ReplayPosition(BaseModel):
     cursor: int = Field(ge=0)
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
 class ReplaySource(LocalSource):
     """A :class:`~services.market.source.MarketSource` whose clock is the data's."""
 
-    def __init__(self, series: Iterable[_Series], warmup_candles: int = CANDLE_COUNT) -> None:
+    def __init__(
+        self,
+        series: Iterable[_Series],
+        warmup_candles: int = CANDLE_COUNT,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> None:
+        """``start``: the first cycle at that day's start, the bars before it warming up;
+        ``end``: the last day played (included)."""
         self._series = tuple(series)
         steps = {s.step for s in self._series}
         if len(steps) != 1:
             raise ReplayDataError("every replayed symbol needs the same interval (1m or 5m)")
         self.step = steps.pop()
         begin = max(s.times[0] for s in self._series)
-        end = min(s.times[-1] for s in self._series)
-        if begin > end:
+        last = min(s.times[-1] for s in self._series)
+        if end is not None:
+            last = min(last, _midnight(end + timedelta(days=1)) - self.step)
+        if begin > last:
             raise ReplayDataError("the replayed symbols' files do not overlap in time")
-        self._timeline = sorted({t for s in self._series for t in s.times if begin <= t <= end})
+        self._timeline = sorted({t for s in self._series for t in s.times if begin <= t <= last})
         warmup = warmup_candles * (timedelta(minutes=5) // self.step)
-        # Short data still replays: then the warm-up is three quarters of it.
-        self._cursor = min(warmup, len(self._timeline) * 3 // 4)
+        if start is None:
+            # Short data still replays: then the warm-up is three quarters of it.
+            self._cursor = min(warmup, len(self._timeline) * 3 // 4)
+        else:
+            self._cursor = bisect.bisect_left(self._timeline, _midnight(start))
+            if self._cursor >= len(self._timeline):
+                raise ReplayDataError(f"the data ends before {start}")
+            if self._cursor < warmup:
+                log.warning(
+                    "only %d bars before %s to warm up (%d wanted): the first cycles' "
+                    "indicators see fewer candles; fetch the month before too",
+                    self._cursor,
+                    start,
+                    warmup,
+                )
         log.info(
             "replay of %s from %s to %s, %d bars",
             ", ".join(s.symbol for s in self._series),
@@ -234,7 +262,14 @@ class ReplaySource(LocalSource):
         )
 
     @classmethod
-    def from_directory(cls, directory: Path, symbols: Iterable[str]) -> ReplaySource:
+    def from_directory(
+        cls,
+        directory: Path,
+        symbols: Iterable[str],
+        *,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> ReplaySource:
         files = find_files(directory)
         series = []
         for symbol in symbols:
@@ -250,7 +285,7 @@ class ReplaySource(LocalSource):
         without_funding = [s.symbol for s in series if s.funding is None]
         if without_funding:
             log.info("no funding files for %s: funding rate 0", ", ".join(without_funding))
-        return cls(series)
+        return cls(series, start=start, end=end)
 
     @property
     def name(self) -> str:

@@ -88,7 +88,9 @@ async def _binance(settings: Settings, clock: Clock) -> MarketSource:
 def _replay(location: str, settings: Settings) -> ReplaySource:
     directory = Path(location).expanduser()
     try:
-        source = ReplaySource.from_directory(directory, settings.symbols)
+        source = ReplaySource.from_directory(
+            directory, settings.symbols, start=settings.replay_from, end=settings.replay_to
+        )
     except ReplayDataError as exc:
         raise SourceError(f"MARKET_SOURCE=replay:{directory}: {exc}") from exc
     log.info("market source: replay of %s", directory)

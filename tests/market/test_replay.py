@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from bench.replay_data import write_month
 from services.common import subjects
 from services.common.contracts import MarketSnapshot, Prices, PricesQuery
 from services.common.settings import Settings
@@ -167,3 +168,15 @@ async def test_a_replay_resumes_only_a_position_in_the_same_data() -> None:
         await again.resume({**position, "cursor": 10_000}, None)
     with pytest.raises(PositionMismatch, match="unreadable"):
         await again.resume({"cursor": -1}, None)
+
+
+def test_a_replay_between_two_days_warms_up_on_the_bars_before(tmp_path: Path) -> None:
+    write_month(tmp_path, start=datetime(2025, 1, 1, tzinfo=UTC), days=3, symbols=SYMBOLS)
+    source = ReplaySource.from_directory(
+        tmp_path, SYMBOLS, start=date(2025, 1, 2), end=date(2025, 1, 2)
+    )
+    # The first cycle at the start of the 2nd, the day before warming up; the 2nd played whole.
+    assert source.now() == datetime(2025, 1, 2, tzinfo=UTC)
+    assert source.remaining() == 24 * 60
+    with pytest.raises(ReplayDataError, match="the data ends before 2025-01-05"):
+        ReplaySource.from_directory(tmp_path, SYMBOLS, start=date(2025, 1, 5))
