@@ -1,7 +1,8 @@
 """Ticks and snapshots: funding, then stops, targets and liquidations, then the mark.
 
 On a tick, for each open position on a ticked symbol: funding is paid when a funding
-time (00:00, 08:00, 16:00 UTC) passed while it was open; then the bar's high and low
+time (00:00, 08:00, 16:00 UTC) passed while it was open, at the latest rate announced (a
+replay: at each settlement its data carries, at that settlement's rate); then the bar's high and low
 fire liquidation, stop loss or take profit (the worse for the trader first); what stays
 open is marked to the tick's mark price. Each agent's equity is snapshotted afterwards.
 
@@ -249,22 +250,40 @@ class TickProcessor:
         outcome: TickOutcome,
         now: datetime,
     ) -> None:
-        latest = last_funding_time(tick.at)
-        due = [p for p in positions if p.opened_at <= latest]
+        if tick.data_time:
+            # A replay: the data's own settlements, each at its time and its rate.
+            settled = {s: p.settlement for s, p in prices.items() if p.settlement is not None}
+            due = [
+                p
+                for p in positions
+                if p.symbol in settled and p.opened_at <= settled[p.symbol].funding_time
+            ]
+            rates = {s: settlement.rate for s, settlement in settled.items()}
+            latest = {s: settlement.funding_time for s, settlement in settled.items()}
+        else:
+            # Live: every 00:00, 08:00 and 16:00 UTC at the latest rate the market announced.
+            last = last_funding_time(tick.at)
+            due = [p for p in positions if p.opened_at <= last]
+            rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
+            latest = {}
         if not due:
             return
-        rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
         last_paid = await sql.trades.last_funding_times(conn, [p.id for p in due])
         for position in due:
             rate = rates.get(position.symbol)
             if rate is None:
                 continue
             paid = last_paid.get(position.id)
-            # After a gap (ticks stopped, the ledger was down) every funding time missed
-            # since the opening or the last payment is charged, each once.
-            since = position.opened_at if paid is None else paid + FUNDING_INTERVAL
+            if position.symbol in latest:
+                settled_at = latest[position.symbol]
+                times = [] if paid is not None and paid >= settled_at else [settled_at]
+            else:
+                # After a gap (ticks stopped, the ledger was down) every funding time missed
+                # since the opening or the last payment is charged, each once.
+                since = position.opened_at if paid is None else paid + FUNDING_INTERVAL
+                times = funding_times(since, tick.at)
             mark = prices[position.symbol].mark_price
-            for when in funding_times(since, tick.at):
+            for when in times:
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
                 amount = min(amount, books[position.agent_id].balance)

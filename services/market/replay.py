@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from services.common.contracts import Candle, TickPrice
+from services.common.contracts import Candle, FundingSettlement, TickPrice
 from services.common.funding import FUNDING_INTERVAL_HOURS, next_funding_time
 from services.market.history.paths import Kind
 from services.market.local_source import LocalSource
@@ -107,6 +107,17 @@ class _Funding:
     def __init__(self, rows: Sequence[FundingRow]) -> None:
         self.rows = rows
         self.times = [r.calc_time for r in rows]
+
+    def settled(self, after: datetime, until: datetime) -> FundingSettlement | None:
+        """The settlement in (``after``, ``until``], known at ``until`` (its calc time)."""
+        i = bisect.bisect_right(self.times, after)
+        if i >= len(self.rows) or self.rows[i].calc_time > until:
+            return None
+        row = self.rows[i]
+        # On the hour; the calc time carries a few milliseconds of lag.
+        return FundingSettlement(
+            funding_time=row.calc_time.replace(minute=0, second=0, microsecond=0), rate=row.rate
+        )
 
     def at(self, now: datetime) -> tuple[Decimal, datetime]:
         """The last rate settled at or before ``now`` and the next funding time after it."""
@@ -193,6 +204,7 @@ class _Series:
             mark_price=self.mark(now, bar),
             high=bar.high,
             low=bar.low,
+            settlement=self.funding.settled(now - self.step, now) if self.funding else None,
         )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.common import subjects
+from services.common.contracts import FundingSettlement, MarketTick, TickPrice
 from services.ledger import chain, sql
 from services.ledger.verify import verify
 from tests.builders import approved, buy, cycle_started, snapshot, verdict
@@ -78,3 +79,49 @@ async def test_a_replay_cycle_waits_its_wall_clock_budget_not_its_data_deadline(
 
 async def _is(lg: Ledger, cycle_id: str, status: str) -> bool:
     return await _status(lg, cycle_id) == status
+
+
+def _replay_tick(tick_id: str, at: datetime, settlement: FundingSettlement | None) -> MarketTick:
+    bar = TickPrice(
+        symbol="BTCUSDT",
+        last_price=Decimal(95000),
+        mark_price=Decimal(95000),
+        high=Decimal(95100),
+        low=Decimal(94900),
+        settlement=settlement,
+    )
+    return MarketTick(tick_id=tick_id, at=at, prices=(bar,), data_time=True)
+
+
+async def test_a_replay_pays_funding_at_the_settlements_its_data_carries(lg: Ledger) -> None:
+    at = DATA_AT.replace(hour=7, minute=58)
+    await _replay_cycle(lg, "r1", 1, at)
+    for agent in AGENTS:
+        actions = (approved(buy("BTCUSDT", 10, 2)),) if agent == "momentum" else ()
+        await lg.apply(verdict("r1", agent, at, *actions))
+    # 08:00 passes without a settlement in the data: nothing is charged (the live grid is not).
+    await _tick(lg, _replay_tick("t1", at + timedelta(minutes=3), None))
+    assert await lg.count("SELECT count(*) FROM funding_payments") == 0
+    # A 4-hourly symbol settles at 09:00 (not on the 8-hour grid) at its own rate.
+    settled = FundingSettlement(funding_time=DATA_AT.replace(hour=9), rate=Decimal("0.0003"))
+    await _tick(lg, _replay_tick("t2", DATA_AT.replace(hour=9, minute=1), settled))
+    payment = await lg.db.fetchrow(
+        "SELECT llm_id, funding_time, funding_rate, mark_price, amount FROM funding_payments"
+    )
+    quantity = await lg.db.fetchval("SELECT quantity FROM positions WHERE llm_id = 'momentum'")
+    assert tuple(payment) == (
+        "momentum",
+        DATA_AT.replace(hour=9),
+        Decimal("0.0003"),
+        Decimal(95000),
+        Decimal(95000) * quantity * Decimal("0.0003"),
+    )
+    assert await verify(lg.db) == []
+
+
+async def _tick(lg: Ledger, tick: MarketTick) -> None:
+    await lg.publish(subjects.MARKET_TICK, tick, tick.tick_id)
+    await eventually(
+        lambda: lg.count("SELECT count(*) FROM applied_ticks WHERE tick_id = $1", tick.tick_id),
+        what=f"tick {tick.tick_id} applied",
+    )

@@ -144,6 +144,18 @@ def _check_tick(price: TickPrice, now: datetime) -> None:
     assert _minute(price.low, base, "-0.25") == last
     mark = last if price.symbol != "SOLUSDT" or last not in MARK_GAP else MARK_GAP.start - 1
     assert _minute(price.mark_price, base, "0.6") == mark
+    # A settlement rides the tick of the bar its calc time falls in: not before, not after.
+    hours = SYMBOLS[price.symbol][1]
+    due = [
+        k for k in range(100) if now - MINUTE < START + timedelta(hours=hours * k) + CALC_LAG <= now
+    ]
+    if not due:
+        assert price.settlement is None, f"a settlement at {now} where the data has none"
+    else:
+        (k,) = due
+        assert price.settlement is not None, f"the settlement of {now} is missing"
+        assert price.settlement.funding_time == START + timedelta(hours=hours * k)
+        assert price.settlement.rate == _rate(k)
 
 
 async def test_no_snapshot_or_tick_value_comes_from_after_its_time(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ from services.common.contracts.market import (
     SymbolQuery,
     SymbolReply,
     SymbolSnapshot,
+    FundingSettlement,
     TickPrice,
 )
 from services.common.contracts.ops import (
@@ -158,6 +159,7 @@ __all__ = [
     "SymbolReply",
     "SymbolSnapshot",
     "Text",
+    "FundingSettlement",
     "TickPrice",
     "TradeAction",
     "TradeView",

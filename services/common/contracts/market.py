@@ -96,12 +96,24 @@ class MarketSnapshot(Message):
         return self.model_copy(update={"symbols": lean, "candles_omitted": True})
 
 
+class FundingSettlement(Message):
+    """A funding settlement: when it fell and the rate it settled at."""
+
+    funding_time: datetime
+    rate: Decimal
+
+
 class TickPrice(Message):
     symbol: str
     last_price: Price
     mark_price: Price
     high: Price
     low: Price
+    settlement: FundingSettlement | None = Field(
+        default=None,
+        description="A replay of Binance data: the funding settlement within this bar. A "
+        "replay's funding is charged at exactly these, at their rate.",
+    )
 
 
 class MarketTick(Message):
