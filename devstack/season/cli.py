@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from services.common.lineup import load_lineup
 from services.common.settings import PROJECT_ROOT
 
 SUMMARY = "summary.json"
+RESULT = "result.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT_SECONDS, help="seconds"
     )
+    parser.add_argument(
+        "--only-run", type=int, default=None, help="play only this run (a Job pod's index)"
+    )
+    parser.add_argument(
+        "--database-server",
+        default=None,
+        help="a Postgres URL where each run gets its own database (default: embedded)",
+    )
 
 
 def season_of(args: argparse.Namespace) -> Season:
@@ -51,6 +61,8 @@ def season_of(args: argparse.Namespace) -> Season:
         end=args.end,
         symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
         run_timeout=args.run_timeout,
+        only_run=args.only_run,
+        database_server=args.database_server,
     )
 
 
@@ -82,13 +94,32 @@ def run_season(season: Season) -> list[RunResult]:
         f"results in {season.out}"
     )
     with ThreadPoolExecutor(max_workers=season.parallel) as pool:
-        results = list(pool.map(lambda k: play(season, k, say), range(season.runs)))
-    summary = {"season": described, "runs": [r.as_json() for r in results]}
-    path = season.out / SUMMARY
-    path.write_text(json.dumps(summary, indent=1) + "\n")
+        results = list(pool.map(lambda k: play(season, k, say), season.run_numbers))
+    for result in results:
+        path = season.run_dir(result.run) / RESULT
+        path.write_text(json.dumps(result.as_json(), indent=1) + "\n")
+    path, runs = write_summary(season.out, described)
     failed = [r.run for r in results if r.error or r.verify != "ok"]
-    say(f"summary: {path}" + (f"; runs that failed or did not verify: {failed}" if failed else ""))
+    say(
+        f"summary of {runs} of {season.runs} runs: {path}"
+        + (f"; runs that failed or did not verify: {failed}" if failed else "")
+    )
     return results
+
+
+def write_summary(out: Path, described: dict[str, Any]) -> tuple[Path, int]:
+    """``summary.json`` from every ``run-<k>/result.json`` under ``out``: the runs played by
+    this process and by any other (a Job's pods share the folder, each rewrites it as it
+    finishes, one at a time, so the last one to finish leaves all of them)."""
+    path = out / SUMMARY
+    with (out / ".summary.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = [json.loads(p.read_text()) for p in out.glob(f"run-*/{RESULT}")]
+        runs = sorted(found, key=lambda r: int(r["run"]))
+        written = path.with_suffix(".json.part")
+        written.write_text(json.dumps({"season": described, "runs": runs}, indent=1) + "\n")
+        written.replace(path)
+    return path, len(runs)
 
 
 def main(args: argparse.Namespace) -> int:

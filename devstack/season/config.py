@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,11 @@ class Season:
     symbols: tuple[str, ...] = ()
     """Empty: the arena's own ``ARENA_SYMBOLS``."""
     run_timeout: float = DEFAULT_RUN_TIMEOUT_SECONDS
+    only_run: int | None = None
+    """Play this run alone (a Kubernetes Job's pod: its completion index)."""
+    database_server: str | None = None
+    """A Postgres server URL where each run gets a database of its own (dropped first if
+    it exists); None: each run starts its own embedded Postgres."""
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -31,6 +37,21 @@ class Season:
             raise ValueError("--parallel must be at least 1")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"--to {self.end} is before --from {self.start}")
+        if self.only_run is not None and not 0 <= self.only_run < self.runs:
+            raise ValueError(f"--only-run {self.only_run} is not one of the {self.runs} runs")
+
+    @property
+    def run_numbers(self) -> range:
+        """The runs this invocation plays."""
+        if self.only_run is not None:
+            return range(self.only_run, self.only_run + 1)
+        return range(self.runs)
+
+    def database_of(self, run: int) -> str:
+        """Run ``run``'s database name on ``database_server``: the season's folder names it,
+        so two seasons on one server never share one."""
+        digest = hashlib.sha256(str(self.out.resolve()).encode()).hexdigest()[:10]
+        return f"season_{digest}_run{run}"
 
     def seed_of(self, run: int) -> int:
         """Run ``k`` uses seed S+k: the random baseline and sampling models differ."""

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 
 from devstack.arena import Launch, launch, scheduler_status
@@ -66,10 +68,16 @@ def play(season: Season, run: int, say: Callable[[str], None]) -> RunResult:
     port = free_port()
     settings = {**season.settings_of(run), "GATEWAY_PORT": str(port)}
     try:
+        if season.database_server is not None:
+            settings["DATABASE_URL"] = asyncio.run(
+                fresh_database(season.database_server, season.database_of(run))
+            )
         with launch(root, settings) as arena:
             say(f"run {run} (seed {seed}): started, gateway on http://127.0.0.1:{port}")
             _wait_until_played(arena, port, season.run_timeout, run, say)
-            database_url = f"postgresql://postgres@/arena?host={arena.data_dir / 'postgres'}"
+            database_url = settings.get("DATABASE_URL") or (
+                f"postgresql://postgres@/arena?host={arena.data_dir / 'postgres'}"
+            )
             verify = _verify(database_url)
             figures = asyncio.run(collect(database_url, run_dir))
         result = RunResult(run, seed, time.monotonic() - began, figures, verify)
@@ -85,6 +93,17 @@ def play(season: Season, run: int, say: Callable[[str], None]) -> RunResult:
         if (root / "run.log").exists():
             shutil.copyfile(root / "run.log", run_dir / "arena.log")
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def fresh_database(server_url: str, name: str) -> str:
+    """An empty database ``name`` on the server (dropped first if it exists); its URL."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def _wait_until_played(

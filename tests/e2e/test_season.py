@@ -8,6 +8,7 @@ seed changes the random baseline only, never the market nor the other baselines.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -16,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bench.replay_data import write_month
+from devstack.season.config import Season
 from services.common.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -29,12 +32,12 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SETTINGS = {"ARENA_CYCLE_SECONDS": "1800", "ARENA_DECISION_SECONDS": "240"}
 
 
-def _season(data: Path, out: Path, runs: int, parallel: int) -> dict[str, Any]:
+def _season(data: Path, out: Path, runs: int, *options: str) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "devstack", "season",
         "--data", str(data), "--out", str(out), "--lineup", str(LINEUP),
-        "--symbols", ",".join(SYMBOLS), "--runs", str(runs), "--parallel", str(parallel),
-        "--seed", "7", "--run-timeout", "600",
+        "--symbols", ",".join(SYMBOLS), "--runs", str(runs), "--seed", "7",
+        "--run-timeout", "600", *options,
     ]  # fmt: skip
     done = subprocess.run(
         command,
@@ -51,11 +54,20 @@ def _season(data: Path, out: Path, runs: int, parallel: int) -> dict[str, Any]:
     return summary
 
 
-def test_the_same_season_twice_gives_the_same_books(tmp_path: Path) -> None:
+def test_the_same_season_twice_gives_the_same_books(
+    tmp_path: Path, postgres_admin_url: str
+) -> None:
     data = tmp_path / "data"
     write_month(data, days=1, symbols=SYMBOLS)
-    first = _season(data, tmp_path / "first", runs=2, parallel=2)
-    again = _season(data, tmp_path / "again", runs=1, parallel=1)
+    first = _season(data, tmp_path / "first", 2, "--parallel", "2")
+    # Run 0 alone, as a Kubernetes Job's pod plays it, on a Postgres server of its own.
+    try:
+        again = _season(
+            data, tmp_path / "again", 2, "--only-run", "0", "--database-server", postgres_admin_url
+        )
+    finally:
+        made = Season(data=data, out=tmp_path / "again", lineup=LINEUP, runs=2).database_of(0)
+        asyncio.run(_drop(postgres_admin_url, made))
 
     run0, run1 = first["runs"]
     (repeat,) = again["runs"]
@@ -93,3 +105,12 @@ def _without_ids(path: Path) -> list[dict[str, str]]:
             ({k: v for k, v in row.items() if k != "id"} for row in csv.DictReader(rows)),
             key=lambda row: (row["executed_at"], row["llm_id"], row["symbol"], row["action"]),
         )
+
+
+async def _drop(server_url: str, name: str) -> None:
+    """The season's database this test made on the shared server."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
