@@ -3,8 +3,9 @@
 ``python -m deploy.render`` rewrites them from ``config/agents.toml``;
 ``python -m deploy.render --check`` exits 1 naming the stale files. Generated: the NATS
 users, the Helm values that carry them, the Prometheus targets, the Kubernetes
-workloads, the Kubernetes copy of the line-up and secrets example, and the agent blocks
-of ``docker-compose.yml`` and ``.env.example`` (between ``BEGIN``/``END`` markers).
+workloads, the Kubernetes copies of the line-up (the arena's and a season's) and secrets
+example, and the agent blocks of ``docker-compose.yml`` and ``.env.example`` (between
+``BEGIN``/``END`` markers).
 """
 
 from __future__ import annotations
@@ -352,6 +353,7 @@ def rendered(root: Path = ROOT, lineup_path: Path = LINEUP) -> Mapping[Path, str
         root / "deploy/k8s/nats-values.yaml": helm_nats_values(users),
         root / "deploy/k8s/base/workloads.yaml": k8s_workloads(lineup),
         root / "deploy/k8s/base/agents.toml": lineup_path.read_text(encoding="utf-8"),
+        root / "deploy/k8s/season/agents.toml": lineup_path.read_text(encoding="utf-8"),
         root / "deploy/k8s/overlays/example/nats-passwords.env": k8s_secrets_example(users),
         compose: replace_block(
             replace_block(

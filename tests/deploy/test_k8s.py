@@ -22,7 +22,7 @@ def rendered(path: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-@pytest.mark.parametrize("path", ["deploy/k8s", "deploy/k8s/overlays/example"])
+@pytest.mark.parametrize("path", ["deploy/k8s", "deploy/k8s/overlays/example", "deploy/k8s/season"])
 def test_manifests_render_and_validate(path: str) -> None:
     docs = rendered(path)
     assert docs
@@ -84,3 +84,27 @@ def test_the_ledger_pod_makes_the_streams_as_the_admin_before_it_starts() -> Non
         d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == secret["name"]
     )
     assert "NATS_PASSWORD_ADMIN" in passwords["data"]
+
+
+def test_a_season_is_an_indexed_job_whose_pod_k_plays_run_k() -> None:
+    docs = rendered("deploy/k8s/season")
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:4] == ["python", "-m", "devstack", "season"]
+    option = dict(zip(args[4::2], args[5::2], strict=True))
+    assert option["--runs"] == str(spec["completions"])
+    assert option["--only-run"] == "$(JOB_COMPLETION_INDEX)"
+    assert option["--database-server"] == "$(DATABASE_SERVER_URL)"
+    env = {e["name"]: e["valueFrom"] for e in container["env"] if "valueFrom" in e}
+    index = env["JOB_COMPLETION_INDEX"]["fieldRef"]["fieldPath"]
+    assert index == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    assert env["DATABASE_SERVER_URL"]["secretKeyRef"]["name"].startswith("arena-season-database")
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts[option["--data"]]["readOnly"] and option["--out"] in mounts
+    assert "/tmp" in mounts  # the arena's own NATS and logs, on a read-only root
+    lineup = next(d for d in docs if d["metadata"]["name"].startswith("arena-season-lineup"))
+    assert lineup["data"]["agents.toml"] == render.LINEUP.read_text(encoding="utf-8")
