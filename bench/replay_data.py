@@ -5,15 +5,25 @@ columns of data.binance.vision's klines) for the arena's six symbols, so a repla
 month can be measured without a network. The same seed gives the same files.
 
     python -m bench.replay_data DIR [--days 30]
+    python -m bench.replay_data DIR --mirror   # a local data.binance.vision
+
+With ``--mirror`` the month is written as data.binance.vision serves it: zipped klines,
+mark-price klines (the same bars) and funding rates (0.01 % every 8 h), each with its
+``.CHECKSUM``, under ``DIR/data/futures/um/monthly/``; ``python -m http.server -d DIR``
+then stands in for the site (``history fetch --base-url``) on a machine without internet.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import tempfile
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.common.settings import DEFAULT_SYMBOLS
+from services.market.history.paths import Kind, RemoteFile
 from services.market.simulator import MarketSimulator
 
 HEADER = (
@@ -54,12 +64,43 @@ def write_month(
     return list(paths.values())
 
 
+def write_mirror(directory: Path, days: int = 30, start: datetime = START) -> list[Path]:
+    """``write_month``'s bars as the public-data site lays them out, zipped with checksums."""
+    with tempfile.TemporaryDirectory() as scratch:
+        csvs = write_month(Path(scratch), start=start, days=days)
+        month = start.strftime("%Y-%m")
+        written = []
+        for csv in csvs:
+            symbol = csv.name.split("-")[0]
+            bars = csv.read_text(encoding="ascii")
+            funding = "calc_time,funding_interval_hours,last_funding_rate\n" + "".join(
+                f"{int((start + timedelta(hours=8 * k)).timestamp() * 1000) + 5},8,0.00010000\n"
+                for k in range(days * 3)
+            )
+            for kind, text in ((Kind.KLINES, bars), (Kind.MARK, bars), (Kind.FUNDING, funding)):
+                remote = RemoteFile(symbol, kind, month)
+                written.append(_zipped(directory / remote.path, text))
+        return written
+
+
+def _zipped(path: Path, text: str) -> Path:
+    """``path`` (a .zip holding ``<stem>.csv``) and its ``.CHECKSUM`` beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(path.with_suffix(".csv").name, text)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".CHECKSUM").write_text(f"{digest}  {path.name}\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replay_data", description=__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--mirror", action="store_true", help="as data.binance.vision serves it")
     args = parser.parse_args()
-    for path in write_month(args.directory, days=args.days):
+    write = write_mirror if args.mirror else write_month
+    for path in write(args.directory, days=args.days):
         print(path)
 
 
