@@ -50,6 +50,7 @@ from services.common.contracts.decisions import (
 )
 from services.common.contracts.market import (
     Candle,
+    FundingSettlement,
     Indicators,
     MarketSnapshot,
     MarketTick,
@@ -61,7 +62,6 @@ from services.common.contracts.market import (
     SymbolQuery,
     SymbolReply,
     SymbolSnapshot,
-    FundingSettlement,
     TickPrice,
 )
 from services.common.contracts.ops import (
@@ -122,6 +122,7 @@ __all__ = [
     "EquityQuery",
     "EquitySeries",
     "ErrorReply",
+    "FundingSettlement",
     "Heartbeat",
     "Indicators",
     "Leaderboard",
@@ -159,7 +160,6 @@ __all__ = [
     "SymbolReply",
     "SymbolSnapshot",
     "Text",
-    "FundingSettlement",
     "TickPrice",
     "TradeAction",
     "TradeView",
