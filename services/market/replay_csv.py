@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from services.market.bars import KlineRow
 from services.market.history.paths import Kind
 
 FILE_NAME = re.compile(
@@ -36,16 +37,6 @@ MICROSECONDS_THRESHOLD = 10**14
 
 class ReplayDataError(ValueError):
     """A replay directory or file that cannot be used, with the file and line."""
-
-
-@dataclass(frozen=True)
-class KlineRow:
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
 
 
 @dataclass(frozen=True)

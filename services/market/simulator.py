@@ -27,6 +27,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from services.common.contracts import Candle, SymbolFilters, TickPrice
 from services.common.funding import next_funding_time
 from services.common.instruments import InstrumentTable
+from services.market.bars import candle_of
 from services.market.local_source import LocalSource
 from services.market.simulator_state import (
     SimulatorPosition,
@@ -179,7 +180,7 @@ class MarketSimulator:
             self._bars[symbol].append(bar)
             forming = self._forming[symbol]
             if closed is not None and forming:
-                self._context[symbol].append(_candle(closed, forming))
+                self._context[symbol].append(candle_of(closed, forming))
                 forming.clear()
             forming.append(bar)
             bars[symbol] = bar
@@ -202,7 +203,7 @@ class MarketSimulator:
             start = bar.open_time - timedelta(minutes=bar.open_time.minute % CANDLE_MINUTES)
             buckets.setdefault(start, []).append(bar)
         complete = [
-            _candle(start, bars) for start, bars in buckets.items() if len(bars) == CANDLE_MINUTES
+            candle_of(start, bars) for start, bars in buckets.items() if len(bars) == CANDLE_MINUTES
         ]
         return tuple(complete[-count:])
 
@@ -269,17 +270,6 @@ def _context_history(seed: int, symbol: str, profile: SymbolProfile, end: dateti
         close = open_
     candles.reverse()
     return candles
-
-
-def _candle(start: datetime, bars: Sequence[Bar]) -> Candle:
-    return Candle(
-        open_time=start,
-        open=bars[0].open,
-        high=max(b.high for b in bars),
-        low=min(b.low for b in bars),
-        close=bars[-1].close,
-        volume=sum((b.volume for b in bars), Decimal(0)),
-    )
 
 
 class SimulatorSource(LocalSource):

@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from services.market.bars import KlineRow
+
 MINUTES_PER_DAY = 24 * 60
 # Volatility multipliers of the hidden regimes: calm, normal, stormy.
 REGIMES = (0.6, 1.0, 2.4)
@@ -55,15 +57,9 @@ def profile_for(symbol: str) -> SymbolProfile:
 
 
 @dataclass(frozen=True)
-class Bar:
-    """One simulated minute of one symbol."""
+class Bar(KlineRow):
+    """One simulated minute of one symbol: a kline, its mark and its funding rate."""
 
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
     mark: Decimal
     funding_rate: Decimal
 
