@@ -54,3 +54,15 @@ def test_a_host_runs_under_its_own_user_with_its_agents_ids() -> None:
     assert "arena.decision.proposed.b030" in host.publish
     assert "arena.decision.proposed.b000" not in host.publish
     assert "arena.decision.proposed.claude" not in host.publish
+
+
+def test_a_default_metrics_port_in_use_is_replaced_by_a_free_one() -> None:
+    # A second arena on the machine (or anything else) holds 9102 and 9104.
+    taken = {9102, 9104}
+    spare = iter((40001, 40002))
+    placed = programs(
+        _lineup(1), port_is_free=lambda port: port not in taken, free_port=lambda: next(spare)
+    )
+    ports = [p.metrics_port for p in placed]
+    assert ports[:5] == [9101, 40001, 9103, 40002, 9105]
+    assert len(set(ports)) == len(ports)
