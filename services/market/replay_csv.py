@@ -69,14 +69,23 @@ def _is_header(fields: list[str], number: int, where: str) -> bool:
     raise ReplayDataError(f"{where}:{number}: open time {fields[0]!r} is not a number")
 
 
-def parse_rows(lines: Iterable[str], where: str) -> list[KlineRow]:
-    rows = []
+def _records(
+    lines: Iterable[str], where: str, columns: int, too_few: str
+) -> Iterator[tuple[int, list[str]]]:
+    """Each data row's line number and fields (blank lines and a header skipped); raises
+    ``too_few`` on a row of fewer than ``columns`` fields."""
     for number, line in enumerate(lines, start=1):
         fields = line.strip().split(",")
         if not fields[0] or _is_header(fields, number, where):
             continue
-        if len(fields) < 6:
-            raise ReplayDataError(f"{where}:{number}: expected at least 6 columns")
+        if len(fields) < columns:
+            raise ReplayDataError(f"{where}:{number}: {too_few}")
+        yield number, fields
+
+
+def parse_rows(lines: Iterable[str], where: str) -> list[KlineRow]:
+    rows = []
+    for number, fields in _records(lines, where, 6, "expected at least 6 columns"):
         try:
             rows.append(
                 KlineRow(
@@ -96,12 +105,7 @@ def parse_rows(lines: Iterable[str], where: str) -> list[KlineRow]:
 def parse_funding(lines: Iterable[str], where: str) -> list[FundingRow]:
     """``calc_time, funding_interval_hours, last_funding_rate`` (or ``calc_time, rate``)."""
     rows = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.strip().split(",")
-        if not fields[0] or _is_header(fields, number, where):
-            continue
-        if len(fields) < 2:
-            raise ReplayDataError(f"{where}:{number}: expected a time and a funding rate")
+    for number, fields in _records(lines, where, 2, "expected a time and a funding rate"):
         try:
             rows.append(
                 FundingRow(
