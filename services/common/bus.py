@@ -110,10 +110,6 @@ class Bus(Replies):
         return self._consumers.alive
 
     @property
-    def service(self) -> str:
-        return self._service
-
-    @property
     def jetstream(self) -> JetStreamContext:
         return self._js
 
