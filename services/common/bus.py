@@ -77,7 +77,6 @@ class Bus(Replies):
         super().__init__(nc, service, self._dead_letter_core)
         self._js: JetStreamContext = nc.jetstream()
         self._metrics = metrics
-        self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
 
