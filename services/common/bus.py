@@ -195,10 +195,6 @@ class Bus(Replies):
         (``resume_after``: see :meth:`Consumers.in_batches`)."""
         await self._consumers.in_batches(spec, types, handler, resume_after=resume_after)
 
-    async def consumer_idle(self, durable: str) -> bool:
-        """True when durable ``durable`` has nothing left to deliver and nothing unacked."""
-        return await self._consumers.idle(durable)
-
     async def subscribe_core(
         self,
         subject: str,
