@@ -77,7 +77,6 @@ class Bus(Replies):
         super().__init__(nc, service, self._dead_letter_core)
         self._js: JetStreamContext = nc.jetstream()
         self._metrics = metrics
-        self._max_deliver = max_deliver
         self._dead_letters = DeadLetterWriter(self._js, service, metrics)
         self._consumers = Consumers(self._js, metrics, self._dead_letters, max_deliver)
 
@@ -108,10 +107,6 @@ class Bus(Replies):
     def consumers_alive(self) -> bool:
         """False once any consumer loop has ended while the bus is not closing."""
         return self._consumers.alive
-
-    @property
-    def service(self) -> str:
-        return self._service
 
     @property
     def jetstream(self) -> JetStreamContext:
@@ -199,10 +194,6 @@ class Bus(Replies):
         """Like :meth:`consume`, several subjects in stream order, handled a batch at a time
         (``resume_after``: see :meth:`Consumers.in_batches`)."""
         await self._consumers.in_batches(spec, types, handler, resume_after=resume_after)
-
-    async def consumer_idle(self, durable: str) -> bool:
-        """True when durable ``durable`` has nothing left to deliver and nothing unacked."""
-        return await self._consumers.idle(durable)
 
     async def subscribe_core(
         self,

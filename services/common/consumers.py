@@ -99,10 +99,6 @@ class Consumers:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
-    async def idle(self, durable: str) -> bool:
-        info = await self._js.consumer_info(subjects.STREAM, durable)
-        return not info.num_pending and not info.num_ack_pending
-
     # ------------------------------------------------------------ starting
 
     async def one_by_one(

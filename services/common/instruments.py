@@ -37,9 +37,6 @@ class Instrument:
         """Round down to the step size: an order never buys more than was paid for."""
         return (quantity / self.step_size).to_integral_value(ROUND_DOWN) * self.step_size
 
-    def round_price(self, price: Decimal) -> Decimal:
-        return (price / self.tick_size).to_integral_value(ROUND_DOWN) * self.tick_size
-
     def liquidation_price(
         self, *, long: bool, entry_price: Decimal, quantity: Decimal, margin: Decimal
     ) -> Decimal:

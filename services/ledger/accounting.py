@@ -81,12 +81,12 @@ def open_position(
         margin=margin,
         notional=notional,
         fee=fee_rate * notional,
-        liquidation_price=liquidation_price(
-            side,
-            price,
-            quantity,
-            margin,
-            maintenance_margin_rate,
+        liquidation_price=instruments.liquidation_price(
+            long=side is PositionSide.LONG,
+            entry_price=price,
+            quantity=quantity,
+            margin=margin,
+            maintenance_margin_rate=maintenance_margin_rate,
             maintenance_amount=maintenance_amount,
         ),
     )
@@ -116,26 +116,6 @@ def close_position(
         realized_pnl=realized,
         fee=fee_rate * exit_price * quantity,
         pnl_percentage=(realized / margin * HUNDRED).quantize(PERCENT_STEP, ROUND_HALF_EVEN),
-    )
-
-
-def liquidation_price(
-    side: PositionSide,
-    entry_price: Decimal,
-    quantity: Decimal,
-    margin: Decimal,
-    maintenance_margin_rate: Decimal = DEFAULT_MAINTENANCE_MARGIN_RATE,
-    *,
-    maintenance_amount: Decimal = ZERO,
-) -> Decimal:
-    """The shared formula of ``services.common.instruments``: risk checks stops against it."""
-    return instruments.liquidation_price(
-        long=side is PositionSide.LONG,
-        entry_price=entry_price,
-        quantity=quantity,
-        margin=margin,
-        maintenance_margin_rate=maintenance_margin_rate,
-        maintenance_amount=maintenance_amount,
     )
 
 

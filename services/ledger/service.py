@@ -103,7 +103,6 @@ class LedgerService:
         self._bus = bus
         self._clock = clock
         self._pool = pool
-        self._lineup = lineup
         self._metrics = metrics
         self._settle_grace = timedelta(seconds=settle_grace_seconds)
         self._watch_interval = watch_interval_seconds

@@ -62,13 +62,6 @@ def indicators_of(high: FloatArray, low: FloatArray, close: FloatArray) -> Indic
     )
 
 
-def context_indicators(candles: Sequence[Candle]) -> Indicators | None:
-    """The 4-hour context (EMA 20/50, ATR 14, RSI 14); ``None`` without 4 h candles."""
-    if not candles:
-        return None
-    return context_of(*columns(candles))
-
-
 def context_of(high: FloatArray, low: FloatArray, close: FloatArray) -> Indicators | None:
     if len(close) == 0:
         return None

@@ -15,12 +15,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TypeVar
 
 from services.market.bars import KlineRow
 from services.market.history.paths import Kind
@@ -31,6 +32,8 @@ FILE_NAME = re.compile(
 FUNDING_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-fundingRate-\d{4}-\d{2}\.(?:csv|zip)$")
 # Binance's other kline-shaped kinds: same file names, not prices this replay trades.
 OTHER_KINDS = frozenset({"indexPriceKlines", "premiumIndexKlines"})
+R = TypeVar("R")
+
 INTERVALS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5)}
 MICROSECONDS_THRESHOLD = 10**14
 
@@ -69,50 +72,59 @@ def _is_header(fields: list[str], number: int, where: str) -> bool:
     raise ReplayDataError(f"{where}:{number}: open time {fields[0]!r} is not a number")
 
 
-def parse_rows(lines: Iterable[str], where: str) -> list[KlineRow]:
+def _parse(
+    lines: Iterable[str],
+    where: str,
+    row: Callable[[list[str]], R],
+    *,
+    columns: int,
+    too_few: str,
+    bad: str,
+) -> list[R]:
+    """``row`` of each data line's fields (blank lines and a header skipped); an error
+    names the line: ``too_few`` under ``columns`` fields, ``bad`` a field ``row`` rejects."""
     rows = []
     for number, line in enumerate(lines, start=1):
         fields = line.strip().split(",")
         if not fields[0] or _is_header(fields, number, where):
             continue
-        if len(fields) < 6:
-            raise ReplayDataError(f"{where}:{number}: expected at least 6 columns")
+        if len(fields) < columns:
+            raise ReplayDataError(f"{where}:{number}: {too_few}")
         try:
-            rows.append(
-                KlineRow(
-                    open_time=_time(fields[0]),
-                    open=Decimal(fields[1]),
-                    high=Decimal(fields[2]),
-                    low=Decimal(fields[3]),
-                    close=Decimal(fields[4]),
-                    volume=Decimal(fields[5]),
-                )
-            )
-        except InvalidOperation as exc:
-            raise ReplayDataError(f"{where}:{number}: a price is not a number") from exc
+            rows.append(row(fields))
+        except (InvalidOperation, ValueError) as exc:
+            raise ReplayDataError(f"{where}:{number}: {bad}") from exc
     return rows
+
+
+def _kline(fields: list[str]) -> KlineRow:
+    return KlineRow(
+        open_time=_time(fields[0]),
+        open=Decimal(fields[1]),
+        high=Decimal(fields[2]),
+        low=Decimal(fields[3]),
+        close=Decimal(fields[4]),
+        volume=Decimal(fields[5]),
+    )
+
+
+def _funding(fields: list[str]) -> FundingRow:
+    return FundingRow(
+        calc_time=_time(fields[0]),
+        interval_hours=int(fields[1]) if len(fields) > 2 else None,
+        rate=Decimal(fields[-1] if len(fields) < 4 else fields[2]),
+    )
+
+
+def parse_rows(lines: Iterable[str], where: str) -> list[KlineRow]:
+    too_few = "expected at least 6 columns"
+    return _parse(lines, where, _kline, columns=6, too_few=too_few, bad="a price is not a number")
 
 
 def parse_funding(lines: Iterable[str], where: str) -> list[FundingRow]:
     """``calc_time, funding_interval_hours, last_funding_rate`` (or ``calc_time, rate``)."""
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.strip().split(",")
-        if not fields[0] or _is_header(fields, number, where):
-            continue
-        if len(fields) < 2:
-            raise ReplayDataError(f"{where}:{number}: expected a time and a funding rate")
-        try:
-            rows.append(
-                FundingRow(
-                    calc_time=_time(fields[0]),
-                    interval_hours=int(fields[1]) if len(fields) > 2 else None,
-                    rate=Decimal(fields[-1] if len(fields) < 4 else fields[2]),
-                )
-            )
-        except (InvalidOperation, ValueError) as exc:
-            raise ReplayDataError(f"{where}:{number}: not a funding row") from exc
-    return rows
+    too_few = "expected a time and a funding rate"
+    return _parse(lines, where, _funding, columns=2, too_few=too_few, bad="not a funding row")
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from services.ledger.accounting import (
     AccountingError,
     Book,
     close_position,
-    liquidation_price,
     open_position,
     return_pct,
     unrealized_pnl,
@@ -73,15 +72,6 @@ def test_a_round_trip_moves_the_balance_by_pnl_minus_both_fees() -> None:
 def test_unrealized_pnl_by_side() -> None:
     assert unrealized_pnl(LONG, Decimal(100), Decimal(110), Decimal(2)) == Decimal(20)
     assert unrealized_pnl(SHORT, Decimal(100), Decimal(110), Decimal(2)) == Decimal(-20)
-
-
-def test_liquidation_price_matches_the_worked_binance_example() -> None:
-    # Issue 6: 0.2 BTC at 50,000 with 1,000 USDT isolated margin at a 0.4 % rate.
-    qty, margin, rate = Decimal("0.2"), Decimal(1000), Decimal("0.004")
-    long = liquidation_price(LONG, Decimal(50000), qty, margin, rate)
-    short = liquidation_price(SHORT, Decimal(50000), qty, margin, rate)
-    assert long.quantize(Decimal("0.01")) == Decimal("45180.72")
-    assert short.quantize(Decimal("0.01")) == Decimal("54780.88")
 
 
 def test_open_computes_the_liquidation_price() -> None:

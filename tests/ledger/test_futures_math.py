@@ -10,7 +10,12 @@ import pytest
 
 from services.common.contracts import PositionSide
 from services.common.funding import funding_times, last_funding_time
-from services.common.instruments import InstrumentError, InstrumentTable, load_instruments
+from services.common.instruments import (
+    InstrumentError,
+    InstrumentTable,
+    liquidation_price,
+    load_instruments,
+)
 from services.ledger import chain, stats
 from services.ledger.accounting import (
     EXIT_LIQUIDATION,
@@ -19,7 +24,6 @@ from services.ledger.accounting import (
     Book,
     funding_payment,
     liquidation_closing,
-    liquidation_price,
     open_position,
     triggered_exit,
 )
@@ -28,24 +32,28 @@ LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
 CENT = Decimal("0.01")
 
 
+def worked_example(*, long: bool, maintenance_amount: Decimal = Decimal(0)) -> Decimal:
+    """0.2 BTC at 50,000 with 1,000 USDT isolated margin at a 0.4 % rate."""
+    return liquidation_price(
+        long=long,
+        entry_price=Decimal(50000),
+        quantity=Decimal("0.2"),
+        margin=Decimal(1000),
+        maintenance_margin_rate=Decimal("0.004"),
+        maintenance_amount=maintenance_amount,
+    )
+
+
 def test_the_issue_worked_liquidation_example() -> None:
-    qty, margin, rate = Decimal("0.2"), Decimal(1000), Decimal("0.004")
-    long = liquidation_price(LONG, Decimal(50000), qty, margin, rate)
-    short = liquidation_price(SHORT, Decimal(50000), qty, margin, rate)
-    assert long.quantize(CENT) == Decimal("45180.72")
-    assert short.quantize(CENT) == Decimal("54780.88")
+    assert worked_example(long=True).quantize(CENT) == Decimal("45180.72")
+    assert worked_example(long=False).quantize(CENT) == Decimal("54780.88")
 
 
 def test_the_maintenance_amount_moves_the_liquidation_price_away_from_entry() -> None:
-    qty, margin, rate = Decimal("0.2"), Decimal(1000), Decimal("0.004")
     # cum = 50 USDT lowers the maintenance margin: the long liquidates
     # 50 / (0.2 x 0.996) = 251.00 lower.
-    with_amount = liquidation_price(
-        LONG, Decimal(50000), qty, margin, rate, maintenance_amount=Decimal(50)
-    )
-    assert (with_amount - liquidation_price(LONG, Decimal(50000), qty, margin, rate)).quantize(
-        CENT
-    ) == Decimal("-251.00")
+    moved = worked_example(long=True, maintenance_amount=Decimal(50)) - worked_example(long=True)
+    assert moved.quantize(CENT) == Decimal("-251.00")
 
 
 def test_open_rounds_the_quantity_down_to_the_instrument_step() -> None:
