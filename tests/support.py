@@ -61,6 +61,12 @@ async def running(
         await host.stop()
 
 
+async def publish_raw(bus: Bus, subject: str, data: bytes) -> None:
+    """Bytes as they are, on ``bus``'s connection, as a faulty publisher would send them."""
+    await bus._nc.publish(subject, data)
+    await bus._nc.flush()
+
+
 async def collect(
     bus: Bus, subject: str, kind: type[M], speaker: Callable[[M], str] | None = None
 ) -> list[M]:

@@ -30,7 +30,7 @@ from services.common.contracts import (
     SchedulerStatus,
 )
 from tests.builders import scheduler_status
-from tests.support import eventually
+from tests.support import eventually, publish_raw
 
 
 def _cycle(n: int) -> CycleStarted:
@@ -101,7 +101,7 @@ async def test_poison_message_is_dead_lettered_and_next_one_processed(nats_url: 
     bus, metrics = await _bus(nats_url)
     seen = await _consuming(bus, "t-poison", lambda message, _: message.cycle_id)
     dead = await bus._nc.subscribe(subjects.dead_letter("test"))
-    await bus.publish_raw(subjects.CYCLE_STARTED, b"{not json")
+    await publish_raw(bus, subjects.CYCLE_STARTED, b"{not json")
     await bus.publish(subjects.CYCLE_STARTED, _cycle(7), natural_id="c7")
     await eventually(lambda: seen == ["c7"], what="the good message after the poison one")
     letter = await dead.next_msg(timeout=5)

@@ -239,8 +239,3 @@ class Bus(Replies):
             # A listener cannot redeliver: the letter is logged (by send) and counted here.
             log.warning("dead letter from %s not stored: %r", consumer, exc)
             self._metrics.dead_lettered.labels(consumer, reason).inc()
-
-    async def publish_raw(self, subject: str, data: bytes) -> None:
-        """Publish bytes as they are (tests and tools use it to send malformed input)."""
-        await self._nc.publish(subject, data)
-        await self._nc.flush()

@@ -34,7 +34,7 @@ from services.common.runner import ServiceHost
 from services.gateway.service import build
 from tests.gateway import standins
 from tests.gateway.harness import NOW, SHORT_TIMEOUT, Gateway, MakeSettings, gateway, ws_client
-from tests.support import eventually
+from tests.support import eventually, publish_raw
 
 # ------------------------------------------------------------------ events to relay
 
@@ -293,7 +293,7 @@ async def test_a_malformed_event_is_dead_lettered_and_the_next_one_relayed(
         watcher = await nats.connect(nats_url)
         letters = await watcher.subscribe(subjects.dead_letter("gateway"))
         publisher = await standins.connect(nats_url, "publisher")
-        await publisher.publish_raw(subjects.CYCLE_STARTED, b'{"cycle_id": 17}')
+        await publish_raw(publisher, subjects.CYCLE_STARTED, b'{"cycle_id": 17}')
         await publisher.publish(subjects.CYCLE_STARTED, cycle_started(), "c-1")
         await publisher.close()
 

@@ -24,7 +24,7 @@ from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
 from tests.builders import approved, buy, cycle_started, hold, llm_call, tick, verdict
 from tests.ledger.harness import Ledger, ledger
-from tests.support import eventually
+from tests.support import eventually, publish_raw
 
 MakeSettings = Callable[..., Settings]
 BTC = "BTCUSDT"
@@ -147,7 +147,7 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
         now = datetime.now(UTC)
         # A call of an agent the ledger has no account for can never be stored: dead letter.
         await lg.publish(subjects.llm_call("ghost"), _call("ghost", "g1", now), "g1")
-        await lg.bus.publish_raw(subjects.MARKET_TICK, b'{"tick_id": 1}')
+        await publish_raw(lg.bus, subjects.MARKET_TICK, b'{"tick_id": 1}')
 
         async def both() -> bool:
             return await _dead_letters(lg) == 2
@@ -178,7 +178,7 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
             what="the re-driven call stored",
         )
         # A malformed request is dead-lettered too, but nobody keeps requests: no re-drive.
-        await lg.bus.publish_raw(subjects.LEDGER_QUERY_ACCOUNTS, b"[1, 2]")
+        await publish_raw(lg.bus, subjects.LEDGER_QUERY_ACCOUNTS, b"[1, 2]")
         await eventually(both, what="the request's dead letter")
         request_seq = max(
             int(row.split()[0])

@@ -40,7 +40,7 @@ from tests.builders import (
     verdict,
 )
 from tests.ledger.harness import Ledger, ledger
-from tests.support import eventually
+from tests.support import eventually, publish_raw
 
 MakeSettings = Callable[..., Settings]
 BTC, ETH = "BTCUSDT", "ETHUSDT"
@@ -335,7 +335,7 @@ async def test_a_cycle_past_its_deadline_completes_with_missed_agents(lg: Ledger
 async def test_a_malformed_verdict_is_dead_lettered_and_the_next_applied(lg: Ledger) -> None:
     dead = await lg.bus._nc.subscribe(subjects.dead_letter("ledger"))
     await lg.start_cycle("c1", 1, {BTC: Decimal(95000)}, "momentum")
-    await lg.bus.publish_raw(subjects.decision_verdict("momentum"), b'{"verdict_id": 1}')
+    await publish_raw(lg.bus, subjects.decision_verdict("momentum"), b'{"verdict_id": 1}')
     v = verdict("c1", "momentum", lg.clock.now(), approved(buy(BTC, 10, 3)))
     await lg.apply(v)
     letter = await dead.next_msg(timeout=5)
@@ -400,7 +400,7 @@ async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visibl
     foreign["decision"]["actions"][0]["invalidation"] = "close\udc00 above 3100"
     body = json.dumps(foreign).encode()
     assert b"\\u0000" in body and b"\\ud800" in body
-    await lg.bus.publish_raw(subjects.decision_verdict("random"), body)
+    await publish_raw(lg.bus, subjects.decision_verdict("random"), body)
     await lg.wait_decided(built.verdict_id)
     await lg.wait_decided("c1:random")
 

@@ -25,7 +25,7 @@ from services.common.contracts import (
 from services.common.lineup import load_lineup
 from services.common.settings import DEFAULT_SYMBOLS, Settings
 from tests.market.observer import MANUAL, Observer, at, manual_market, metric
-from tests.support import eventually
+from tests.support import eventually, publish_raw
 
 
 async def _idle(obs: Observer) -> SchedulerStatus | None:
@@ -193,7 +193,7 @@ async def test_malformed_completion_is_dead_lettered_and_the_service_goes_on(
     async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, host, _clock):
         dead = await obs.bus._nc.subscribe(subjects.dead_letter("market"))
         await obs.first_cycle()
-        await obs.bus.publish_raw(subjects.CYCLE_COMPLETED, b'{"cycle_id": 5}')
+        await publish_raw(obs.bus, subjects.CYCLE_COMPLETED, b'{"cycle_id": 5}')
         letter = await dead.next_msg(timeout=5)
         assert letter.data == b'{"cycle_id": 5}'
         assert letter.headers is not None

@@ -21,7 +21,7 @@ from services.common.contracts import (
 from services.common.settings import Settings
 from services.risk.service import build
 from tests.builders import NOW, buy, close, decision, portfolio
-from tests.support import collect, eventually, running
+from tests.support import collect, eventually, publish_raw, running
 
 
 async def verdicts_on(bus: Bus) -> list[Verdict]:
@@ -75,7 +75,7 @@ async def test_malformed_decision_is_dead_lettered_and_the_next_processed(
     verdicts = await verdicts_on(bus)
     letters = await dead_letters(bus)
     async with running("risk", build, make_settings(), ManualClock(NOW)):
-        await bus.publish_raw(subjects.decision_proposed("momentum"), b'{"actions": "lots"}')
+        await publish_raw(bus, subjects.decision_proposed("momentum"), b'{"actions": "lots"}')
         good = decision(buy("BTCUSDT"), cycle_id="c2")
         await bus.publish(subjects.decision_proposed("momentum"), good, good.decision_id)
         await eventually(lambda: [v.verdict_id for v in verdicts] == ["c2:momentum"])
