@@ -65,8 +65,8 @@ async def _sum_new(conn: asyncpg.Connection) -> tuple[int, bool, dict[str, set[d
         dirty[r["llm_id"]].add(bucket_start(r["at"], BUCKET))
     for r in await sql.curves.stale_buckets(conn):
         dirty[r["llm_id"]].add(r["bucket_start"])
-    for llm_id, starts in dirty.items():
-        await _sum_buckets(conn, llm_id, sorted(starts))
+    for agent_id, starts in dirty.items():
+        await _sum_buckets(conn, agent_id, sorted(starts))
     if records:
         await sql.curves.save_folded_id(conn, records[-1]["id"])
     return sum(len(s) for s in dirty.values()), len(records) == CHUNK, dirty
@@ -128,21 +128,21 @@ def _segment(r: asyncpg.Record) -> Segment:
     )
 
 
-async def _sum_buckets(conn: asyncpg.Connection, llm_id: str, starts: list[datetime]) -> None:
-    rows = await sql.equity.bucket_equities(conn, llm_id, starts, BUCKET)
+async def _sum_buckets(conn: asyncpg.Connection, agent_id: str, starts: list[datetime]) -> None:
+    rows = await sql.equity.bucket_equities(conn, agent_id, starts, BUCKET)
     values: dict[datetime, list[Decimal]] = defaultdict(list)
     for r in rows:
         values[r["start"]].append(r["equity"])
     empty = [s for s in starts if s not in values]
     if empty:  # every snapshot of the bucket is gone
-        await sql.curves.delete_buckets(conn, llm_id, empty)
+        await sql.curves.delete_buckets(conn, agent_id, empty)
     segments = [(start, Segment.of(v)) for start, v in values.items()]
     if not segments:
         return
     columns: list[list[object]] = [[] for _ in range(11)]
     for start, s in segments:
         row = (
-            llm_id,
+            agent_id,
             start,
             s.points,
             s.first,
@@ -159,9 +159,11 @@ async def _sum_buckets(conn: asyncpg.Connection, llm_id: str, starts: list[datet
     await sql.curves.save_buckets(conn, columns)
 
 
-async def mark_stale(conn: asyncpg.Connection, llm_id: str, start: datetime, end: datetime) -> None:
-    """Retention thinned ``llm_id``'s snapshots in [start, end): sum those buckets again."""
-    await sql.curves.mark_stale(conn, llm_id, bucket_start(start, BUCKET), end)
+async def mark_stale(
+    conn: asyncpg.Connection, agent_id: str, start: datetime, end: datetime
+) -> None:
+    """Retention thinned ``agent_id``'s snapshots in [start, end): sum those buckets again."""
+    await sql.curves.mark_stale(conn, agent_id, bucket_start(start, BUCKET), end)
 
 
 async def curves(
@@ -172,14 +174,15 @@ async def curves(
     agents = list(initial_balances)
     totals = await sql.curves.totals(conn, agents)
     result = {
-        llm_id: _stored(totals[llm_id]) if llm_id in totals else _opening(balance)
-        for llm_id, balance in initial_balances.items()
+        agent_id: _stored(totals[agent_id]) if agent_id in totals else _opening(balance)
+        for agent_id, balance in initial_balances.items()
     }
     newer: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for r in await sql.curves.newer_buckets(conn, agents):
         newer[r["llm_id"]].append(r)
     return {
-        llm_id: curve.extend_all(map(_segment, newer[llm_id])) for llm_id, curve in result.items()
+        agent_id: curve.extend_all(map(_segment, newer[agent_id]))
+        for agent_id, curve in result.items()
     }
 
 

@@ -52,35 +52,35 @@ async def save_buckets(conn: Connection, columns: Sequence[Sequence[object]]) ->
     await conn.execute(_UPSERT, *columns)
 
 
-async def delete_buckets(conn: Connection, llm_id: str, starts: Sequence[datetime]) -> None:
+async def delete_buckets(conn: Connection, agent_id: str, starts: Sequence[datetime]) -> None:
     await conn.execute(
         "DELETE FROM equity_curve_buckets WHERE llm_id = $1 "
         "AND bucket_start = ANY($2::timestamptz[])",
-        llm_id,
+        agent_id,
         list(starts),
     )
 
 
-async def mark_stale(conn: Connection, llm_id: str, start: datetime, end: datetime) -> None:
-    """``llm_id``'s buckets starting in [start, end) are to be summed again."""
+async def mark_stale(conn: Connection, agent_id: str, start: datetime, end: datetime) -> None:
+    """``agent_id``'s buckets starting in [start, end) are to be summed again."""
     await conn.execute(
         "UPDATE equity_curve_buckets SET stale = true WHERE llm_id = $1 "
         "AND bucket_start >= $2 AND bucket_start < $3",
-        llm_id,
+        agent_id,
         start,
         end,
     )
 
 
 async def buckets_between(
-    conn: Connection, llm_id: str, start: datetime | None, end: datetime
+    conn: Connection, agent_id: str, start: datetime | None, end: datetime
 ) -> list[asyncpg.Record]:
-    """``llm_id``'s buckets starting in [start, end) (from the first when None), in order."""
+    """``agent_id``'s buckets starting in [start, end) (from the first when None), in order."""
     return list(
         await conn.fetch(
             "SELECT * FROM equity_curve_buckets WHERE llm_id = $1 "
             "AND bucket_start >= $2 AND bucket_start < $3 ORDER BY bucket_start",
-            llm_id,
+            agent_id,
             start or datetime.min.replace(tzinfo=UTC),
             end,
         )
@@ -100,22 +100,22 @@ ORDER BY b.llm_id, b.bucket_start
 """
 
 
-async def newer_buckets(conn: Connection, llm_ids: Sequence[str]) -> list[asyncpg.Record]:
-    """The buckets of ``llm_ids`` after each one's total, by agent then time."""
-    return list(await conn.fetch(_NEWER, list(llm_ids)))
+async def newer_buckets(conn: Connection, agent_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """The buckets of ``agent_ids`` after each one's total, by agent then time."""
+    return list(await conn.fetch(_NEWER, list(agent_ids)))
 
 
 # ---------------------------------------------------------------- totals
 
 
 async def drop_totals_before(
-    conn: Connection, llm_ids: Sequence[str], earliest: Sequence[datetime]
+    conn: Connection, agent_ids: Sequence[str], earliest: Sequence[datetime]
 ) -> None:
     """Drop each agent's total that folded a bucket at or after its ``earliest``."""
     await conn.execute(
         "DELETE FROM equity_curve_totals t USING unnest($1::text[], $2::timestamptz[]) "
         "AS d (llm_id, earliest) WHERE t.llm_id = d.llm_id AND d.earliest < t.through",
-        list(llm_ids),
+        list(agent_ids),
         list(earliest),
     )
 
@@ -149,14 +149,14 @@ ON CONFLICT (llm_id) DO UPDATE SET through = EXCLUDED.through,
 """
 
 
-async def save_total(conn: Connection, llm_id: str, through: datetime, *values: object) -> None:
-    """Store ``llm_id``'s total through ``through``: (last_equity, peak, worst, returns,
+async def save_total(conn: Connection, agent_id: str, through: datetime, *values: object) -> None:
+    """Store ``agent_id``'s total through ``through``: (last_equity, peak, worst, returns,
     returns_sum, returns_squares)."""
-    await conn.execute(_SAVE_TOTAL, llm_id, through, *values)
+    await conn.execute(_SAVE_TOTAL, agent_id, through, *values)
 
 
-async def totals(conn: Connection, llm_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
+async def totals(conn: Connection, agent_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
     records = await conn.fetch(
-        "SELECT * FROM equity_curve_totals WHERE llm_id = ANY($1::text[])", list(llm_ids)
+        "SELECT * FROM equity_curve_totals WHERE llm_id = ANY($1::text[])", list(agent_ids)
     )
     return {r["llm_id"]: r for r in records}

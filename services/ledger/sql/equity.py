@@ -17,9 +17,9 @@ from asyncpg import Connection
 
 
 async def snapshot_equity(
-    conn: Connection, at: datetime, source: str, llm_ids: Sequence[str] | None = None
+    conn: Connection, at: datetime, source: str, agent_ids: Sequence[str] | None = None
 ) -> None:
-    """One equity_snapshots row per account (or per ``llm_ids``) from its current book."""
+    """One equity_snapshots row per account (or per ``agent_ids``) from its current book."""
     await conn.execute(
         "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
         "unrealized_pnl, total_fees, total_funding) "
@@ -28,7 +28,7 @@ async def snapshot_equity(
         "WHERE $3::text[] IS NULL OR llm_id = ANY($3::text[])",
         at,
         source,
-        None if llm_ids is None else list(llm_ids),
+        None if agent_ids is None else list(agent_ids),
     )
 
 
@@ -140,34 +140,34 @@ ORDER BY b.start, e.at, e.id
 
 
 async def bucket_equities(
-    conn: Connection, llm_id: str, starts: Sequence[datetime], width: timedelta
+    conn: Connection, agent_id: str, starts: Sequence[datetime], width: timedelta
 ) -> list[asyncpg.Record]:
-    """(start, equity) of ``llm_id``'s snapshots in the buckets at ``starts``, in time order."""
-    return list(await conn.fetch(_BUCKET_ROWS, llm_id, list(starts), width))
+    """(start, equity) of ``agent_id``'s snapshots in the buckets at ``starts``, in time order."""
+    return list(await conn.fetch(_BUCKET_ROWS, agent_id, list(starts), width))
 
 
 # ---------------------------------------------------------------- thinning
 
 
-async def thinned_from(conn: Connection, llm_id: str) -> datetime | None:
+async def thinned_from(conn: Connection, agent_id: str) -> datetime | None:
     """Where thinning ``llm_id`` goes on: where it last stopped, else its oldest snapshot."""
     start: datetime | None = await conn.fetchval(
         "SELECT coalesce((SELECT thinned_until FROM equity_thinning WHERE llm_id = $1), "
         "(SELECT min(at) FROM equity_snapshots WHERE llm_id = $1))",
-        llm_id,
+        agent_id,
     )
     return start
 
 
 async def snapshots_between(
-    conn: Connection, llm_id: str, start: datetime, end: datetime, limit: int | None
+    conn: Connection, agent_id: str, start: datetime, end: datetime, limit: int | None
 ) -> list[asyncpg.Record]:
-    """(id, at, source, equity) of ``llm_id``'s snapshots in [start, end), in time order."""
+    """(id, at, source, equity) of ``agent_id``'s snapshots in [start, end), in time order."""
     return list(
         await conn.fetch(
             "SELECT id, at, source, equity FROM equity_snapshots "
             "WHERE llm_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4",
-            llm_id,
+            agent_id,
             start,
             end,
             limit,
@@ -179,10 +179,10 @@ async def delete_snapshots(conn: Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM equity_snapshots WHERE id = ANY($1::bigint[])", list(ids))
 
 
-async def save_thinned_until(conn: Connection, llm_id: str, until: datetime) -> None:
+async def save_thinned_until(conn: Connection, agent_id: str, until: datetime) -> None:
     await conn.execute(
         "INSERT INTO equity_thinning (llm_id, thinned_until) VALUES ($1, $2) "
         "ON CONFLICT (llm_id) DO UPDATE SET thinned_until = EXCLUDED.thinned_until",
-        llm_id,
+        agent_id,
         until,
     )
