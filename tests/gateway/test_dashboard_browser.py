@@ -91,9 +91,15 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         state.equity["random"] = Decimal("104.50")
         state.record_equity(builders.NOW + timedelta(minutes=5))
         hostile = standins.decision("random", "c-1", f"Going long. {XSS} Stop below support.")
-        state.decisions.append(hostile)
+        disabled = standins.decision("momentum", "c-1", "").model_copy(
+            update={"error": "disabled: ANTHROPIC_API_KEY is not set"}
+        )
+        state.decisions += [hostile, disabled]
         publisher = await standins.connect(nats_url, "publisher")
         await publisher.publish(subjects.decision_proposed("random"), hostile, hostile.decision_id)
+        await publisher.publish(
+            subjects.decision_proposed("momentum"), disabled, disabled.decision_id
+        )
         await publisher.publish(
             subjects.agent_heartbeat("mean-reversion"),
             builders.disabled_heartbeat(
@@ -116,7 +122,10 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
 
         await expect(rows.first).to_have_attribute("data-agent", "random")
         await expect(rows.first).to_contain_text("104.50")
-        feed = page.locator("#decisions li").first
+        # Each error as what it is: a disabled agent's HOLD is no parse error.
+        held = page.locator('#decisions li[data-decision="c-1:momentum"] .error')
+        await expect(held).to_have_text("disabled: ANTHROPIC_API_KEY is not set")
+        feed = page.locator('#decisions li[data-decision="c-1:random"]')
         await expect(feed).to_contain_text(XSS)  # the markup, shown as characters
         assert await page.locator("#decisions img").count() == 0
         await expect(page.locator("#agents")).to_contain_text("too many parse failures")

@@ -196,7 +196,8 @@
     list.replaceChildren(...state.decisions.map((d) => el("li", { "data-decision": d.decision_id },
       el("div", { class: "meta" }, `${time(d.decided_at)} · ${name(d.agent_id)} · ${d.model || ""} · ${d.cycle_id}`),
       el("div", { class: "actions" }, d.actions.map(describe).join(", ") || "HOLD"),
-      d.error ? el("div", { class: "error" }, `parse error: ${d.error}`) : null,
+      // The error says what it is ("parse error: …", "disabled: …", "provider error: …").
+      d.error ? el("div", { class: "error" }, d.error) : null,
       el("div", { class: "reasoning" }, d.reasoning || ""),
     )));
   }
