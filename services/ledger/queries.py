@@ -315,9 +315,11 @@ class LedgerQueries:
             closes = await sql.trades.closes(conn)
             reasons = await sql.decisions.rejection_reasons(conn)
             curves = await curve_store.curves(conn, {r.agent_id: r.initial_balance for r in rows})
+            usage = await sql.decisions.llm_usage(conn)
         return Stats(
             agents=tuple(
                 agent_stats(r, extras, closes.get(r.agent_id), reasons, curves[r.agent_id])
+                .model_copy(update=_usage(usage.get(r.agent_id)))
                 for r in rows
             )
         )
@@ -333,6 +335,19 @@ class LedgerQueries:
             full=findings.full,
             checked_from=findings.checked_from,
         )
+
+
+def _usage(record: asyncpg.Record | None) -> dict[str, Any]:
+    """An agent's model calls as AgentStats fields (none: the defaults, no calls)."""
+    if record is None:
+        return {}
+    return {
+        "llm_calls": record["calls"],
+        "prompt_tokens": record["prompt_tokens"],
+        "completion_tokens": record["completion_tokens"],
+        "latency_p50_ms": record["p50"],
+        "latency_p95_ms": record["p95"],
+    }
 
 
 def agent_stats(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import RemoteError
 from services.common.contracts import (
     Accounts,
@@ -23,6 +23,7 @@ from services.common.contracts import (
     PortfolioQuery,
     PositionSide,
     Reason,
+    StatsQuery,
     Verdict,
 )
 from services.common.settings import Settings
@@ -369,16 +370,25 @@ async def test_ticks_mark_positions_and_llm_calls_are_recorded(lg: Ledger) -> No
     )
 
     await lg.publish(subjects.llm_call("ghost"), llm_call("ghost", "k0", now), "k0")
-    await lg.publish(subjects.llm_call("momentum"), llm_call("momentum", "k1", now), "k1")
+    for call_id, ms in (("k1", "100"), ("k2", "300"), ("k3", "200")):
+        call = llm_call("momentum", call_id, now, response_time_ms=ms)
+        await lg.publish(subjects.llm_call("momentum"), call, call_id)
     await eventually(
-        lambda: lg.count("SELECT count(*) FROM llm_api_calls WHERE call_id = 'k1'"),
-        what="the LLM call stored",
+        lambda: _equals(lg.count("SELECT count(*) FROM llm_api_calls"), 3),
+        what="the LLM calls stored",
     )
     await eventually(
         lambda: lg.dead_lettered("ledger-llm-calls", "rejected") == 1,
         what="the call of an unknown agent dead-lettered",
     )
-    assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1
+    # Per agent in the statistics: calls, tokens in and out, response time p50 and p95.
+    stats = await lg.bus.ask(channels.LEDGER_QUERY_STATS, StatsQuery())
+    used = {s.agent_id: s for s in stats.agents}
+    momentum = used["momentum"]
+    assert (momentum.llm_calls, momentum.prompt_tokens, momentum.completion_tokens) == (3, 300, 60)
+    assert momentum.latency_p50_ms == 200.0
+    assert momentum.latency_p95_ms == pytest.approx(290.0)  # 200 + 0.9 x (300 - 200)
+    assert (used["random"].llm_calls, used["random"].latency_p50_ms) == (0, None)
 
 
 async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visible(
@@ -426,3 +436,7 @@ async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visibl
         "random": "NUL\ufffd and a lone \ufffd here",
     }
     assert lg.dead_lettered("ledger-books", "malformed") == 0
+
+
+async def _equals(count: Awaitable[int], expected: int) -> bool:
+    return await count == expected

@@ -130,6 +130,13 @@ class AgentStats(AgentFigures):
     sharpe_ratio: Decimal | None
     parse_failures: int
     rejections_by_reason: dict[str, int]
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_p50_ms: float | None = Field(
+        default=None, description="Median response time of the agent's model calls."
+    )
+    latency_p95_ms: float | None = None
 
 
 class StatsQuery(Message):

@@ -328,6 +328,19 @@ async def llm_costs(conn: Connection) -> dict[str, Decimal]:
     return {r["llm_id"]: r["v"] for r in records}
 
 
+async def llm_usage(conn: Connection) -> dict[str, asyncpg.Record]:
+    """Per agent, its model calls: how many, tokens in and out, response time p50/p95 (ms)."""
+    records = await conn.fetch(
+        "SELECT llm_id, count(*)::int AS calls, "
+        "coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens, "
+        "coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50, "
+        "percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95 "
+        "FROM llm_api_calls GROUP BY llm_id"
+    )
+    return {r["llm_id"]: r for r in records}
+
+
 async def rejection_counts(conn: Connection) -> dict[str, int]:
     """Per agent, its rejected decisions."""
     records = await conn.fetch(
