@@ -95,6 +95,11 @@ def test_the_same_season_twice_gives_the_same_books(
     assert _without_ids(exported / "trades.csv") == _without_ids(
         tmp_path / "again" / "run-0" / "trades.csv"
     )
+    # Each cycle's prices, the report's benchmark: a row per symbol and cycle, the same in
+    # every run of the season.
+    prices = (exported / "market_data.csv").read_text()
+    assert prices == (tmp_path / "first" / "run-1" / "market_data.csv").read_text()
+    assert len(prices.splitlines()) == 1 + len(SYMBOLS) * run0["cycles"]
     decisions = (exported / "llm_decisions.log").read_text().splitlines()
     assert len(decisions) == 3 * run0["cycles"]
 
