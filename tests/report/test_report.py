@@ -171,3 +171,14 @@ def test_the_command_line(tmp_path: Path) -> None:
         check=False,
     )
     assert empty.returncode == 1
+
+
+def test_no_report_without_prices_or_with_too_few_cycles(tmp_path: Path) -> None:
+    season = _season(tmp_path)
+    (season / "run-1" / "market_data.csv").unlink()
+    assert cli.write_report(season) is None
+    for run in ("run-0", "run-1"):
+        _write(season / run / "cycles.csv", ["cycle_id", "sequence", "status"], [])
+        _write(season / run / "market_data.csv", ["cycle_id", "symbol", "price", "mark_price"], [])
+    assert cli.write_report(season) is None
+    assert not (season / "report.json").exists()
