@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devstack.report import stats
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
 from devstack.report.runs import BENCHMARK, Run
 
 Series = npt.NDArray[np.float64]
@@ -105,8 +105,8 @@ def _signed(comparison: stats.Comparison, agent: str, baseline: str) -> float:
 def build(
     runs: list[Run],
     *,
-    periods_per_year: int = stats.CYCLES_PER_YEAR_5M,
-    reps: int = stats.DEFAULT_REPS,
+    periods_per_year: int = CYCLES_PER_YEAR_5M,
+    reps: int = DEFAULT_REPS,
     seed: int = 0,
     season: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

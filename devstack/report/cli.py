@@ -7,9 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from devstack.report import stats
-from devstack.report.build import build
-from devstack.report.runs import read_run, run_folders
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS
 
 MIN_CYCLES = 3  # two returns: a deviation, a regression
 PRICES = "market_data.csv"
@@ -20,14 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resamples",
         type=int,
-        default=stats.DEFAULT_REPS,
+        default=DEFAULT_REPS,
         help="bootstrap resamples per interval and comparison",
     )
     parser.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
     parser.add_argument(
         "--cycles-per-year",
         type=int,
-        default=stats.CYCLES_PER_YEAR_5M,
+        default=CYCLES_PER_YEAR_5M,
         help="to annualise Sharpe, Sortino, Calmar and alpha (five-minute cycles: 105120)",
     )
 
@@ -35,11 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def write_report(
     season: Path,
     *,
-    reps: int = stats.DEFAULT_REPS,
+    reps: int = DEFAULT_REPS,
     seed: int = 0,
-    periods_per_year: int = stats.CYCLES_PER_YEAR_5M,
+    periods_per_year: int = CYCLES_PER_YEAR_5M,
 ) -> Path | None:
     """``season/report.json`` from its finished runs; None (and nothing written) if none."""
+    # Here, not above: the statistics libraries load only when a report is made.
+    from devstack.report.build import build
+    from devstack.report.runs import read_run, run_folders
+
     started = time.monotonic()
     folders = run_folders(season)
     if not folders:

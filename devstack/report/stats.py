@@ -2,12 +2,12 @@
 
 A per-cycle return is ``equity[t] / equity[t-1] - 1`` between two consecutive cycles.
 Ratios are annualised with the number of cycles in a year that the caller states
-(``CYCLES_PER_YEAR_5M`` for five-minute cycles, around the clock). Intervals are 95 %
-percentile intervals of a stationary block bootstrap (``arch``), whose mean block length
-is ``arch.bootstrap.optimal_block_length`` of the series resampled (Politis and White),
-at least the cube root of its length (see ``block_length``), so the autocorrelation of
-returns stays inside the blocks; every resample draws from the numpy ``Generator``
-given, so one seed gives one report.
+(``devstack.report.CYCLES_PER_YEAR_5M`` for five-minute cycles, around the clock).
+Intervals are 95 % percentile intervals of a stationary block bootstrap (``arch``),
+whose mean block length is ``arch.bootstrap.optimal_block_length`` of the series
+resampled (Politis and White), at least the cube root of its length (see
+``block_length``), so the autocorrelation of returns stays inside the blocks; every
+resample draws from the numpy ``Generator`` given, so one seed gives one report.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from arch.bootstrap import StationaryBootstrap, optimal_block_length
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
+from devstack.report import DEFAULT_REPS
+
 Returns = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
 
-CYCLES_PER_YEAR_5M = 365 * 24 * 12  # 105,120 five-minute cycles
-DEFAULT_REPS = 2000
 LEVEL = 0.95
 BATCH_VALUES = 2_000_000  # resampled values held at once
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from devstack.report import stats
+from devstack.report import CYCLES_PER_YEAR_5M, stats
 
 CYCLES = 1000
 SEASONS = 400
@@ -23,7 +23,7 @@ REPS = 400
 SIGMA = 0.002
 PHI = 0.3
 OWN_PHI = 0.1
-PPY = stats.CYCLES_PER_YEAR_5M
+PPY = CYCLES_PER_YEAR_5M
 
 
 def ar1(rng: np.random.Generator, mu: float, phi: float = PHI, n: int = CYCLES) -> np.ndarray:
