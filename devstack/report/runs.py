@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -43,9 +44,10 @@ def _returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return series[1:] / series[:-1] - 1.0
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    """Row by row: a season of months has millions of tick snapshots."""
     with path.open(newline="") as rows:
-        return list(csv.DictReader(rows))
+        yield from csv.DictReader(rows)
 
 
 def run_folders(season: Path) -> list[tuple[int, Path]]:
