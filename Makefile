@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run season test test-fast lint format proto bench clean
+.PHONY: install run season report test test-fast lint format proto bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -26,6 +26,10 @@ PARALLEL ?= 1
 SEED ?= 42
 season: install
 	$(PY) -m devstack season --data $(DATA) --out $(OUT) --runs $(RUNS) --parallel $(PARALLEL) --seed $(SEED)
+
+# A season's statistics: `make report OUT=seasons/s1` writes seasons/s1/report.json.
+report: install
+	$(PY) -m devstack report $(OUT)
 
 test: install
 	sh scripts/ensure-test-tools.sh

@@ -28,6 +28,7 @@ from devstack.nats_server import EmbeddedNats
 from devstack.ports import free_port, port_is_free
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import Program, agent_groups, hosts, programs
+from devstack.report import cli as report_cli
 from devstack.season import cli as season_cli
 from devstack.supervisor import render_config, supervisord_command, write_config
 from services.common.lineup import Lineup, load_lineup
@@ -222,11 +223,17 @@ def main() -> None:
         "season", help="replay history through isolated arenas, several runs (docs/seasons.md)"
     )
     season_cli.add_arguments(season_parser)
+    report_parser = sub.add_parser(
+        "report", help="a season's statistics in DIR/report.json (docs/seasons.md#report)"
+    )
+    report_cli.add_arguments(report_parser)
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.data_dir, load_settings("arena"), free_ports=args.free_ports))
     if args.command == "season":
         sys.exit(season_cli.main(args))
+    if args.command == "report":
+        sys.exit(report_cli.main(args))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``python -m devstack season --data DIR --out DIR [...]``: the runs, then ``summary.json``."""
+"""``python -m devstack season --data DIR --out DIR [...]``: the runs, then ``summary.json``
+and ``report.json``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from devstack.report.cli import write_report
 from devstack.season.config import DEFAULT_RUN_TIMEOUT_SECONDS, Season
 from devstack.season.run import RunResult, play
 from services.common.lineup import load_lineup
@@ -123,5 +125,9 @@ def write_summary(out: Path, described: dict[str, Any]) -> tuple[Path, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    results = run_season(season_of(args))
+    season = season_of(args)
+    results = run_season(season)
+    # A Job's pod plays one run: the report waits for all of them (python -m devstack report).
+    if season.only_run is None:
+        write_report(season.out)
     return 0 if all(r.error is None and r.verify == "ok" for r in results) else 1

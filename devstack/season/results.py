@@ -29,6 +29,12 @@ EXPORTED_TABLES = (
     "equity_snapshots",
     "llm_api_calls",
 )
+# Each cycle's prices (BTC's is the report's benchmark), without the row ids and storage
+# times that differ between two identical runs.
+MARKET_DATA_QUERY = (
+    "SELECT cycle_id, data_timestamp, symbol, price, mark_price, funding_rate "
+    "FROM market_data WHERE cycle_id IS NOT NULL ORDER BY data_timestamp, symbol"
+)
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,12 @@ async def collect(database_url: str, export_to: Path) -> RunFigures:
         async with pool.acquire() as conn:
             length, head = await sql.decisions.chain_head(conn)
             cycles = await conn.fetchval("SELECT count(*) FROM cycles WHERE status = 'completed'")
-            for table in EXPORTED_TABLES:
+            queries = {table: f"SELECT * FROM {table} ORDER BY 1" for table in EXPORTED_TABLES}
+            queries["market_data"] = MARKET_DATA_QUERY
+            for name, query in queries.items():
                 # Ordered, so two identical runs export identical files.
                 await conn.copy_from_query(
-                    f"SELECT * FROM {table} ORDER BY 1",
-                    output=str(export_to / f"{table}.csv"),
-                    format="csv",
-                    header=True,
+                    query, output=str(export_to / f"{name}.csv"), format="csv", header=True
                 )
     finally:
         await pool.close()

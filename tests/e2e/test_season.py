@@ -95,7 +95,18 @@ def test_the_same_season_twice_gives_the_same_books(
     assert _without_ids(exported / "trades.csv") == _without_ids(
         tmp_path / "again" / "run-0" / "trades.csv"
     )
+    # Each cycle's prices, the report's benchmark: a row per symbol and cycle, the same in
+    # every run of the season.
+    prices = (exported / "market_data.csv").read_text()
+    assert prices == (tmp_path / "first" / "run-1" / "market_data.csv").read_text()
+    assert len(prices.splitlines()) == 1 + len(SYMBOLS) * run0["cycles"]
     decisions = (exported / "llm_decisions.log").read_text().splitlines()
+    # The season played whole ends with its report; a single run of it (a Job's pod) not.
+    report = json.loads((tmp_path / "first" / "report.json").read_text())
+    assert report["runs"] == 2
+    assert set(report["agents"]) == set(run0["agents"])
+    assert sum(report["agents"]["momentum"]["rank_frequencies"]) == 2
+    assert not (tmp_path / "again" / "report.json").exists()
     assert len(decisions) == 3 * run0["cycles"]
 
 
