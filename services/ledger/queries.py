@@ -318,8 +318,9 @@ class LedgerQueries:
             usage = await sql.decisions.llm_usage(conn)
         return Stats(
             agents=tuple(
-                agent_stats(r, extras, closes.get(r.agent_id), reasons, curves[r.agent_id])
-                .model_copy(update=_usage(usage.get(r.agent_id)))
+                agent_stats(
+                    r, extras, closes.get(r.agent_id), reasons, curves[r.agent_id]
+                ).model_copy(update=_usage(usage.get(r.agent_id)))
                 for r in rows
             )
         )
