@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
-from devstack.report.runs import BENCHMARK, Run
+from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"
@@ -58,8 +58,7 @@ def _common(runs: list[Run]) -> tuple[str, ...]:
 
 def _on(run: Run, series: Series, cycles: tuple[str, ...]) -> Series:
     position = {c: i for i, c in enumerate(run.cycles)}
-    values = series[[position[c] for c in cycles]]
-    return values[1:] / values[:-1] - 1.0
+    return per_cycle_returns(series[[position[c] for c in cycles]])
 
 
 def _pairwise(

@@ -60,7 +60,8 @@ def write_report(
         return None
     report = build(runs, periods_per_year=periods_per_year, reps=reps, seed=seed, season=described)
     out = season / "report.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    # allow_nan=False: a figure that is not a number fails here, not in a reader's parser.
+    out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     print(
         f"[report] {len(runs)} run(s), {report['cycles']} cycles, {len(report['agents'])} "
         f"agents: {out} in {time.monotonic() - started:.1f} s",

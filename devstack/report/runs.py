@@ -34,14 +34,18 @@ class Run:
     providers: dict[str, str]
 
     def returns(self, agent: str) -> npt.NDArray[np.float64]:
-        return _returns(self.equity[agent])
+        return per_cycle_returns(self.equity[agent])
 
     def benchmark_returns(self) -> npt.NDArray[np.float64]:
-        return _returns(self.benchmark)
+        return per_cycle_returns(self.benchmark)
 
 
-def _returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return series[1:] / series[:-1] - 1.0
+def per_cycle_returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per-cycle returns; after an equity of zero (an account wiped out) each one is 0:
+    nothing is left to gain or lose, and no return is undefined."""
+    before, after = series[:-1], series[1:]
+    ratio = np.divide(after, before, out=np.ones_like(after), where=before > 0.0)
+    return ratio - 1.0
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:

@@ -33,7 +33,7 @@ def _write(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> N
         writer.writerows(rows)
 
 
-def _season(tmp_path: Path) -> Path:
+def _season(tmp_path: Path, *, wiped_out_at: int | None = None) -> Path:
     market = np.random.default_rng(1)
     btc = 95_000 * np.cumprod(1 + 0.002 * market.standard_normal(CYCLES))
     btc_returns = np.concatenate(([0.0], btc[1:] / btc[:-1] - 1))
@@ -45,6 +45,8 @@ def _season(tmp_path: Path) -> Path:
             "skilled": 100 * np.cumprod(1 + 0.0005 + 0.5 * btc_returns),
             "random": 100 * np.cumprod(1 + 0.002 * noise.standard_normal(CYCLES)),
         }
+        if wiped_out_at is not None:  # liquidated to nothing, and nothing from then on
+            equity["random"][wiped_out_at:] = 0.0
         folder = tmp_path / f"run-{run}"
         folder.mkdir()
         # Out of order on purpose, and a cycle that did not complete.
@@ -182,3 +184,10 @@ def test_no_report_without_prices_or_with_too_few_cycles(tmp_path: Path) -> None
         _write(season / run / "market_data.csv", ["cycle_id", "symbol", "price", "mark_price"], [])
     assert cli.write_report(season) is None
     assert not (season / "report.json").exists()
+
+
+def test_an_agent_wiped_out_has_lost_everything_and_no_figure_is_nan(tmp_path: Path) -> None:
+    report = _report(_season(tmp_path, wiped_out_at=CYCLES // 2))  # strict JSON: no NaN
+    wiped = report["agents"]["random"]
+    assert wiped["return_pct"]["value"] == pytest.approx(-100.0)
+    assert wiped["max_drawdown_pct"] == pytest.approx(100.0)
