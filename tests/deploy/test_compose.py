@@ -45,7 +45,7 @@ def test_the_dockerfile_command_names_a_real_service() -> None:
     assert commands, "the Dockerfile has no CMD"
     assert all(is_service_module(module) for module in commands)
     # The last stage, the default target, is the services' image; each image runs as 10001.
-    assert text.rsplit("\nFROM ", 1)[1].startswith("python:")
+    assert text.rsplit("\nFROM ", 1)[1].startswith("runtime\n")
     assert text.count("USER 10001") == text.count("AS season") + 1 == 2
 
 
