@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.contracts import Indicators, SchedulerStatus
+from services.common.contracts import Indicators, SchedulerStatus, SymbolTicker
 from services.gateway.agents import AgentState
 
 
@@ -41,18 +41,11 @@ class SymbolPrice(View):
     source: str
 
 
-class Ticker(View):
-    symbol: str
+class Ticker(SymbolTicker):
+    """``/market/ticker/{symbol}``: the symbol's ticker in the latest snapshot."""
+
     cycle_id: str
     taken_at: datetime
-    last_price: Decimal
-    mark_price: Decimal
-    price_change_pct_24h: Decimal
-    volume_24h: Decimal
-    high_24h: Decimal
-    low_24h: Decimal
-    funding_rate: Decimal
-    next_funding_time: datetime
 
 
 class SymbolIndicators(View):
