@@ -310,14 +310,7 @@ class Settings(BaseSettings):
 
     @property
     def limits(self) -> TradingLimits:
-        return TradingLimits(
-            min_margin_usd=self.min_margin_usd,
-            max_margin_usd=self.max_margin_usd,
-            max_leverage=self.max_leverage,
-            max_open_positions=self.max_open_positions,
-            max_margin_utilisation=self.max_margin_utilisation,
-            taker_fee_rate=self.taker_fee_rate,
-        )
+        return TradingLimits.model_validate(self, from_attributes=True)
 
     @property
     def decision_window(self) -> timedelta:

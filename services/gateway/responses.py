@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from services.common.contracts import Indicators, SchedulerStatus, SymbolTicker
 from services.gateway.agents import AgentState
@@ -66,7 +66,12 @@ class SchedulerStats(View):
     cycles_skipped: int
     last_duration_seconds: float | None
     mean_duration_seconds: float | None
-    success_rate: float | None = Field(description="completed / started, null before any cycle")
+
+    @computed_field(description="completed / started, null before any cycle")  # type: ignore[prop-decorator]
+    @property
+    def success_rate(self) -> float | None:
+        started = self.cycles_started
+        return self.cycles_completed / started if started else None
 
 
 class NextRun(View):
