@@ -44,7 +44,7 @@ class RunningCycle:
     cycle_id: str
     sequence: int
     started_at: datetime  # on the wall clock, like the deadlines
-    deadline: datetime  # a replay announces one in data time; this one bounds the wait
+    decision_deadline: datetime  # a replay announces one in data time; this bounds the wait
     fail_at: datetime  # no completion by then: failed
     started_mono: float
     fail_at_mono: float
@@ -79,13 +79,7 @@ class RunningCycle:
         )
 
     def saved(self) -> SavedCycle:
-        return SavedCycle(
-            cycle_id=self.cycle_id,
-            sequence=self.sequence,
-            started_at=self.started_at,
-            decision_deadline=self.deadline,
-            fail_at=self.fail_at,
-        )
+        return SavedCycle.model_validate(self, from_attributes=True)
 
 
 async def take_snapshot(
