@@ -55,17 +55,11 @@ class SymbolIndicators(View):
     indicators: Indicators
 
 
-class SchedulerStats(View):
-    """``/scheduler/stats``: the job's counters and durations."""
+class SchedulerStats(SchedulerStatus):
+    """``/scheduler/stats``: the scheduler's status with its success rate."""
 
-    running: bool
-    paused: bool
-    cycles_started: int
-    cycles_completed: int
-    cycles_failed: int
-    cycles_skipped: int
-    last_duration_seconds: float | None
-    mean_duration_seconds: float | None
+    # Its own JSON carries the computed success rate back: reading it is not an error.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     @computed_field(description="completed / started, null before any cycle")  # type: ignore[prop-decorator]
     @property

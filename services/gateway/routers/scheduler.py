@@ -69,7 +69,7 @@ def router(
     @api.get("/stats", response_model=SchedulerStats, summary="Cycle counters and durations")
     async def stats() -> SchedulerStats:
         s = await reader.scheduler_status()
-        return SchedulerStats.model_validate(s, from_attributes=True)
+        return SchedulerStats(**dict(s))
 
     @api.get("/next-run", response_model=NextRun, summary="When the next cycle starts")
     async def next_run() -> NextRun:
