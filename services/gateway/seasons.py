@@ -3,7 +3,8 @@
 
 Names are checked before any path is built from them, and every file served must lie,
 symlinks resolved, inside the seasons folder. A report is parsed once per change of its
-modification time and size, so listing a folder of large reports costs a ``stat`` each.
+modification time and size, so listing a folder of large reports costs a few ``stat``s
+per season (its report, its page, its charts).
 The methods touch the disk: the routes call them off the event loop.
 """
 
@@ -43,6 +44,12 @@ class SeasonSummary(View):
     )
     agents: tuple[str, ...]
     created: datetime = Field(description="When report.json was last written (UTC).")
+    report_html: bool = Field(
+        default=False, description="Whether report.html is there (/seasons/{id}/report.html)."
+    )
+    charts: tuple[str, ...] = Field(
+        default=(), description="The charts there, by name (/seasons/{id}/charts/{name}.png)."
+    )
 
 
 class InvalidName(ValueError):
@@ -125,7 +132,7 @@ class SeasonShelf:
                     continue
                 summary = self._summary_of(base, entry.name)
                 if summary is not None:
-                    found.append(summary)
+                    found.append(self._with_files(base, summary))
                     seen.add(entry.name)
         with self._lock:
             for gone in self._parsed.keys() - seen:
@@ -150,6 +157,20 @@ class SeasonShelf:
         with self._lock:
             self._parsed[season_id] = parsed
         return parsed.summary
+
+    def _with_files(self, base: Path, summary: SeasonSummary) -> SeasonSummary:
+        """``summary`` with what else its folder has now (a page and charts come later)."""
+        charts_dir = base / summary.id / CHARTS_DIR
+        names = []
+        if charts_dir.is_dir():
+            with os.scandir(charts_dir) as entries:
+                for entry in entries:
+                    name = entry.name.removesuffix(".png")
+                    chart = name != entry.name and valid_name(name)
+                    if chart and self._inside(base, summary.id, CHARTS_DIR, entry.name):
+                        names.append(name)
+        page = self._inside(base, summary.id, PAGE_FILE) is not None
+        return summary.model_copy(update={"report_html": page, "charts": tuple(sorted(names))})
 
     def file(self, season_id: str, *parts: str) -> Path:
         """The real path of a season's file (``report.json``, ``report.html``,

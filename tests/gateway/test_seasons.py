@@ -81,6 +81,9 @@ async def test_seasons_are_listed_newest_first_with_what_their_reports_say(
     assert q1["agents"] == ["momentum", "random"]
     assert q1["season"]["from"] == "2025-01-02"
     assert q1["created"] == "2025-01-02T06:40:00Z"
+    # Its page and charts; a chart linked from outside the folder is not one.
+    assert (q1["report_html"], q1["charts"]) == (True, ["equity", "inner"])
+    assert (listed[0]["report_html"], listed[0]["charts"]) == (False, [])
 
 
 async def test_a_season_s_report_page_and_charts_are_served_as_written(
