@@ -89,6 +89,12 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         await expect(page.locator("#source")).to_have_text("source: simulator")
         await expect(page.locator("#chart .uplot")).to_have_count(1)
         await expect(page.locator("#decisions li")).to_have_count(1)
+        # Each agent's model usage from /trading/stats; a baseline makes no call.
+        usage = page.locator('#leaderboard tbody tr[data-agent="momentum"]')
+        await expect(usage).to_contain_text("24.5k / 3100")
+        await expect(usage).to_contain_text("850 ms / 2.14 s")
+        baseline = page.locator('#leaderboard tr[data-agent="random"] td').last
+        await expect(baseline).to_have_class("muted")
 
         # A cycle: the ledger's state moves on, then the events arrive over NATS.
         state.equity["random"] = Decimal("104.50")

@@ -5,7 +5,7 @@
 (() => {
   const COLORS = ["#58a6ff", "#3fb950", "#f0883e", "#bc8cff", "#ff7b72", "#d29922", "#39c5cf"];
   const MAX_DECISIONS = 60;
-  const state = { names: {}, decisions: [], chart: null, chartKey: "" };
+  const state = { names: {}, decisions: [], chart: null, chartKey: "", board: null, usage: {} };
 
   const { el, setText, fill, empty, num, fmt, signed, td, get, banner } = window.arenaDom;
 
@@ -32,6 +32,7 @@
     positions: () => load("/trading/positions?limit=100", (d) => renderPositions(d.positions)),
     trades: () => load("/trading/trades?limit=25", (d) => renderTrades(d.trades)),
     equity: () => load("/trading/equity?points=1000&limit=20000&format=columns", (d) => renderChart(d.agents)),
+    stats: () => load("/trading/stats", renderUsage),
     scheduler: () => load("/scheduler/status", renderScheduler),
     agents: () => load("/trading/agents", (d) => renderAgents(d.agents)),
     prices: () => load("/market/snapshot", (d) => d.snapshot && renderSnapshot(d.snapshot)),
@@ -59,8 +60,9 @@
 
   function renderLeaderboard(board) {
     const entries = Array.isArray(board) ? board : board.entries;
+    state.board = entries;
     for (const e of entries) state.names[e.agent_id] = e.display_name;
-    if (!entries.length) return empty("leaderboard", 12, "No agents yet.");
+    if (!entries.length) return empty("leaderboard", 15, "No agents yet.");
     fill("leaderboard", entries.map((e) => el("tr", { "data-agent": e.agent_id },
       td(e.rank),
       td(e.display_name),
@@ -74,7 +76,25 @@
       td(e.total_trades),
       td(e.parse_failures, e.parse_failures ? "neg" : ""),
       td(e.rejections, e.rejections ? "neg" : ""),
+      ...usageCells(state.usage[e.agent_id]),
     )));
+  }
+
+  // Model usage comes from /trading/stats (refreshed after each cycle), not the leaderboard.
+  const count = (n) => (n >= 1e6 ? `${fmt(n / 1e6, 1)}M` : n >= 1e4 ? `${fmt(n / 1e3, 1)}k` : String(n));
+  const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? `${fmt(v / 1000, 2)} s` : `${fmt(v, 0)} ms`);
+  function usageCells(u) {
+    if (!u || !u.llm_calls) return [td("–", "muted"), td("–", "muted"), td("–", "muted")];
+    return [
+      td(u.llm_calls),
+      td(`${count(u.prompt_tokens)} / ${count(u.completion_tokens)}`),
+      td(`${ms(u.latency_p50_ms)} / ${ms(u.latency_p95_ms)}`),
+    ];
+  }
+
+  function renderUsage(stats) {
+    state.usage = Object.fromEntries(stats.agents.map((a) => [a.agent_id, a]));
+    if (state.board) renderLeaderboard(state.board);
   }
 
   function renderAccounts(accounts) {
@@ -227,12 +247,12 @@
       renderAgents(d.agents || []);
       const missing = Object.entries(d.unavailable || {}).map(([k, v]) => `${k}: ${v}`);
       banner(missing.join(" · "));
-      refresh("equity", "trades", "decisions");
+      refresh("equity", "trades", "decisions", "stats");
     },
     market_snapshot: (d) => renderSnapshot(d),
     scheduler_status: (d) => renderScheduler(d),
     cycle_start: (d) => setText("cycle", `cycle ${d.sequence} running (${d.cycle_id})`),
-    cycle_complete: () => refresh("leaderboard", "equity", "positions", "trades", "scheduler"),
+    cycle_complete: () => refresh("leaderboard", "equity", "positions", "trades", "scheduler", "stats"),
     llm_decision: (d) => addDecision(d),
     position_update: () => refresh("positions", "trades"),
     account_update: () => refresh("leaderboard"),
