@@ -114,7 +114,10 @@ class SeasonShelf:
 
     def _inside(self, base: Path, *parts: str) -> Path | None:
         """``base/parts`` if it is a regular file whose real path is under ``base``."""
-        real = base.joinpath(*parts).resolve()
+        try:
+            real = base.joinpath(*parts).resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            return None
         if not real.is_relative_to(base) or not real.is_file():
             return None
         return real
@@ -125,15 +128,19 @@ class SeasonShelf:
         if base is None:
             return []
         found: list[SeasonSummary] = []
-        seen: set[str] = set()
-        with os.scandir(base) as entries:
-            for entry in entries:
-                if not valid_name(entry.name):
-                    continue
-                summary = self._summary_of(base, entry.name)
+        try:
+            with os.scandir(base) as entries:
+                seen = {entry.name for entry in entries if valid_name(entry.name)}
+        except OSError as exc:
+            log.warning("the seasons folder cannot be listed: %s", exc)
+            return []
+        for season_id in seen:
+            try:
+                summary = self._summary_of(base, season_id)
                 if summary is not None:
                     found.append(self._with_files(base, summary))
-                    seen.add(entry.name)
+            except OSError as exc:  # a folder removed or unreadable meanwhile
+                log.warning("season %s cannot be read: %s", season_id, exc)
         with self._lock:
             for gone in self._parsed.keys() - seen:
                 del self._parsed[gone]

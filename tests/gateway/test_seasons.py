@@ -56,6 +56,8 @@ def seasons_root(tmp_path: Path) -> Path:
     (sneaky / "report.json").symlink_to(tmp_path / "secret.json")
     (q1 / "charts" / "leak.png").symlink_to(tmp_path / "secret.json")
     (q1 / "charts" / "inner.png").symlink_to(q1 / "charts" / "equity.png")
+    (root / "loop").symlink_to(root / "loop")
+    (q1 / "charts" / "loop.png").symlink_to(q1 / "charts" / "loop.png")
     return root
 
 
@@ -145,6 +147,8 @@ async def test_nothing_outside_the_seasons_folder_is_reachable(gw_seasons: Gatew
         "/seasons/linked/report": 404,
         "/seasons/sneaky/report": 404,
         "/seasons/q1/charts/leak.png": 404,
+        "/seasons/loop/report": 404,
+        "/seasons/q1/charts/loop.png": 404,
     }
     for target, status in refused.items():
         code, body = await raw_get(port, target)
