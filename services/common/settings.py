@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         description="Gateway: the supervisor's per-process restart counts (JSON), shown on "
         "/health; `make run` sets it.",
     )
+    seasons_dir: Path | None = Field(
+        default=None,
+        alias="ARENA_SEASONS_DIR",
+        description="Gateway: a folder of seasons (each a subfolder with its report.json, "
+        "docs/seasons.md) served read-only under /seasons and on the dashboard; unset: none.",
+    )
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."
