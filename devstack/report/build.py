@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, metrics, stats
+from devstack.report.activity import Activity
 from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
 
 Series = npt.NDArray[np.float64]
@@ -49,6 +50,44 @@ def figures(
         "max_drawdown_pct": stats.max_drawdown(r) * 100.0,
         "calmar": stats.calmar(r, periods_per_year),
     }
+
+
+def _gross(run: Run, agent: str) -> Series:
+    """The equity with the fees and funding paid added back."""
+    return run.equity[agent] + run.paid.get(agent, 0.0)
+
+
+def _net(run: Run, agent: str) -> Series:
+    """The equity less the model calls' cost (nothing left below zero)."""
+    return np.maximum(run.equity[agent] - run.llm_cost.get(agent, 0.0), 0.0)
+
+
+def _variant(
+    r: Series, same: bool, as_is: dict[str, float], rng: np.random.Generator, reps: int
+) -> dict[str, float]:
+    """A return variant's interval: the return's own when the variant is the same series."""
+    return dict(as_is) if same else _interval(stats.return_interval(r, rng, reps), 100.0)
+
+
+def _activity_figures(
+    activities: list[Activity],
+    equity: list[Series],
+    exposed: list[npt.NDArray[np.bool_]],
+    days: list[float],
+    return_pct: float,
+) -> dict[str, Any]:
+    return {
+        "llm_cost_usd": float(np.mean([a.cost_usd for a in activities])),
+        "trading": metrics.trading(activities, equity, exposed, days),
+        "calibration": metrics.calibration(activities),
+        "reliability": metrics.reliability(activities),
+        "llm": metrics.llm_usage(activities, return_pct),
+    }
+
+
+def _days(cycles: int, periods_per_year: int) -> float:
+    """The time ``cycles`` cycles span, in days (the cycles per year state their length)."""
+    return (cycles - 1) * 365.0 / periods_per_year
 
 
 def _common(runs: list[Run]) -> tuple[str, ...]:
@@ -118,7 +157,32 @@ def build(
         points: dict[str, float] = {}
         for agent in sorted(run.equity):
             row = figures(run.returns(agent), bench, periods_per_year, rng, reps)
-            row = {"run": run.number, **row, "trades": run.trades.get(agent, 0)}
+            row = {
+                "run": run.number,
+                **row,
+                "gross_return_pct": _variant(
+                    per_cycle_returns(_gross(run, agent)),
+                    not np.any(run.paid.get(agent, 0.0)),
+                    row["return_pct"],
+                    rng,
+                    reps,
+                ),
+                "net_return_pct": _variant(
+                    per_cycle_returns(_net(run, agent)),
+                    not np.any(run.llm_cost.get(agent, 0.0)),
+                    row["return_pct"],
+                    rng,
+                    reps,
+                ),
+                "trades": run.trades.get(agent, 0),
+                **_activity_figures(
+                    [run.activity.get(agent, Activity())],
+                    [run.equity[agent]],
+                    [run.exposed.get(agent, np.zeros(len(run.cycles), dtype=np.bool_))],
+                    [_days(len(run.cycles), periods_per_year)],
+                    row["return_pct"]["value"],
+                ),
+            }
             per_run[agent].append(row)
             points[agent] = row["return_pct"]["value"]
         for agent, rank in stats.ranks(points).items():
@@ -134,9 +198,35 @@ def build(
     report_agents: dict[str, Any] = {}
     for agent in agents:
         rows = per_run[agent]
+        played = [run for run in runs if agent in run.equity]
+        headline = figures(pooled[agent], bench, periods_per_year, rng, reps)
         report_agents[agent] = {
-            **figures(pooled[agent], bench, periods_per_year, rng, reps),
+            **headline,
+            "gross_return_pct": _variant(
+                np.mean([_on(run, _gross(run, agent), cycles) for run in played], axis=0),
+                not any(np.any(run.paid.get(agent, 0.0)) for run in played),
+                headline["return_pct"],
+                rng,
+                reps,
+            ),
+            "net_return_pct": _variant(
+                np.mean([_on(run, _net(run, agent), cycles) for run in played], axis=0),
+                not any(np.any(run.llm_cost.get(agent, 0.0)) for run in played),
+                headline["return_pct"],
+                rng,
+                reps,
+            ),
             "trades": float(np.mean([row["trades"] for row in rows])),
+            **_activity_figures(
+                [run.activity.get(agent, Activity()) for run in played],
+                [run.equity[agent] for run in played],
+                [
+                    run.exposed.get(agent, np.zeros(len(run.cycles), dtype=np.bool_))
+                    for run in played
+                ],
+                [_days(len(run.cycles), periods_per_year) for run in played],
+                headline["return_pct"]["value"],
+            ),
             "rank_frequencies": rank_counts[agent],
             "across_runs": {
                 key: stats.spread([pick(row) for row in rows])
@@ -146,6 +236,9 @@ def build(
                     ("alpha", lambda row: row["alpha"]["value"]),
                     ("max_drawdown_pct", lambda row: row["max_drawdown_pct"]),
                     ("trades", lambda row: float(row["trades"])),
+                    ("gross_return_pct", lambda row: row["gross_return_pct"]["value"]),
+                    ("net_return_pct", lambda row: row["net_return_pct"]["value"]),
+                    ("llm_cost_usd", lambda row: row["llm_cost_usd"]),
                 )
             },
             "runs": rows,
