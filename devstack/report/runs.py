@@ -10,8 +10,10 @@ Beside the equity, at each kept cycle: what the agent had paid in fees and fundi
 then (the snapshot's ``total_fees`` plus ``total_funding``: the same sums as its
 ``trades``' fees and ``funding_payments``' amounts, taken exactly when the equity was),
 whether it held a position (the snapshot's ``margin_used`` above zero), and what its
-model calls had cost by then (``llm_api_calls``' ``estimated_cost`` of that cycle and
-every earlier one, in USD; a call of an unknown cycle counts from the first).
+model calls had cost by then (``llm_api_calls``' ``estimated_cost`` of every earlier
+cycle, in USD; a call of an unknown cycle counts from the first). A cycle's snapshot is
+taken before its decisions are applied, so a cycle's calls count from the next cycle on,
+as the fees of the trades they lead to do.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _decimal(text: str | None) -> float:
 def _cumulated_cost(
     folder: Path, sequence: dict[str, int], kept: tuple[str, ...]
 ) -> dict[str, npt.NDArray[np.float64]]:
-    """Per agent, its model calls' cost up to each kept cycle (by the cycles' sequence)."""
+    """Per agent, its model calls' cost before each kept cycle (by the cycles' sequence)."""
     calls: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for row in rows(folder / "llm_api_calls.csv"):
         made_at = sequence.get(row["cycle_id"] or "", 0)
@@ -86,7 +88,7 @@ def _cumulated_cost(
         cost = np.array([c for _, c in made], dtype=np.float64)
         order = np.argsort(at, kind="stable")
         total = np.concatenate(([0.0], np.cumsum(cost[order])))
-        found[agent] = total[np.searchsorted(at[order], kept_at, side="right")]
+        found[agent] = total[np.searchsorted(at[order], kept_at, side="left")]
     return found
 
 
