@@ -48,6 +48,9 @@ ERROR_KINDS = (
 )
 OPENING_ACTIONS = ("BUY", "SELL")
 FINISHED_CYCLES = ("completed", "timed_out")
+# A decision row holds the whole decision: its prompt, the model's answer and reasoning,
+# far longer than the csv module's default limit on a field (128 KiB).
+FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass
@@ -73,6 +76,7 @@ def rows(path: Path) -> Iterator[dict[str, str]]:
     """Row by row (a season of months has millions of rows); none if the file is absent."""
     if not path.exists():
         return
+    csv.field_size_limit(FIELD_LIMIT)
     with path.open(newline="") as lines:
         yield from csv.DictReader(lines)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.report import cli
-from devstack.report.activity import error_kind, pg_array
+from devstack.report.activity import error_kind, pg_array, read_activity
 from tests.report.test_report import _write
 
 CYCLES = [f"c{i}" for i in range(1, 7)]  # c6 timed out: llm never answered
@@ -298,3 +298,13 @@ def test_decision_errors_and_postgres_arrays() -> None:
     assert pg_array("{}") == []
     assert pg_array("") == []
     assert pg_array('{a,"b c",d}') == ["a", "b c", "d"]
+
+
+def test_a_decision_longer_than_the_csv_modules_limit_is_read(tmp_path: Path) -> None:
+    # The row keeps the whole decision: a long prompt is far above 128 KiB.
+    _write(
+        tmp_path / "decisions.csv",
+        ["cycle_id", "llm_id", "actions", "results", "error", "decision"],
+        [["c1", "llm", "[]", "[]", "", json.dumps({"prompt": "x" * 300_000})]],
+    )
+    assert read_activity(tmp_path)["llm"].decisions == 1
