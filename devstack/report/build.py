@@ -9,6 +9,7 @@ frequencies say how much the seeds do. Returns, drawdowns and alpha are in perce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
@@ -69,19 +70,39 @@ def _variant(
     return dict(as_is) if same else _interval(stats.return_interval(r, rng, reps), 100.0)
 
 
-def _activity_figures(
-    activities: list[Activity],
-    equity: list[Series],
-    exposed: list[npt.NDArray[np.bool_]],
-    days: list[float],
-    return_pct: float,
+def _more(
+    played: list[Run],
+    agent: str,
+    *,
+    cycles: tuple[str, ...],
+    return_pct: dict[str, float],
+    periods_per_year: int,
+    rng: np.random.Generator,
+    reps: int,
 ) -> dict[str, Any]:
+    """The return variants (per-cycle returns averaged over the runs ``played``, on
+    ``cycles``) and the figures of the agent's rows (pooled over those runs)."""
+
+    def averaged(equity: Callable[[Run, str], Series]) -> Series:
+        series: Series = np.mean([_on(run, equity(run, agent), cycles) for run in played], axis=0)
+        return series
+
+    no_fees = not any(np.any(run.paid.get(agent, 0.0)) for run in played)
+    no_bill = not any(np.any(run.llm_cost.get(agent, 0.0)) for run in played)
+    activities = [run.activity.get(agent, Activity()) for run in played]
     return {
+        "gross_return_pct": _variant(averaged(_gross), no_fees, return_pct, rng, reps),
+        "net_return_pct": _variant(averaged(_net), no_bill, return_pct, rng, reps),
         "llm_cost_usd": float(np.mean([a.cost_usd for a in activities])),
-        "trading": metrics.trading(activities, equity, exposed, days),
+        "trading": metrics.trading(
+            activities,
+            [run.equity[agent] for run in played],
+            [run.exposed.get(agent, np.zeros(len(run.cycles), np.bool_)) for run in played],
+            [_days(len(run.cycles), periods_per_year) for run in played],
+        ),
         "calibration": metrics.calibration(activities),
         "reliability": metrics.reliability(activities),
-        "llm": metrics.llm_usage(activities, return_pct),
+        "llm": metrics.llm_usage(activities, return_pct["value"]),
     }
 
 
@@ -160,27 +181,15 @@ def build(
             row = {
                 "run": run.number,
                 **row,
-                "gross_return_pct": _variant(
-                    per_cycle_returns(_gross(run, agent)),
-                    not np.any(run.paid.get(agent, 0.0)),
-                    row["return_pct"],
-                    rng,
-                    reps,
-                ),
-                "net_return_pct": _variant(
-                    per_cycle_returns(_net(run, agent)),
-                    not np.any(run.llm_cost.get(agent, 0.0)),
-                    row["return_pct"],
-                    rng,
-                    reps,
-                ),
                 "trades": run.trades.get(agent, 0),
-                **_activity_figures(
-                    [run.activity.get(agent, Activity())],
-                    [run.equity[agent]],
-                    [run.exposed.get(agent, np.zeros(len(run.cycles), dtype=np.bool_))],
-                    [_days(len(run.cycles), periods_per_year)],
-                    row["return_pct"]["value"],
+                **_more(
+                    [run],
+                    agent,
+                    cycles=run.cycles,
+                    return_pct=row["return_pct"],
+                    periods_per_year=periods_per_year,
+                    rng=rng,
+                    reps=reps,
                 ),
             }
             per_run[agent].append(row)
@@ -198,34 +207,18 @@ def build(
     report_agents: dict[str, Any] = {}
     for agent in agents:
         rows = per_run[agent]
-        played = [run for run in runs if agent in run.equity]
         headline = figures(pooled[agent], bench, periods_per_year, rng, reps)
         report_agents[agent] = {
             **headline,
-            "gross_return_pct": _variant(
-                np.mean([_on(run, _gross(run, agent), cycles) for run in played], axis=0),
-                not any(np.any(run.paid.get(agent, 0.0)) for run in played),
-                headline["return_pct"],
-                rng,
-                reps,
-            ),
-            "net_return_pct": _variant(
-                np.mean([_on(run, _net(run, agent), cycles) for run in played], axis=0),
-                not any(np.any(run.llm_cost.get(agent, 0.0)) for run in played),
-                headline["return_pct"],
-                rng,
-                reps,
-            ),
             "trades": float(np.mean([row["trades"] for row in rows])),
-            **_activity_figures(
-                [run.activity.get(agent, Activity()) for run in played],
-                [run.equity[agent] for run in played],
-                [
-                    run.exposed.get(agent, np.zeros(len(run.cycles), dtype=np.bool_))
-                    for run in played
-                ],
-                [_days(len(run.cycles), periods_per_year) for run in played],
-                headline["return_pct"]["value"],
+            **_more(
+                [run for run in runs if agent in run.equity],
+                agent,
+                cycles=cycles,
+                return_pct=headline["return_pct"],
+                periods_per_year=periods_per_year,
+                rng=rng,
+                reps=reps,
             ),
             "rank_frequencies": rank_counts[agent],
             "across_runs": {
