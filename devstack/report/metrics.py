@@ -40,10 +40,10 @@ def trading(
     exposed: Sequence[npt.NDArray[np.bool_]],
     days: Sequence[float],
 ) -> dict[str, Any]:
-    """Win rate and profit factor of the closed trades, exposure (the share of cycles
-    with a position open), turnover (traded notional over mean equity, per day), and the
-    trades (rows of ``trades``: openings and closings) per run. Given one entry per run:
-    its equity and exposure at each cycle, and the days the run lasted."""
+    """The closed trades per run, their win rate and profit factor, exposure (the share
+    of cycles with a position open) and turnover (traded notional over mean equity, per
+    day; the mean of the runs'). Given one entry per run: its equity and exposure at
+    each cycle, and the days the run lasted."""
     pnl = np.array([p for a in activities for p in a.closed_pnl], dtype=np.float64)
     profit = float(pnl[pnl > 0].sum())
     loss = float(-pnl[pnl < 0].sum())
