@@ -91,6 +91,15 @@ def test_the_same_season_twice_gives_the_same_books(
     assert report["runs"] == 2
     assert set(report["agents"]) == set(run0["agents"])
     assert sum(report["agents"]["momentum"]["rank_frequencies"]) == 2
+    # What the report reads from the rows agrees with the ledger's own figures.
+    for agent, figures in run0["agents"].items():
+        row = report["agents"][agent]["runs"][0]
+        reliability = row["reliability"]
+        assert reliability["decisions"] >= run0["cycles"]  # one per cycle, a late one too
+        rejected = reliability["per_100"]["rejections"] * reliability["decisions"] / 100
+        assert rejected == pytest.approx(figures["rejections"])
+        assert row["llm_cost_usd"] == float(figures["llm_cost_usd"]) == 0.0
+        assert row["trading"]["closed_trades"] <= figures["trades"]
     assert not (tmp_path / "again" / "report.json").exists()
     assert len(decisions) == 3 * run0["cycles"]
 
