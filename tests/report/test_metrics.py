@@ -43,6 +43,12 @@ def _decision(
     return [cycle, agent, json.dumps(actions), json.dumps(results), error]
 
 
+def _held(cycle: str, agent: str, error: str = "") -> list[object]:
+    """A HOLD decision; with ``error``, one forced by what went wrong."""
+    held = [{"index": 0, "outcome": "held", "approved": True}]
+    return _decision(cycle, agent, [_action("HOLD", None, None)], held, error)
+
+
 def _run(folder: Path) -> None:
     folder.mkdir(parents=True)
     _write(
@@ -91,20 +97,8 @@ def _run(folder: Path) -> None:
                     {"index": 1, "outcome": "rejected", "approved": False},
                 ],
             ),
-            _decision(
-                "c3",
-                "llm",
-                [_action("HOLD", None, None)],
-                [{"index": 0, "outcome": "held", "approved": True}],
-                "parse error: no JSON object in the answer",
-            ),
-            _decision(
-                "c4",
-                "llm",
-                [_action("HOLD", None, None)],
-                [{"index": 0, "outcome": "held", "approved": True}],
-                "provider error: no answer within 30.0s",
-            ),
+            _held("c3", "llm", "parse error: no JSON object in the answer"),
+            _held("c4", "llm", "provider error: no answer within 30.0s"),
             # Opens p3, still open at the end: unscored.
             _decision(
                 "c5",
@@ -113,10 +107,7 @@ def _run(folder: Path) -> None:
                 [{"index": 0, "outcome": "opened", "approved": True, "position_id": "p3"}],
             ),
         ]
-        + [
-            _decision(c, "hold", [_action("HOLD", None, None)], [{"index": 0, "outcome": "held"}])
-            for c in CYCLES
-        ],
+        + [_held(c, "hold") for c in CYCLES],
     )
     _write(
         folder / "trades.csv",
