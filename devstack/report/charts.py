@@ -17,6 +17,7 @@ software name or date in the PNG's metadata.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,7 @@ def equity(runs: Sequence[Run], agents: Sequence[str], colours: Mapping[str, Any
 
 
 def returns(report: Mapping[str, Any], colours: Mapping[str, Any]) -> bytes:
-    ordered = sorted(
-        report["agents"], key=lambda a: (report["agents"][a]["return_pct"]["value"], a)
-    )
+    ordered = _by_return(report, list(report["agents"]))[::-1]  # the highest on top
     figure = _figure(max(2.2, 0.45 * len(ordered) + 1.2))
     axes = figure.subplots()
     for row, agent in enumerate(ordered):
@@ -136,19 +135,30 @@ def returns(report: Mapping[str, Any], colours: Mapping[str, Any]) -> bytes:
             color=colours[agent],
             capsize=4,
         )
-    benchmark = report["benchmark"]["return_pct"]["value"]
-    axes.axvline(benchmark, color="black", ls="--", lw=1.1, label=f"{BENCHMARK_LABEL}")
+    benchmark = (report.get("benchmark") or {}).get("return_pct")
+    if isinstance(benchmark, Mapping):
+        axes.axvline(benchmark["value"], color="black", ls="--", lw=1.1, label=BENCHMARK_LABEL)
+        axes.legend(loc="lower right", fontsize="small")
     axes.axvline(0.0, color="grey", lw=0.6)
     axes.set_yticks(range(len(ordered)), ordered)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
     axes.set_xlabel("return over the season (%), 95 % interval")
     axes.grid(axis="x", alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")
     return _png(figure)
 
 
+def _by_return(report: Mapping[str, Any], agents: Sequence[str]) -> list[str]:
+    """Highest return first (as the page's tables), then by name."""
+
+    def headline(agent: str) -> float:
+        interval = report["agents"].get(agent, {}).get("return_pct")
+        return -interval["value"] if isinstance(interval, Mapping) else math.inf
+
+    return sorted(agents, key=lambda a: (headline(a), a))
+
+
 def pairwise(report: Mapping[str, Any]) -> bytes:
-    agents = sorted(report["pairwise"])
+    agents = _by_return(report, list(report["pairwise"]))
     n = len(agents)
     matrix = np.full((n, n), np.nan)
     for i, a in enumerate(agents):
