@@ -39,8 +39,14 @@ LABELS = {
     "llm_cost_usd": "LLM cost",
 }
 PERCENT = {"alpha"}  # percent figures whose key does not end in _pct
+SHARES = {"win_rate", "exposure", "win_frequency"}  # from 0 to 1, shown in percent
 NOT_COLUMNS = {"cycles", "rank_frequencies", "across_runs", "runs"}
-SECTIONS = {"calibration": "Calibration", "reliability": "Reliability", "llm": "LLM usage"}
+SECTIONS = {
+    "trading": "Trading",
+    "calibration": "Calibration",
+    "reliability": "Reliability",
+    "llm": "LLM usage",
+}
 CHARTS = {
     "equity": "Return since the start, cycle by cycle",
     "returns": "Return over the season with its 95 % interval",
@@ -102,7 +108,10 @@ def is_interval(value: object) -> bool:
 
 
 def figure(key: str, value: object) -> str:
-    """An agent's figure: ``12.3 % [8.1, 16.0]`` for an interval, ``0.92`` for a number."""
+    """An agent's figure: ``12.3 % [8.1, 16.0]`` for an interval, ``0.92`` for a number,
+    ``62.5 %`` for a share."""
+    if key in SHARES and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{number(value * 100.0, 1)} %"
     unit = _unit(key)
     digits = 1 if unit == " %" else 2
     if is_interval(value):

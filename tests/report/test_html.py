@@ -128,7 +128,7 @@ def test_figures_added_to_the_report_are_shown_and_absent_ones_left_out(season: 
     parsed = Page(page)
     assert "chart-reliability" in parsed.ids
     text = " ".join(parsed.text)
-    for shown in ("Return net of LLM cost", "20.0 % [10.0, 30.0]", "Win rate", "0.62"):
+    for shown in ("Return net of LLM cost", "20.0 % [10.0, 30.0]", "Win rate", "62.5 %"):
         assert shown in text
     for shown in ("Calibration", "brier", "0.21", "LLM usage", "0.12 $"):
         assert shown in text
@@ -156,6 +156,7 @@ def test_figures_added_to_the_report_are_shown_and_absent_ones_left_out(season: 
         ("calmar", 1.0e25, "1.00e+25"),
         ("mean_difference_pct", 0.0545, "0.0545 %"),
         ("trades", 85, "85"),
+        ("win_rate", 0.625, "62.5 %"),
         ("llm_cost_usd", 1234.5, "1,234.50 $"),
     ],
 )
