@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
-from devstack.report.runs import BENCHMARK, Run, common_cycles, on_cycles
+from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"
@@ -49,6 +49,16 @@ def figures(
         "max_drawdown_pct": stats.max_drawdown(r) * 100.0,
         "calmar": stats.calmar(r, periods_per_year),
     }
+
+
+def _common(runs: list[Run]) -> tuple[str, ...]:
+    shared = set(runs[0].cycles).intersection(*(run.cycles for run in runs[1:]))
+    return tuple(c for c in runs[0].cycles if c in shared)
+
+
+def _on(run: Run, series: Series, cycles: tuple[str, ...]) -> Series:
+    position = {c: i for i, c in enumerate(run.cycles)}
+    return per_cycle_returns(series[[position[c] for c in cycles]])
 
 
 def _pairwise(
@@ -115,12 +125,10 @@ def build(
             per_run[agent][-1]["rank"] = rank
             rank_counts[agent][rank - 1] += 1
 
-    cycles = common_cycles(runs)
-    bench = on_cycles(runs[0], runs[0].benchmark, cycles)
+    cycles = _common(runs)
+    bench = _on(runs[0], runs[0].benchmark, cycles)
     pooled = {
-        a: np.mean(
-            [on_cycles(run, run.equity[a], cycles) for run in runs if a in run.equity], axis=0
-        )
+        a: np.mean([_on(run, run.equity[a], cycles) for run in runs if a in run.equity], axis=0)
         for a in agents
     }
     report_agents: dict[str, Any] = {}
