@@ -253,8 +253,8 @@ def reliability(report: Mapping[str, Any], colours: Mapping[str, Any]) -> bytes 
         x, y, count = (np.array(column) for column in zip(*points, strict=True))
         axes.plot(x, y, color=colours[agent], lw=1.0)
         axes.scatter(x, y, s=20 + 180 * count / largest, color=colours[agent], label=agent)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
+    axes.set_xlim(-0.03, 1.03)  # a bin at 0 or 1 drawn whole
+    axes.set_ylim(-0.03, 1.03)
     axes.set_aspect("equal")
     axes.set_xlabel("stated confidence (bin mean)")
     axes.set_ylabel("observed win frequency")

@@ -197,17 +197,48 @@ def section_tables(report: Mapping[str, Any], order: Sequence[str]) -> list[Tabl
     )
     tables = []
     for name in names:
-        flat = {
-            a: _flat(agents[a][name]) for a in order if isinstance(agents[a].get(name), Mapping)
-        }
+        groups = {a: agents[a][name] for a in order if isinstance(agents[a].get(name), Mapping)}
+        title = SECTIONS.get(name, _label(name).capitalize())
+        flat = {a: _flat(group) for a, group in groups.items()}
         columns = _union(flat.values())
+        if columns:
+            tables.append(
+                Table(
+                    title=title,
+                    header=["Agent", *(c.replace("_", " ") for c in columns)],
+                    rows=[
+                        [a, *(figure(c, row.get(c)) for c in columns)] for a, row in flat.items()
+                    ],
+                )
+            )
+        tables.extend(_list_tables(title, groups))
+    return tables
+
+
+def _list_tables(title: str, groups: Mapping[str, Mapping[str, Any]]) -> list[Table]:
+    """A table per list of rows in a group of figures (calibration's bins...): a row per
+    agent and item."""
+    tables = []
+    lists = _union(
+        (k for k, v in group.items() if isinstance(v, list)) for group in groups.values()
+    )
+    for key in lists:
+        items = [
+            (agent, item)
+            for agent, group in groups.items()
+            for item in group.get(key) or []
+            if isinstance(item, Mapping)
+        ]
+        columns = _union(
+            (k for k, v in item.items() if _scalar(v) or is_interval(v)) for _, item in items
+        )
         if not columns:
             continue
         tables.append(
             Table(
-                title=SECTIONS.get(name, _label(name).capitalize()),
+                title=f"{title}: {key.replace('_', ' ')}",
                 header=["Agent", *(c.replace("_", " ") for c in columns)],
-                rows=[[a, *(figure(c, row.get(c)) for c in columns)] for a, row in flat.items()],
+                rows=[[agent, *(figure(c, item.get(c)) for c in columns)] for agent, item in items],
             )
         )
     return tables

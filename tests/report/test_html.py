@@ -130,15 +130,17 @@ def test_figures_added_to_the_report_are_shown_and_absent_ones_left_out(season: 
     text = " ".join(parsed.text)
     for shown in ("Return net of LLM cost", "20.0 % [10.0, 30.0]", "Win rate", "62.5 %"):
         assert shown in text
-    for shown in ("Calibration", "brier", "0.21", "LLM usage", "0.12 $"):
+    for shown in ("Calibration", "brier", "0.21", "LLM usage", "0.12 $", "Calibration: bins"):
         assert shown in text
 
     fewer = copy.deepcopy(report)
     for key in ("pairwise", "against_baselines", "benchmark", "method", "season"):
         del fewer[key]
-    for figures in fewer["agents"].values():
-        for key in ("across_runs", "runs", "rank_frequencies", "sortino"):
-            del figures[key]
+    kept = {"cycles", "return_pct", "sharpe", "alpha", "beta", "max_drawdown_pct", "trades"}
+    fewer["agents"] = {
+        agent: {k: v for k, v in figures.items() if k in kept}
+        for agent, figures in fewer["agents"].items()
+    }
     pictures = charts.render(runs, fewer)
     assert set(pictures) == {"equity", "returns"}
     parsed = Page(html.render(fewer, pictures))
