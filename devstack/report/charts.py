@@ -34,9 +34,6 @@ Series = npt.NDArray[np.float64]
 
 WIDTH_IN = 9.0
 DPI = 100
-PALETTE = [
-    colormaps["tab10"](i) for i in range(10)
-]  # one colour per agent, the same in every chart
 BENCHMARK_LABEL = "BTC held"
 # Names a reliability bin's figures may go by: its mean stated confidence, the share of
 # its decisions that won, and how many there were.
@@ -48,7 +45,9 @@ COUNT_KEYS = ("count", "decisions", "n")
 def render(runs: Sequence[Run], report: Mapping[str, Any]) -> dict[str, bytes]:
     """Every chart the report has data for, by name, as PNG bytes."""
     agents = sorted(report["agents"])
-    colours = {agent: PALETTE[i % len(PALETTE)] for i, agent in enumerate(agents)}
+    # One colour per agent, the same in every chart.
+    palette = colormaps["tab10" if len(agents) <= 10 else "tab20"]
+    colours = {agent: palette(i % palette.N) for i, agent in enumerate(agents)}
     figures = report["agents"].values()
     charts = {"equity": equity(runs, agents, colours)}
     if all(isinstance(f.get("return_pct"), Mapping) for f in figures):
@@ -99,12 +98,13 @@ def equity(runs: Sequence[Run], agents: Sequence[str], colours: Mapping[str, Any
     figure = _figure(4.8)
     axes = figure.subplots()
     steps = np.arange(len(cycles))
+    band = 0.18 if len(agents) <= 4 else 0.08  # the lines stay readable through many bands
     for agent in agents:
         per_run = [on_cycles(run, run.equity[agent], cycles) for run in runs if agent in run.equity]
         paths = np.array([_growth_pct(r) for r in per_run])
         if len(per_run) > 1:
             axes.fill_between(
-                steps, paths.min(axis=0), paths.max(axis=0), color=colours[agent], alpha=0.18
+                steps, paths.min(axis=0), paths.max(axis=0), color=colours[agent], alpha=band
             )
         axes.plot(
             steps, _growth_pct(np.mean(per_run, axis=0)), color=colours[agent], label=agent, lw=1.4
