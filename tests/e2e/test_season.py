@@ -106,6 +106,8 @@ def test_the_same_season_twice_gives_the_same_books(
     assert report["runs"] == 2
     assert set(report["agents"]) == set(run0["agents"])
     assert sum(report["agents"]["momentum"]["rank_frequencies"]) == 2
+    assert (tmp_path / "first" / "report.html").exists()
+    assert (tmp_path / "first" / "charts" / "equity.png").exists()
     assert not (tmp_path / "again" / "report.json").exists()
     assert len(decisions) == 3 * run0["cycles"]
 
