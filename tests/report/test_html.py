@@ -21,6 +21,7 @@ from PIL import Image
 
 from devstack.report import charts, cli, html
 from devstack.report.runs import read_run, run_folders
+from devstack.report.text import figure as text_of
 from tests.report.test_report import CYCLES, _season
 
 HOSTILE = "<script>alert(1)</script>"
@@ -163,7 +164,7 @@ def test_figures_added_to_the_report_are_shown_and_absent_ones_left_out(season: 
     ],
 )
 def test_figures_as_text(key: str, value: object, text: str) -> None:
-    assert html.figure(key, value) == text
+    assert text_of(key, value) == text
 
 
 async def test_chromium_draws_every_chart_offline(season: Path, browser: Any) -> None:
