@@ -7,9 +7,10 @@ checkpoint up to date as a running ledger would have them, then starts nats-serv
 real ledger, a market stand-in (tests/gateway/standins.py: the market keeps no history)
 and the gateway, each a process. It measures p50/p95 of every GET, with the query strings
 the dashboard uses, one request at a time, and the dashboard's first load as a browser
-does it: the page, its four assets in parallel, the WebSocket's ``initial_data``, its
-150 ms debounce, then equity, trades and decisions in parallel (wall time). The reference
-is a bare FastAPI endpoint served the same way (bench/bare_http.py) in the same run.
+does it: the page, its assets in parallel, the WebSocket's ``initial_data``, its
+150 ms debounce, then equity, trades, decisions and statistics in parallel (wall time).
+The reference is a bare FastAPI endpoint served the same way (bench/bare_http.py) in the
+same run.
 
 Targets (issue 13): every GET p95 < 100 ms, first load < 1 s.
 """
@@ -75,13 +76,22 @@ ENDPOINTS = (
     "/scheduler/stats",
     "/scheduler/next-run",
     "/ws/stats",
+    "/seasons",
     "/metrics",
 )
-ASSETS = ("vendor/uPlot.min.css", "style.css", "vendor/uPlot.iife.min.js", "app.js")
+ASSETS = (
+    "vendor/uPlot.min.css",
+    "style.css",
+    "vendor/uPlot.iife.min.js",
+    "dom.js",
+    "app.js",
+    "seasons.js",
+)
 AFTER_INITIAL = (
     "/trading/equity?points=1000&limit=20000&format=columns",
     "/trading/trades?limit=25",
     "/trading/decisions?limit=30",
+    "/trading/stats",
 )
 # The dashboard's equity request with a ``since`` before the history (the same answer) that
 # differs on every request, so the gateway's cache never has it: what a miss costs.

@@ -9,13 +9,15 @@ frequencies say how much the seeds do. Returns, drawdowns and alpha are in perce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, metrics, stats
+from devstack.report.activity import Activity
 from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
 
 Series = npt.NDArray[np.float64]
@@ -49,6 +51,64 @@ def figures(
         "max_drawdown_pct": stats.max_drawdown(r) * 100.0,
         "calmar": stats.calmar(r, periods_per_year),
     }
+
+
+def _gross(run: Run, agent: str) -> Series:
+    """The equity with the fees and funding paid added back."""
+    return run.equity[agent] + run.paid.get(agent, 0.0)
+
+
+def _net(run: Run, agent: str) -> Series:
+    """The equity less the model calls' cost (nothing left below zero)."""
+    return np.maximum(run.equity[agent] - run.llm_cost.get(agent, 0.0), 0.0)
+
+
+def _variant(
+    r: Series, same: bool, as_is: dict[str, float], rng: np.random.Generator, reps: int
+) -> dict[str, float]:
+    """A return variant's interval: the return's own when the variant is the same series."""
+    return dict(as_is) if same else _interval(stats.return_interval(r, rng, reps), 100.0)
+
+
+def _more(
+    played: list[Run],
+    agent: str,
+    *,
+    cycles: tuple[str, ...],
+    return_pct: dict[str, float],
+    periods_per_year: int,
+    rng: np.random.Generator,
+    reps: int,
+) -> dict[str, Any]:
+    """The return variants (per-cycle returns averaged over the runs ``played``, on
+    ``cycles``) and the figures of the agent's rows (pooled over those runs)."""
+
+    def averaged(equity: Callable[[Run, str], Series]) -> Series:
+        series: Series = np.mean([_on(run, equity(run, agent), cycles) for run in played], axis=0)
+        return series
+
+    no_fees = not any(np.any(run.paid.get(agent, 0.0)) for run in played)
+    no_bill = not any(np.any(run.llm_cost.get(agent, 0.0)) for run in played)
+    activities = [run.activity.get(agent, Activity()) for run in played]
+    return {
+        "gross_return_pct": _variant(averaged(_gross), no_fees, return_pct, rng, reps),
+        "net_return_pct": _variant(averaged(_net), no_bill, return_pct, rng, reps),
+        "llm_cost_usd": float(np.mean([a.cost_usd for a in activities])),
+        "trading": metrics.trading(
+            activities,
+            [run.equity[agent] for run in played],
+            [run.exposed.get(agent, np.zeros(len(run.cycles), np.bool_)) for run in played],
+            [_days(len(run.cycles), periods_per_year) for run in played],
+        ),
+        "calibration": metrics.calibration(activities),
+        "reliability": metrics.reliability(activities),
+        "llm": metrics.llm_usage(activities, return_pct["value"]),
+    }
+
+
+def _days(cycles: int, periods_per_year: int) -> float:
+    """The time ``cycles`` cycles span, in days (the cycles per year state their length)."""
+    return (cycles - 1) * 365.0 / periods_per_year
 
 
 def _common(runs: list[Run]) -> tuple[str, ...]:
@@ -118,7 +178,20 @@ def build(
         points: dict[str, float] = {}
         for agent in sorted(run.equity):
             row = figures(run.returns(agent), bench, periods_per_year, rng, reps)
-            row = {"run": run.number, **row, "trades": run.trades.get(agent, 0)}
+            row = {
+                "run": run.number,
+                **row,
+                "trades": run.trades.get(agent, 0),
+                **_more(
+                    [run],
+                    agent,
+                    cycles=run.cycles,
+                    return_pct=row["return_pct"],
+                    periods_per_year=periods_per_year,
+                    rng=rng,
+                    reps=reps,
+                ),
+            }
             per_run[agent].append(row)
             points[agent] = row["return_pct"]["value"]
         for agent, rank in stats.ranks(points).items():
@@ -134,9 +207,19 @@ def build(
     report_agents: dict[str, Any] = {}
     for agent in agents:
         rows = per_run[agent]
+        headline = figures(pooled[agent], bench, periods_per_year, rng, reps)
         report_agents[agent] = {
-            **figures(pooled[agent], bench, periods_per_year, rng, reps),
+            **headline,
             "trades": float(np.mean([row["trades"] for row in rows])),
+            **_more(
+                [run for run in runs if agent in run.equity],
+                agent,
+                cycles=cycles,
+                return_pct=headline["return_pct"],
+                periods_per_year=periods_per_year,
+                rng=rng,
+                reps=reps,
+            ),
             "rank_frequencies": rank_counts[agent],
             "across_runs": {
                 key: stats.spread([pick(row) for row in rows])
@@ -146,6 +229,9 @@ def build(
                     ("alpha", lambda row: row["alpha"]["value"]),
                     ("max_drawdown_pct", lambda row: row["max_drawdown_pct"]),
                     ("trades", lambda row: float(row["trades"])),
+                    ("gross_return_pct", lambda row: row["gross_return_pct"]["value"]),
+                    ("net_return_pct", lambda row: row["net_return_pct"]["value"]),
+                    ("llm_cost_usd", lambda row: row["llm_cost_usd"]),
                 )
             },
             "runs": rows,

@@ -5,6 +5,15 @@ An agent's equity at a cycle is its ``equity_snapshots`` row of source ``cycle:<
 (one per agent and cycle, valued at the cycle's marks); the benchmark's price is its
 mark price (else its last price) in that cycle's ``market_data`` row. Only the cycles
 where every agent and the benchmark have a figure are kept, in the cycles' order.
+
+Beside the equity, at each kept cycle: what the agent had paid in fees and funding by
+then (the snapshot's ``total_fees`` plus ``total_funding``: the same sums as its
+``trades``' fees and ``funding_payments``' amounts, taken exactly when the equity was),
+whether it held a position (the snapshot's ``margin_used`` above zero), and what its
+model calls had cost by then (``llm_api_calls``' ``estimated_cost`` of every earlier
+cycle, in USD; a call of an unknown cycle counts from the first). A cycle's snapshot is
+taken before its decisions are applied, so a cycle's calls count from the next cycle on,
+as the fees of the trades they lead to do.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from devstack.report.activity import Activity, read_activity, rows
+
 BENCHMARK = "BTCUSDT"
 CYCLE_SOURCE = "cycle:"
 
@@ -32,6 +43,10 @@ class Run:
     benchmark: npt.NDArray[np.float64]  # the benchmark's price at each cycle
     trades: dict[str, int]
     providers: dict[str, str]
+    paid: dict[str, npt.NDArray[np.float64]]  # agent -> fees and funding paid by each cycle
+    exposed: dict[str, npt.NDArray[np.bool_]]  # agent -> a position open at each cycle
+    llm_cost: dict[str, npt.NDArray[np.float64]]  # agent -> model calls' cost by each cycle
+    activity: dict[str, Activity]
 
     def returns(self, agent: str) -> npt.NDArray[np.float64]:
         return per_cycle_returns(self.equity[agent])
@@ -50,8 +65,31 @@ def per_cycle_returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     """Row by row: a season of months has millions of tick snapshots."""
-    with path.open(newline="") as rows:
-        yield from csv.DictReader(rows)
+    with path.open(newline="") as lines:
+        yield from csv.DictReader(lines)
+
+
+def _decimal(text: str | None) -> float:
+    return float(Decimal(text)) if text else 0.0
+
+
+def _cumulated_cost(
+    folder: Path, sequence: dict[str, int], kept: tuple[str, ...]
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Per agent, its model calls' cost before each kept cycle (by the cycles' sequence)."""
+    calls: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows(folder / "llm_api_calls.csv"):
+        made_at = sequence.get(row["cycle_id"] or "", 0)
+        calls[row["llm_id"]].append((made_at, _decimal(row["estimated_cost"])))
+    kept_at = np.array([sequence[c] for c in kept], dtype=np.int64)
+    found: dict[str, npt.NDArray[np.float64]] = {}
+    for agent, made in calls.items():
+        at: npt.NDArray[np.int64] = np.array([a for a, _ in made], dtype=np.int64)
+        cost = np.array([c for _, c in made], dtype=np.float64)
+        order = np.argsort(at, kind="stable")
+        total = np.concatenate(([0.0], np.cumsum(cost[order])))
+        found[agent] = total[np.searchsorted(at[order], kept_at, side="left")]
+    return found
 
 
 def run_folders(season: Path) -> list[tuple[int, Path]]:
@@ -69,17 +107,20 @@ def run_folders(season: Path) -> list[tuple[int, Path]]:
 
 
 def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
-    order = [
-        row["cycle_id"]
-        for row in sorted(_rows(folder / "cycles.csv"), key=lambda row: int(row["sequence"]))
-        if row["status"] == "completed"
-    ]
+    cycles = sorted(_rows(folder / "cycles.csv"), key=lambda row: int(row["sequence"]))
+    sequence = {row["cycle_id"]: int(row["sequence"]) for row in cycles}
+    order = [row["cycle_id"] for row in cycles if row["status"] == "completed"]
     equity: dict[str, dict[str, float]] = defaultdict(dict)
+    paid: dict[str, dict[str, float]] = defaultdict(dict)
+    margin: dict[str, dict[str, float]] = defaultdict(dict)
     for row in _rows(folder / "equity_snapshots.csv"):
         if row["source"].startswith(CYCLE_SOURCE):
-            equity[row["llm_id"]][row["source"][len(CYCLE_SOURCE) :]] = float(
-                Decimal(row["equity"])
+            agent, cycle = row["llm_id"], row["source"][len(CYCLE_SOURCE) :]
+            equity[agent][cycle] = _decimal(row["equity"])
+            paid[agent][cycle] = _decimal(row.get("total_fees")) + _decimal(
+                row.get("total_funding")
             )
+            margin[agent][cycle] = _decimal(row.get("margin_used"))
     prices = {
         row["cycle_id"]: float(Decimal(row["mark_price"] or row["price"]))
         for row in _rows(folder / "market_data.csv")
@@ -87,6 +128,8 @@ def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
     }
     kept = tuple(c for c in order if c in prices and all(c in e for e in equity.values()))
     result = json.loads((folder / "result.json").read_text())
+    costs = _cumulated_cost(folder, sequence, kept)
+    zero = np.zeros(len(kept))
     return Run(
         number=number,
         cycles=kept,
@@ -94,6 +137,13 @@ def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
         benchmark=np.array([prices[c] for c in kept]),
         trades={agent: int(f["trades"]) for agent, f in result.get("agents", {}).items()},
         providers={row["llm_id"]: row["provider"] for row in _rows(folder / "llm_accounts.csv")},
+        paid={agent: np.array([by_cycle[c] for c in kept]) for agent, by_cycle in paid.items()},
+        exposed={
+            agent: np.array([by_cycle[c] > 0.0 for c in kept], dtype=np.bool_)
+            for agent, by_cycle in margin.items()
+        },
+        llm_cost={agent: costs.get(agent, zero) for agent in equity},
+        activity=read_activity(folder),
     )
 
 

@@ -28,6 +28,8 @@ Returns = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
 
 LEVEL = 0.95
+# arch's optimal_block_length needs this many values (fewer: an error, not an estimate).
+MIN_ESTIMATED = 8
 BATCH_VALUES = 2_000_000  # resampled values held at once
 
 
@@ -76,11 +78,16 @@ def max_drawdown(r: Returns) -> float:
 
 
 def calmar(r: Returns, periods_per_year: int) -> float | None:
-    """Annualised (compounded) return over max drawdown; undefined without a drawdown."""
+    """Annualised (compounded) return over max drawdown; undefined without a drawdown,
+    or when the annualised return is beyond a float (a few cycles' gain compounded over
+    a year)."""
     drawdown = max_drawdown(r)
     if drawdown == 0.0 or len(r) == 0:
         return None
-    annual = float((1.0 + total_return(r)) ** (periods_per_year / len(r))) - 1.0
+    try:
+        annual = float((1.0 + total_return(r)) ** (periods_per_year / len(r))) - 1.0
+    except OverflowError:
+        return None
     return annual / drawdown
 
 
@@ -96,9 +103,10 @@ def block_length(x: Returns) -> float:
     estimate, but at least the cube root of the series' length. The estimate minimises
     the error of the variance, and is short enough that the bootstrap understates the
     variance of autocorrelated returns (intervals of 92 % instead of 95 % with AR(1)
-    returns, coefficient 0.3, over 1,000 cycles); the floor keeps them near 93-94 %."""
+    returns, coefficient 0.3, over 1,000 cycles); the floor keeps them near 93-94 %.
+    Under ``MIN_ESTIMATED`` returns there is no estimate: the floor it is."""
     floor = max(1.0, float(np.cbrt(len(x))))
-    if len(x) < 3 or float(np.std(x)) == 0.0:
+    if len(x) < MIN_ESTIMATED or float(np.std(x)) == 0.0:
         return floor
     estimate = float(optimal_block_length(x)["stationary"].iloc[0])
     return max(floor, estimate) if math.isfinite(estimate) else floor

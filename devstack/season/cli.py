@@ -8,6 +8,7 @@ import fcntl
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,20 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def season_of(args: argparse.Namespace) -> Season:
     if not args.data.is_dir():
         raise SystemExit(f"--data {args.data}: no such folder")
-    return Season(
-        data=args.data,
-        out=args.out,
-        lineup=args.lineup,
-        runs=args.runs,
-        seed=args.seed,
-        parallel=args.parallel,
-        start=args.start,
-        end=args.end,
-        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
-        run_timeout=args.run_timeout,
-        only_run=args.only_run,
-        database_server=args.database_server,
-    )
+    given = {f.name: getattr(args, f.name) for f in fields(Season) if f.name != "symbols"}
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    return Season(**given, symbols=symbols)
 
 
 def describe(season: Season) -> dict[str, Any]:

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         description="Gateway: the supervisor's per-process restart counts (JSON), shown on "
         "/health; `make run` sets it.",
     )
+    seasons_dir: Path | None = Field(
+        default=None,
+        alias="ARENA_SEASONS_DIR",
+        description="Gateway: a folder of seasons (each a subfolder with its report.json, "
+        "docs/seasons.md) served read-only under /seasons and on the dashboard; unset: none.",
+    )
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, alias="METRICS_PORT", description="0 picks a free port."
@@ -310,14 +316,7 @@ class Settings(BaseSettings):
 
     @property
     def limits(self) -> TradingLimits:
-        return TradingLimits(
-            min_margin_usd=self.min_margin_usd,
-            max_margin_usd=self.max_margin_usd,
-            max_leverage=self.max_leverage,
-            max_open_positions=self.max_open_positions,
-            max_margin_utilisation=self.max_margin_utilisation,
-            taker_fee_rate=self.taker_fee_rate,
-        )
+        return TradingLimits.model_validate(self, from_attributes=True)
 
     @property
     def decision_window(self) -> timedelta:

@@ -21,8 +21,9 @@ from services.gateway.origin_policy import OriginPolicy
 from services.gateway.processes import ProcessStatus
 from services.gateway.protocol import EventType
 from services.gateway.reader import ArenaReader
-from services.gateway.routers import health, market, scheduler, trading, ws
+from services.gateway.routers import health, market, scheduler, seasons, trading, ws
 from services.gateway.routers.health import API_NAME, package_version
+from services.gateway.seasons import SeasonShelf
 from services.gateway.security import SecurityHeadersMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -31,7 +32,8 @@ DASHBOARD_PATH = "/dashboard"
 DESCRIPTION = (
     "Read-only view of the arena: accounts, positions, trades, decisions, market data and "
     "the scheduler, answered by the ledger and the market over NATS; `WS /ws` relays cycles "
-    "and decisions live; the dashboard is at `/dashboard/`. Scheduler control calls need "
+    "and decisions live; the dashboard is at `/dashboard/`; `/seasons` serves the season "
+    "reports of `ARENA_SEASONS_DIR`. Scheduler control calls need "
     "`Authorization: Bearer <ARENA_ADMIN_TOKEN>`."
 )
 
@@ -49,6 +51,7 @@ class GatewayParts:
     metrics: GatewayMetrics
     settings: Settings
     origins: OriginPolicy
+    seasons: SeasonShelf
 
 
 def create_app(parts: GatewayParts) -> FastAPI:
@@ -67,6 +70,7 @@ def create_app(parts: GatewayParts) -> FastAPI:
         ),
         ws.router(hub, reader, parts.board, parts.origins),
         trading.audit_router(reader),
+        seasons.router(parts.seasons),
     ]
     health_api = health.router(
         reader,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from services.common.contracts import Indicators, SchedulerStatus
+from services.common.contracts import Indicators, SchedulerStatus, SymbolTicker
 from services.gateway.agents import AgentState
 
 
@@ -41,18 +41,11 @@ class SymbolPrice(View):
     source: str
 
 
-class Ticker(View):
-    symbol: str
+class Ticker(SymbolTicker):
+    """``/market/ticker/{symbol}``: the symbol's ticker in the latest snapshot."""
+
     cycle_id: str
     taken_at: datetime
-    last_price: Decimal
-    mark_price: Decimal
-    price_change_pct_24h: Decimal
-    volume_24h: Decimal
-    high_24h: Decimal
-    low_24h: Decimal
-    funding_rate: Decimal
-    next_funding_time: datetime
 
 
 class SymbolIndicators(View):
@@ -62,18 +55,17 @@ class SymbolIndicators(View):
     indicators: Indicators
 
 
-class SchedulerStats(View):
-    """``/scheduler/stats``: the job's counters and durations."""
+class SchedulerStats(SchedulerStatus):
+    """``/scheduler/stats``: the scheduler's status with its success rate."""
 
-    running: bool
-    paused: bool
-    cycles_started: int
-    cycles_completed: int
-    cycles_failed: int
-    cycles_skipped: int
-    last_duration_seconds: float | None
-    mean_duration_seconds: float | None
-    success_rate: float | None = Field(description="completed / started, null before any cycle")
+    # Its own JSON carries the computed success rate back: reading it is not an error.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @computed_field(description="completed / started, null before any cycle")  # type: ignore[prop-decorator]
+    @property
+    def success_rate(self) -> float | None:
+        started = self.cycles_started
+        return self.cycles_completed / started if started else None
 
 
 class NextRun(View):

@@ -1,5 +1,6 @@
 """Security headers: a Content-Security-Policy that forbids inline scripts on every page
-the gateway serves itself (the dashboard), and no MIME sniffing."""
+the gateway serves itself (the dashboard), and no MIME sniffing. A route that sets its
+own, stricter policy (a season's report page) keeps it."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"
             await send(message)

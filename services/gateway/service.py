@@ -20,6 +20,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.origin_policy import OriginPolicy
 from services.gateway.reader import ArenaReader
 from services.gateway.relay import subscribe_heartbeats, subscribe_relays
+from services.gateway.seasons import SeasonShelf
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ async def build(ctx: ServiceContext) -> GatewayService:
         metrics=metrics,
         settings=settings,
         origins=OriginPolicy.configured(settings.ws_allowed_origins, settings.gateway_host, port),
+        seasons=SeasonShelf(settings.seasons_dir),
     )
     server = HttpServer(create_app(parts), sock)
     return GatewayService(

@@ -204,18 +204,7 @@ class TickProcessor:
         async def fund(
             conn: asyncpg.Connection, positions: list[PositionRow], books: dict[str, Book]
         ) -> set[str]:
-            changed: set[str] = set()
-            await self._fund(
-                conn,
-                tick=tick,
-                positions=positions,
-                prices=prices,
-                books=books,
-                changed=changed,
-                outcome=outcome,
-                now=now,
-            )
-            return changed
+            return await self._fund(conn, tick, positions, books=books, outcome=outcome, now=now)
 
         async def exit(
             conn: asyncpg.Connection, p: PositionRow, books: dict[str, Book], fresh: bool
@@ -241,15 +230,16 @@ class TickProcessor:
     async def _fund(
         self,
         conn: asyncpg.Connection,
-        *,
         tick: MarketTick,
         positions: list[PositionRow],
-        prices: Mapping[str, TickPrice],
+        *,
         books: dict[str, Book],
-        changed: set[str],
         outcome: TickOutcome,
         now: datetime,
-    ) -> None:
+    ) -> set[str]:
+        """Charge the funding due at this tick; the agents whose books it changed."""
+        changed: set[str] = set()
+        prices = {p.symbol: p for p in tick.prices}
         if tick.data_time:
             # A replay: the data's own settlements, each at its time and its rate.
             settled = {s: p.settlement for s, p in prices.items() if p.settlement is not None}
@@ -267,7 +257,7 @@ class TickProcessor:
             rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
             latest = {}
         if not due:
-            return
+            return changed
         last_paid = await sql.trades.last_funding_times(conn, [p.id for p in due])
         for position in due:
             rate = rates.get(position.symbol)
@@ -299,6 +289,7 @@ class TickProcessor:
                 books[position.agent_id] = books[position.agent_id].funded(amount)
                 changed.add(position.agent_id)
                 outcome.funding_payments += 1
+        return changed
 
     async def _exit(
         self,

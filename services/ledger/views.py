@@ -8,25 +8,7 @@ from services.ledger.sql.positions import PositionRow
 
 
 def account_view(row: AccountRow) -> AccountView:
-    book = row.book
-    return AccountView(
-        agent_id=row.agent_id,
-        display_name=row.display_name,
-        provider=row.provider,
-        model_name=row.model_name,
-        balance=row.balance,
-        margin_used=row.margin_used,
-        equity=book.equity,
-        total_pnl=row.total_pnl,
-        realized_pnl=row.realized_pnl,
-        unrealized_pnl=row.unrealized_pnl,
-        total_fees=row.total_fees,
-        total_trades=row.total_trades,
-        winning_trades=row.winning_trades,
-        losing_trades=row.losing_trades,
-        open_positions=row.open_positions,
-        is_active=row.is_active,
-    )
+    return AccountView.model_validate(row, from_attributes=True)
 
 
 def position_view(row: PositionRow) -> PositionView:

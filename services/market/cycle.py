@@ -23,6 +23,8 @@ from services.common.bus import Bus, ConsumerSpec
 from services.common.clock import Clock
 from services.common.contracts import CycleStarted, MarketSnapshot
 from services.market.retry import until_done
+from services.market.snapshot import build_snapshot
+from services.market.source import MarketSource
 from services.market.state import SavedCycle
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class RunningCycle:
     cycle_id: str
     sequence: int
     started_at: datetime  # on the wall clock, like the deadlines
-    deadline: datetime  # a replay announces one in data time; this one bounds the wait
+    decision_deadline: datetime  # a replay announces one in data time; this bounds the wait
     fail_at: datetime  # no completion by then: failed
     started_mono: float
     fail_at_mono: float
@@ -77,13 +79,34 @@ class RunningCycle:
         )
 
     def saved(self) -> SavedCycle:
-        return SavedCycle(
-            cycle_id=self.cycle_id,
-            sequence=self.sequence,
-            started_at=self.started_at,
-            decision_deadline=self.deadline,
-            fail_at=self.fail_at,
+        return SavedCycle.model_validate(self, from_attributes=True)
+
+
+async def take_snapshot(
+    source: MarketSource,
+    source_lock: asyncio.Lock,
+    *,
+    cycle_id: str,
+    taken_at: datetime,
+    deadline: datetime,
+    data_time: bool,
+) -> MarketSnapshot | None:
+    """The cycle's snapshot, read while no tick reads the source; None (logged) when the
+    source cannot give one."""
+    try:
+        async with source_lock:
+            data = await source.snapshot_data(taken_at)
+        return build_snapshot(
+            cycle_id=cycle_id,
+            taken_at=taken_at,
+            decision_deadline=deadline,
+            source=source.name,
+            data=data,
+            data_time=data_time,
         )
+    except Exception:
+        log.exception("cycle %s: could not build the market snapshot", cycle_id)
+        return None
 
 
 async def announce(

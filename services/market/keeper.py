@@ -1,5 +1,11 @@
 """Saving the market's state with every change, and taking it up again at start-up.
 
+Restarts (state in NATS key-value): paused if it was; the cycle sequence, slot grid,
+statistics and source continue; a running cycle's completion (consumed durably) or
+deadline plus grace is awaited first. NATS down at a cycle start: see
+:mod:`services.market.cycle`; a live tick that cannot be published is skipped and counted,
+a replayed one is retried until published.
+
 At most one step is taken twice across a restart: the one whose tick was published just
 before the process ended, before it was recorded. The source is deterministic, so it is
 the same step under the same tick id (see :mod:`services.market.ticks`), and JetStream's

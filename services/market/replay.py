@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from services.common.contracts import Candle, FundingSettlement, TickPrice
+from services.common.contracts import Candle, FundingSettlement, SymbolTicker, TickPrice
 from services.common.funding import FUNDING_INTERVAL_HOURS, next_funding_time
 from services.market.bars import KlineRow, candle_of
 from services.market.history.paths import Kind
@@ -170,17 +170,19 @@ class _Series:
             self.funding.at(now) if self.funding else (Decimal(0), next_funding_time(now))
         )
         return SymbolData(
-            symbol=self.symbol,
-            last_price=last.close,
-            mark_price=self.mark(now, last),
-            price_change_pct_24h=((last.close - first.open) / first.open * 100).quantize(
-                PERCENT_QUANTUM
+            ticker=SymbolTicker(
+                symbol=self.symbol,
+                last_price=last.close,
+                mark_price=self.mark(now, last),
+                price_change_pct_24h=((last.close - first.open) / first.open * 100).quantize(
+                    PERCENT_QUANTUM
+                ),
+                volume_24h=self.volume_sums[i + 1] - self.volume_sums[j],
+                high_24h=rows[j + int(np.argmax(self.high[j : i + 1]))].high,
+                low_24h=rows[j + int(np.argmin(self.low[j : i + 1]))].low,
+                funding_rate=rate,
+                next_funding_time=next_time,
             ),
-            volume_24h=self.volume_sums[i + 1] - self.volume_sums[j],
-            high_24h=rows[j + int(np.argmax(self.high[j : i + 1]))].high,
-            low_24h=rows[j + int(np.argmin(self.low[j : i + 1]))].low,
-            funding_rate=rate,
-            next_funding_time=next_time,
             candles=candles,
             candles_4h=context,
             arrays=arrays,

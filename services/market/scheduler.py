@@ -14,11 +14,7 @@ as the previous one completed (or failed), after the ticks of one cycle period o
 timestamps are the data's, while decision deadlines stay on the wall clock, since agents
 and the ledger wait in real time.
 
-Restarts (state in NATS key-value, :mod:`services.market.keeper`): paused if it was; the
-cycle sequence, slot grid, statistics and source continue; a running cycle's completion
-(consumed durably) or deadline plus grace is awaited first. NATS down at a cycle start: see
-:mod:`services.market.cycle`; a live tick that cannot be published is skipped and counted,
-a replayed one is retried until published.
+Restarts and NATS outages: see :mod:`services.market.keeper`.
 """
 
 from __future__ import annotations
@@ -36,12 +32,12 @@ from services.common.contracts import (
     MarketTick,
     SchedulerStatus,
 )
-from services.market.cycle import COMPLETIONS, CycleRunning, RunningCycle, announce
+from services.market import cycle as cycles
+from services.market.cycle import COMPLETIONS, CycleRunning, RunningCycle
 from services.market.keeper import StateKeeper
 from services.market.metrics import MarketMetrics
 from services.market.recent import RecentSnapshots
 from services.market.schedule import SchedulerConfig, new_id, next_slot, plan_run
-from services.market.snapshot import build_snapshot
 from services.market.source import MarketSource, PacedSource, ResumableSource
 from services.market.state import CycleStats, MarketState
 from services.market.state_store import StateStore
@@ -301,19 +297,15 @@ class CycleScheduler:
         cycle_id = new_id(now, suffix=f"{self._sequence + 1:06x}" if data_time else None)
         deadline = wall + config.decision_window
         announced_deadline = (now if data_time else wall) + config.decision_window
-        try:
-            async with self._source_lock:
-                data = await self._source.snapshot_data(now)
-            snapshot = build_snapshot(
-                cycle_id=cycle_id,
-                taken_at=now,
-                decision_deadline=announced_deadline,
-                source=self._source.name,
-                data=data,
-                data_time=data_time,
-            )
-        except Exception:
-            log.exception("cycle %s: could not build the market snapshot", cycle_id)
+        snapshot = await cycles.take_snapshot(
+            self._source,
+            self._source_lock,
+            cycle_id=cycle_id,
+            taken_at=now,
+            deadline=announced_deadline,
+            data_time=data_time,
+        )
+        if snapshot is None:
             self._count_failed()
             await self._keeper.save()
             return
@@ -333,7 +325,7 @@ class CycleScheduler:
         self._current = cycle
         self._stats.started += 1
         self._snapshots.keep(snapshot)
-        announced = await announce(
+        announced = await cycles.announce(
             bus=self._bus,
             clock=self._clock,
             started=started,

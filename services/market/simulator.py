@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from services.common.contracts import Candle, SymbolFilters, TickPrice
+from services.common.contracts import Candle, SymbolFilters, SymbolTicker, TickPrice
 from services.common.funding import next_funding_time
 from services.common.instruments import InstrumentTable
 from services.market.bars import candle_of
@@ -221,15 +221,17 @@ class MarketSimulator:
         first_open = day[0].open
         change = (last.close - first_open) / first_open * 100
         return SymbolData(
-            symbol=symbol,
-            last_price=last.close,
-            mark_price=last.mark,
-            price_change_pct_24h=change.quantize(PERCENT_QUANTUM),
-            volume_24h=sum((b.volume for b in day), Decimal(0)),
-            high_24h=max(b.high for b in day),
-            low_24h=min(b.low for b in day),
-            funding_rate=last.funding_rate,
-            next_funding_time=next_funding_time(now),
+            ticker=SymbolTicker(
+                symbol=symbol,
+                last_price=last.close,
+                mark_price=last.mark,
+                price_change_pct_24h=change.quantize(PERCENT_QUANTUM),
+                volume_24h=sum((b.volume for b in day), Decimal(0)),
+                high_24h=max(b.high for b in day),
+                low_24h=min(b.low for b in day),
+                funding_rate=last.funding_rate,
+                next_funding_time=next_funding_time(now),
+            ),
             candles=self.candles(symbol),
             candles_4h=self.candles_4h(symbol),
             filters=self._filters(symbol),

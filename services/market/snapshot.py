@@ -15,15 +15,7 @@ def symbol_snapshot(data: SymbolData) -> SymbolSnapshot:
     context = data.arrays_4h
     longer = (context.high, context.low, context.close) if context else columns(data.candles_4h)
     return SymbolSnapshot(
-        symbol=data.symbol,
-        last_price=data.last_price,
-        mark_price=data.mark_price,
-        price_change_pct_24h=data.price_change_pct_24h,
-        volume_24h=data.volume_24h,
-        high_24h=data.high_24h,
-        low_24h=data.low_24h,
-        funding_rate=data.funding_rate,
-        next_funding_time=data.next_funding_time,
+        **dict(data.ticker),
         candles=data.candles,
         indicators=indicators_of(*main),
         filters=data.filters,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Protocol
 
 from pydantic import JsonValue
 
-from services.common.contracts import Candle, SymbolFilters, TickPrice
+from services.common.contracts import Candle, SymbolFilters, SymbolTicker, TickPrice
 from services.market.indicators import FloatArray
 
 JsonObject = dict[str, JsonValue]
@@ -32,21 +31,17 @@ class CandleArrays:
 class SymbolData:
     """One symbol's market state, before indicators are computed."""
 
-    symbol: str
-    last_price: Decimal
-    mark_price: Decimal
-    price_change_pct_24h: Decimal
-    volume_24h: Decimal
-    high_24h: Decimal
-    low_24h: Decimal
-    funding_rate: Decimal
-    next_funding_time: datetime
+    ticker: SymbolTicker
     candles: tuple[Candle, ...]
     candles_4h: tuple[Candle, ...] = ()
     filters: SymbolFilters | None = None
     # Optional float columns of ``candles`` / ``candles_4h``, so indicators skip converting.
     arrays: CandleArrays | None = field(default=None, compare=False)
     arrays_4h: CandleArrays | None = field(default=None, compare=False)
+
+    @property
+    def symbol(self) -> str:
+        return self.ticker.symbol
 
 
 @dataclass(frozen=True)

@@ -158,12 +158,12 @@ class Walker:
         self._funding = min(max(self._funding, -FUNDING_LIMIT), FUNDING_LIMIT)
         self._basis += 0.2 * -self._basis + rng.gauss(0.0, 0.00005)
         return Bar(
-            open_time=open_time,
-            open=open_,
-            high=high,
-            low=low,
-            close=close,
-            volume=volume,
+            open_time,
+            open_,
+            high,
+            low,
+            close,
+            volume,
             mark=quantize(self._price * (1 + self._basis), tick),
             funding_rate=Decimal(round(self._funding / float(FUNDING_QUANTUM))) * FUNDING_QUANTUM,
         )

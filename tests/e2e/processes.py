@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import nats
 
@@ -126,3 +127,28 @@ async def assert_stops_cleanly_while_consuming(process: ServiceProcess, durable:
         if process.proc.poll() is None:
             process.kill()
         await nc.close()
+
+
+def play_season(
+    data: Path, out: Path, lineup: Path, *options: str, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """``python -m devstack season`` as a user runs it; its ``summary.json`` once it
+    succeeded (the command's output in the assertion when it did not)."""
+    command = [
+        sys.executable, "-m", "devstack", "season",
+        "--data", str(data), "--out", str(out), "--lineup", str(lineup),
+        "--run-timeout", "600", *options,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[season] run 0: done" in done.stdout
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return summary

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import pytest
 
 from bench.replay_data import write_month
 from devstack.season.config import Season
-from services.common.settings import PROJECT_ROOT
+from tests.e2e.processes import play_season
 
 pytestmark = pytest.mark.e2e
 
@@ -33,25 +30,13 @@ SETTINGS = {"ARENA_CYCLE_SECONDS": "1800", "ARENA_DECISION_SECONDS": "240"}
 
 
 def _season(data: Path, out: Path, runs: int, *options: str) -> dict[str, Any]:
-    command = [
-        sys.executable, "-m", "devstack", "season",
-        "--data", str(data), "--out", str(out), "--lineup", str(LINEUP),
-        "--symbols", ",".join(SYMBOLS), "--runs", str(runs), "--seed", "7",
-        "--run-timeout", "600", *options,
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **SETTINGS},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "[season] run 0: done" in done.stdout
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    return summary
+    return play_season(
+        data,
+        out,
+        LINEUP,
+        "--symbols", ",".join(SYMBOLS), "--runs", str(runs), "--seed", "7", *options,
+        env=SETTINGS,
+    )  # fmt: skip
 
 
 def test_the_same_season_twice_gives_the_same_books(
@@ -108,6 +93,15 @@ def test_the_same_season_twice_gives_the_same_books(
     assert sum(report["agents"]["momentum"]["rank_frequencies"]) == 2
     assert (tmp_path / "first" / "report.html").exists()
     assert (tmp_path / "first" / "charts" / "equity.png").exists()
+    # What the report reads from the rows agrees with the ledger's own figures.
+    for agent, figures in run0["agents"].items():
+        row = report["agents"][agent]["runs"][0]
+        reliability = row["reliability"]
+        assert reliability["decisions"] >= run0["cycles"]  # one per cycle, a late one too
+        rejected = reliability["per_100"]["rejections"] * reliability["decisions"] / 100
+        assert rejected == pytest.approx(figures["rejections"])
+        assert row["llm_cost_usd"] == float(figures["llm_cost_usd"]) == 0.0
+        assert row["trading"]["closed_trades"] <= figures["trades"]
     assert not (tmp_path / "again" / "report.json").exists()
     assert len(decisions) == 3 * run0["cycles"]
 

@@ -135,6 +135,18 @@ class ArenaState:
     )
     paused: bool = False
     control_calls: list[str] = field(default_factory=list)
+    # Model usage per agent in /trading/stats (the others made no call).
+    usage: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "momentum": {
+                "llm_calls": 12,
+                "prompt_tokens": 24_500,
+                "completion_tokens": 3_100,
+                "latency_p50_ms": 850.0,
+                "latency_p95_ms": 2_140.0,
+            }
+        }
+    )
 
     def __post_init__(self) -> None:
         if not self.history:
@@ -274,6 +286,7 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
                     sharpe_ratio=None,
                     parse_failures=0,
                     rejections_by_reason={},
+                    **arena.usage.get(a, {}),
                 )
                 for a, e in arena.equity.items()
             )

@@ -1,5 +1,6 @@
 """The dashboard in a real Chromium driven by Playwright: it loads, shows the agents,
-updates after a cycle, and shows a model's reasoning as text, never as HTML."""
+updates after a cycle, and shows a model's reasoning as text, never as HTML; its Seasons
+page shows a season's report, agent ids as text."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.gateway.service import build
 from tests import builders
 from tests.gateway import standins
 from tests.gateway.harness import LINEUP, NOW, MakeSettings, gateway
+from tests.gateway.season_files import report, write_season
 from tests.support import eventually
 
 playwright_api = pytest.importorskip(
@@ -25,6 +27,7 @@ playwright_api = pytest.importorskip(
 
 XSS = "<img src=x onerror=alert(1)>"
 SCREENSHOT = PROJECT_ROOT / "test-artifacts" / "dashboard.png"
+SEASONS_SCREENSHOT = SCREENSHOT.with_name("dashboard-seasons.png")
 
 
 async def test_dashboard_shows_the_race_live_and_model_text_as_text(
@@ -47,6 +50,12 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         await expect(page.locator("#source")).to_have_text("source: simulator")
         await expect(page.locator("#chart .uplot")).to_have_count(1)
         await expect(page.locator("#decisions li")).to_have_count(1)
+        # Each agent's model usage from /trading/stats; a baseline makes no call.
+        usage = page.locator('#leaderboard tbody tr[data-agent="momentum"]')
+        await expect(usage).to_contain_text("24.5k / 3100")
+        await expect(usage).to_contain_text("850 ms / 2.14 s")
+        baseline = page.locator('#leaderboard tr[data-agent="random"] td').last
+        await expect(baseline).to_have_class("muted")
 
         # A cycle: the ledger's state moves on, then the events arrive over NATS.
         state.equity["random"] = Decimal("104.50")
@@ -125,3 +134,58 @@ async def test_dashboard_says_when_disconnected_and_reconnects_by_itself(
         if second is not None:
             await second.stop()
         await ledger.close()
+
+
+async def test_the_seasons_page_shows_a_season_s_agents_and_matrix_with_ids_as_text(
+    nats_url: str, make_settings: MakeSettings, browser: object, tmp_path: Path
+) -> None:
+    root = tmp_path / "seasons"
+    newest = write_season(
+        root, "q1", report({"momentum": 16.1, XSS: -3.5, "random": 2.0}), mtime=1_735_900_000
+    )
+    (newest / "report.html").write_text("<h1>q1</h1>", encoding="utf-8")
+    write_season(root, "q0", report({"buy-and-hold": 1.0}), mtime=1_735_800_000)
+    async with gateway(nats_url, make_settings, ARENA_SEASONS_DIR=str(root)) as gw:
+        page = await browser.new_page(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{gw.base_url}/dashboard/#seasons")
+
+        expect = playwright_api.expect
+        await expect(page.locator("#live")).to_be_hidden()
+        await expect(page.locator("#seasons tbody tr[data-season]")).to_have_count(2)
+        # The newest season is shown first: its agents by return, each figure with its interval.
+        await expect(page.locator("#season-title")).to_have_text("Season q1")
+        agents = page.locator("#season-agents tbody tr[data-agent]")
+        await expect(agents).to_have_count(3)
+        await expect(agents.first).to_have_attribute("data-agent", "momentum")
+        await expect(agents.first).to_contain_text("16.10 [11.10, 21.10]")
+        await expect(agents.first).to_contain_text("12.50 [-40.00, 65.25]")
+        hostile = agents.nth(2)
+        await expect(hostile).to_have_attribute("data-agent", XSS)
+        await expect(hostile).to_contain_text(XSS)  # the markup, shown as characters
+        # The matrix: P(row beats column), coloured, the id as text in its header too.
+        matrix = page.locator("#season-pairwise tbody tr")
+        await expect(matrix).to_have_count(3)
+        await expect(matrix.first.locator("td[data-p]").first).to_have_text("75 %")
+        await expect(page.locator("#season-pairwise thead")).to_contain_text(XSS)
+        await expect(page.locator("#season-page")).to_have_attribute(
+            "href", "/seasons/q1/report.html"
+        )
+        assert await page.locator("#seasons-page img").count() == 0
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SEASONS_SCREENSHOT), full_page=True)
+
+        await page.locator('#seasons a[href="#seasons/q0"]').click()
+        await expect(page.locator("#season-title")).to_have_text("Season q0")
+        await expect(agents).to_have_count(1)
+        await expect(page.locator("#season-page")).to_be_hidden()
+        await page.locator('#tabs a[data-page="live"]').click()
+        await expect(page.locator("#live")).to_be_visible()
+        await expect(page.locator("#seasons-page")).to_be_hidden()
+        await expect(page.locator("#leaderboard tbody tr[data-agent]")).to_have_count(3)
+        assert dialogs == [], "a script from an agent id ran"
+        assert errors == []

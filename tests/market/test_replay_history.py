@@ -110,20 +110,21 @@ def _check_candles(
 
 def _check_symbol(data: SymbolData, now: datetime) -> None:
     base, hours = SYMBOLS[data.symbol]
+    ticker = data.ticker
     last = (now - START) // MINUTE - 1  # the last bar closed at ``now``
-    assert _minute(data.last_price, base, "0.5") == last
-    assert _minute(data.high_24h, base, "0.75") == last
-    assert _minute(data.low_24h, base, "-0.25") == max(0, last - 1439)
+    assert _minute(ticker.last_price, base, "0.5") == last
+    assert _minute(ticker.high_24h, base, "0.75") == last
+    assert _minute(ticker.low_24h, base, "-0.25") == max(0, last - 1439)
     window = range(max(0, last - 1439), last + 1)
-    assert data.volume_24h == sum(m + 1 for m in window)
+    assert ticker.volume_24h == sum(m + 1 for m in window)
     mark = last if data.symbol != "SOLUSDT" or last not in MARK_GAP else MARK_GAP.start - 1
-    assert _minute(data.mark_price, base, "0.6") == mark
+    assert _minute(ticker.mark_price, base, "0.6") == mark
     settled = max(k for k in range(100) if START + timedelta(hours=hours * k) + CALC_LAG <= now)
-    assert data.funding_rate == _rate(settled)
+    assert ticker.funding_rate == _rate(settled)
     # Strictly after ``now``: at a settlement's own minute (5 ms before its calc time) the
     # rate is still the previous one and the next time is the one after.
     schedule = (START + timedelta(hours=hours * k) for k in range(100))
-    assert data.next_funding_time == next(t for t in schedule if t > now)
+    assert ticker.next_funding_time == next(t for t in schedule if t > now)
     _check_candles(data.candles, timedelta(minutes=5), base, now)
     _check_candles(data.candles_4h, timedelta(hours=4), base, now)
     assert data.arrays is not None and data.arrays_4h is not None
@@ -176,9 +177,9 @@ async def test_no_snapshot_or_tick_value_comes_from_after_its_time(tmp_path: Pat
         for symbol_data, published in zip(data.symbols, snapshot.symbols, strict=True):
             _check_symbol(symbol_data, now)
             assert (published.mark_price, published.funding_rate, published.next_funding_time) == (
-                symbol_data.mark_price,
-                symbol_data.funding_rate,
-                symbol_data.next_funding_time,
+                symbol_data.ticker.mark_price,
+                symbol_data.ticker.funding_rate,
+                symbol_data.ticker.next_funding_time,
             )
         funding_boundaries += now.minute == 0 and now.hour % 4 == 0
         snapshots += 1
@@ -199,9 +200,9 @@ async def test_funding_and_mark_come_from_the_files(tmp_path: Path) -> None:
         await source.tick(WALL)
     (btc,) = (await source.snapshot_data(WALL)).symbols
     # Settled at 16:00 (the third of the day): 3 ppm, the next at midnight.
-    assert btc.funding_rate == Decimal("0.000003")
-    assert btc.next_funding_time == START + timedelta(days=1)
-    assert btc.mark_price == btc.last_price + Decimal("0.1")
+    assert btc.ticker.funding_rate == Decimal("0.000003")
+    assert btc.ticker.next_funding_time == START + timedelta(days=1)
+    assert btc.ticker.mark_price == btc.ticker.last_price + Decimal("0.1")
 
 
 async def test_without_mark_and_funding_files_mark_is_last_and_funding_zero(
@@ -215,8 +216,8 @@ async def test_without_mark_and_funding_files_mark_is_last_and_funding_zero(
         for _ in range(7):
             await source.tick(WALL)
         (btc, _eth) = (await source.snapshot_data(WALL)).symbols
-    assert btc.mark_price == btc.last_price and btc.funding_rate == 0
-    assert btc.next_funding_time == START + timedelta(hours=16)
+    assert btc.ticker.mark_price == btc.ticker.last_price and btc.ticker.funding_rate == 0
+    assert btc.ticker.next_funding_time == START + timedelta(hours=16)
     said = [r.getMessage() for r in caplog.records]
     assert said.count("no mark-price files for BTCUSDT, ETHUSDT: mark = last") == 1
     assert said.count("no funding files for BTCUSDT, ETHUSDT: funding rate 0") == 1

@@ -132,11 +132,14 @@ async def test_the_price_path_continues_as_if_the_market_never_stopped(
     for data in walked.symbols:
         shown = snapshot.symbol(data.symbol)
         assert shown is not None
-        assert (shown.last_price, shown.mark_price) == (data.last_price, data.mark_price)
+        assert (shown.last_price, shown.mark_price) == (
+            data.ticker.last_price,
+            data.ticker.mark_price,
+        )
         assert (shown.high_24h, shown.low_24h, shown.volume_24h) == (
-            data.high_24h,
-            data.low_24h,
-            data.volume_24h,
+            data.ticker.high_24h,
+            data.ticker.low_24h,
+            data.ticker.volume_24h,
         )
         assert shown.candles == data.candles
 

@@ -75,10 +75,10 @@ async def test_snapshot_data_has_100_consistent_five_minute_candles() -> None:
             assert max(c.open, c.close) <= c.high
             assert c.volume > 0
             assert c.close % tick == 0 and c.high % tick == 0 and c.low % tick == 0
-        assert s.last_price > 0 and s.mark_price > 0
-        assert s.low_24h <= s.last_price <= s.high_24h
-        assert abs(s.funding_rate) <= Decimal("0.00075")
-        assert s.next_funding_time == datetime(2025, 3, 1, 16, tzinfo=UTC)
+        assert s.ticker.last_price > 0 and s.ticker.mark_price > 0
+        assert s.ticker.low_24h <= s.ticker.last_price <= s.ticker.high_24h
+        assert abs(s.ticker.funding_rate) <= Decimal("0.00075")
+        assert s.ticker.next_funding_time == datetime(2025, 3, 1, 16, tzinfo=UTC)
 
 
 async def test_each_tick_is_one_minute_step() -> None:
@@ -89,7 +89,7 @@ async def test_each_tick_is_one_minute_step() -> None:
     for (price,) in prices:
         assert price.symbol == "BTCUSDT"
         assert price.low <= price.last_price <= price.high
-    assert after.symbols[0].last_price == prices[-1][0].last_price
+    assert after.symbols[0].ticker.last_price == prices[-1][0].last_price
     # Five one-minute steps complete the five-minute candle that was forming.
     assert after.symbols[0].candles[-1].open_time == datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     assert before.symbols[0].candles[-1].open_time == datetime(2025, 3, 1, 11, 55, tzinfo=UTC)

@@ -142,3 +142,11 @@ def test_an_agent_with_an_edge_is_found_in_at_least_80_percent_of_seasons() -> N
         beats.append(comparison.p_a_beats_b)
     assert found / (SEASONS // 2) >= 0.80, found / (SEASONS // 2)
     assert np.median(beats) > 0.95
+
+
+def test_a_season_of_a_few_cycles() -> None:
+    # Too short for an estimate of the block length: the floor, the cube root of 5.
+    r = np.array([0.01, -0.02, 0.015, 0.03, -0.01])
+    assert stats.block_length(r) == pytest.approx(5 ** (1 / 3))
+    # A gain of 5 % in three cycles compounds beyond a float over a year: no Calmar.
+    assert stats.calmar(np.array([0.05, -0.01, 0.01]), PPY) is None

@@ -62,6 +62,7 @@ from services.common.contracts.market import (
     SymbolQuery,
     SymbolReply,
     SymbolSnapshot,
+    SymbolTicker,
     TickPrice,
 )
 from services.common.contracts.ops import (
@@ -159,6 +160,7 @@ __all__ = [
     "SymbolQuery",
     "SymbolReply",
     "SymbolSnapshot",
+    "SymbolTicker",
     "Text",
     "TickPrice",
     "TradeAction",

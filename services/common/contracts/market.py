@@ -43,7 +43,9 @@ class SymbolFilters(Message):
     min_notional: Money
 
 
-class SymbolSnapshot(Message):
+class SymbolTicker(Message):
+    """A symbol's price, 24 h figures and funding: what every source reads for a snapshot."""
+
     symbol: str
     last_price: Price
     mark_price: Price
@@ -53,6 +55,11 @@ class SymbolSnapshot(Message):
     low_24h: Price
     funding_rate: Decimal
     next_funding_time: datetime
+
+
+class SymbolSnapshot(SymbolTicker):
+    """A symbol in a cycle's snapshot: its ticker, candles and indicators."""
+
     candles: tuple[Candle, ...]
     indicators: Indicators
     filters: SymbolFilters | None = Field(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from services.common.contracts import Prices, SnapshotReply, SymbolReply
+from services.common.contracts import Prices, SnapshotReply, SymbolReply, SymbolTicker
 from services.gateway.cache import ReadCache, json_response, serialised
 from services.gateway.errors import ERROR_RESPONSES, NotFoundError, not_found
 from services.gateway.reader import ArenaReader
@@ -65,17 +65,9 @@ def router(reader: ArenaReader, symbols: tuple[str, ...], cache: ReadCache) -> A
         reply = await latest(symbol)
         s = reply.symbol
         return Ticker(
-            symbol=s.symbol,
+            **{name: getattr(s, name) for name in SymbolTicker.model_fields},
             cycle_id=reply.cycle_id,
             taken_at=reply.taken_at,
-            last_price=s.last_price,
-            mark_price=s.mark_price,
-            price_change_pct_24h=s.price_change_pct_24h,
-            volume_24h=s.volume_24h,
-            high_24h=s.high_24h,
-            low_24h=s.low_24h,
-            funding_rate=s.funding_rate,
-            next_funding_time=s.next_funding_time,
         )
 
     @one_symbol(

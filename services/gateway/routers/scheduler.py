@@ -69,17 +69,7 @@ def router(
     @api.get("/stats", response_model=SchedulerStats, summary="Cycle counters and durations")
     async def stats() -> SchedulerStats:
         s = await reader.scheduler_status()
-        return SchedulerStats(
-            running=s.running,
-            paused=s.paused,
-            cycles_started=s.cycles_started,
-            cycles_completed=s.cycles_completed,
-            cycles_failed=s.cycles_failed,
-            cycles_skipped=s.cycles_skipped,
-            last_duration_seconds=s.last_duration_seconds,
-            mean_duration_seconds=s.mean_duration_seconds,
-            success_rate=s.cycles_completed / s.cycles_started if s.cycles_started else None,
-        )
+        return SchedulerStats(**dict(s))
 
     @api.get("/next-run", response_model=NextRun, summary="When the next cycle starts")
     async def next_run() -> NextRun:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
@@ -62,76 +63,69 @@ async def initial_data(reader: ArenaReader, board: AgentBoard, hub: Hub) -> Init
     )
 
 
+@dataclass(eq=False)
 class Session:
     """One client's connection: greeting, then the hub's messages until either side ends it."""
 
-    def __init__(
-        self,
-        websocket: WebSocket,
-        client: Client,
-        hub: Hub,
-        reader: ArenaReader,
-        board: AgentBoard,
-    ) -> None:
-        self._ws = websocket
-        self._client = client
-        self._hub = hub
-        self._reader = reader
-        self._board = board
+    ws: WebSocket
+    client: Client
+    hub: Hub
+    reader: ArenaReader
+    board: AgentBoard
 
     async def run(self) -> None:
         # The client is registered before the state is read, so an event that happens
         # meanwhile waits in its queue and follows initial_data instead of being lost.
-        hello = ConnectionData(client_id=self._client.id, server_time=self._hub.now())
+        hello = ConnectionData(client_id=self.client.id, server_time=self.hub.now())
         try:
-            await self._send(self._hub.envelope(EventType.CONNECTION, hello))
-            state = await initial_data(self._reader, self._board, self._hub)
-            await self._send(self._hub.envelope(EventType.INITIAL_DATA, state))
+            await self._send(self.hub.envelope(EventType.CONNECTION, hello))
+            state = await initial_data(self.reader, self.board, self.hub)
+            await self._send(self.hub.envelope(EventType.INITIAL_DATA, state))
         except SlowClient:
             await self._close()
             return
         tasks = {
             asyncio.create_task(self._pump()),
             asyncio.create_task(self._listen()),
-            asyncio.create_task(self._client.ended.wait()),
+            asyncio.create_task(self.client.ended.wait()),
         }
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             await cancel_and_wait(tasks)
-        if self._client.ended.is_set():
+        if self.client.ended.is_set():
             await self._close()
 
     async def _send(self, text: str) -> None:
         # The socket takes a message once its buffers have room; a reader that stopped
         # reading never makes room, and would hold its queue and the frame forever.
-        timeout = self._hub.limits.send_timeout
+        timeout = self.hub.limits.send_timeout
         try:
-            await asyncio.wait_for(self._ws.send_text(text), timeout)
+            await asyncio.wait_for(self.ws.send_text(text), timeout)
         except TimeoutError:
             reason = f"too slow: a message was not taken within {timeout:g} s"
-            self._hub.drop(self._client, Drop(DROPPED_SEND_TIMEOUT, reason))
+            self.hub.drop(self.client, Drop(DROPPED_SEND_TIMEOUT, reason))
             raise SlowClient(reason) from None
-        self._hub.record_sent()
+        self.hub.record_sent()
 
     async def _pump(self) -> None:
         with contextlib.suppress(SlowClient):
             while True:
-                await self._send(await self._client.next())
+                await self._send(await self.client.next())
 
     async def _listen(self) -> None:
         # Clients have nothing to say yet; reading is how a disconnect is noticed.
         with contextlib.suppress(WebSocketDisconnect):
             while True:
-                await self._ws.receive_text()
+                await self.ws.receive_text()
 
     async def _close(self) -> None:
-        client = self._client
+        client = self.client
         log.info("closing WebSocket client %s: %s", client.id, client.close_reason)
         # A client too slow to read may be too slow to take the close frame as well.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                self._ws.close(code=client.close_code, reason=client.close_reason[:120]),
+                self.ws.close(code=client.close_code, reason=client.close_reason[:120]),
                 CLOSE_TIMEOUT_SECONDS,
             )
 

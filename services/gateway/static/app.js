@@ -1,81 +1,23 @@
-// The arena dashboard: REST for the state, /ws for live events. Model text is always
-// inserted as text (textContent), never as HTML.
+// The arena dashboard's live page: REST for the state, /ws for live events. Model text is
+// always inserted as text (textContent, dom.js), never as HTML.
 "use strict";
 
 (() => {
   const COLORS = ["#58a6ff", "#3fb950", "#f0883e", "#bc8cff", "#ff7b72", "#d29922", "#39c5cf"];
   const MAX_DECISIONS = 60;
-  const state = { names: {}, decisions: [], chart: null, chartKey: "" };
+  const state = { names: {}, decisions: [], chart: null, chartKey: "", board: null, usage: {} };
 
-  // ------------------------------------------------------------ DOM helpers (text only)
+  const { el, setText, fill, empty, num, fmt, signed, td, get, banner } = window.arenaDom;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") node.className = value;
-      else if (key === "title") node.title = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function setText(id, text, cls) {
-    const node = document.getElementById(id);
-    node.textContent = text;
-    if (cls !== undefined) node.className = cls;
-  }
-
-  function fill(tableId, rows) {
-    const body = document.querySelector(`#${tableId} tbody`);
-    body.replaceChildren(...rows);
-  }
-
-  function empty(tableId, columns, text) {
-    fill(tableId, [el("tr", {}, el("td", { colspan: String(columns), class: "muted" }, text))]);
-  }
-
-  const num = (v) => (v === null || v === undefined ? null : Number(v));
-  function fmt(v, digits = 2) {
-    const n = num(v);
-    return n === null || Number.isNaN(n) ? "–" : n.toLocaleString("en-US", {
-      minimumFractionDigits: digits, maximumFractionDigits: digits });
-  }
   function price(v) {
     const n = num(v);
     if (n === null) return "–";
     return fmt(n, n >= 1000 ? 2 : n >= 1 ? 4 : 6);
   }
-  function signed(v, suffix = "", digits = 2) {
-    const n = num(v);
-    const cls = n === null ? "muted" : n > 0 ? "pos" : n < 0 ? "neg" : "";
-    const text = n === null ? "–" : `${n > 0 ? "+" : ""}${fmt(n, digits)}${suffix}`;
-    return el("td", { class: cls }, text);
-  }
-  const td = (text, cls) => el("td", cls ? { class: cls } : {}, text);
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
   const name = (id) => state.names[id] || id;
 
   // ------------------------------------------------------------ REST
-
-  async function get(path) {
-    const response = await fetch(path, { headers: { Accept: "application/json" } });
-    if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
-      throw new Error(`${path}: ${detail}`);
-    }
-    return response.json();
-  }
-
-  function banner(text) {
-    const node = document.getElementById("banner");
-    node.textContent = text || "";
-    node.hidden = !text;
-  }
 
   async function load(path, render) {
     try {
@@ -90,6 +32,7 @@
     positions: () => load("/trading/positions?limit=100", (d) => renderPositions(d.positions)),
     trades: () => load("/trading/trades?limit=25", (d) => renderTrades(d.trades)),
     equity: () => load("/trading/equity?points=1000&limit=20000&format=columns", (d) => renderChart(d.agents)),
+    stats: () => load("/trading/stats", renderUsage),
     scheduler: () => load("/scheduler/status", renderScheduler),
     agents: () => load("/trading/agents", (d) => renderAgents(d.agents)),
     prices: () => load("/market/snapshot", (d) => d.snapshot && renderSnapshot(d.snapshot)),
@@ -117,8 +60,9 @@
 
   function renderLeaderboard(board) {
     const entries = Array.isArray(board) ? board : board.entries;
+    state.board = entries;
     for (const e of entries) state.names[e.agent_id] = e.display_name;
-    if (!entries.length) return empty("leaderboard", 12, "No agents yet.");
+    if (!entries.length) return empty("leaderboard", 15, "No agents yet.");
     fill("leaderboard", entries.map((e) => el("tr", { "data-agent": e.agent_id },
       td(e.rank),
       td(e.display_name),
@@ -132,7 +76,25 @@
       td(e.total_trades),
       td(e.parse_failures, e.parse_failures ? "neg" : ""),
       td(e.rejections, e.rejections ? "neg" : ""),
+      ...usageCells(state.usage[e.agent_id]),
     )));
+  }
+
+  // Model usage comes from /trading/stats (refreshed after each cycle), not the leaderboard.
+  const count = (n) => (n >= 1e6 ? `${fmt(n / 1e6, 1)}M` : n >= 1e4 ? `${fmt(n / 1e3, 1)}k` : String(n));
+  const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? `${fmt(v / 1000, 2)} s` : `${fmt(v, 0)} ms`);
+  function usageCells(u) {
+    if (!u || !u.llm_calls) return [td("–", "muted"), td("–", "muted"), td("–", "muted")];
+    return [
+      td(u.llm_calls),
+      td(`${count(u.prompt_tokens)} / ${count(u.completion_tokens)}`),
+      td(`${ms(u.latency_p50_ms)} / ${ms(u.latency_p95_ms)}`),
+    ];
+  }
+
+  function renderUsage(stats) {
+    state.usage = Object.fromEntries(stats.agents.map((a) => [a.agent_id, a]));
+    if (state.board) renderLeaderboard(state.board);
   }
 
   function renderAccounts(accounts) {
@@ -285,12 +247,12 @@
       renderAgents(d.agents || []);
       const missing = Object.entries(d.unavailable || {}).map(([k, v]) => `${k}: ${v}`);
       banner(missing.join(" · "));
-      refresh("equity", "trades", "decisions");
+      refresh("equity", "trades", "decisions", "stats");
     },
     market_snapshot: (d) => renderSnapshot(d),
     scheduler_status: (d) => renderScheduler(d),
     cycle_start: (d) => setText("cycle", `cycle ${d.sequence} running (${d.cycle_id})`),
-    cycle_complete: () => refresh("leaderboard", "equity", "positions", "trades", "scheduler"),
+    cycle_complete: () => refresh("leaderboard", "equity", "positions", "trades", "scheduler", "stats"),
     llm_decision: (d) => addDecision(d),
     position_update: () => refresh("positions", "trades"),
     account_update: () => refresh("leaderboard"),

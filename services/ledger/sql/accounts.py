@@ -40,18 +40,11 @@ class AccountRow:
 
     @property
     def book(self) -> Book:
-        return Book(
-            balance=self.balance,
-            margin_used=self.margin_used,
-            realized_pnl=self.realized_pnl,
-            unrealized_pnl=self.unrealized_pnl,
-            total_fees=self.total_fees,
-            total_funding=self.total_funding,
-            total_trades=self.total_trades,
-            winning_trades=self.winning_trades,
-            losing_trades=self.losing_trades,
-            open_positions=self.open_positions,
-        )
+        return Book(**{f.name: getattr(self, f.name) for f in fields(Book)})
+
+    @property
+    def equity(self) -> Decimal:
+        return self.book.equity
 
 
 # The tables name an agent by the schema's first word for it, ``llm_id``; rows say agent_id.

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from services.common.contracts import SymbolFilters, TickPrice
+from services.common.contracts import SymbolFilters, SymbolTicker, TickPrice
 from services.market.binance.client import BinanceClient
 from services.market.binance.errors import BinanceError
 from services.market.source import MarketData, SourceError, SymbolData
@@ -75,15 +75,17 @@ class BinanceSource:
             client.premium_index(symbol),
         )
         return SymbolData(
-            symbol=symbol,
-            last_price=ticker.last_price,
-            mark_price=premium.mark_price,
-            price_change_pct_24h=ticker.price_change_pct,
-            volume_24h=ticker.volume,
-            high_24h=ticker.high,
-            low_24h=ticker.low,
-            funding_rate=premium.funding_rate,
-            next_funding_time=premium.next_funding_time,
+            ticker=SymbolTicker(
+                symbol=symbol,
+                last_price=ticker.last_price,
+                mark_price=premium.mark_price,
+                price_change_pct_24h=ticker.price_change_pct,
+                volume_24h=ticker.volume,
+                high_24h=ticker.high,
+                low_24h=ticker.low,
+                funding_rate=premium.funding_rate,
+                next_funding_time=premium.next_funding_time,
+            ),
             candles=candles,
             candles_4h=context,
             filters=self._filters[symbol],
