@@ -27,7 +27,8 @@ SEED ?= 42
 season: install
 	$(PY) -m devstack season --data $(DATA) --out $(OUT) --runs $(RUNS) --parallel $(PARALLEL) --seed $(SEED)
 
-# A season's statistics: `make report OUT=seasons/s1` writes seasons/s1/report.json.
+# A season's statistics: `make report OUT=seasons/s1` writes seasons/s1/report.json,
+# report.html and charts/.
 report: install
 	$(PY) -m devstack report $(OUT)
 

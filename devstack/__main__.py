@@ -224,7 +224,8 @@ def main() -> None:
     )
     season_cli.add_arguments(season_parser)
     report_parser = sub.add_parser(
-        "report", help="a season's statistics in DIR/report.json (docs/seasons.md#report)"
+        "report",
+        help="a season's statistics: DIR/report.json, DIR/report.html (docs/seasons.md#report)",
     )
     report_cli.add_arguments(report_parser)
     args = parser.parse_args()

@@ -32,6 +32,7 @@ from devstack.postgres import EmbeddedPostgres
 from services.common import subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.settings import Settings
+from tests.chromium import browser  # noqa: F401  (the fixture, for every test)
 
 _OWN_BASETEMP = pytest.StashKey[Path]()
 

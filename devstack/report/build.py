@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, metrics, stats
 from devstack.report.activity import Activity
-from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
+from devstack.report.runs import BENCHMARK, Run, common_cycles, on_cycles
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"
@@ -84,7 +84,9 @@ def _more(
     ``cycles``) and the figures of the agent's rows (pooled over those runs)."""
 
     def averaged(equity: Callable[[Run, str], Series]) -> Series:
-        series: Series = np.mean([_on(run, equity(run, agent), cycles) for run in played], axis=0)
+        series: Series = np.mean(
+            [on_cycles(run, equity(run, agent), cycles) for run in played], axis=0
+        )
         return series
 
     no_fees = not any(np.any(run.paid.get(agent, 0.0)) for run in played)
@@ -109,16 +111,6 @@ def _more(
 def _days(cycles: int, periods_per_year: int) -> float:
     """The time ``cycles`` cycles span, in days (the cycles per year state their length)."""
     return (cycles - 1) * 365.0 / periods_per_year
-
-
-def _common(runs: list[Run]) -> tuple[str, ...]:
-    shared = set(runs[0].cycles).intersection(*(run.cycles for run in runs[1:]))
-    return tuple(c for c in runs[0].cycles if c in shared)
-
-
-def _on(run: Run, series: Series, cycles: tuple[str, ...]) -> Series:
-    position = {c: i for i, c in enumerate(run.cycles)}
-    return per_cycle_returns(series[[position[c] for c in cycles]])
 
 
 def _pairwise(
@@ -198,10 +190,12 @@ def build(
             per_run[agent][-1]["rank"] = rank
             rank_counts[agent][rank - 1] += 1
 
-    cycles = _common(runs)
-    bench = _on(runs[0], runs[0].benchmark, cycles)
+    cycles = common_cycles(runs)
+    bench = on_cycles(runs[0], runs[0].benchmark, cycles)
     pooled = {
-        a: np.mean([_on(run, run.equity[a], cycles) for run in runs if a in run.equity], axis=0)
+        a: np.mean(
+            [on_cycles(run, run.equity[a], cycles) for run in runs if a in run.equity], axis=0
+        )
         for a in agents
     }
     report_agents: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""``python -m devstack report DIR``: a season folder's statistics in ``DIR/report.json``."""
+"""``python -m devstack report DIR``: a season folder's statistics in ``DIR/report.json``,
+and the page that shows them, ``DIR/report.html``, with its charts in ``DIR/charts/``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS
 
+if TYPE_CHECKING:
+    from devstack.report.runs import Run
+
 MIN_CYCLES = 3  # two returns: a deviation, a regression
 PRICES = "market_data.csv"
+PAGE = "report.html"
+CHARTS = "charts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +44,8 @@ def write_report(
     seed: int = 0,
     periods_per_year: int = CYCLES_PER_YEAR_5M,
 ) -> Path | None:
-    """``season/report.json`` from its finished runs; None (and nothing written) if none."""
+    """``season/report.json`` from its finished runs, then ``report.html`` and the charts;
+    None (and nothing written) if none."""
     # Here, not above: the statistics libraries load only when a report is made.
     from devstack.report.build import build
     from devstack.report.runs import read_run, run_folders
@@ -67,7 +75,28 @@ def write_report(
         f"agents: {out} in {time.monotonic() - started:.1f} s",
         flush=True,
     )
+    started = time.monotonic()
+    page, charts = write_pages(season, runs, report)
+    print(
+        f"[report] {page} and {len(charts)} chart(s) in {charts[0].parent} in "
+        f"{time.monotonic() - started:.1f} s",
+        flush=True,
+    )
     return out
+
+
+def write_pages(season: Path, runs: list[Run], report: dict[str, Any]) -> tuple[Path, list[Path]]:
+    """``season/report.html`` and the charts it shows, ``season/charts/<name>.png``."""
+    # Here, not above: matplotlib and jinja2 load only when a report is made.
+    from devstack.report import charts, html
+    from devstack.report.runs import common_cycles
+
+    pictures = charts.render(runs, report)
+    written = charts.write(pictures, season / CHARTS)
+    cycles = common_cycles(runs)
+    page = season / PAGE
+    page.write_text(html.render(report, pictures, span=(cycles[0], cycles[-1])), encoding="utf-8")
+    return page, written
 
 
 def main(args: argparse.Namespace) -> int:

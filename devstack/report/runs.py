@@ -145,3 +145,18 @@ def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
         llm_cost={agent: costs.get(agent, zero) for agent in equity},
         activity=read_activity(folder),
     )
+
+
+def common_cycles(runs: list[Run]) -> tuple[str, ...]:
+    """The cycles every run kept, in the first run's order."""
+    shared = set(runs[0].cycles).intersection(*(run.cycles for run in runs[1:]))
+    return tuple(c for c in runs[0].cycles if c in shared)
+
+
+def on_cycles(
+    run: Run, series: npt.NDArray[np.float64], cycles: tuple[str, ...]
+) -> npt.NDArray[np.float64]:
+    """Per-cycle returns of ``series`` (one of ``run``'s, a figure per cycle it kept) on
+    ``cycles`` only."""
+    position = {c: i for i, c in enumerate(run.cycles)}
+    return per_cycle_returns(series[[position[c] for c in cycles]])

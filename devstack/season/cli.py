@@ -1,5 +1,5 @@
 """``python -m devstack season --data DIR --out DIR [...]``: the runs, then ``summary.json``
-and ``report.json``."""
+and the report (``report.json``, ``report.html``)."""
 
 from __future__ import annotations
 

@@ -91,6 +91,8 @@ def test_the_same_season_twice_gives_the_same_books(
     assert report["runs"] == 2
     assert set(report["agents"]) == set(run0["agents"])
     assert sum(report["agents"]["momentum"]["rank_frequencies"]) == 2
+    assert (tmp_path / "first" / "report.html").exists()
+    assert (tmp_path / "first" / "charts" / "equity.png").exists()
     # What the report reads from the rows agrees with the ledger's own figures.
     for agent, figures in run0["agents"].items():
         row = report["agents"][agent]["runs"][0]

@@ -4,9 +4,6 @@ page shows a season's report, agent ids as text."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,44 +26,9 @@ playwright_api = pytest.importorskip(
     "playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')"
 )
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<img src=x onerror=alert(1)>"
 SCREENSHOT = PROJECT_ROOT / "test-artifacts" / "dashboard.png"
 SEASONS_SCREENSHOT = SCREENSHOT.with_name("dashboard-seasons.png")
-
-
-def chromium_path() -> str | None:
-    configured = os.environ.get("ARENA_CHROMIUM")
-    if configured and Path(configured).exists():
-        return configured
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip(
-            "no Chromium found: run scripts/ensure-test-tools.sh (Debian: apt-get install "
-            "chromium) or set ARENA_CHROMIUM"
-        )
-    async with playwright_api.async_playwright() as pw:
-        launched = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def test_dashboard_shows_the_race_live_and_model_text_as_text(

@@ -33,7 +33,8 @@ def _write(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> N
         writer.writerows(rows)
 
 
-def _season(tmp_path: Path, *, wiped_out_at: int | None = None) -> Path:
+def _season(tmp_path: Path, *, wiped_out_at: int | None = None, random_id: str = "random") -> Path:
+    """The season folder; ``random_id`` names the random baseline."""
     market = np.random.default_rng(1)
     btc = 95_000 * np.cumprod(1 + 0.002 * market.standard_normal(CYCLES))
     btc_returns = np.concatenate(([0.0], btc[1:] / btc[:-1] - 1))
@@ -43,10 +44,10 @@ def _season(tmp_path: Path, *, wiped_out_at: int | None = None) -> Path:
         equity = {
             "buy-and-hold": 100 * btc / btc[0],
             "skilled": 100 * np.cumprod(1 + 0.0005 + 0.5 * btc_returns),
-            "random": 100 * np.cumprod(1 + 0.002 * noise.standard_normal(CYCLES)),
+            random_id: 100 * np.cumprod(1 + 0.002 * noise.standard_normal(CYCLES)),
         }
         if wiped_out_at is not None:  # liquidated to nothing, and nothing from then on
-            equity["random"][wiped_out_at:] = 0.0
+            equity[random_id][wiped_out_at:] = 0.0
         folder = tmp_path / f"run-{run}"
         folder.mkdir()
         # Out of order on purpose, and a cycle that did not complete.
@@ -75,9 +76,9 @@ def _season(tmp_path: Path, *, wiped_out_at: int | None = None) -> Path:
         _write(
             folder / "llm_accounts.csv",
             ["llm_id", "provider"],
-            [["buy-and-hold", "baseline"], ["random", "baseline"], ["skilled", "test"]],
+            [["buy-and-hold", "baseline"], [random_id, "baseline"], ["skilled", "test"]],
         )
-        figures = {"buy-and-hold": 1, "skilled": 40, "random": 300 + run}
+        figures = {"buy-and-hold": 1, "skilled": 40, random_id: 300 + run}
         (folder / "result.json").write_text(
             json.dumps({"run": run, "agents": {a: {"trades": n} for a, n in figures.items()}})
         )

@@ -1,0 +1,50 @@
+"""A headless Chromium driven by Playwright, for the tests that open a page: the
+``browser`` fixture (registered by tests/conftest.py), skipped without Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("ARENA_CHROMIUM")
+    if configured and Path(configured).exists():
+        return configured
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    playwright_api = pytest.importorskip(
+        "playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip(
+            "no Chromium found: run scripts/ensure-test-tools.sh (Debian: apt-get install "
+            "chromium) or set ARENA_CHROMIUM"
+        )
+    async with playwright_api.async_playwright() as pw:
+        launched = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
