@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, metrics, stats
 from devstack.report.activity import Activity
-from devstack.report.runs import BENCHMARK, Run, common_cycles, on_cycles
+from devstack.report.runs import BENCHMARK, Run, common_cycles, cycles_per_year, on_cycles
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"
@@ -156,11 +156,15 @@ def _signed(comparison: stats.Comparison, agent: str, baseline: str) -> float:
 def build(
     runs: list[Run],
     *,
-    periods_per_year: int = CYCLES_PER_YEAR_5M,
+    periods_per_year: int | None = None,
     reps: int = DEFAULT_REPS,
     seed: int = 0,
     season: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report of ``runs``; ``periods_per_year`` annualises (None: a year of the cycles'
+    own spacing in the data, else five-minute cycles)."""
+    given = periods_per_year is not None
+    periods_per_year = periods_per_year or cycles_per_year(runs) or CYCLES_PER_YEAR_5M
     rng = np.random.default_rng(seed)
     agents = sorted(set().union(*(run.equity for run in runs)))
     per_run: dict[str, list[dict[str, Any]]] = {a: [] for a in agents}
@@ -241,6 +245,7 @@ def build(
         "cycles": len(cycles),
         "method": {
             "cycles_per_year": periods_per_year,
+            "cycles_per_year_from": "given" if given else "the cycles' spacing",
             "level": stats.LEVEL,
             "bootstrap": "stationary",
             "resamples": reps,

@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cycles-per-year",
         type=int,
-        default=CYCLES_PER_YEAR_5M,
-        help="to annualise Sharpe, Sortino, Calmar and alpha (five-minute cycles: 105120)",
+        default=None,
+        help="to annualise Sharpe, Sortino, Calmar and alpha (default: a year of the cycles' "
+        f"own spacing in the data; five-minute cycles: {CYCLES_PER_YEAR_5M})",
     )
 
 
@@ -42,7 +43,7 @@ def write_report(
     *,
     reps: int = DEFAULT_REPS,
     seed: int = 0,
-    periods_per_year: int = CYCLES_PER_YEAR_5M,
+    periods_per_year: int | None = None,
 ) -> Path | None:
     """``season/report.json`` from its finished runs, then ``report.html`` and the charts;
     None (and nothing written) if none."""

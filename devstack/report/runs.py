@@ -21,8 +21,9 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,12 +48,23 @@ class Run:
     exposed: dict[str, npt.NDArray[np.bool_]]  # agent -> a position open at each cycle
     llm_cost: dict[str, npt.NDArray[np.float64]]  # agent -> model calls' cost by each cycle
     activity: dict[str, Activity]
+    # The cycles' typical spacing in the data's time (their median), None under two cycles.
+    cycle_seconds: float | None = None
 
     def returns(self, agent: str) -> npt.NDArray[np.float64]:
         return per_cycle_returns(self.equity[agent])
 
     def benchmark_returns(self) -> npt.NDArray[np.float64]:
         return per_cycle_returns(self.benchmark)
+
+
+def cycles_per_year(runs: Sequence[Run]) -> int | None:
+    """How many of the runs' cycles make a year (365 days) at their typical spacing;
+    None when no run has two cycles."""
+    spacings = [run.cycle_seconds for run in runs if run.cycle_seconds]
+    if not spacings:
+        return None
+    return round(365 * 24 * 3600 / float(np.median(spacings)))
 
 
 def per_cycle_returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -127,6 +139,12 @@ def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
         if row["symbol"] == benchmark
     }
     kept = tuple(c for c in order if c in prices and all(c in e for e in equity.values()))
+    started = {
+        row["cycle_id"]: datetime.fromisoformat(row["started_at"]).timestamp()
+        for row in cycles
+        if row.get("started_at")
+    }
+    times = [started[c] for c in kept if c in started]
     result = json.loads((folder / "result.json").read_text())
     costs = _cumulated_cost(folder, sequence, kept)
     zero = np.zeros(len(kept))
@@ -138,6 +156,7 @@ def read_run(number: int, folder: Path, benchmark: str = BENCHMARK) -> Run:
         trades={agent: int(f["trades"]) for agent, f in result.get("agents", {}).items()},
         providers={row["llm_id"]: row["provider"] for row in _rows(folder / "llm_accounts.csv")},
         paid={agent: np.array([by_cycle[c] for c in kept]) for agent, by_cycle in paid.items()},
+        cycle_seconds=float(np.median(np.diff(times))) if len(times) > 1 else None,
         exposed={
             agent: np.array([by_cycle[c] > 0.0 for c in kept], dtype=np.bool_)
             for agent, by_cycle in margin.items()

@@ -120,6 +120,8 @@ def test_a_planted_skill_is_found_and_luck_and_the_market_are_not(tmp_path: Path
     report = json.loads((out / "report.json").read_text())
     agents = report["agents"]
     skilled, random, holder = agents["oracle"], agents["random"], agents["buy-and-hold"]
+    # Annualised at the cycles' own spacing: half-hour cycles.
+    assert report["method"]["cycles_per_year"] == 365 * 48
     per_cycle = report["method"]["cycles_per_year"]  # alpha is annualised: per cycle here
     assert skilled["rank_frequencies"][0] == 1
     assert skilled["alpha"]["lower"] > 0, skilled["alpha"]
