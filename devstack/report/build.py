@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, stats
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS
 from devstack.report.runs import BENCHMARK, Run, per_cycle_returns
+from services.common import evidence as stats
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"

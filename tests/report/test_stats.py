@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from devstack.report import CYCLES_PER_YEAR_5M, stats
+from devstack.report import CYCLES_PER_YEAR_5M
+from services.common import evidence as stats
 
 CYCLES = 1000
 SEASONS = 400
