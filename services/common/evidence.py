@@ -1,4 +1,5 @@
-"""The season report's statistics, from per-cycle returns (pure: arrays in, floats out).
+"""Statistics of per-cycle returns, the season report's and the live leaderboard's (pure:
+arrays in, floats out).
 
 A per-cycle return is ``equity[t] / equity[t-1] - 1`` between two consecutive cycles.
 Ratios are annualised with the number of cycles in a year that the caller states
@@ -22,13 +23,12 @@ from arch.bootstrap import StationaryBootstrap, optimal_block_length
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
-from devstack.report import DEFAULT_REPS
-
 Returns = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
 
 LEVEL = 0.95
 BATCH_VALUES = 2_000_000  # resampled values held at once
+DEFAULT_REPS = 2000  # bootstrap resamples per interval and comparison
 
 
 @dataclass(frozen=True)

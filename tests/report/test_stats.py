@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from devstack.report import CYCLES_PER_YEAR_5M
+from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS
 from services.common import evidence as stats
 
 CYCLES = 1000
@@ -54,6 +54,10 @@ def test_known_values() -> None:
         "min": 1.0,
         "max": 3.0,
     }
+
+
+def test_the_report_resamples_as_often_as_the_statistics_by_default() -> None:
+    assert DEFAULT_REPS == stats.DEFAULT_REPS
 
 
 def test_holm_multiplies_the_smallest_p_value_by_the_number_of_tests() -> None:
