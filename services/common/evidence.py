@@ -48,6 +48,14 @@ class Comparison:
     mean_difference: float
 
 
+def per_cycle_returns(series: Returns) -> Returns:
+    """Per-cycle returns; after an equity of zero (an account wiped out) each one is 0:
+    nothing is left to gain or lose, and no return is undefined."""
+    before, after = series[:-1], series[1:]
+    ratio = np.divide(after, before, out=np.ones_like(after), where=before > 0.0)
+    return ratio - 1.0
+
+
 def total_return(r: Returns) -> float:
     return float(np.prod(1.0 + r) - 1.0)
 
