@@ -27,6 +27,8 @@ Returns = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
 
 LEVEL = 0.95
+# arch's optimal_block_length needs this many values (fewer: an error, not an estimate).
+MIN_ESTIMATED = 8
 BATCH_VALUES = 2_000_000  # resampled values held at once
 DEFAULT_REPS = 2000  # bootstrap resamples per interval and comparison
 
@@ -104,11 +106,14 @@ def block_length(x: Returns) -> float:
     estimate, but at least the cube root of the series' length. The estimate minimises
     the error of the variance, and is short enough that the bootstrap understates the
     variance of autocorrelated returns (intervals of 92 % instead of 95 % with AR(1)
-    returns, coefficient 0.3, over 1,000 cycles); the floor keeps them near 93-94 %."""
+    returns, coefficient 0.3, over 1,000 cycles); the floor keeps them near 93-94 %.
+    Under ``MIN_ESTIMATED`` returns there is no estimate: the floor it is."""
     floor = max(1.0, float(np.cbrt(len(x))))
-    if len(x) < 3 or float(np.std(x)) == 0.0:
+    if len(x) < MIN_ESTIMATED or float(np.std(x)) == 0.0:
         return floor
-    estimate = float(optimal_block_length(x)["stationary"].iloc[0])
+    # A series flat for long stretches divides zero by zero in arch (a NaN estimate).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = float(optimal_block_length(x)["stationary"].iloc[0])
     return max(floor, estimate) if math.isfinite(estimate) else floor
 
 
