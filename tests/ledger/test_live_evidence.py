@@ -234,3 +234,21 @@ async def test_while_postgres_is_down_the_previous_figures_stay(
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
         await pool.close()
+
+
+def test_figures_from_the_third_cycle_on_and_a_year_of_the_configured_cycles() -> None:
+    assert cycles_per_year(300) == 105_120  # the report's five-minute year
+    ppy = cycles_per_year(CYCLE_SECONDS)
+    for cycles in range(1, 12):
+        ks = range(1, cycles + 1)
+        series = CycleSeries(
+            np.array([float(_equity(0, k)) for k in ks]), np.array([float(_mark(k)) for k in ks])
+        )
+        found = compute_all({"momentum": series}, ppy, reps=50)
+        if cycles < 3:
+            assert found == {}
+            continue
+        figures = found["momentum"]
+        assert figures.cycles == cycles
+        assert figures.return_pct.lower <= figures.return_pct.upper
+        assert math.isfinite(figures.beta)
