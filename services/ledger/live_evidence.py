@@ -18,15 +18,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from services.common import evidence
 from services.common.contracts import Interval
 from services.ledger import sql
 from services.ledger.database import acquire
+
+if TYPE_CHECKING:
+    from services.common import evidence
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,9 @@ def agent_evidence(
     agent's resamples draw from a generator of its own, seeded with ``seed``."""
     if len(series.equity) < MIN_CYCLES:
         return None
+    # Here, in the worker thread: scipy, arch and statsmodels take seconds to import.
+    from services.common import evidence
+
     r = evidence.per_cycle_returns(series.equity)
     benchmark = evidence.per_cycle_returns(series.benchmark)
     rng = np.random.default_rng(seed)
