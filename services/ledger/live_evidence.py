@@ -3,8 +3,9 @@
 The figures are the season report's (:mod:`services.common.evidence`) on the cycles
 completed so far: an agent's equity at a cycle is its ``cycle:<id>`` snapshot, BTC's price
 its mark in that cycle's ``market_data`` row; an agent's series keeps the completed cycles
-where both have a figure, in cycle order. A bootstrap takes seconds with a month of cycles,
-too long for a request: :class:`LiveEvidence` computes the figures once per completed
+where both have a figure, in cycle order (a timed-out cycle is left out, as in the report).
+The bootstraps take about a second with a month of cycles and seven agents, too long for a
+request: :class:`LiveEvidence` computes the figures once per completed
 cycle, in a worker thread, with a fixed seed (the same history gives the same figures),
 and ``/trading/stats`` answers with the latest ones. While Postgres cannot be read the
 previous figures stay; the next completed cycle tries again.
