@@ -1,10 +1,11 @@
 """A month of the arena's history written straight into a fresh ledger database, in seconds.
 
 7 agents (config/agents.toml), 5-minute cycles and 60 s ticks: an equity snapshot per agent
-and minute (a cycle's every fifth), a decision per agent and cycle on a valid hash chain,
-a proposal for each, a round-trip trade every hour and one position still open per agent,
-the LLM agents' calls and a few rejections; accounts that agree with their rows, so
-``verify`` passes. Bulk SQL (generate_series) and COPY, not the services.
+and minute (a cycle's every fifth), six symbols' market data per cycle, a decision per
+agent and cycle on a valid hash chain, a proposal for each, a round-trip trade every hour
+and one position still open per agent, the LLM agents' calls and a few rejections;
+accounts that agree with their rows, so ``verify`` passes. Bulk SQL (generate_series) and
+COPY, not the services.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ CROSS JOIN LATERAL (
     SELECT round((1000 + 60 * sin(m / 900.0 + a.k) + 8 * random())::numeric, 6) AS v
 ) e
 """
+
+# Every cycle's market_data: six symbols, BTC's mark on a slow wave around 95,000.
+_MARKET = """
+INSERT INTO market_data (symbol, price, mark_price, data_timestamp, cycle_id)
+SELECT s.symbol, p.v, p.v, $1::timestamptz + (n - 1) * interval '5 minutes', 'c-' || n
+FROM generate_series(1, $2) AS n
+CROSS JOIN unnest($3::text[], $4::numeric[]) AS s (symbol, base)
+CROSS JOIN LATERAL (SELECT round(s.base * (1 + 0.05 * sin(n / 700.0))::numeric, 6) AS v) p
+"""
+MARKET = {"BTCUSDT": 95000, "ETHUSDT": 3300, "SOLUSDT": 180, "BNBUSDT": 650, "XRPUSDT": 2,
+          "DOGEUSDT": 0.3}  # fmt: skip
 
 # A position every 12 cycles per agent, closed 6 cycles later; its opening and closing trade.
 _TRADES = """
@@ -215,6 +227,9 @@ async def build(conn: asyncpg.Connection, days: float, lineup: Path = LINEUP) ->
             cycles,
         )
         await conn.execute(_EQUITY, list(agents), START, cycles)
+        await conn.execute(
+            _MARKET, START, cycles, list(MARKET), [Decimal(str(v)) for v in MARKET.values()]
+        )
         await conn.execute(_TRADES, list(agents), START, cycles)
         await conn.execute(_OPEN, list(agents), end, cycles)
         await conn.execute(_BOOKS)

@@ -5,5 +5,4 @@ loading the statistics libraries (scipy, arch, statsmodels take seconds to impor
 ``python -m devstack run`` has no use for them).
 """
 
-CYCLES_PER_YEAR_5M = 365 * 24 * 12  # 105,120 five-minute cycles
-DEFAULT_REPS = 2000  # bootstrap resamples per interval and comparison
+DEFAULT_REPS = 2000  # bootstrap resamples per interval and comparison (evidence's default)

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS, metrics, stats
+from devstack.report import DEFAULT_REPS, metrics
 from devstack.report.activity import Activity
-from devstack.report.runs import BENCHMARK, Run, common_cycles, cycles_per_year, on_cycles
+from devstack.report.runs import BENCHMARK, Run, common_cycles, cycle_seconds, on_cycles
+from services.common import evidence as stats
+from services.common.annual import CYCLES_PER_YEAR_5M, cycles_per_year
 
 Series = npt.NDArray[np.float64]
 BASELINE_PROVIDER = "baseline"
@@ -164,7 +166,10 @@ def build(
     """The report of ``runs``; ``periods_per_year`` annualises (None: a year of the cycles'
     own spacing in the data, else five-minute cycles)."""
     given = periods_per_year is not None
-    periods_per_year = periods_per_year or cycles_per_year(runs) or CYCLES_PER_YEAR_5M
+    spacing = cycle_seconds(runs)
+    periods_per_year = periods_per_year or (
+        cycles_per_year(spacing) if spacing else CYCLES_PER_YEAR_5M
+    )
     rng = np.random.default_rng(seed)
     agents = sorted(set().union(*(run.equity for run in runs)))
     per_run: dict[str, list[dict[str, Any]]] = {a: [] for a in agents}

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devstack.report import CYCLES_PER_YEAR_5M, DEFAULT_REPS
+from devstack.report import DEFAULT_REPS
+from services.common.annual import CYCLES_PER_YEAR_5M
 
 if TYPE_CHECKING:
     from devstack.report.runs import Run

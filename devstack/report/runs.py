@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devstack.report.activity import Activity, read_activity, rows
+from services.common.evidence import per_cycle_returns
 
 BENCHMARK = "BTCUSDT"
 CYCLE_SOURCE = "cycle:"
@@ -58,21 +59,11 @@ class Run:
         return per_cycle_returns(self.benchmark)
 
 
-def cycles_per_year(runs: Sequence[Run]) -> int | None:
-    """How many of the runs' cycles make a year (365 days) at their typical spacing;
-    None when no run has two cycles."""
+def cycle_seconds(runs: Sequence[Run]) -> float | None:
+    """The runs' typical cycle spacing in the data (median); None when no run has two
+    cycles."""
     spacings = [run.cycle_seconds for run in runs if run.cycle_seconds]
-    if not spacings:
-        return None
-    return round(365 * 24 * 3600 / float(np.median(spacings)))
-
-
-def per_cycle_returns(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Per-cycle returns; after an equity of zero (an account wiped out) each one is 0:
-    nothing is left to gain or lose, and no return is undefined."""
-    before, after = series[:-1], series[1:]
-    ratio = np.divide(after, before, out=np.ones_like(after), where=before > 0.0)
-    return ratio - 1.0
+    return float(np.median(spacings)) if spacings else None
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:

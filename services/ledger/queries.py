@@ -46,6 +46,7 @@ from services.ledger import accounting, curve_store, series, sql, stats
 from services.ledger.booked import BookedCycles
 from services.ledger.curve import Curve
 from services.ledger.database import acquire
+from services.ledger.live_evidence import AgentEvidence, LiveEvidence
 from services.ledger.sql.accounts import AccountRow
 from services.ledger.verify import examine
 from services.ledger.views import account_view, position_view
@@ -178,10 +179,17 @@ class _Read(Protocol):
 
 
 class LedgerQueries:
-    def __init__(self, pool: asyncpg.Pool, booked: BookedCycles | None = None) -> None:
-        """``booked``: the cycles the books have taken (None: every query answers at once)."""
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        booked: BookedCycles | None = None,
+        evidence: LiveEvidence | None = None,
+    ) -> None:
+        """``booked``: the cycles the books have taken (None: every query answers at once);
+        ``evidence``: the latest return and alpha intervals (None: stats show none)."""
         self._pool = pool
         self._booked = booked
+        self._evidence = evidence
 
     @contextlib.asynccontextmanager
     async def _snapshot(self, agent_id: str | None = None) -> AsyncIterator[asyncpg.Connection]:
@@ -316,11 +324,15 @@ class LedgerQueries:
             reasons = await sql.decisions.rejection_reasons(conn)
             curves = await curve_store.curves(conn, {r.agent_id: r.initial_balance for r in rows})
             usage = await sql.decisions.llm_usage(conn)
+        # Computed after each completed cycle: read as they are, never waited for.
+        found = self._evidence.latest() if self._evidence is not None else {}
         return Stats(
             agents=tuple(
                 agent_stats(
                     r, extras, closes.get(r.agent_id), reasons, curves[r.agent_id]
-                ).model_copy(update=_usage(usage.get(r.agent_id)))
+                ).model_copy(
+                    update=_usage(usage.get(r.agent_id)) | _evidence(found.get(r.agent_id))
+                )
                 for r in rows
             )
         )
@@ -348,6 +360,18 @@ def _usage(record: asyncpg.Record | None) -> dict[str, Any]:
         "completion_tokens": record["completion_tokens"],
         "latency_p50_ms": record["p50"],
         "latency_p95_ms": record["p95"],
+    }
+
+
+def _evidence(figures: AgentEvidence | None) -> dict[str, Any]:
+    """An agent's live intervals as AgentStats fields (none yet: the defaults)."""
+    if figures is None:
+        return {}
+    return {
+        "return_interval_pct": figures.return_pct,
+        "alpha_pct": figures.alpha_pct,
+        "beta": figures.beta,
+        "evidence_cycles": figures.cycles,
     }
 
 

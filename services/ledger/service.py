@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.common import channels
+from services.common.annual import CYCLES_PER_YEAR_5M, cycles_per_year
 from services.common.bus import (
     Bus,
     ConsumerSpec,
@@ -44,6 +45,7 @@ from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, unavailable_is_transient
 from services.ledger.intake import BookIntake, same_agent
+from services.ledger.live_evidence import LiveEvidence
 from services.ledger.marks import TickProcessor
 from services.ledger.metrics import LedgerMetrics
 from services.ledger.migrate import apply_migrations
@@ -99,6 +101,7 @@ class LedgerService:
         watch_interval_seconds: float = 0.25,
         instruments: InstrumentTable | None = None,
         retention: RetentionPolicy | None = None,
+        evidence: LiveEvidence | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -116,7 +119,8 @@ class LedgerService:
             BOOKS.durable,
         )
         self._booked = BookedCycles()
-        self._queries = LedgerQueries(pool, self._booked)
+        self._evidence = evidence or LiveEvidence(pool, CYCLES_PER_YEAR_5M)
+        self._queries = LedgerQueries(pool, self._booked, self._evidence)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
         self._curves = CurveKeeper(pool)
         self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
@@ -131,6 +135,7 @@ class LedgerService:
             asyncio.create_task(self._watch_deadlines(), name="ledger-deadline-watcher"),
             asyncio.create_task(self.retention.run(), name="ledger-retention"),
             asyncio.create_task(self._curves.run(), name="ledger-equity-curves"),
+            asyncio.create_task(self._evidence.run(), name="ledger-live-evidence"),
         ]
         async with acquire(self._pool) as conn:
             position = await sql.cycles.consumer_position(conn, BOOKS.durable)
@@ -285,6 +290,7 @@ class LedgerService:
         if event is None:
             return
         self._metrics.cycles_completed.labels(str(event.timed_out).lower()).inc()
+        self._evidence.cycle_completed()
         log.info(
             "cycle %s completed%s",
             event.cycle_id,
@@ -344,4 +350,5 @@ async def build(ctx: ServiceContext) -> LedgerService:
         metrics=LedgerMetrics(ctx.registry),
         instruments=instruments,
         retention=RetentionPolicy.from_settings(settings),
+        evidence=LiveEvidence(pool, cycles_per_year(settings.cycle_seconds)),
     )

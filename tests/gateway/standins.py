@@ -148,6 +148,18 @@ class ArenaState:
         }
     )
 
+    # The return and alpha intervals per agent in /trading/stats (the others: none yet).
+    evidence: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "momentum": {
+                "return_interval_pct": c.Interval(value=1.234, lower=-2.5, upper=5.75),
+                "alpha_pct": c.Interval(value=-12.3, lower=-70.2, upper=-1.05),
+                "beta": 0.42,
+                "evidence_cycles": 288,
+            }
+        }
+    )
+
     def __post_init__(self) -> None:
         if not self.history:
             self.record_equity(NOW - timedelta(minutes=5))
@@ -287,6 +299,7 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
                     parse_failures=0,
                     rejections_by_reason={},
                     **arena.usage.get(a, {}),
+                    **arena.evidence.get(a, {}),
                 )
                 for a, e in arena.equity.items()
             )

@@ -12,7 +12,7 @@ import pytest
 
 from services.common import subjects
 from services.common.clock import ManualClock
-from services.common.contracts import AgentOutcome, CycleCompleted
+from services.common.contracts import AgentOutcome, CycleCompleted, Interval
 from services.common.runner import ServiceHost
 from services.common.settings import PROJECT_ROOT
 from services.gateway.service import build
@@ -57,9 +57,16 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         await expect(usage).to_contain_text("850 ms / 2.14 s")
         baseline = page.locator('#leaderboard tr[data-agent="random"] td').last
         await expect(baseline).to_have_class("muted")
+        await _intervals_shown(page)
 
         # A cycle: the ledger's state moves on, then the events arrive over NATS.
         state.equity["random"] = Decimal("104.50")
+        state.evidence["random"] = {
+            "return_interval_pct": Interval(value=4.5, lower=0.25, upper=9.0),
+            "alpha_pct": Interval(value=30.0, lower=-5.0, upper=61.0),
+            "beta": 1.1,
+            "evidence_cycles": 3,
+        }
         state.record_equity(builders.NOW + timedelta(minutes=5))
         hostile = standins.decision("random", "c-1", f"Going long. {XSS} Stop below support.")
         disabled = standins.decision("momentum", "c-1", "").model_copy(
@@ -93,6 +100,7 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
 
         await expect(rows.first).to_have_attribute("data-agent", "random")
         await expect(rows.first).to_contain_text("104.50")
+        await expect(rows.first.locator("td").nth(4)).to_have_text("+4.50 % [0.25, 9.00]")
         # Each error as what it is: a disabled agent's HOLD is no parse error.
         held = page.locator('#decisions li[data-decision="c-1:momentum"] .error')
         await expect(held).to_have_text("disabled: ANTHROPIC_API_KEY is not set")
@@ -107,6 +115,21 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         assert dialogs == [], "a script from model text ran"
         assert errors == []
         await eventually(lambda: gw.sample("arena_gateway_ws_clients") == 1, what="one client")
+
+
+async def _intervals_shown(page: object) -> None:
+    """The return and alpha vs BTC so far with their intervals, the 5th and 6th cells;
+    none yet (a muted cell) for an agent without them."""
+    expect = playwright_api.expect
+    cells = page.locator('#leaderboard tbody tr[data-agent="momentum"] td')  # type: ignore[attr-defined]
+    await expect(cells.nth(4)).to_have_text("+1.23 % [-2.50, 5.75]")
+    await expect(cells.nth(5)).to_have_text("-12.30 % [-70.20, -1.05]")
+    await expect(cells.nth(5)).to_have_class("neg")  # below zero, all of it
+    title = "95 % bootstrap interval over 288 completed cycles, percent a year; beta 0.42"
+    await expect(cells.nth(5)).to_have_attribute("title", title)
+    unknown = page.locator('#leaderboard tr[data-agent="random"] td')  # type: ignore[attr-defined]
+    await expect(unknown.nth(4)).to_have_class("muted")
+    await expect(unknown.nth(5)).to_have_class("muted")
 
 
 async def test_dashboard_says_when_disconnected_and_reconnects_by_itself(

@@ -1,5 +1,6 @@
-"""Every statement the gateway's reads run, EXPLAINed on days of history: none reads a big
-table (equity snapshots, decisions, proposals) from end to end."""
+"""Every statement the gateway's reads run, and the read of the live intervals after each
+cycle, EXPLAINed on days of history: none reads a big table (equity snapshots, decisions,
+proposals) from end to end."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncpg
 from asyncpg.connection import LoggedQuery
 
 from bench.reads_history import build
+from services.common.annual import cycles_per_year
 from services.common.contracts import (
     AccountsQuery,
     DecisionsQuery,
@@ -19,6 +21,7 @@ from services.common.contracts import (
     TradesQuery,
     VerifyQuery,
 )
+from services.ledger.live_evidence import LiveEvidence
 from services.ledger.queries import LedgerQueries
 
 BIG = ("equity_snapshots", "decisions", "proposals")
@@ -48,6 +51,8 @@ async def test_no_read_scans_a_big_table(database_url: str) -> None:
             await q.equity(EquityQuery(agent_id="momentum", points=1000, limit=20000))
             await q.stats(StatsQuery())
             await q.verify(VerifyQuery())
+            evidence = LiveEvidence(pool, cycles_per_year(300), compute=lambda _: {})
+            assert await evidence.refresh()
         finally:
             await pool.close()
         statements = {

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from devstack.report import CYCLES_PER_YEAR_5M, stats
+from devstack.report import DEFAULT_REPS
+from services.common import evidence as stats
+from services.common.annual import CYCLES_PER_YEAR_5M
 
 CYCLES = 1000
 SEASONS = 400
@@ -53,6 +55,22 @@ def test_known_values() -> None:
         "min": 1.0,
         "max": 3.0,
     }
+
+
+def test_the_report_resamples_as_often_as_the_statistics_by_default() -> None:
+    assert DEFAULT_REPS == stats.DEFAULT_REPS
+
+
+def test_short_and_mostly_flat_series_have_a_block_length(recwarn: pytest.WarningsRecorder) -> None:
+    # arch's estimate fails below eight returns and divides by zero on long flat stretches.
+    for n in range(1, 12):
+        noisy = np.random.default_rng(n).normal(size=n)
+        lone = np.zeros(n)
+        lone[-1] = 0.01
+        for x in (noisy, lone):
+            block = stats.block_length(x)
+            assert math.isfinite(block) and block >= 1.0
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_holm_multiplies_the_smallest_p_value_by_the_number_of_tests() -> None:

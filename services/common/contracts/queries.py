@@ -116,6 +116,14 @@ class EquityColumns(Message):
     agents: tuple[AgentEquity, ...]
 
 
+class Interval(Message):
+    """A figure and its 95 % interval."""
+
+    value: float
+    lower: float
+    upper: float
+
+
 class AgentStats(AgentFigures):
     """Everything the leaderboard shows for one agent, each recomputable from the rows."""
 
@@ -137,6 +145,23 @@ class AgentStats(AgentFigures):
         default=None, description="Median response time of the agent's model calls."
     )
     latency_p95_ms: float | None = None
+    return_interval_pct: Interval | None = Field(
+        default=None,
+        description="Return compounded over the completed cycles so far, in percent, with its "
+        "95 % stationary-bootstrap interval (null before two cycles).",
+    )
+    alpha_pct: Interval | None = Field(
+        default=None,
+        description="Alpha against holding BTC (BTCUSDT's mark price at each cycle), in percent "
+        "a year (the OLS intercept of per-cycle returns times the cycles in a year of the "
+        "configured cycle length), with its 95 % interval.",
+    )
+    beta: float | None = Field(
+        default=None, description="Slope of the agent's per-cycle returns on BTC's."
+    )
+    evidence_cycles: int = Field(
+        default=0, description="Completed cycles the return, alpha and beta are computed from."
+    )
 
 
 class StatsQuery(Message):

@@ -62,12 +62,13 @@
     const entries = Array.isArray(board) ? board : board.entries;
     state.board = entries;
     for (const e of entries) state.names[e.agent_id] = e.display_name;
-    if (!entries.length) return empty("leaderboard", 15, "No agents yet.");
+    if (!entries.length) return empty("leaderboard", 17, "No agents yet.");
     fill("leaderboard", entries.map((e) => el("tr", { "data-agent": e.agent_id },
       td(e.rank),
       td(e.display_name),
       td(fmt(e.equity)),
       signed(e.return_pct, " %"),
+      ...evidenceCells(state.usage[e.agent_id]),
       signed(num(e.realized_pnl) + num(e.unrealized_pnl)),
       td(fmt(e.total_fees)),
       td(fmt(e.llm_cost_usd, 4)),
@@ -89,6 +90,27 @@
       td(u.llm_calls),
       td(`${count(u.prompt_tokens)} / ${count(u.completion_tokens)}`),
       td(`${ms(u.latency_p50_ms)} / ${ms(u.latency_p95_ms)}`),
+    ];
+  }
+
+  // The return and alpha vs BTC so far with their 95 % intervals, from /trading/stats (none
+  // before the ledger has three completed cycles): "x % [lo, hi]", green when the whole
+  // interval is above zero, red when below.
+  function intervalCell(figure, title) {
+    if (!figure) return td("–", "muted");
+    const lower = num(figure.lower);
+    const upper = num(figure.upper);
+    const cls = lower > 0 ? "pos" : upper < 0 ? "neg" : "";
+    const value = num(figure.value);
+    return el("td", { class: cls, title },
+      `${value > 0 ? "+" : ""}${fmt(value)} % [${fmt(lower)}, ${fmt(upper)}]`);
+  }
+  function evidenceCells(s) {
+    const over = s && s.evidence_cycles ? `95 % bootstrap interval over ${s.evidence_cycles} completed cycles` : "";
+    const beta = s && s.beta !== null && s.beta !== undefined ? `; beta ${fmt(s.beta)}` : "";
+    return [
+      intervalCell(s && s.return_interval_pct, over),
+      intervalCell(s && s.alpha_pct, `${over ? `${over}, ` : ""}percent a year${beta}`),
     ];
   }
 

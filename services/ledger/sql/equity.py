@@ -32,6 +32,27 @@ async def snapshot_equity(
     )
 
 
+# ---------------------------------------------------------------- cycles
+
+# Each agent's equity at every completed cycle, with the benchmark's mark price (else its
+# last price) in that cycle's market_data row, in cycle order. Reads the partial index of
+# cycle snapshots (migration 0013), not the tick snapshots around them.
+_CYCLE_EQUITY = """
+SELECT e.llm_id, e.equity, coalesce(m.mark_price, m.price) AS benchmark
+FROM cycles c
+JOIN market_data m ON m.cycle_id = c.cycle_id AND m.symbol = $1
+JOIN equity_snapshots e ON e.source = 'cycle:' || c.cycle_id
+WHERE c.status = 'completed' AND e.source LIKE 'cycle:%'
+ORDER BY c.sequence, c.started_at, c.cycle_id
+"""
+
+
+async def cycle_equity(conn: Connection, benchmark: str) -> list[asyncpg.Record]:
+    """(llm_id, equity, benchmark) of every agent at every completed cycle whose snapshot
+    holds ``benchmark``, oldest cycle first."""
+    return list(await conn.fetch(_CYCLE_EQUITY, benchmark))
+
+
 # ---------------------------------------------------------------- series
 
 COLUMNS = "llm_id, at, id, equity, balance, margin_used, unrealized_pnl, total_fees, total_funding"

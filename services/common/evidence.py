@@ -1,8 +1,9 @@
-"""The season report's statistics, from per-cycle returns (pure: arrays in, floats out).
+"""Statistics of per-cycle returns, the season report's and the live leaderboard's (pure:
+arrays in, floats out).
 
 A per-cycle return is ``equity[t] / equity[t-1] - 1`` between two consecutive cycles.
 Ratios are annualised with the number of cycles in a year that the caller states
-(``devstack.report.CYCLES_PER_YEAR_5M`` for five-minute cycles, around the clock).
+(:mod:`services.common.annual`: 105,120 five-minute cycles, around the clock).
 Intervals are 95 % percentile intervals of a stationary block bootstrap (``arch``),
 whose mean block length is ``arch.bootstrap.optimal_block_length`` of the series
 resampled (Politis and White), at least the cube root of its length (see
@@ -22,8 +23,6 @@ from arch.bootstrap import StationaryBootstrap, optimal_block_length
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
-from devstack.report import DEFAULT_REPS
-
 Returns = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
 
@@ -31,6 +30,7 @@ LEVEL = 0.95
 # arch's optimal_block_length needs this many values (fewer: an error, not an estimate).
 MIN_ESTIMATED = 8
 BATCH_VALUES = 2_000_000  # resampled values held at once
+DEFAULT_REPS = 2000  # bootstrap resamples per interval and comparison
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,14 @@ class Comparison:
     p_a_beats_b: float
     p_value: float
     mean_difference: float
+
+
+def per_cycle_returns(series: Returns) -> Returns:
+    """Per-cycle returns; after an equity of zero (an account wiped out) each one is 0:
+    nothing is left to gain or lose, and no return is undefined."""
+    before, after = series[:-1], series[1:]
+    ratio = np.divide(after, before, out=np.ones_like(after), where=before > 0.0)
+    return ratio - 1.0
 
 
 def total_return(r: Returns) -> float:
@@ -108,7 +116,9 @@ def block_length(x: Returns) -> float:
     floor = max(1.0, float(np.cbrt(len(x))))
     if len(x) < MIN_ESTIMATED or float(np.std(x)) == 0.0:
         return floor
-    estimate = float(optimal_block_length(x)["stationary"].iloc[0])
+    # A series flat for long stretches divides zero by zero in arch (a NaN estimate).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = float(optimal_block_length(x)["stationary"].iloc[0])
     return max(floor, estimate) if math.isfinite(estimate) else floor
 
 

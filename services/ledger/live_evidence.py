@@ -1,0 +1,187 @@
+"""Each agent's return and alpha against holding BTC so far, with 95 % intervals.
+
+The figures are the season report's (:mod:`services.common.evidence`) on the cycles
+completed so far: an agent's equity at a cycle is its ``cycle:<id>`` snapshot, BTC's price
+its mark in that cycle's ``market_data`` row; an agent's series keeps the completed cycles
+where both have a figure, in cycle order (a timed-out cycle is left out, as in the report).
+The bootstraps take about a second with a month of cycles and seven agents, too long for a
+request: :class:`LiveEvidence` computes the figures once per completed
+cycle, in a worker thread, with a fixed seed (the same history gives the same figures),
+and ``/trading/stats`` answers with the latest ones. While Postgres cannot be read the
+previous figures stay; the next completed cycle tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from services.common.contracts import Interval
+from services.ledger import sql
+from services.ledger.database import acquire
+
+if TYPE_CHECKING:
+    from services.common import evidence
+
+log = logging.getLogger(__name__)
+
+BENCHMARK = "BTCUSDT"
+RESAMPLES = 500
+SEED = 0
+PAUSE_FACTOR = 4  # computing takes at most a fifth of the ledger's time
+MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
+
+Series = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CycleSeries:
+    """One agent's equity and the benchmark's price at the same cycles, oldest first."""
+
+    equity: Series
+    benchmark: Series
+
+
+@dataclass(frozen=True)
+class AgentEvidence:
+    """Return (percent) and annualised alpha (percent a year) with their intervals, beta,
+    and the number of cycles they come from."""
+
+    return_pct: Interval
+    alpha_pct: Interval
+    beta: float
+    cycles: int
+
+
+Compute = Callable[[Mapping[str, CycleSeries]], dict[str, AgentEvidence]]
+
+
+def series_of(records: Iterable[asyncpg.Record]) -> dict[str, CycleSeries]:
+    """Per agent, the rows of :func:`sql.equity.cycle_equity` (already in cycle order)."""
+    equity: dict[str, list[float]] = defaultdict(list)
+    prices: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        agent: str = record["llm_id"]
+        equity[agent].append(float(record["equity"]))
+        prices[agent].append(float(record["benchmark"]))
+    return {
+        agent: CycleSeries(np.array(values), np.array(prices[agent]))
+        for agent, values in equity.items()
+    }
+
+
+def _percent(interval: evidence.Interval) -> Interval:
+    return Interval(
+        value=interval.value * 100.0, lower=interval.lower * 100.0, upper=interval.upper * 100.0
+    )
+
+
+def agent_evidence(
+    series: CycleSeries, periods_per_year: int, reps: int = RESAMPLES, seed: int = SEED
+) -> AgentEvidence | None:
+    """The figures of one agent's series (None with fewer than :data:`MIN_CYCLES`); each
+    agent's resamples draw from a generator of its own, seeded with ``seed``."""
+    if len(series.equity) < MIN_CYCLES:
+        return None
+    # Here, in the worker thread: scipy, arch and statsmodels take seconds to import.
+    from services.common import evidence
+
+    r = evidence.per_cycle_returns(series.equity)
+    benchmark = evidence.per_cycle_returns(series.benchmark)
+    rng = np.random.default_rng(seed)
+    intervals = evidence.agent_intervals(r, benchmark, periods_per_year, rng, reps)
+    return AgentEvidence(
+        return_pct=_percent(intervals.return_),
+        alpha_pct=_percent(intervals.alpha),
+        beta=evidence.alpha_beta(r, benchmark, periods_per_year)[1],
+        cycles=len(series.equity),
+    )
+
+
+def compute_all(
+    series: Mapping[str, CycleSeries],
+    periods_per_year: int,
+    reps: int = RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, AgentEvidence]:
+    """Every agent's figures; an agent with too few cycles has none."""
+    found = {a: agent_evidence(s, periods_per_year, reps, seed) for a, s in series.items()}
+    return {agent: figures for agent, figures in found.items() if figures is not None}
+
+
+class LiveEvidence:
+    """The latest figures of every agent, computed again after each completed cycle.
+
+    ``compute`` turns the series into figures (default: :func:`compute_all` with
+    ``periods_per_year``, :data:`RESAMPLES` resamples and seed :data:`SEED`); it runs in a
+    worker thread.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        periods_per_year: int,
+        *,
+        benchmark: str = BENCHMARK,
+        compute: Compute | None = None,
+    ) -> None:
+        self._pool = pool
+        self._benchmark = benchmark
+        self._compute = compute or functools.partial(compute_all, periods_per_year=periods_per_year)
+        self._latest: dict[str, AgentEvidence] = {}
+        self._due = asyncio.Event()
+        self._due.set()  # the history from before a restart
+        self._unreadable = False
+
+    def latest(self) -> Mapping[str, AgentEvidence]:
+        """The figures of the last computation (none before the first one ends)."""
+        return self._latest
+
+    def cycle_completed(self) -> None:
+        """Compute again (once, however many cycles complete meanwhile)."""
+        self._due.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            started = loop.time()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("computing the live return and alpha intervals failed")
+            # A replay completes several cycles a second: computing after each would keep
+            # a core busy. Resting PAUSE_FACTOR times as long as the computation took keeps
+            # it to a fraction of one (a live cycle of minutes is computed after each).
+            await asyncio.sleep(PAUSE_FACTOR * (loop.time() - started))
+
+    async def refresh(self) -> bool:
+        """Read the series and compute; False (the previous figures kept) when the read
+        fails, logged once until a read succeeds again."""
+        try:
+            async with acquire(self._pool) as conn:
+                records = await sql.equity.cycle_equity(conn, self._benchmark)
+        except Exception as exc:  # down, restarting, cutting connections, or refusing
+            if not self._unreadable:
+                log.warning(
+                    "cannot read the cycles for the live intervals, keeping the previous "
+                    "figures until a cycle completes with Postgres back: %r",
+                    exc,
+                )
+            self._unreadable = True
+            return False
+        if self._unreadable:
+            log.info("the cycles for the live intervals can be read again")
+            self._unreadable = False
+        self._latest = await asyncio.to_thread(self._compute, series_of(records))
+        return True
