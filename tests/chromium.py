@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +50,22 @@ async def browser() -> AsyncIterator[object]:
             yield launched
         finally:
             await launched.close()
+
+
+@dataclass(frozen=True)
+class WatchedPage:
+    """A page, the messages of the dialogs its scripts opened and the errors they threw."""
+
+    page: Any
+    dialogs: list[str]
+    errors: list[str]
+
+
+async def watched_page(browser: object, **options: Any) -> WatchedPage:
+    """A new page of ``browser`` (``options``: Playwright's ``new_page``'s) that records
+    every dialog (a script injected from data would open one) and every uncaught error."""
+    page = await browser.new_page(**options)  # type: ignore[attr-defined]
+    watched = WatchedPage(page, [], [])
+    page.on("dialog", lambda dialog: watched.dialogs.append(dialog.message))
+    page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
+    return watched

@@ -17,6 +17,7 @@ from services.common.runner import ServiceHost
 from services.common.settings import PROJECT_ROOT
 from services.gateway.service import build
 from tests import builders
+from tests.chromium import watched_page
 from tests.gateway import standins
 from tests.gateway.harness import LINEUP, NOW, MakeSettings, gateway
 from tests.gateway.season_files import report, write_season
@@ -36,11 +37,8 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
 ) -> None:
     state = standins.ArenaState()
     async with gateway(nats_url, make_settings, state=state) as gw:
-        page = await browser.new_page(viewport={"width": 1400, "height": 1500})  # type: ignore[attr-defined]
-        dialogs: list[str] = []
-        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        watched = await watched_page(browser, viewport={"width": 1400, "height": 1500})
+        page = watched.page
         await page.goto(f"{gw.base_url}/dashboard/")
 
         expect = playwright_api.expect
@@ -112,8 +110,8 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         print(f"\ndashboard screenshot: {SCREENSHOT}")
-        assert dialogs == [], "a script from model text ran"
-        assert errors == []
+        assert watched.dialogs == [], "a script from model text ran"
+        assert watched.errors == []
         await eventually(lambda: gw.sample("arena_gateway_ws_clients") == 1, what="one client")
 
 
@@ -170,11 +168,8 @@ async def test_the_seasons_page_shows_a_season_s_agents_and_matrix_with_ids_as_t
     (newest / "report.html").write_text("<h1>q1</h1>", encoding="utf-8")
     write_season(root, "q0", report({"buy-and-hold": 1.0}), mtime=1_735_800_000)
     async with gateway(nats_url, make_settings, ARENA_SEASONS_DIR=str(root)) as gw:
-        page = await browser.new_page(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
-        dialogs: list[str] = []
-        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        watched = await watched_page(browser, viewport={"width": 1400, "height": 1200})
+        page = watched.page
         await page.goto(f"{gw.base_url}/dashboard/#seasons")
 
         expect = playwright_api.expect
@@ -211,5 +206,5 @@ async def test_the_seasons_page_shows_a_season_s_agents_and_matrix_with_ids_as_t
         await expect(page.locator("#live")).to_be_visible()
         await expect(page.locator("#seasons-page")).to_be_hidden()
         await expect(page.locator("#leaderboard tbody tr[data-agent]")).to_have_count(3)
-        assert dialogs == [], "a script from an agent id ran"
-        assert errors == []
+        assert watched.dialogs == [], "a script from an agent id ran"
+        assert watched.errors == []
