@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import (
     Bus,
     BusMetrics,
@@ -137,7 +137,7 @@ async def test_an_unavailable_dependency_is_retried_past_max_deliver_never_dead_
     async def ledger_down(message: CycleStarted, delivery: Delivery) -> None:
         attempts.append(delivery.num_delivered)
         if delivery.num_delivered < 6:
-            raise Unavailable(subjects.LEDGER_QUERY_PORTFOLIO, "timed out after 2s")
+            raise Unavailable(channels.LEDGER_QUERY_PORTFOLIO.subject, "timed out after 2s")
 
     spec = ConsumerSpec("t-transient", subjects.CYCLE_STARTED, retry_delays=(0.02,))
     await bus.consume(spec, CycleStarted, ledger_down)
@@ -157,10 +157,12 @@ async def _asking_a_failing_responder(nats_url: str, fault: Exception) -> Except
     async def failing(_: AccountsQuery) -> SchedulerStatus:
         raise fault
 
-    await server.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, failing)
+    await server.serve(channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery, failing)
     try:
         with pytest.raises(Exception) as raised:
-            await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus)
+            await client.request(
+                channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery(), SchedulerStatus
+            )
     finally:
         await asyncio.gather(server.close(), client.close())
     return raised.value
@@ -182,17 +184,23 @@ async def test_request_reply_and_typed_errors(nats_url: str) -> None:
     async def portfolio(query: PortfolioQuery) -> SchedulerStatus:
         raise NotFound(f"no agent {query.agent_id}")
 
-    await server.serve(subjects.SCHEDULER_STATUS, SchedulerCommand, status)
-    await server.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, portfolio)
-    reply = await client.request(subjects.SCHEDULER_STATUS, SchedulerCommand(), SchedulerStatus)
+    await server.serve(channels.SCHEDULER_STATUS.subject, SchedulerCommand, status)
+    await server.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, portfolio)
+    reply = await client.request(
+        channels.SCHEDULER_STATUS.subject, SchedulerCommand(), SchedulerStatus
+    )
     assert reply == scheduler_status()
     with pytest.raises(RemoteError) as not_found:
         await client.request(
-            subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="nobody"), SchedulerStatus
+            channels.LEDGER_QUERY_PORTFOLIO.subject,
+            PortfolioQuery(agent_id="nobody"),
+            SchedulerStatus,
         )
     assert not_found.value.reply == ErrorReply(code="not_found", message="no agent nobody")
     with pytest.raises(Unavailable):
-        await client.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), SchedulerStatus, 0.5)
+        await client.request(
+            channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery(), SchedulerStatus, 0.5
+        )
     await asyncio.gather(server.close(), client.close())
 
 
@@ -214,12 +222,12 @@ async def test_requests_are_answered_as_many_at_once_as_the_responder_allows(
         return query  # echoed
 
     await server.serve(
-        subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, slow, concurrency=concurrency
+        channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, slow, concurrency=concurrency
     )
     asked = [
         asyncio.create_task(
             client.request(
-                subjects.LEDGER_QUERY_PORTFOLIO,
+                channels.LEDGER_QUERY_PORTFOLIO.subject,
                 PortfolioQuery(agent_id=f"a{n}"),
                 PortfolioQuery,
                 60,  # as long as a loaded machine needs

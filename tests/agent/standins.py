@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import Indicators, MarketSnapshot, Portfolio, PortfolioQuery
@@ -23,7 +23,7 @@ async def serve_ledger(bus: Bus, book: Portfolio | None = None) -> list[str]:
         asked.append(query.agent_id)
         return portfolio() if book is None else book
 
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    await bus.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, answer)
     return asked
 
 

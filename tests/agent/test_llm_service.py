@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from services.agent.service import AgentService, build
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus, Delivery, NotFound
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -284,7 +284,7 @@ async def test_a_model_gets_the_candles_the_event_leaves_out_or_decides_without_
             raise NotFound(f"the market no longer holds the snapshot of cycle {query.cycle_id!r}")
         return SnapshotReply(snapshot=held[query.cycle_id])
 
-    await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, market)
+    await bus.serve(channels.MARKET_QUERY_SNAPSHOT.subject, SnapshotQuery, market)
     fake_anthropic.default = claude.message(VALID)
     settings = make_settings(
         ARENA_AGENTS_FILE=str(lineup), AGENT_ID="claude", ANTHROPIC_API_KEY="sk-ant-test"

@@ -13,7 +13,7 @@ from services.agent.metrics import AgentMetrics
 from services.agent.service import AgentService, build
 from services.agent.strategy import Answer
 from services.agent.trader import BaselineTrader
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -111,7 +111,7 @@ async def test_a_replay_snapshot_is_answered_in_its_own_time(bus: Bus, settings:
         asked.append(query)
         return portfolio()
 
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    await bus.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, answer)
     decisions = await decisions_on(bus)
     clock = ManualClock(NOW)
     data_at = NOW - timedelta(days=365)
@@ -140,7 +140,7 @@ async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
         assert [a.action for a in decision.actions] == [TradeAction.HOLD]
         assert decision.error is not None
         assert "portfolio unavailable" in decision.error
-        assert subjects.LEDGER_QUERY_PORTFOLIO in decision.error
+        assert channels.LEDGER_QUERY_PORTFOLIO.subject in decision.error
         outcome = "portfolio_unavailable"
         assert sample(host, "arena_agent_decisions_total", agent="momentum", outcome=outcome) == 1
 

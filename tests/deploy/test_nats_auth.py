@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from services.agent.host import process_name
-from services.common import subjects
+from services.common import channels, subjects
 from tests.deploy.nats_server import AuthNats, auth_nats
 from tests.support import eventually
 
@@ -130,11 +130,12 @@ async def test_tooling_reads_everything_and_publishes_nothing(
     await ledger_nc.flush()
     await eventually(lambda: subjects.CYCLE_COMPLETED in seen, what="tooling sees the event")
 
-    for subject in (subjects.decision_proposed("random"), subjects.LEDGER_QUERY_ACCOUNTS):
+    for subject in (subjects.decision_proposed("random"), channels.LEDGER_QUERY_ACCOUNTS.subject):
         await tool_nc.publish(subject, b"{}")
     await tool_nc.flush()
     await eventually(
-        lambda: tool.refused(subjects.LEDGER_QUERY_ACCOUNTS), what="tooling's publish refused"
+        lambda: tool.refused(channels.LEDGER_QUERY_ACCOUNTS.subject),
+        what="tooling's publish refused",
     )
     # A permitted message published after the refused one reaches tooling after it would
     # have: once the sentinel is seen, the refused message had its chance to arrive.

@@ -31,7 +31,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from devstack.ports import free_port
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.contracts import (
     Action,
     ActionResult,
@@ -181,11 +181,11 @@ async def _probe_the_locks(launch: Launch, data_dir: Path, http: httpx.AsyncClie
     )
     try:
         await nc.publish(subjects.decision_verdict("momentum"), b"{}")
-        await nc.publish(subjects.SCHEDULER_PAUSE, SchedulerCommand().to_bytes())
+        await nc.publish(channels.SCHEDULER_PAUSE.subject, SchedulerCommand().to_bytes())
         await nc.flush()
         await eventually(
             lambda: (
-                tooling.refused(subjects.SCHEDULER_PAUSE)
+                tooling.refused(channels.SCHEDULER_PAUSE.subject)
                 and tooling.refused(subjects.decision_verdict("momentum"))
             ),
             what="the read-only user's publishes refused",

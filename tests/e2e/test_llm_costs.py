@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common import subjects
+from services.common import channels
 from services.common.bus import Bus, BusMetrics
 from services.common.contracts import Leaderboard, LeaderboardQuery
 from tests.e2e.processes import ServiceProcess
@@ -110,7 +110,7 @@ async def test_a_keyed_model_trades_and_its_cost_reaches_the_leaderboard(
             assert call["estimated_cost"] == COST_PER_CALL
 
         board = await bus.request(
-            subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard, timeout=5
+            channels.LEDGER_QUERY_LEADERBOARD.subject, LeaderboardQuery(), Leaderboard, timeout=5
         )
         (entry,) = board.entries
         recorded = await conn.fetchval("SELECT count(*) FROM llm_api_calls WHERE llm_id = 'gpt'")

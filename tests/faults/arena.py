@@ -25,7 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from devstack.nats_server import EmbeddedNats
 from devstack.postgres import EmbeddedPostgres
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.contracts import CycleCompleted, Decision, SchedulerCommand
 from services.common.lineup import load_lineup
 from services.ledger.verify import verify
@@ -127,7 +127,7 @@ class FaultArena:
     async def pause_market(self) -> None:
         assert self.observer is not None
         await self.observer.request(
-            subjects.SCHEDULER_PAUSE, SchedulerCommand().to_bytes(), timeout=10
+            channels.SCHEDULER_PAUSE.subject, SchedulerCommand().to_bytes(), timeout=10
         )
 
     async def consumers_idle(self) -> bool:

@@ -10,7 +10,7 @@ from functools import partial
 
 import nats
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import BadRequest, NotFound
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -198,8 +198,8 @@ async def test_remote_not_found_is_404_and_bad_request_is_422(
     async def leaderboard(_: LeaderboardQuery) -> Leaderboard:
         raise BadRequest("leaderboard needs at least one cycle")
 
-    await picky.serve(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery, accounts)
-    await picky.serve(subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery, leaderboard)
+    await picky.serve(channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery, accounts)
+    await picky.serve(channels.LEDGER_QUERY_LEADERBOARD.subject, LeaderboardQuery, leaderboard)
     try:
         async with gateway(nats_url, make_settings, ledger=False) as gw:
             missing = await gw.http.get("/trading/accounts")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.contracts import LlmCall
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
@@ -178,7 +178,7 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
             what="the re-driven call stored",
         )
         # A malformed request is dead-lettered too, but nobody keeps requests: no re-drive.
-        await publish_raw(lg.bus, subjects.LEDGER_QUERY_ACCOUNTS, b"[1, 2]")
+        await publish_raw(lg.bus, channels.LEDGER_QUERY_ACCOUNTS.subject, b"[1, 2]")
         await eventually(both, what="the request's dead letter")
         request_seq = max(
             int(row.split()[0])

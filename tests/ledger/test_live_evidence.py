@@ -17,7 +17,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from services.common import evidence, subjects
+from services.common import channels, evidence
 from services.common.annual import cycles_per_year
 from services.common.contracts import Interval, Stats, StatsQuery
 from services.common.settings import Settings
@@ -126,7 +126,7 @@ def _percent(interval: evidence.Interval) -> Interval:
 
 
 async def _stats(lg: Ledger) -> Stats:
-    return await lg.bus.request(subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+    return await lg.bus.request(channels.LEDGER_QUERY_STATS.subject, StatsQuery(), Stats)
 
 
 async def _cycles_shown(lg: Ledger, cycles: int) -> Stats:

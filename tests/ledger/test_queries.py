@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import RemoteError
 from services.common.contracts import (
     PARSE_ERROR_PREFIX,
@@ -46,20 +46,20 @@ async def test_list_equity_stats_and_verify_queries(lg: Ledger) -> None:
     request = lg.bus.request
 
     open_btc = await request(
-        subjects.LEDGER_QUERY_POSITIONS, PositionsQuery(agent_id="momentum"), Positions
+        channels.LEDGER_QUERY_POSITIONS.subject, PositionsQuery(agent_id="momentum"), Positions
     )
     assert [(p.symbol, p.status.value) for p in open_btc.positions] == [("ETHUSDT", "OPEN")]
     everything = await request(
-        subjects.LEDGER_QUERY_POSITIONS, PositionsQuery(status="all"), Positions
+        channels.LEDGER_QUERY_POSITIONS.subject, PositionsQuery(status="all"), Positions
     )
     assert everything.total == 3
     closed = await request(
-        subjects.LEDGER_QUERY_POSITIONS, PositionsQuery(status="closed"), Positions
+        channels.LEDGER_QUERY_POSITIONS.subject, PositionsQuery(status="closed"), Positions
     )
     assert [p.agent_id for p in closed.positions] == ["momentum"]
 
     trades = await request(
-        subjects.LEDGER_QUERY_TRADES,
+        channels.LEDGER_QUERY_TRADES.subject,
         TradesQuery(agent_id="momentum", page=Page(limit=2)),
         Trades,
     )
@@ -69,7 +69,7 @@ async def test_list_equity_stats_and_verify_queries(lg: Ledger) -> None:
     assert trades.trades[0].realized_pnl == Decimal("0.31")
 
     decisions = await request(
-        subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery(agent_id="random"), Decisions
+        channels.LEDGER_QUERY_DECISIONS.subject, DecisionsQuery(agent_id="random"), Decisions
     )
     assert decisions.total == 2
     latest, first = decisions.decisions
@@ -80,18 +80,20 @@ async def test_list_equity_stats_and_verify_queries(lg: Ledger) -> None:
     assert first.results[1].reasons[0].message == "margin 40 > 30"
 
     series = await request(
-        subjects.LEDGER_QUERY_EQUITY, EquityQuery(agent_id="momentum"), EquitySeries
+        channels.LEDGER_QUERY_EQUITY.subject, EquityQuery(agent_id="momentum"), EquitySeries
     )
     assert [p.equity for p in series.points][-1] == Decimal("101.590445")
     # One per cycle snapshot and one after each of its decisions.
     assert len(series.points) == 4
 
-    board = await request(subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard)
+    board = await request(
+        channels.LEDGER_QUERY_LEADERBOARD.subject, LeaderboardQuery(), Leaderboard
+    )
     random = next(e for e in board.entries if e.agent_id == "random")
     assert (random.rejections, random.parse_failures) == (1, 1)
     assert random.net_return_pct == random.return_pct  # no LLM cost recorded
 
-    stats = await request(subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+    stats = await request(channels.LEDGER_QUERY_STATS.subject, StatsQuery(), Stats)
     by_agent = {s.agent_id: s for s in stats.agents}
     momentum = by_agent["momentum"]
     assert momentum.average_win == Decimal("0.31")
@@ -102,20 +104,20 @@ async def test_list_equity_stats_and_verify_queries(lg: Ledger) -> None:
     assert by_agent["random"].parse_failures == 1
 
     # The edit above changed a chained row's content: verify names it.
-    report = await request(subjects.LEDGER_QUERY_VERIFY, VerifyQuery(), VerifyReport)
+    report = await request(channels.LEDGER_QUERY_VERIFY.subject, VerifyQuery(), VerifyReport)
     assert report.checked_accounts == await lg.count("SELECT count(*) FROM llm_accounts")
     assert report.checked_decisions == 4
     assert not report.ok
     assert report.problems == ("decision c2:random: hash does not match its content (altered row)",)
 
     with pytest.raises(RemoteError) as missing:
-        await request(subjects.LEDGER_QUERY_TRADES, TradesQuery(agent_id="nobody"), Trades)
+        await request(channels.LEDGER_QUERY_TRADES.subject, TradesQuery(agent_id="nobody"), Trades)
     assert missing.value.reply.code == "not_found"
 
     # A row stored before the whole decision was kept is read back from its columns.
     await lg.db.execute("UPDATE decisions SET decision = NULL WHERE decision_id = 'c1:random'")
     older = await request(
-        subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery(agent_id="random"), Decisions
+        channels.LEDGER_QUERY_DECISIONS.subject, DecisionsQuery(agent_id="random"), Decisions
     )
     deadline = {"decision_deadline": first.decision.decided_at}
     assert older.decisions[1].decision == first.decision.model_copy(update=deadline)
@@ -171,8 +173,10 @@ async def _history(lg: Ledger) -> None:
 async def _leaderboards_agree(lg: Ledger) -> Leaderboard:
     """Every row of ``llm_leaderboard`` shows what the leaderboard and accounts answer."""
     request = lg.bus.request
-    board = await request(subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard)
-    accounts = await request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), Accounts)
+    board = await request(
+        channels.LEDGER_QUERY_LEADERBOARD.subject, LeaderboardQuery(), Leaderboard
+    )
+    accounts = await request(channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery(), Accounts)
     account = {a.agent_id: a for a in accounts.accounts}
     view = await lg.db.fetch("SELECT * FROM llm_leaderboard")
     assert [(r["rank"], r["llm_id"]) for r in view] == [(e.rank, e.agent_id) for e in board.entries]
@@ -205,9 +209,9 @@ async def _leaderboards_agree(lg: Ledger) -> Leaderboard:
 async def _stats_agree(lg: Ledger, board: Leaderboard) -> Stats:
     """Every row of ``llm_trading_stats`` shows what stats, positions and trades answer."""
     request = lg.bus.request
-    stats = await request(subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
-    positions = await request(subjects.LEDGER_QUERY_POSITIONS, PositionsQuery(), Positions)
-    trades = await request(subjects.LEDGER_QUERY_TRADES, TradesQuery(), Trades)
+    stats = await request(channels.LEDGER_QUERY_STATS.subject, StatsQuery(), Stats)
+    positions = await request(channels.LEDGER_QUERY_POSITIONS.subject, PositionsQuery(), Positions)
+    trades = await request(channels.LEDGER_QUERY_TRADES.subject, TradesQuery(), Trades)
     entry = {e.agent_id: e for e in board.entries}
     view = await lg.db.fetch("SELECT * FROM llm_trading_stats")
     assert sorted(r["llm_id"] for r in view) == sorted(s.agent_id for s in stats.agents)

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.contracts import Stats, StatsQuery
 from services.common.settings import Settings
 from services.ledger.queries import LedgerQueries
@@ -160,7 +160,9 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
         tables = ("processed_messages", "applied_ticks", "outbox", "market_data")
         counts = {t: await lg.count(f"SELECT count(*) FROM {t}") for t in tables}
         snapshots = await lg.count("SELECT count(*) FROM equity_snapshots")
-        stats_before = await lg.bus.request(subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+        stats_before = await lg.bus.request(
+            channels.LEDGER_QUERY_STATS.subject, StatsQuery(), Stats
+        )
 
         removed = await lg.service.retention.prune_once()
 
@@ -176,7 +178,7 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
         assert 0 < removed["applied_ticks"] < counts["applied_ticks"]
         assert removed["equity_snapshots"] > 0
         assert await verify(lg.db) == []
-        stats_after = await lg.bus.request(subjects.LEDGER_QUERY_STATS, StatsQuery(), Stats)
+        stats_after = await lg.bus.request(channels.LEDGER_QUERY_STATS.subject, StatsQuery(), Stats)
         for old, new in zip(stats_before.agents, stats_after.agents, strict=True):
             assert (new.agent_id, new.max_drawdown_pct) == (old.agent_id, old.max_drawdown_pct)
             assert (new.equity, new.realized_pnl) == (old.equity, old.realized_pnl)

@@ -78,19 +78,23 @@ async def _two_cycles(lg: Ledger) -> None:
 async def _check_queries(lg: Ledger) -> None:
     """The state after _two_cycles, as the request-reply queries answer it."""
     portfolio = await lg.bus.request(
-        subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="momentum"), Portfolio
+        channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery(agent_id="momentum"), Portfolio
     )
     assert portfolio.account.equity == Decimal("101.590445")
     [eth] = portfolio.positions
     assert (eth.symbol, eth.side, eth.current_price) == (ETH, PositionSide.SHORT, Decimal(2900))
     with pytest.raises(RemoteError) as missing:
         await lg.bus.request(
-            subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery(agent_id="nobody"), Portfolio
+            channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery(agent_id="nobody"), Portfolio
         )
     assert missing.value.reply.code == "not_found"
-    accounts = await lg.bus.request(subjects.LEDGER_QUERY_ACCOUNTS, AccountsQuery(), Accounts)
+    accounts = await lg.bus.request(
+        channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery(), Accounts
+    )
     assert [a.agent_id for a in accounts.accounts] == ["mean-reversion", "momentum", "random"]
-    board = await lg.bus.request(subjects.LEDGER_QUERY_LEADERBOARD, LeaderboardQuery(), Leaderboard)
+    board = await lg.bus.request(
+        channels.LEDGER_QUERY_LEADERBOARD.subject, LeaderboardQuery(), Leaderboard
+    )
     assert [(e.rank, e.agent_id) for e in board.entries] == [
         (1, "random"),
         (2, "momentum"),
@@ -429,7 +433,9 @@ async def test_model_text_postgres_refuses_is_stored_with_the_replacement_visibl
     assert invalidation == "close\ufffd above 3100"
 
     # ... and read back through the ledger's own query, as the gateway does.
-    page = await lg.bus.request(subjects.LEDGER_QUERY_DECISIONS, DecisionsQuery(), Decisions)
+    page = await lg.bus.request(
+        channels.LEDGER_QUERY_DECISIONS.subject, DecisionsQuery(), Decisions
+    )
     reasonings = {r.decision.agent_id: r.decision.reasoning for r in page.decisions}
     assert reasonings == {
         "momentum": "calm\ufffd then \ufffd cut",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from decimal import Decimal
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.contracts import VerifyQuery, VerifyReport
 from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.verify import verify
@@ -94,7 +94,7 @@ async def _cycle(lg: Ledger, n: int, agents: tuple[str, ...]) -> None:
 
 async def _ask_verify(lg: Ledger, full: bool) -> VerifyReport:
     return await lg.bus.request(
-        subjects.LEDGER_QUERY_VERIFY, VerifyQuery(full=full), VerifyReport, 10
+        channels.LEDGER_QUERY_VERIFY.subject, VerifyQuery(full=full), VerifyReport, 10
     )
 
 

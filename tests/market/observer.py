@@ -13,7 +13,7 @@ import nats
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus, BusMetrics
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -83,7 +83,7 @@ class Observer:
         await self.bus.publish(subjects.CYCLE_COMPLETED, completed, natural_id=cycle_id)
 
     async def status(self) -> SchedulerStatus:
-        return await self.command(subjects.SCHEDULER_STATUS)
+        return await self.command(channels.SCHEDULER_STATUS.subject)
 
     async def command(self, subject: str) -> SchedulerStatus:
         return await self.bus.request(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.common import subjects
+from services.common import channels
 from services.common.clock import ManualClock, SystemClock
 from services.common.contracts import (
     Prices,
@@ -119,13 +119,15 @@ async def test_the_service_publishes_binance_prices_and_answers_queries(
             assert status.source == "binance"
             clock.advance(10)
             await eventually(lambda: obs.ticks, what="a tick from binance")
-            prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+            prices = await obs.bus.request(
+                channels.MARKET_QUERY_PRICES.subject, PricesQuery(), Prices
+            )
             assert prices.source == "binance"
             assert {p.symbol: p.last_price for p in prices.prices}["ETHUSDT"] == BASE_PRICES[
                 "ETHUSDT"
             ]
             reply = await obs.bus.request(
-                subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="ethusdt"), SymbolReply
+                channels.MARKET_QUERY_SYMBOL.subject, SymbolQuery(symbol="ethusdt"), SymbolReply
             )
             assert reply.symbol.symbol == "ETHUSDT"
             assert reply.symbol.mark_price == BASE_PRICES["ETHUSDT"] + Decimal("1.5")

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
 from devstack.nats_server import EmbeddedNats
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus, BusMetrics, ConsumerSpec, Delivery
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -81,7 +81,7 @@ async def helper(server: EmbeddedNats) -> AsyncIterator[Bus]:
 
 async def _status(bus: Bus) -> SchedulerStatus:
     return await bus.request(
-        subjects.SCHEDULER_STATUS, SchedulerCommand(requested_by="test"), SchedulerStatus
+        channels.SCHEDULER_STATUS.subject, SchedulerCommand(requested_by="test"), SchedulerStatus
     )
 
 

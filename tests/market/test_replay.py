@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.replay_data import write_month
-from services.common import subjects
+from services.common import channels
 from services.common.contracts import MarketSnapshot, Prices, PricesQuery
 from services.common.settings import Settings
 from services.market.replay import ReplaySource
@@ -147,7 +147,7 @@ async def test_the_service_replays_back_to_back_until_the_data_ends(
         started = [m for _, m in obs.started]
         assert all(m.data_time and m.decision_deadline > m.started_at for m in started)
         assert started[1].started_at == DAY_START + timedelta(minutes=505)
-        prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        prices = await obs.bus.request(channels.MARKET_QUERY_PRICES.subject, PricesQuery(), Prices)
         assert prices.source == "replay" and prices.at == DAY_START + timedelta(minutes=700)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import RemoteError
 from services.common.clock import ManualClock
 from services.common.contracts import SchedulerStatus, SnapshotQuery, SnapshotReply
@@ -43,7 +43,7 @@ async def test_a_restarted_market_is_still_paused_and_continues_the_sequence(
         await eventually(lambda: obs.completed(1), what="the first cycle")
         clock.advance(60)
         await eventually(lambda: obs.completed(2), what="the second cycle")
-        assert (await obs.command(subjects.SCHEDULER_PAUSE)).paused
+        assert (await obs.command(channels.SCHEDULER_PAUSE.subject)).paused
 
     clock.advance(30)
     async with market.run():
@@ -53,7 +53,7 @@ async def test_a_restarted_market_is_still_paused_and_continues_the_sequence(
         # The 120 s and 180 s slots pass while paused.
         await _ticks(obs, clock, 10)
         assert len(obs.started) == 2
-        resumed = await obs.command(subjects.SCHEDULER_RESUME)
+        resumed = await obs.command(channels.SCHEDULER_RESUME.subject)
         assert not resumed.paused
         await eventually(lambda: len(obs.started) == 3, what="a cycle after resume")
 
@@ -100,7 +100,7 @@ async def test_the_price_path_continues_as_if_the_market_never_stopped(
         await eventually(lambda: len(obs.snapshots) == 2, what="the second cycle's snapshot")
         # The event leaves the candles out; the market serves them by cycle id.
         held = await obs.bus.request(
-            subjects.MARKET_QUERY_SNAPSHOT,
+            channels.MARKET_QUERY_SNAPSHOT.subject,
             SnapshotQuery(cycle_id=obs.snapshots[1][1].cycle_id),
             SnapshotReply,
         )
@@ -156,7 +156,7 @@ async def test_a_restart_during_a_cycle_waits_for_that_cycle(
         status = await obs.status()
         assert status.current_cycle_id == first.cycle_id and status.cycles_started == 1
         with pytest.raises(RemoteError) as busy:
-            await obs.command(subjects.SCHEDULER_TRIGGER)
+            await obs.command(channels.SCHEDULER_TRIGGER.subject)
         assert first.cycle_id in busy.value.reply.message
         await _ticks(obs, clock, 3)
         assert len(obs.started) == 1

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import RemoteError
 from services.common.contracts import (
     Prices,
@@ -53,14 +53,16 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
         # The event leaves the candles out; the market serves the full snapshot by cycle id.
         assert snapshot.candles_omitted and all(s.candles == () for s in snapshot.symbols)
         held = await obs.bus.request(
-            subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(cycle_id=started.cycle_id), SnapshotReply
+            channels.MARKET_QUERY_SNAPSHOT.subject,
+            SnapshotQuery(cycle_id=started.cycle_id),
+            SnapshotReply,
         )
         assert held.snapshot is not None and not held.snapshot.candles_omitted
         assert all(len(s.candles) == 100 for s in held.snapshot.symbols)
         assert held.snapshot.without_candles() == snapshot
         unknown = SnapshotQuery(cycle_id="no-such-cycle")
         with pytest.raises(RemoteError, match="not_found: the market no longer holds"):
-            await obs.bus.request(subjects.MARKET_QUERY_SNAPSHOT, unknown, SnapshotReply)
+            await obs.bus.request(channels.MARKET_QUERY_SNAPSHOT.subject, unknown, SnapshotReply)
 
         status = await obs.status()
         assert status.current_cycle_id == started.cycle_id
@@ -91,7 +93,7 @@ async def test_cycle_starts_then_snapshot_and_completion_starts_the_next_slot(
         second = obs.started[1][1]
         assert (second.sequence, second.started_at) == (2, at(60))
         reply = await obs.bus.request(
-            subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery(), SnapshotReply
+            channels.MARKET_QUERY_SNAPSHOT.subject, SnapshotQuery(), SnapshotReply
         )
         assert reply.snapshot is not None and reply.snapshot.cycle_id == second.cycle_id
         assert metric(host, "arena_cycles_total", outcome="completed") == 1
@@ -143,7 +145,7 @@ async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
 
         before: SchedulerStatus = await eventually(first_completed, what="a completed cycle")
         assert before.current_cycle_id is None
-        paused = await obs.command(subjects.SCHEDULER_PAUSE)
+        paused = await obs.command(channels.SCHEDULER_PAUSE.subject)
         assert paused.paused and paused.next_run_at is None
 
         # Three slots pass while paused (60, 120, 180 s); ticks go on, cycles do not.
@@ -155,7 +157,7 @@ async def test_pause_stops_new_cycles_and_resume_continues_on_the_grid(
         assert (after.cycles_started, after.cycles_skipped) == (1, 0)
         assert len(obs.started) == 1
 
-        resumed = await obs.command(subjects.SCHEDULER_RESUME)
+        resumed = await obs.command(channels.SCHEDULER_RESUME.subject)
         assert not resumed.paused
         # The 180 s slot is due as the pause ends: it runs at once.
         await eventually(lambda: len(obs.started) == 2, what="a cycle after resume")
@@ -170,14 +172,14 @@ async def test_trigger_starts_a_cycle_now_unless_one_is_running(
     async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, clock):
         first = await obs.first_cycle()
         with pytest.raises(RemoteError) as busy:
-            await obs.command(subjects.SCHEDULER_TRIGGER)
+            await obs.command(channels.SCHEDULER_TRIGGER.subject)
         assert busy.value.reply.code == "bad_request"
         assert first.cycle_id in busy.value.reply.message
 
         await obs.complete(first.cycle_id)
         await eventually(lambda: _idle(obs), what="the first cycle to complete")
         clock.advance(5)
-        triggered = await obs.command(subjects.SCHEDULER_TRIGGER)
+        triggered = await obs.command(channels.SCHEDULER_TRIGGER.subject)
         assert triggered.cycles_started == 2
         assert triggered.current_cycle_id not in (None, first.cycle_id)
         await eventually(lambda: len(obs.started) == 2, what="the triggered cycle's event")
@@ -225,12 +227,12 @@ async def test_price_and_symbol_queries(
     make_settings: Callable[..., Settings], nats_url: str
 ) -> None:
     async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, clock):
-        prices = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        prices = await obs.bus.request(channels.MARKET_QUERY_PRICES.subject, PricesQuery(), Prices)
         assert prices.source == "simulator"
         await eventually(lambda: obs.snapshots, what="a snapshot")
         snapshot = obs.snapshots[0][1]
         reply = await obs.bus.request(
-            subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="BTCUSDT"), SymbolReply
+            channels.MARKET_QUERY_SYMBOL.subject, SymbolQuery(symbol="BTCUSDT"), SymbolReply
         )
         assert reply.cycle_id == snapshot.cycle_id
         assert reply.symbol.model_copy(update={"candles": ()}) == snapshot.symbol("BTCUSDT")
@@ -239,13 +241,13 @@ async def test_price_and_symbol_queries(
 
         clock.advance(10)
         await eventually(lambda: obs.ticks, what="a tick")
-        latest = await obs.bus.request(subjects.MARKET_QUERY_PRICES, PricesQuery(), Prices)
+        latest = await obs.bus.request(channels.MARKET_QUERY_PRICES.subject, PricesQuery(), Prices)
         assert latest.at == at(10) > snapshot.taken_at
         assert latest.prices == obs.ticks[0].prices
         assert [p.symbol for p in latest.prices] == list(DEFAULT_SYMBOLS)
         with pytest.raises(RemoteError) as missing:
             await obs.bus.request(
-                subjects.MARKET_QUERY_SYMBOL, SymbolQuery(symbol="FOOUSDT"), SymbolReply
+                channels.MARKET_QUERY_SYMBOL.subject, SymbolQuery(symbol="FOOUSDT"), SymbolReply
             )
         assert missing.value.reply.code == "not_found"
         assert "FOOUSDT" in missing.value.reply.message
@@ -257,11 +259,11 @@ async def test_a_trigger_while_paused_runs_one_cycle_and_stays_paused(
 ) -> None:
     async with manual_market(nats_url, make_settings(**MANUAL)) as (obs, _host, _clock):
         first = await obs.first_cycle()
-        paused = await obs.command(subjects.SCHEDULER_PAUSE)
+        paused = await obs.command(channels.SCHEDULER_PAUSE.subject)
         assert paused.paused
         await obs.complete(first.cycle_id)
         await eventually(lambda: _idle(obs), what="the first cycle to complete")
         # The documented behaviour (docs/api.md): a manual cycle, the pause holds the timer.
-        triggered = await obs.command(subjects.SCHEDULER_TRIGGER)
+        triggered = await obs.command(channels.SCHEDULER_TRIGGER.subject)
         assert triggered.paused and triggered.cycles_started == 2
         await eventually(lambda: len(obs.started) == 2, what="the triggered cycle's event")

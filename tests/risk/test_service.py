@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from nats.aio.msg import Msg
 
-from services.common import subjects
+from services.common import channels, subjects
 from services.common.bus import Bus
 from services.common.clock import ManualClock
 from services.common.contracts import (
@@ -32,7 +32,7 @@ async def serve_ledger(bus: Bus, books: dict[str, Portfolio]) -> None:
     async def answer(query: PortfolioQuery) -> Portfolio:
         return books[query.agent_id]
 
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    await bus.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, answer)
 
 
 async def dead_letters(bus: Bus) -> list[Msg]:
@@ -170,7 +170,7 @@ async def test_judges_the_portfolio_the_agent_decided_on_and_asks_the_ledger_oth
         asked.append(query.agent_id)
         return portfolio("ETHUSDT", agent_id=query.agent_id)
 
-    await bus.serve(subjects.LEDGER_QUERY_PORTFOLIO, PortfolioQuery, answer)
+    await bus.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, answer)
     verdicts = await verdicts_on(bus)
     async with running("risk", build, make_settings(), ManualClock(NOW)):
         carried = decision(close("SOLUSDT")).model_copy(update={"portfolio": portfolio("SOLUSDT")})
@@ -210,7 +210,7 @@ async def test_judges_a_replay_at_its_snapshots_time_asking_the_market_when_it_m
     async def market_answer(query: SnapshotQuery) -> SnapshotReply:
         return SnapshotReply(snapshot=replayed(str(query.cycle_id)))
 
-    await bus.serve(subjects.MARKET_QUERY_SNAPSHOT, SnapshotQuery, market_answer)
+    await bus.serve(channels.MARKET_QUERY_SNAPSHOT.subject, SnapshotQuery, market_answer)
     async with running("risk", build, make_settings(), ManualClock(NOW)):
         await bus.publish(subjects.MARKET_SNAPSHOT, replayed("r1"), "r1")
         for cycle_id in ("r1", "r2"):  # r2's snapshot risk never saw: the market has it
