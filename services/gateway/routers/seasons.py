@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException
@@ -29,6 +29,7 @@ REPORT_PAGE_POLICY = (
     "form-action 'none'; frame-ancestors 'none'"
 )
 
+Route = TypeVar("Route", bound=Callable[..., Any])
 SeasonId = Annotated[str, PathParam(description=f"The season's folder name: {NAME_RULE}.")]
 ChartName = Annotated[str, PathParam(description=f"The chart file name without .png: {NAME_RULE}.")]
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -56,22 +57,21 @@ def router(shelf: SeasonShelf) -> APIRouter:
     async def seasons() -> list[SeasonSummary]:
         return await anyio.to_thread.run_sync(shelf.summaries)
 
-    @api.get(
+    def file_route(path: str, summary: str, media_type: str) -> Callable[[Route], Route]:
+        """A GET answering one of a season's files as it is on disk."""
+        responses: dict[int | str, dict[str, Any]] = {200: {"content": {media_type: {}}}, **ERRORS}
+        return api.get(path, summary=summary, response_class=FileResponse, responses=responses)
+
+    @file_route(
         "/{season_id}/report",
-        summary="A season's report.json as written (docs/seasons.md#report)",
-        response_class=FileResponse,
-        responses={200: {"content": {"application/json": {}}}, **ERRORS},
+        "A season's report.json as written (docs/seasons.md#report)",
+        "application/json",
     )
     async def report(season_id: SeasonId) -> FileResponse:
         path = await located(shelf.file, season_id, REPORT_FILE)
         return FileResponse(path, media_type="application/json")
 
-    @api.get(
-        "/{season_id}/report.html",
-        summary="A season's report page, when it has one",
-        response_class=FileResponse,
-        responses={200: {"content": {"text/html": {}}}, **ERRORS},
-    )
+    @file_route("/{season_id}/report.html", "A season's report page, if any", "text/html")
     async def page(season_id: SeasonId) -> FileResponse:
         path = await located(shelf.file, season_id, PAGE_FILE)
         return FileResponse(
@@ -80,12 +80,7 @@ def router(shelf: SeasonShelf) -> APIRouter:
             headers={"Content-Security-Policy": REPORT_PAGE_POLICY},
         )
 
-    @api.get(
-        "/{season_id}/charts/{name}.png",
-        summary="One of a season's charts, when it has it",
-        response_class=FileResponse,
-        responses={200: {"content": {"image/png": {}}}, **ERRORS},
-    )
+    @file_route("/{season_id}/charts/{name}.png", "One of a season's charts, if any", "image/png")
     async def chart(season_id: SeasonId, name: ChartName) -> FileResponse:
         return FileResponse(await located(shelf.chart, season_id, name), media_type="image/png")
 
