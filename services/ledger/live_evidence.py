@@ -4,10 +4,12 @@ The figures are the season report's (:mod:`services.common.evidence`) on the cyc
 completed so far: an agent's equity at a cycle is its ``cycle:<id>`` snapshot, BTC's price
 its mark in that cycle's ``market_data`` row; an agent's series keeps the completed cycles
 where both have a figure, in cycle order (a timed-out cycle is left out, as in the report).
-The bootstraps take about a second with a month of cycles and seven agents, too long for a
-request: :class:`LiveEvidence` computes the figures once per completed
-cycle, in a worker thread, with a fixed seed (the same history gives the same figures),
-and ``/trading/stats`` answers with the latest ones. While Postgres cannot be read the
+The bootstraps take about a second with a month of cycles and seven agents (seconds with
+a hundred agents), too long for a request and too much CPU to share the ledger's process:
+:class:`LiveEvidence` computes the figures after completed cycles in a worker process of
+its own, at a low scheduling priority (the services' work comes first on a busy machine),
+with a fixed seed (the same history gives the same figures), and ``/trading/stats``
+answers with the latest ones. While Postgres cannot be read the
 previous figures stay; the next completed cycle tries again.
 """
 
@@ -16,8 +18,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 BENCHMARK = "BTCUSDT"
 RESAMPLES = 500
 SEED = 0
+BACKGROUND_NICENESS = 10  # the worker process's, above the services' 0
 PAUSE_FACTOR = 4  # computing takes at most a fifth of the ledger's time
 MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
 
@@ -118,12 +125,18 @@ def compute_all(
     return {agent: figures for agent, figures in found.items() if figures is not None}
 
 
+def _background() -> None:
+    """The worker process's start: it yields the CPU to the services."""
+    os.nice(BACKGROUND_NICENESS)
+
+
 class LiveEvidence:
     """The latest figures of every agent, computed again after each completed cycle.
 
     ``compute`` turns the series into figures (default: :func:`compute_all` with
-    ``periods_per_year``, :data:`RESAMPLES` resamples and seed :data:`SEED`); it runs in a
-    worker thread.
+    ``periods_per_year``, :data:`RESAMPLES` resamples and seed :data:`SEED`, in a worker
+    process started at the first computation; one given runs in a thread). Only agents
+    with :data:`MIN_CYCLES` cycles are computed: before that no process is started.
     """
 
     def __init__(
@@ -137,6 +150,8 @@ class LiveEvidence:
         self._pool = pool
         self._benchmark = benchmark
         self._compute = compute or functools.partial(compute_all, periods_per_year=periods_per_year)
+        self._in_process = compute is None
+        self._worker: ProcessPoolExecutor | None = None
         self._latest: dict[str, AgentEvidence] = {}
         self._due = asyncio.Event()
         self._due.set()  # the history from before a restart
@@ -183,5 +198,26 @@ class LiveEvidence:
         if self._unreadable:
             log.info("the cycles for the live intervals can be read again")
             self._unreadable = False
-        self._latest = await asyncio.to_thread(self._compute, series_of(records))
+        series = {a: s for a, s in series_of(records).items() if len(s.equity) >= MIN_CYCLES}
+        self._latest = await self._figures(series) if series else {}
         return True
+
+    async def _figures(self, series: Mapping[str, CycleSeries]) -> dict[str, AgentEvidence]:
+        if not self._in_process:
+            return await asyncio.to_thread(self._compute, series)
+        if self._worker is None:
+            # Spawned, not forked: a fork would copy the event loop's threads and sockets.
+            spawn = multiprocessing.get_context("spawn")
+            self._worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=_background)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker, self._compute, series)
+        except BrokenProcessPool:
+            self._worker = None  # killed (out of memory?): a new one at the next cycle
+            raise
+
+    def close(self) -> None:
+        """Stop the worker process (a computation under way is abandoned)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._worker = None

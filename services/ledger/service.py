@@ -174,6 +174,7 @@ class LedgerService:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        self._evidence.close()
         # Send what is committed now rather than at the next start.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._relay.publish_pending(), 5)

@@ -203,8 +203,8 @@ async def test_while_postgres_is_down_the_previous_figures_stay(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     admin = await asyncpg.connect(postgres_admin_url)
     name = urlsplit(database_url).path.lstrip("/")
+    keeper = LiveEvidence(pool, cycles_per_year(CYCLE_SECONDS))
     try:
-        keeper = LiveEvidence(pool, cycles_per_year(CYCLE_SECONDS))
         assert await keeper.refresh()
         previous = keeper.latest()
         assert {f.cycles for f in previous.values()} == {HISTORY}
@@ -231,6 +231,7 @@ async def test_while_postgres_is_down_the_previous_figures_stay(
             assert keeper.latest() == previous  # the same history, the same figures
             assert any("read again" in r.getMessage() for r in caplog.records)
     finally:
+        keeper.close()
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
         await pool.close()
