@@ -20,6 +20,8 @@ import functools
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +46,7 @@ BENCHMARK = "BTCUSDT"
 RESAMPLES = 500
 SEED = 0
 BACKGROUND_NICENESS = 10  # the worker process's, above the services' 0
+ORPHAN_CHECK_SECONDS = 1.0
 PAUSE_FACTOR = 4  # computing takes at most a fifth of the ledger's time
 MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
 
@@ -125,9 +128,18 @@ def compute_all(
     return {agent: figures for agent, figures in found.items() if figures is not None}
 
 
-def _background() -> None:
-    """The worker process's start: it yields the CPU to the services."""
+def worker_start() -> None:
+    """The worker process's start: it yields the CPU to the services, and ends with the
+    ledger (killed, the ledger cannot stop it: the worker sees itself orphaned)."""
     os.nice(BACKGROUND_NICENESS)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 class LiveEvidence:
@@ -208,7 +220,7 @@ class LiveEvidence:
         if self._worker is None:
             # Spawned, not forked: a fork would copy the event loop's threads and sockets.
             spawn = multiprocessing.get_context("spawn")
-            self._worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=_background)
+            self._worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=worker_start)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._worker, self._compute, series)

@@ -1,16 +1,19 @@
 """The live return and alpha intervals: the report's statistics on the cycles so far,
 computed after each completed cycle, never waited for by a stats request, and kept while
-Postgres cannot be read."""
+Postgres cannot be read; their worker process ends with the ledger, even a killed one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,7 +23,7 @@ import pytest
 from services.common import channels, evidence
 from services.common.annual import cycles_per_year
 from services.common.contracts import Interval, Stats, StatsQuery
-from services.common.settings import Settings
+from services.common.settings import PROJECT_ROOT, Settings
 from services.ledger.live_evidence import (
     RESAMPLES,
     SEED,
@@ -253,3 +256,44 @@ def test_figures_from_the_third_cycle_on_and_a_year_of_the_configured_cycles() -
         assert figures.cycles == cycles
         assert figures.return_pct.lower <= figures.return_pct.upper
         assert math.isfinite(figures.beta)
+
+
+WORKER_SCRIPT = """
+import multiprocessing, os, sys, threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from services.ledger.live_evidence import worker_start
+
+if __name__ == "__main__":
+    spawn = multiprocessing.get_context("spawn")
+    worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=worker_start)
+    Path(sys.argv[1]).write_text(str(worker.submit(os.getpid).result()))
+    threading.Event().wait()
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+async def test_the_worker_process_ends_with_a_killed_ledger(tmp_path: Path) -> None:
+    script, told = tmp_path / "ledger_like.py", tmp_path / "worker.pid"
+    script.write_text(WORKER_SCRIPT)
+    # No pipes: an orphaned worker holding one would keep the wait below waiting.
+    ledger_like = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), str(told), cwd=PROJECT_ROOT
+    )
+    try:
+        await eventually(lambda: told.exists() and told.read_text(), what="the worker's pid")
+        worker = int(told.read_text())
+        assert _running(worker)
+        assert os.getpriority(os.PRIO_PROCESS, worker) >= 10  # below the services
+    finally:
+        ledger_like.kill()  # as an OOM kill or SIGKILL would: no stop() runs
+        await ledger_like.wait()
+    await eventually(lambda: not _running(worker), what="the orphaned worker to end")
