@@ -162,7 +162,7 @@ class LiveEvidence:
         self._pool = pool
         self._benchmark = benchmark
         self._compute = compute or functools.partial(compute_all, periods_per_year=periods_per_year)
-        self._in_process = compute is None
+        self._in_worker = compute is None
         self._worker: ProcessPoolExecutor | None = None
         self._latest: dict[str, AgentEvidence] = {}
         self._due = asyncio.Event()
@@ -215,7 +215,7 @@ class LiveEvidence:
         return True
 
     async def _figures(self, series: Mapping[str, CycleSeries]) -> dict[str, AgentEvidence]:
-        if not self._in_process:
+        if not self._in_worker:
             return await asyncio.to_thread(self._compute, series)
         if self._worker is None:
             # Spawned, not forked: a fork would copy the event loop's threads and sockets.
