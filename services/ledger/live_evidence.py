@@ -128,11 +128,11 @@ def compute_all(
     return {agent: figures for agent, figures in found.items() if figures is not None}
 
 
-def worker_start() -> None:
+def worker_start(parent: int) -> None:
     """The worker process's start: it yields the CPU to the services, and ends with the
-    ledger (killed, the ledger cannot stop it: the worker sees itself orphaned)."""
+    ledger ``parent`` (killed, the ledger cannot stop it: the worker sees itself orphaned,
+    even when the ledger died while the worker was still starting)."""
     os.nice(BACKGROUND_NICENESS)
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -220,7 +220,9 @@ class LiveEvidence:
         if self._worker is None:
             # Spawned, not forked: a fork would copy the event loop's threads and sockets.
             spawn = multiprocessing.get_context("spawn")
-            self._worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=worker_start)
+            self._worker = ProcessPoolExecutor(
+                1, mp_context=spawn, initializer=worker_start, initargs=(os.getpid(),)
+            )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._worker, self._compute, series)

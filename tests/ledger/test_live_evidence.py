@@ -266,7 +266,9 @@ from services.ledger.live_evidence import worker_start
 
 if __name__ == "__main__":
     spawn = multiprocessing.get_context("spawn")
-    worker = ProcessPoolExecutor(1, mp_context=spawn, initializer=worker_start)
+    worker = ProcessPoolExecutor(
+        1, mp_context=spawn, initializer=worker_start, initargs=(os.getpid(),)
+    )
     Path(sys.argv[1]).write_text(str(worker.submit(os.getpid).result()))
     threading.Event().wait()
 """
@@ -297,3 +299,20 @@ async def test_the_worker_process_ends_with_a_killed_ledger(tmp_path: Path) -> N
         ledger_like.kill()  # as an OOM kill or SIGKILL would: no stop() runs
         await ledger_like.wait()
     await eventually(lambda: not _running(worker), what="the orphaned worker to end")
+
+
+async def test_a_worker_whose_ledger_died_before_it_started_ends_at_once() -> None:
+    # The ledger it was started for (pid 0 stands for one gone) is not its parent now.
+    orphan = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import time; from services.ledger.live_evidence import worker_start; "
+        "worker_start(0); time.sleep(600)",
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        assert await asyncio.wait_for(orphan.wait(), 30) == 0
+    finally:
+        if orphan.returncode is None:
+            orphan.kill()
+            await orphan.wait()
