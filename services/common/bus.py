@@ -38,7 +38,7 @@ from services.common.consumers import BatchHandler, Consumers, Delivery, Handler
 from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.durables import ConsumerSpec
-from services.common.nats_connection import connect_nats, redact_url
+from services.common.nats_connection import connect_nats, redact_url, seen_by_server
 from services.common.replies import Replies
 from services.common.streams import StreamLimits, ensure_streams
 
@@ -228,7 +228,7 @@ class Bus(Replies):
                 log.exception("listener on %s failed", subject)
 
         await self._nc.subscribe(subject, cb=on_message)
-        await self._nc.flush()
+        await seen_by_server(self._nc)
 
     async def _dead_letter_core(
         self, consumer: str, msg: Msg, error: str, reason: str = "malformed"

@@ -100,3 +100,17 @@ def redact_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}:***@" if parts.password is not None else "***@"
     return urlunsplit(parts._replace(netloc=user + host))
+
+
+async def seen_by_server(nc: NatsClient) -> None:
+    """Return once the server has processed everything written on ``nc`` so far (a
+    subscription just made, above all).
+
+    nats-py's ``flush()`` writes its PING straight to the socket, while a SUB just made
+    still waits in the client's buffer for its flusher task: the PONG can come back before
+    the server has seen the SUB, and a request another connection sends then finds no
+    responder. The first round trip lets the flusher write the buffer; the second one's
+    PING follows it on the wire, so its PONG comes after the SUB was processed.
+    """
+    await nc.flush()
+    await nc.flush()

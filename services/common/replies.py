@@ -34,6 +34,7 @@ from services.common.channels import Request
 from services.common.consumers import short_error
 from services.common.contracts import ErrorReply, Message
 from services.common.delivery import is_transient
+from services.common.nats_connection import seen_by_server
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Replies:
                     await self._respond(msg, data)
 
         await self._nc.subscribe(subject, queue=f"{self._service}-q", cb=on_request)
-        await self._nc.flush()  # the server knows the subscription before we return
+        await seen_by_server(self._nc)  # the server knows the subscription on return
 
     async def _answer(
         self, subject: str, handler: RequestHandler[M], request: M
