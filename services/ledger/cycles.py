@@ -12,6 +12,7 @@ from services.common import subjects
 from services.common.contracts import AgentOutcome, CycleCompleted
 from services.ledger import sql
 from services.ledger.outbox import enqueue
+from services.ledger.sql.cycles import CycleRow
 
 
 def outcome(agent_id: str, results: list[dict[str, Any]] | None) -> AgentOutcome:
@@ -36,8 +37,18 @@ async def complete_cycle(
     Runs in the caller's transaction; enqueues ``CycleCompleted`` and returns it.
     """
     row = await sql.cycles.cycle(conn, cycle_id, for_update=True)
-    if row is None or not row.running:
+    if row is None:
         return None
+    return await complete_locked(conn, row, now, deadline_passed=deadline_passed)
+
+
+async def complete_locked(
+    conn: asyncpg.Connection, row: CycleRow, now: datetime, *, deadline_passed: bool
+) -> CycleCompleted | None:
+    """:func:`complete_cycle` for a cycle the caller's transaction has read and locked."""
+    if not row.running:
+        return None
+    cycle_id = row.cycle_id
     # Asked after every verdict: count first, read the results only once it is done.
     expected = row.expected_agents
     counted = await sql.decisions.decided_count(conn, cycle_id, expected)

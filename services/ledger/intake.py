@@ -14,10 +14,13 @@ Each batch commits in one transaction, with every message's id recorded in it
 (``processed_messages``) and the stream position reached (``consumer_positions``): the
 ledger resumes right after it on start, so the order holds across a crash too (JetStream
 would redeliver a dead process's unacknowledged messages only after newer ones), and a
-message applied twice changes nothing anyway. A message refused for good
-(a verdict of an agent without an account, or on another agent's subject) is rolled back
-to its own savepoint and dead-lettered alone; Postgres unavailable fails the whole batch,
-which the bus keeps and retries in place, in the same order.
+message applied twice changes nothing anyway. A message refused for good (a verdict of
+an agent without an account, or on another agent's subject, a type the books do not take)
+is refused before it writes anything and dead-lettered alone, the rest of the batch
+applied (no savepoint per message: two round trips each); should a write fail for good
+all the same, the batch rolls back and the bus applies its messages one by one. Postgres
+unavailable fails the whole batch, which the bus keeps and retries in place, in the same
+order.
 """
 
 from __future__ import annotations
@@ -111,13 +114,15 @@ class BookIntake:
                         continue
                     fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
                     try:
-                        async with conn.transaction():  # a savepoint: this message alone
-                            await self._one(conn, message, delivery, now, effects)
-                    except asyncpg.ForeignKeyViolationError as exc:
-                        # An agent the ledger has no account for: retrying cannot help.
-                        effects.refused[index] = str(exc)
+                        await self._one(conn, message, delivery, now, effects)
                     except PermanentError as exc:
+                        # Raised before the message wrote anything: the rest go on.
                         effects.refused[index] = str(exc)
+                    except asyncpg.ForeignKeyViolationError as exc:
+                        # A write naming an agent the ledger has no account for: the batch
+                        # is rolled back and the bus applies its messages one by one, this
+                        # one then dead-lettered alone.
+                        raise PermanentError(str(exc)) from exc
         return effects
 
     async def _one(

@@ -56,29 +56,31 @@ class TickOutcome:
 
 async def _lock_holdings(
     conn: asyncpg.Connection, symbols: list[str]
-) -> tuple[list[str], list[PositionRow]]:
-    """Lock the accounts holding positions on ``symbols``, then exactly their positions.
+) -> tuple[dict[str, Book], list[PositionRow]]:
+    """Lock the accounts holding positions on ``symbols``, then exactly their positions;
+    the accounts' books and the positions.
 
     Accounts before positions, the order a verdict takes them in: no deadlock. A verdict
     of an account not locked here may open a position on these symbols after the holders
     are read; that position is left out (it opened after this tick, the next one marks it),
     so every position handled here belongs to a locked account and no book is missed.
     """
-    agents = await sql.positions.open_position_holders(conn, symbols)
-    if not agents:
-        return [], []
-    await sql.accounts.lock_accounts(conn, agents)
-    return agents, await sql.positions.open_positions_on(conn, symbols, agents)
+    holders = await sql.accounts.lock_holders(conn, symbols)
+    if not holders:
+        return {}, []
+    books = {a.agent_id: a.book for a in holders}
+    return books, await sql.positions.open_positions_on(conn, symbols, list(books))
 
 
 async def _save_marked_books(
     conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
 ) -> None:
     totals = await sql.positions.open_unrealized(conn, list(books))
-    for agent_id, book in books.items():
-        await sql.accounts.save_book(
-            conn, agent_id, book.marked(totals.get(agent_id, Decimal(0))), now
-        )
+    await sql.accounts.save_books(
+        conn,
+        {agent: book.marked(totals.get(agent, Decimal(0))) for agent, book in books.items()},
+        now,
+    )
 
 
 # A position's exit on this pass, if any: (conn, position, books, fresh) -> fired. It
@@ -109,13 +111,12 @@ async def reprice(
     """
     if not mark_prices:
         return [], set()
-    agents, positions = await _lock_holdings(conn, sorted(mark_prices))
+    books, positions = await _lock_holdings(conn, sorted(mark_prices))
     # After the positions, as a verdict takes them; a stale mark changes no position.
     fresh = await sql.positions.advance_marks(conn, mark_prices, at)
-    if not agents:
+    if not books:
         return [], fresh
-    held = set(agents)
-    books = {a.agent_id: a.book for a in await sql.accounts.accounts(conn) if a.agent_id in held}
+    agents = list(books)
     changed = set() if before is None else await before(conn, positions, books)
     marks: list[tuple[UUID, Decimal, Decimal]] = []
     for p in positions:

@@ -99,6 +99,7 @@ class LedgerService:
         metrics: LedgerMetrics,
         settle_grace_seconds: float = 5.0,
         watch_interval_seconds: float = 0.25,
+        equity_interval_seconds: float = 0.5,
         instruments: InstrumentTable | None = None,
         retention: RetentionPolicy | None = None,
         evidence: LiveEvidence | None = None,
@@ -124,6 +125,8 @@ class LedgerService:
         self._relay = OutboxRelay(pool, bus, clock, metrics)
         self._curves = CurveKeeper(pool)
         self.retention = Retention(pool, clock, metrics, retention or RetentionPolicy.off())
+        self._equity_moved = asyncio.Event()
+        self._equity_interval = equity_interval_seconds
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -136,6 +139,7 @@ class LedgerService:
             asyncio.create_task(self.retention.run(), name="ledger-retention"),
             asyncio.create_task(self._curves.run(), name="ledger-equity-curves"),
             asyncio.create_task(self._evidence.run(), name="ledger-live-evidence"),
+            asyncio.create_task(self._follow_equity(), name="ledger-equity-gauge"),
         ]
         async with acquire(self._pool) as conn:
             position = await sql.cycles.consumer_position(conn, BOOKS.durable)
@@ -193,10 +197,11 @@ class LedgerService:
         self,
         consumer: str,
         items: Sequence[Item],
-        insert: Callable[[asyncpg.Connection, Any], Awaitable[None]],
+        insert: Callable[[asyncpg.Connection, list[Any]], Awaitable[None]],
     ) -> Mapping[int, str]:
-        """Store what ``items`` carry, each once, in one transaction (claimed by message id);
-        returns the items refused for good: one naming another agent than its subject's."""
+        """Store what ``items`` carry, each once (claimed by message id), in one transaction
+        and one ``insert``; returns the items refused for good: one naming another agent
+        than its subject's."""
         refused: dict[int, str] = {}
         fresh: list[Item] = []
         for index, (message, delivery) in enumerate(items):
@@ -213,9 +218,7 @@ class LedgerService:
                     new = await sql.cycles.claim_messages(
                         conn, [d.msg_id for _, d in fresh], consumer
                     )
-                    for message, delivery in fresh:
-                        if delivery.msg_id in new:
-                            await insert(conn, message)
+                    await insert(conn, [m for m, d in fresh if d.msg_id in new])
             except asyncpg.ForeignKeyViolationError as exc:
                 # An agent the ledger has no account for: retrying cannot help (a batch with
                 # one is split, so only that one is dead-lettered).
@@ -251,14 +254,14 @@ class LedgerService:
         if effects.events:
             self._relay.wake()
         if effects.verdicts or effects.marked:
-            await self._refresh_equity()
+            self._equity_moved.set()
         return effects.refused
 
     async def _on_llm_calls(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(LLM_CALLS.durable, items, sql.decisions.insert_llm_call)
+        return await self._record_all(LLM_CALLS.durable, items, sql.decisions.insert_llm_calls)
 
     async def _on_proposals(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(PROPOSALS.durable, items, sql.decisions.insert_proposal)
+        return await self._record_all(PROPOSALS.durable, items, sql.decisions.insert_proposals)
 
     # ------------------------------------------------------------ deadlines
 
@@ -300,6 +303,15 @@ class LedgerService:
         )
 
     # ------------------------------------------------------------ helpers
+
+    async def _follow_equity(self) -> None:
+        """The equity gauge follows the books, read at most every ``equity_interval``: a
+        replay books several batches a cycle, each a read of every account otherwise."""
+        while True:
+            await self._equity_moved.wait()
+            self._equity_moved.clear()
+            await self._refresh_equity()
+            await asyncio.sleep(self._equity_interval)
 
     async def _refresh_equity(self) -> None:
         try:

@@ -40,7 +40,7 @@ from services.common.settings import TradingLimits
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
-from services.ledger.cycles import complete_cycle
+from services.ledger.cycles import complete_locked
 from services.ledger.outbox import enqueue
 from services.ledger.sql.cycles import CycleRow
 from services.ledger.views import account_view, position_view
@@ -122,12 +122,10 @@ class VerdictApplier:
         if found is None:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
         account, positions = found
-        cycle = await sql.cycles.cycle(conn, decision.cycle_id, for_update=True)
-        if cycle is None:
-            cycle = CycleRow.unknown(decision.cycle_id)
+        found_cycle, prices = await sql.cycles.cycle_and_prices(conn, decision.cycle_id)
+        cycle = found_cycle or CycleRow.unknown(decision.cycle_id)
         if cycle.data_time:
             now = verdict.decided_at  # risk's "now" in a replay: the snapshot's time
-        prices = await sql.cycles.snapshot_prices(conn, decision.cycle_id)
         portfolio = Portfolio(
             account=account_view(account), positions=tuple(position_view(p) for p in positions)
         )
@@ -154,8 +152,8 @@ class VerdictApplier:
             ),
         )
         if cycle.running:
-            run.applied.cycle_completed = await complete_cycle(
-                conn, cycle.cycle_id, now, deadline_passed=False
+            run.applied.cycle_completed = await complete_locked(
+                conn, cycle, now, deadline_passed=False
             )
         return run.applied
 

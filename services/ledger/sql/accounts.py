@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -120,21 +120,27 @@ async def agent_ids(conn: Connection) -> list[str]:
     return [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
 
 
-async def lock_accounts(conn: Connection, agent_ids: Iterable[str]) -> None:
-    """Lock accounts in one fixed order, so concurrent transactions cannot deadlock."""
-    await conn.execute(
-        "SELECT 1 FROM llm_accounts WHERE llm_id = ANY($1::text[]) ORDER BY llm_id FOR UPDATE",
-        sorted(set(agent_ids)),
+async def lock_holders(conn: Connection, symbols: Sequence[str]) -> list[AccountRow]:
+    """Lock and return the accounts holding an open position on any of ``symbols``, in one
+    fixed order (by id), so concurrent transactions cannot deadlock."""
+    records = await conn.fetch(
+        f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id IN (SELECT llm_id FROM positions "
+        "WHERE status = 'OPEN' AND symbol = ANY($1::text[])) ORDER BY llm_id FOR UPDATE",
+        list(symbols),
     )
+    return [account_row(r) for r in records]
 
 
-async def save_book(conn: Connection, agent_id: str, book: Book, now: datetime) -> AccountRow:
-    """Write ``book`` to the account; the account row as it is now."""
-    record = await conn.fetchrow(
-        "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
-        "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
-        "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
-        f"total_funding = $13 WHERE llm_id = $1 RETURNING {COLUMNS}",
+_SAVE_BOOK = (
+    "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
+    "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
+    "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
+    "total_funding = $13 WHERE llm_id = $1"
+)
+
+
+def _book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
+    return (
         agent_id,
         book.balance,
         book.margin_used,
@@ -149,9 +155,24 @@ async def save_book(conn: Connection, agent_id: str, book: Book, now: datetime) 
         now,
         book.total_funding,
     )
+
+
+async def save_book(conn: Connection, agent_id: str, book: Book, now: datetime) -> AccountRow:
+    """Write ``book`` to the account; the account row as it is now."""
+    record = await conn.fetchrow(
+        f"{_SAVE_BOOK} RETURNING {COLUMNS}", *_book_values(agent_id, book, now)
+    )
     if record is None:
         raise LookupError(f"no account {agent_id!r}")
     return account_row(record)
+
+
+async def save_books(conn: Connection, books: Mapping[str, Book], now: datetime) -> None:
+    """Write each account's book, all in one round trip."""
+    if books:
+        await conn.executemany(
+            _SAVE_BOOK, [_book_values(agent_id, book, now) for agent_id, book in books.items()]
+        )
 
 
 async def trade_count(conn: Connection, agent_id: str | None) -> int:

@@ -7,9 +7,10 @@ The ``PRUNE_*`` statements each delete one batch; ``$n``, the last, is the batch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from asyncpg import Connection
 
@@ -100,6 +101,14 @@ class CycleRow:
         return cls(cycle_id, 0, never, never, (), cls.UNKNOWN)
 
 
+_CYCLE_COLUMNS = ", ".join(f.name for f in fields(CycleRow))
+
+
+def _cycle_row(values: dict[str, Any]) -> CycleRow:
+    values["expected_agents"] = tuple(values["expected_agents"])
+    return CycleRow(**values)
+
+
 async def insert_cycle(
     conn: Connection, started: CycleStarted, expected_agents: Sequence[str], wall_now: datetime
 ) -> None:
@@ -123,15 +132,9 @@ async def insert_cycle(
 async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) -> CycleRow | None:
     lock = " FOR UPDATE" if for_update else ""
     record = await conn.fetchrow(
-        "SELECT cycle_id, sequence, started_at, decision_deadline, expected_agents, status, "
-        f"data_time FROM cycles WHERE cycle_id = $1{lock}",
-        cycle_id,
+        f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE cycle_id = $1{lock}", cycle_id
     )
-    if record is None:
-        return None
-    values = dict(record)
-    values["expected_agents"] = tuple(values["expected_agents"])
-    return CycleRow(**values)
+    return None if record is None else _cycle_row(dict(record))
 
 
 async def finish_cycle(
@@ -191,12 +194,25 @@ async def snapshot_stored(conn: Connection, cycle_id: str) -> bool:
     )
 
 
-async def snapshot_prices(conn: Connection, cycle_id: str) -> dict[str, Decimal]:
-    """Last price per symbol of a cycle's snapshot; empty until the snapshot is stored."""
-    records = await conn.fetch(
-        "SELECT symbol, price FROM market_data WHERE cycle_id = $1", cycle_id
+async def cycle_and_prices(
+    conn: Connection, cycle_id: str
+) -> tuple[CycleRow | None, dict[str, Decimal]]:
+    """Lock and read the cycle, with its snapshot's price per symbol (empty until the
+    snapshot is stored), in one round trip."""
+    record = await conn.fetchrow(
+        f"SELECT {_CYCLE_COLUMNS}, "
+        "ARRAY(SELECT symbol FROM market_data m WHERE m.cycle_id = c.cycle_id "
+        "ORDER BY symbol) AS symbols, "
+        "ARRAY(SELECT price FROM market_data m WHERE m.cycle_id = c.cycle_id "
+        "ORDER BY symbol) AS prices "
+        "FROM cycles c WHERE cycle_id = $1 FOR UPDATE",
+        cycle_id,
     )
-    return {r["symbol"]: r["price"] for r in records}
+    if record is None:
+        return None, {}
+    values = dict(record)
+    prices = dict(zip(values.pop("symbols"), values.pop("prices"), strict=True))
+    return _cycle_row(values), prices
 
 
 async def latest_funding_rates(conn: Connection, symbols: Sequence[str]) -> dict[str, Decimal]:

@@ -20,15 +20,14 @@ from services.ledger.sql.paging import agent_page
 # ---------------------------------------------------------------- proposals
 
 
-async def insert_proposal(conn: Connection, decision: Decision) -> None:
-    await conn.execute(
-        "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (decision_id) DO NOTHING",
-        decision.decision_id,
-        decision.cycle_id,
-        decision.agent_id,
-        decision.decided_at,
-    )
+async def insert_proposals(conn: Connection, decisions: Sequence[Decision]) -> None:
+    """Record each proposed decision once, all in one round trip."""
+    if decisions:
+        await conn.executemany(
+            "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (decision_id) DO NOTHING",
+            [(d.decision_id, d.cycle_id, d.agent_id, d.decided_at) for d in decisions],
+        )
 
 
 async def unbooked_proposals(
@@ -112,20 +111,27 @@ async def insert_decision(
 
 
 async def link_cycle(conn: Connection, cycle_id: str) -> int:
-    """Append the cycle's decisions not yet in the chain, in agent order; how many."""
+    """Append the cycle's decisions not yet in the chain, in agent order; how many.
+
+    The head is read and locked once, the links computed in turn, and the rows and the
+    head written in one round trip each."""
     records = await conn.fetch(
         _CHAIN_SELECT + "WHERE cycle_id = $1 AND seq IS NULL ORDER BY llm_id, decision_id",
         cycle_id,
     )
+    if not records:
+        return 0
+    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+    seq, prev_hash = head["seq"], head["hash"]
+    links: list[tuple[str, int, str, str]] = []
     for r in records:
-        link = await _append(conn, _content(r))
-        await conn.execute(
-            "UPDATE decisions SET seq = $2, prev_hash = $3, hash = $4 WHERE decision_id = $1",
-            r["decision_id"],
-            link.seq,
-            link.prev_hash,
-            link.hash,
-        )
+        link = chain.link(seq + 1, prev_hash, _content(r))
+        links.append((r["decision_id"], link.seq, link.prev_hash, link.hash))
+        seq, prev_hash = link.seq, link.hash
+    await conn.executemany(
+        "UPDATE decisions SET seq = $2, prev_hash = $3, hash = $4 WHERE decision_id = $1", links
+    )
+    await _move_head(conn, seq, prev_hash)
     return len(records)
 
 
@@ -133,8 +139,12 @@ async def _append(conn: Connection, row: DecisionContent) -> ChainLink:
     """The chain's next link for ``row``; the head moves to it (and stays locked)."""
     head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
     link = chain.link(head["seq"] + 1, head["hash"], row)
-    await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", link.seq, link.hash)
+    await _move_head(conn, link.seq, link.hash)
     return link
+
+
+async def _move_head(conn: Connection, seq: int, hash_: str) -> None:
+    await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", seq, hash_)
 
 
 async def chain_rows(
@@ -302,22 +312,29 @@ ON CONFLICT (call_id) DO NOTHING
 """
 
 
-async def insert_llm_call(conn: Connection, call: LlmCall) -> None:
-    await conn.execute(
-        _LLM_CALL,
-        call.agent_id,
-        call.provider,
-        call.model,
-        call.response_time_ms,
-        call.prompt_tokens,
-        call.completion_tokens,
-        call.estimated_cost,
-        call.success,
-        call.called_at,
-        call.call_id,
-        call.cycle_id,
-        call.error,
-    )
+async def insert_llm_calls(conn: Connection, calls: Sequence[LlmCall]) -> None:
+    """Store each model call, all in one round trip."""
+    if calls:
+        await conn.executemany(
+            _LLM_CALL,
+            [
+                (
+                    call.agent_id,
+                    call.provider,
+                    call.model,
+                    call.response_time_ms,
+                    call.prompt_tokens,
+                    call.completion_tokens,
+                    call.estimated_cost,
+                    call.success,
+                    call.called_at,
+                    call.call_id,
+                    call.cycle_id,
+                    call.error,
+                )
+                for call in calls
+            ],
+        )
 
 
 async def llm_costs(conn: Connection) -> dict[str, Decimal]:

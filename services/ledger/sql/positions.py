@@ -97,16 +97,6 @@ async def portfolio(
     return accounts.account_row(values), positions
 
 
-async def open_position_holders(conn: Connection, symbols: Sequence[str]) -> list[str]:
-    """The accounts holding an open position on any of ``symbols``, sorted."""
-    records = await conn.fetch(
-        "SELECT DISTINCT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[]) "
-        "ORDER BY llm_id",
-        list(symbols),
-    )
-    return [r["llm_id"] for r in records]
-
-
 async def open_positions_on(
     conn: Connection, symbols: Sequence[str], agent_ids: Sequence[str]
 ) -> list[PositionRow]:
