@@ -56,6 +56,7 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._batch = batch
         self._wake = asyncio.Event()
+        self._gauge_due = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -66,7 +67,12 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self._batch:
                     pass
-                await self._update_pending_gauge()
+                now = asyncio.get_running_loop().time()
+                if now >= self._gauge_due:
+                    # A count of the table, at most once a poll: a replay wakes the relay
+                    # several times a cycle.
+                    self._gauge_due = now + self._poll_seconds
+                    await self._update_pending_gauge()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

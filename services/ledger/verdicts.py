@@ -134,13 +134,12 @@ class VerdictApplier:
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
-        updated = await sql.accounts.save_book(conn, account.agent_id, run.book, now)
+        updated = await sql.accounts.save_book(
+            conn, account.agent_id, run.book, now, equity_source=f"decision:{decision.decision_id}"
+        )
         # A replay's decisions join the chain when their cycle completes, in agent order.
         linked = not (cycle.data_time and cycle.running)
         await sql.decisions.insert_decision(conn, verdict, run.results, now, linked=linked)
-        await sql.equity.snapshot_equity(
-            conn, now, f"decision:{decision.decision_id}", [account.agent_id]
-        )
         await enqueue(
             conn,
             subjects.ledger_account(account.agent_id),

@@ -13,6 +13,7 @@ from asyncpg import Connection
 
 from services.common.lineup import Lineup
 from services.ledger.accounting import Book
+from services.ledger.sql import equity
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -157,10 +158,17 @@ def _book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
     )
 
 
-async def save_book(conn: Connection, agent_id: str, book: Book, now: datetime) -> AccountRow:
-    """Write ``book`` to the account; the account row as it is now."""
+async def save_book(
+    conn: Connection, agent_id: str, book: Book, now: datetime, *, equity_source: str
+) -> AccountRow:
+    """Write ``book`` to the account and snapshot its equity at ``now`` under
+    ``equity_source``, in one statement; the account row as it is now."""
     record = await conn.fetchrow(
-        f"{_SAVE_BOOK} RETURNING {COLUMNS}", *_book_values(agent_id, book, now)
+        f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
+        f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}) "
+        f"SELECT {COLUMNS} FROM saved",
+        *_book_values(agent_id, book, now),
+        equity_source,
     )
     if record is None:
         raise LookupError(f"no account {agent_id!r}")

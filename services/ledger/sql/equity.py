@@ -16,20 +16,20 @@ import asyncpg
 from asyncpg import Connection
 
 
-async def snapshot_equity(
-    conn: Connection, at: datetime, source: str, agent_ids: Sequence[str] | None = None
-) -> None:
-    """One equity_snapshots row per account (or per ``agent_ids``) from its current book."""
-    await conn.execute(
+def snapshot_insert(at: str, source: str, accounts: str) -> str:
+    """The statement recording the equity of each row of ``accounts`` (a table or a CTE of
+    account rows) at ``at`` under ``source`` (SQL expressions, e.g. parameters)."""
+    return (
         "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
-        "unrealized_pnl, total_fees, total_funding) "
-        "SELECT llm_id, $1, $2, balance + margin_used + unrealized_pnl, balance, margin_used, "
-        "unrealized_pnl, total_fees, total_funding FROM llm_accounts "
-        "WHERE $3::text[] IS NULL OR llm_id = ANY($3::text[])",
-        at,
-        source,
-        None if agent_ids is None else list(agent_ids),
+        f"unrealized_pnl, total_fees, total_funding) SELECT llm_id, {at}, {source}, "
+        "balance + margin_used + unrealized_pnl, balance, margin_used, unrealized_pnl, "
+        f"total_fees, total_funding FROM {accounts}"
     )
+
+
+async def snapshot_equity(conn: Connection, at: datetime, source: str) -> None:
+    """One equity_snapshots row per account from its current book."""
+    await conn.execute(snapshot_insert("$1", "$2", "llm_accounts"), at, source)
 
 
 # ---------------------------------------------------------------- cycles
