@@ -100,13 +100,13 @@ class BookIntake:
         effects = Effects()
         with unavailable_is_transient():
             async with acquire(self._pool) as conn, conn.transaction():
-                fresh = await sql.cycles.claim_messages(
-                    conn, [delivery.msg_id for _, delivery in items], self._consumer
-                )
                 # Where to resume after a crash: right after this batch, whatever becomes
                 # of each message in it (applied, a copy, or refused and dead-lettered).
-                await sql.cycles.advance_consumer(
-                    conn, self._consumer, max(d.stream_sequence for _, d in items)
+                fresh = await sql.cycles.claim_and_advance(
+                    conn,
+                    [delivery.msg_id for _, delivery in items],
+                    self._consumer,
+                    max(d.stream_sequence for _, d in items),
                 )
                 for index, (message, delivery) in enumerate(items):
                     if delivery.msg_id not in fresh:

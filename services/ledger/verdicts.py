@@ -116,21 +116,23 @@ class VerdictApplier:
         is missing it never will come, and the verdict's trades are refused for it.
         """
         decision = verdict.decision
-        if await sql.decisions.decision_exists(conn, decision.decision_id):
-            return Applied(duplicate=True)
-        found = await sql.positions.portfolio(conn, decision.agent_id, for_update=True)
-        if found is None:
+        inputs = await sql.positions.verdict_inputs(
+            conn, decision.agent_id, decision.cycle_id, decision.decision_id
+        )
+        if inputs is None:
             raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
-        account, positions = found
-        found_cycle, prices = await sql.cycles.cycle_and_prices(conn, decision.cycle_id)
-        cycle = found_cycle or CycleRow.unknown(decision.cycle_id)
+        if inputs.decided:
+            return Applied(duplicate=True)
+        account = inputs.account
+        cycle = inputs.cycle or CycleRow.unknown(decision.cycle_id)
         if cycle.data_time:
             now = verdict.decided_at  # risk's "now" in a replay: the snapshot's time
         portfolio = Portfolio(
-            account=account_view(account), positions=tuple(position_view(p) for p in positions)
+            account=account_view(account),
+            positions=tuple(position_view(p) for p in inputs.positions),
         )
 
-        run = _Run(verdict, cycle, prices, account.book, portfolio, now, Applied())
+        run = _Run(verdict, cycle, inputs.prices, account.book, portfolio, now, Applied())
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 

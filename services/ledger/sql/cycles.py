@@ -26,13 +26,14 @@ async def claim_message(conn: Connection, msg_id: str, consumer: str) -> bool:
 
 async def claim_messages(conn: Connection, msg_ids: Sequence[str], consumer: str) -> set[str]:
     """Record that ``msg_ids`` are being applied; returns those not seen before."""
-    records = await conn.fetch(
-        "INSERT INTO processed_messages (msg_id, consumer) "
-        "SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING RETURNING msg_id",
-        list(msg_ids),
-        consumer,
-    )
+    records = await conn.fetch(_CLAIM, list(msg_ids), consumer)
     return {r["msg_id"] for r in records}
+
+
+_CLAIM = (
+    "INSERT INTO processed_messages (msg_id, consumer) "
+    "SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING RETURNING msg_id"
+)
 
 
 async def consumer_position(conn: Connection, durable: str) -> int | None:
@@ -43,15 +44,26 @@ async def consumer_position(conn: Connection, durable: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def advance_consumer(conn: Connection, durable: str, stream_sequence: int) -> None:
-    await conn.execute(
-        "INSERT INTO consumer_positions (durable, stream_sequence) VALUES ($1, $2) "
-        "ON CONFLICT (durable) DO UPDATE SET stream_sequence = "
-        "GREATEST(consumer_positions.stream_sequence, EXCLUDED.stream_sequence), "
-        "updated_at = now()",
+_ADVANCE = (
+    "INSERT INTO consumer_positions (durable, stream_sequence) VALUES ($2, $3) "
+    "ON CONFLICT (durable) DO UPDATE SET stream_sequence = "
+    "GREATEST(consumer_positions.stream_sequence, EXCLUDED.stream_sequence), "
+    "updated_at = now()"
+)
+
+
+async def claim_and_advance(
+    conn: Connection, msg_ids: Sequence[str], durable: str, stream_sequence: int
+) -> set[str]:
+    """:func:`claim_messages` for ``durable`` and its position in the stream moved to
+    ``stream_sequence`` (never back), in one round trip; the ids not seen before."""
+    records = await conn.fetch(
+        f"WITH advanced AS ({_ADVANCE}) {_CLAIM}",
+        list(msg_ids),
         durable,
         stream_sequence,
     )
+    return {r["msg_id"] for r in records}
 
 
 async def claim_tick(conn: Connection, tick_id: str, now: datetime) -> bool:
@@ -101,7 +113,8 @@ class CycleRow:
         return cls(cycle_id, 0, never, never, (), cls.UNKNOWN)
 
 
-_CYCLE_COLUMNS = ", ".join(f.name for f in fields(CycleRow))
+_CYCLE_FIELDS = tuple(f.name for f in fields(CycleRow))
+_CYCLE_COLUMNS = ", ".join(_CYCLE_FIELDS)
 
 
 def _cycle_row(values: dict[str, Any]) -> CycleRow:
@@ -194,25 +207,27 @@ async def snapshot_stored(conn: Connection, cycle_id: str) -> bool:
     )
 
 
-async def cycle_and_prices(
-    conn: Connection, cycle_id: str
-) -> tuple[CycleRow | None, dict[str, Decimal]]:
-    """Lock and read the cycle, with its snapshot's price per symbol (empty until the
-    snapshot is stored), in one round trip."""
-    record = await conn.fetchrow(
-        f"SELECT {_CYCLE_COLUMNS}, "
-        "ARRAY(SELECT symbol FROM market_data m WHERE m.cycle_id = c.cycle_id "
+def cycle_and_prices_columns(cycle_id: str) -> str:
+    """Select-list items reading the cycle ``cycle_id`` names (an SQL expression), locked,
+    and its snapshot's prices; :func:`cycle_and_prices_of` reads them."""
+    return (
+        f"(SELECT ROW({_CYCLE_COLUMNS}) FROM cycles WHERE cycle_id = {cycle_id} FOR UPDATE) "
+        "AS cycle_row, "
+        f"ARRAY(SELECT symbol FROM market_data m WHERE m.cycle_id = {cycle_id} "
         "ORDER BY symbol) AS symbols, "
-        "ARRAY(SELECT price FROM market_data m WHERE m.cycle_id = c.cycle_id "
-        "ORDER BY symbol) AS prices "
-        "FROM cycles c WHERE cycle_id = $1 FOR UPDATE",
-        cycle_id,
+        f"ARRAY(SELECT price FROM market_data m WHERE m.cycle_id = {cycle_id} "
+        "ORDER BY symbol) AS prices"
     )
-    if record is None:
-        return None, {}
-    values = dict(record)
+
+
+def cycle_and_prices_of(values: dict[str, Any]) -> tuple[CycleRow | None, dict[str, Decimal]]:
+    """The cycle (None if the market never announced it) and its snapshot's price per
+    symbol (empty until the snapshot is stored), popped from ``values``."""
+    row = values.pop("cycle_row")
     prices = dict(zip(values.pop("symbols"), values.pop("prices"), strict=True))
-    return _cycle_row(values), prices
+    if row is None:
+        return None, prices
+    return _cycle_row(dict(zip(_CYCLE_FIELDS, row, strict=True))), prices
 
 
 async def latest_funding_rates(conn: Connection, symbols: Sequence[str]) -> dict[str, Decimal]:

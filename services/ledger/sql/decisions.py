@@ -47,10 +47,6 @@ async def unbooked_proposals(
     )
 
 
-async def decision_exists(conn: Connection, decision_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM decisions WHERE decision_id = $1", decision_id))
-
-
 # The columns a chain link covers, as :func:`_content` reads them.
 _CHAIN_SELECT = (
     "SELECT seq, prev_hash, hash, decision_id, cycle_id, llm_id, decision, results, "

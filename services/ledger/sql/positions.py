@@ -14,8 +14,9 @@ from asyncpg import Connection
 
 from services.common.contracts import PositionSide, PositionStatus
 from services.ledger.accounting import Closing, Opening
-from services.ledger.sql import accounts
+from services.ledger.sql import accounts, cycles
 from services.ledger.sql.accounts import AccountRow
+from services.ledger.sql.cycles import CycleRow
 
 
 @dataclass(frozen=True)
@@ -77,24 +78,64 @@ async def open_positions(conn: Connection, agent_id: str | None = None) -> list[
     return [_position(r) for r in records]
 
 
+def _portfolio_select(more: str = "", lock: str = "") -> str:
+    return (
+        f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
+        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions"
+        f"{more} FROM llm_accounts WHERE llm_id = $1{lock}"
+    )
+
+
+def _portfolio_of(values: dict[str, Any]) -> tuple[AccountRow, list[PositionRow]]:
+    rows = values.pop("held_positions")
+    positions = [_position(dict(zip(COLUMN_NAMES, row, strict=True))) for row in rows]
+    return accounts.account_row(values), positions
+
+
 async def portfolio(
     conn: Connection, agent_id: str, *, for_update: bool = False
 ) -> tuple[AccountRow, list[PositionRow]] | None:
     """An account and its open positions in one statement (one round trip, one snapshot);
-    ``for_update`` locks the account row, as a verdict being applied does."""
+    ``for_update`` locks the account row."""
     lock = " FOR UPDATE OF llm_accounts" if for_update else ""
+    record = await conn.fetchrow(_portfolio_select(lock=lock), agent_id)
+    return None if record is None else _portfolio_of(dict(record))
+
+
+@dataclass(frozen=True)
+class VerdictInputs:
+    """What applying a verdict reads."""
+
+    decided: bool  # its decision is already in the books
+    account: AccountRow
+    positions: list[PositionRow]
+    cycle: CycleRow | None  # None: the market never announced it
+    prices: dict[str, Decimal]  # the cycle's snapshot prices (empty: not stored)
+
+
+async def verdict_inputs(
+    conn: Connection, agent_id: str, cycle_id: str, decision_id: str
+) -> VerdictInputs | None:
+    """Everything applying a verdict reads, in one round trip: the account (locked) and
+    its open positions, the cycle (locked) and its snapshot prices, and whether the
+    decision is stored already. None: the agent has no account."""
     record = await conn.fetchrow(
-        f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
-        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions "
-        f"FROM llm_accounts WHERE llm_id = $1{lock}",
+        _portfolio_select(
+            more=f", {cycles.cycle_and_prices_columns('$2')}, "
+            "EXISTS (SELECT 1 FROM decisions WHERE decision_id = $3) AS decided",
+            lock=" FOR UPDATE OF llm_accounts",
+        ),
         agent_id,
+        cycle_id,
+        decision_id,
     )
     if record is None:
         return None
     values = dict(record)
-    rows = values.pop("held_positions")
-    positions = [_position(dict(zip(COLUMN_NAMES, row, strict=True))) for row in rows]
-    return accounts.account_row(values), positions
+    decided = values.pop("decided")
+    cycle, prices = cycles.cycle_and_prices_of(values)
+    account, positions = _portfolio_of(values)
+    return VerdictInputs(decided, account, positions, cycle, prices)
 
 
 async def open_positions_on(
