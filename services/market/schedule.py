@@ -85,3 +85,10 @@ def new_id(now: datetime, *, precise: bool = False, suffix: str | None = None) -
     gives its own (``suffix``), so that the same data gives the same ids."""
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ" if precise else "%Y%m%dT%H%M%SZ")
     return f"{stamp}-{suffix or secrets.token_hex(3)}"
+
+
+def bars_until(now: datetime, due: datetime, step: timedelta, remaining: int) -> int:
+    """How many bars of ``step`` a replay plays from ``now`` up to ``due``: at least one
+    (taking a bar the data does not have reports its end), at most the ``remaining`` ones."""
+    wanted = math.ceil((due - now) / step)
+    return max(1, min(wanted, remaining))

@@ -37,7 +37,7 @@ from services.market.cycle import COMPLETIONS, CycleRunning, RunningCycle
 from services.market.keeper import StateKeeper
 from services.market.metrics import MarketMetrics
 from services.market.recent import RecentSnapshots
-from services.market.schedule import SchedulerConfig, new_id, next_slot, plan_run
+from services.market.schedule import SchedulerConfig, bars_until, new_id, next_slot, plan_run
 from services.market.source import MarketSource, PacedSource, ResumableSource
 from services.market.state import CycleStats, MarketState
 from services.market.state_store import StateStore
@@ -257,9 +257,10 @@ class CycleScheduler:
                 )
                 continue
             if paced.now() < due:
-                # One bar at a time, so that a pause or a stop takes effect between bars.
+                # The bars up to the next cycle together; a pause or stop acts between cycles.
+                bars = bars_until(paced.now(), due, paced.step, paced.remaining())
                 try:
-                    await self._ticks.publish_next(until_published=True)
+                    await self._ticks.publish_bars(bars)
                 except Exception:
                     log.exception("the replay cannot play its next bar; it stops here")
                     self._replay_done = True

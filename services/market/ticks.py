@@ -71,46 +71,74 @@ class TickPublisher:
     def market_now(self) -> datetime:
         return self._paced.now() if self._paced is not None else self._clock.now()
 
-    async def publish_next(self, *, until_published: bool) -> bool:
-        """Take the source's next step and publish it; True when published.
+    async def publish_next(self) -> bool:
+        """Live: take the source's next step and publish it; True when published.
 
-        ``until_published``: retry with back-off until published or stopping (replay: a
-        lost bar would lose its stop, target and liquidation checks). Otherwise a tick
-        that cannot be published is skipped, logged and counted: the next one carries the
-        price. A source error propagates and takes no step.
+        A tick that cannot be published is skipped, logged and counted: the next one
+        carries the price. A source error propagates and takes no step.
         """
         async with self._lock:
             prices = await self._source.tick(self._clock.now())
             count = self._ticks + 1
             now = self.market_now()
-            tick_id = f"{self._run}-{count}" if self._resumable else new_id(now, precise=True)
+            tick_id = self._tick_id(count, now)
             tick = MarketTick(
                 tick_id=tick_id, at=now, prices=prices, data_time=self._paced is not None
             )
-
-            async def publish() -> None:
+            try:
                 await self._bus.publish(subjects.MARKET_TICK, tick, natural_id=tick_id)
-
-            if until_published:
-                what = f"publishing tick {tick_id}"
-                if not await until_done(publish, what=what, stopped=self._stopped):
-                    return False  # stopping: not recorded, so a restart takes this step again
-            else:
-                try:
-                    await publish()
-                except Exception as exc:
-                    log.warning(
-                        "tick %s not published, skipped (the next tick carries the price): %r",
-                        tick_id,
-                        exc,
-                    )
-                    self._metrics.ticks_unpublished.inc()
-                    self._record(count)
-                    return False
+            except Exception as exc:
+                log.warning(
+                    "tick %s not published, skipped (the next tick carries the price): %r",
+                    tick_id,
+                    exc,
+                )
+                self._metrics.ticks_unpublished.inc()
+                self._record(count)
+                return False
             self._record(count)
             self.latest = tick
             self._metrics.ticks.inc()
             return True
+
+    async def publish_bars(self, count: int) -> int:
+        """Replay: take the source's next ``count`` steps and publish them as ticks, in
+        order, the lot acknowledged at once (one round trip, not one per bar); retried
+        until published or stopping. How many were published (0: stopping, not recorded,
+        so a restart takes these steps again).
+
+        A source error after some steps publishes those, then propagates.
+        """
+        async with self._lock:
+            ticks: list[MarketTick] = []
+            failure: Exception | None = None
+            for _ in range(count):
+                try:
+                    prices = await self._source.tick(self._clock.now())
+                except Exception as exc:
+                    failure = exc
+                    break
+                now = self.market_now()
+                tick_id = self._tick_id(self._ticks + len(ticks) + 1, now)
+                ticks.append(MarketTick(tick_id=tick_id, at=now, prices=prices, data_time=True))
+            if ticks:
+                events = [(subjects.MARKET_TICK, tick, tick.tick_id) for tick in ticks]
+
+                async def publish() -> None:
+                    await self._bus.publish_all(events)
+
+                what = f"publishing ticks {ticks[0].tick_id} to {ticks[-1].tick_id}"
+                if not await until_done(publish, what=what, stopped=self._stopped):
+                    return 0
+                self._record(self._ticks + len(ticks))
+                self.latest = ticks[-1]
+                self._metrics.ticks.inc(len(ticks))
+            if failure is not None:
+                raise failure
+            return len(ticks)
+
+    def _tick_id(self, count: int, now: datetime) -> str:
+        return f"{self._run}-{count}" if self._resumable else new_id(now, precise=True)
 
     def _record(self, count: int) -> None:
         self._ticks = count
@@ -142,7 +170,7 @@ class TickPublisher:
             if next_at <= clock.monotonic():
                 next_at = clock.monotonic() + period
             try:
-                await self.publish_next(until_published=False)
+                await self.publish_next()
             except Exception:
                 log.exception("reading a market tick failed")
             await after()

@@ -142,7 +142,11 @@ async def test_the_service_replays_back_to_back_until_the_data_ends(
         )
         assert first.cycle_id == f"{first.taken_at:%Y%m%dT%H%M%SZ}-000001"
         await eventually(lambda: len(obs.ticks) == 200, what="one tick per bar")
-        assert obs.ticks[0].at == DAY_START + timedelta(minutes=501)
+        # A cycle period's bars are published together: still one per bar, in order.
+        assert [t.at for t in obs.ticks] == [
+            DAY_START + timedelta(minutes=501 + n) for n in range(200)
+        ]
+        assert [t.tick_id.rsplit("-", 1)[1] for t in obs.ticks] == [str(n) for n in range(1, 201)]
         assert all(t.data_time for t in obs.ticks)
         started = [m for _, m in obs.started]
         assert all(m.data_time and m.decision_deadline > m.started_at for m in started)

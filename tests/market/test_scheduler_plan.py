@@ -11,7 +11,7 @@ import pytest
 from devstack.ports import free_port
 from services.common.clock import ManualClock
 from services.common.settings import Settings
-from services.market.schedule import RunPlan, SchedulerConfig, next_slot, plan_run
+from services.market.schedule import RunPlan, SchedulerConfig, bars_until, next_slot, plan_run
 from services.market.selection import create_source
 from services.market.source import SourceError
 
@@ -75,3 +75,12 @@ async def test_auto_falls_back_to_the_simulator_loudly(caplog: pytest.LogCapture
     assert any(
         "SIMULATOR" in r.getMessage() and "unreachable" in r.getMessage() for r in caplog.records
     )
+
+
+def test_a_replay_plays_the_bars_up_to_the_next_cycle_and_at_least_one() -> None:
+    minute = timedelta(minutes=1)
+    assert bars_until(_at(0), _at(300), minute, remaining=1000) == 5
+    assert bars_until(_at(90), _at(300), minute, remaining=1000) == 4  # part of a bar: whole
+    assert bars_until(_at(0), _at(300), minute, remaining=3) == 3  # the data's last bars
+    # No bar left: one is asked for, so that the source reports the data's end.
+    assert bars_until(_at(0), _at(300), minute, remaining=0) == 1
