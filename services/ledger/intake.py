@@ -108,11 +108,16 @@ class BookIntake:
                     self._consumer,
                     max(d.stream_sequence for _, d in items),
                 )
+                run: list[MarketTick] = []  # consecutive ticks, applied together
                 for index, (message, delivery) in enumerate(items):
                     if delivery.msg_id not in fresh:
                         effects.duplicates += 1
                         continue
                     fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
+                    if isinstance(message, MarketTick):
+                        run.append(message)
+                        continue
+                    await self._ticks_run(conn, run, now, effects)
                     try:
                         await self._one(conn, message, delivery, now, effects)
                     except PermanentError as exc:
@@ -123,7 +128,21 @@ class BookIntake:
                         # is rolled back and the bus applies its messages one by one, this
                         # one then dead-lettered alone.
                         raise PermanentError(str(exc)) from exc
+                await self._ticks_run(conn, run, now, effects)
         return effects
+
+    async def _ticks_run(
+        self, conn: asyncpg.Connection, run: list[MarketTick], now: datetime, effects: Effects
+    ) -> None:
+        if not run:
+            return
+        for outcome in await self._ticks.apply(conn, run, now):
+            if outcome.duplicate:
+                effects.duplicates += 1
+                continue
+            effects.ticks.append(outcome)
+            effects.marked = effects.marked or bool(outcome.agents)
+        run.clear()
 
     async def _one(
         self,
@@ -142,15 +161,6 @@ class BookIntake:
             effects.verdicts.append(applied)
             if applied.cycle_completed is not None:
                 effects.completed.append(applied.cycle_completed)
-        elif isinstance(message, MarketTick):
-            outcome = await self._ticks.apply(
-                conn, message, message.at if message.data_time else now
-            )
-            if outcome.duplicate:
-                effects.duplicates += 1
-                return
-            effects.ticks.append(outcome)
-            effects.marked = effects.marked or bool(outcome.agents)
         elif isinstance(message, MarketSnapshot):
             at = message.taken_at if message.data_time else now
             await self._snapshot(conn, message, at, effects)
@@ -175,8 +185,8 @@ class BookIntake:
             {s.symbol: s.mark_price for s in message.symbols},
             now,
             at=message.taken_at,
+            source=f"cycle:{message.cycle_id}",
             cycle_id=message.cycle_id,
         )
-        await sql.equity.snapshot_equity(conn, message.taken_at, f"cycle:{message.cycle_id}")
         effects.snapshot_liquidations += marked.liquidations
         effects.marked = True

@@ -10,12 +10,18 @@ A tick is applied once by its ``tick_id``, whatever message id its copy came und
 Marks only move forward in market time (``symbol_marks``): a tick or snapshot older than
 the symbol's latest applied mark still pays its funding and fires its exits once, but
 leaves ``current_price`` and ``unrealized_pnl`` at the newer mark.
+
+A run of consecutive ticks (a replay publishes a cycle period's bars together) is priced
+in memory one tick after the other, on the books read and locked once, and written
+set-wise: one statement per kind of effect for the run (marks, positions, books, equity
+snapshots, funding payments), not a dozen per tick. An exit writes its position, trade and
+event as it fires, and an account's event is written for the tick that changed it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -23,18 +29,15 @@ from uuid import UUID
 import asyncpg
 
 from services.common import subjects
-from services.common.contracts import (
-    AccountEvent,
-    MarketTick,
-    PositionStatus,
-    TickPrice,
-)
+from services.common.contracts import AccountEvent, MarketTick, PositionStatus
 from services.common.funding import FUNDING_INTERVAL, funding_times, last_funding_time
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.outbox import enqueue
+from services.ledger.sql.accounts import AccountRow
 from services.ledger.sql.positions import PositionRow
+from services.ledger.sql.trades import FundingPayment
 from services.ledger.views import account_view
 
 
@@ -54,192 +57,173 @@ class TickOutcome:
     funding_payments: int = 0
 
 
-async def _lock_holdings(
-    conn: asyncpg.Connection, symbols: list[str]
-) -> tuple[dict[str, Book], list[PositionRow]]:
-    """Lock the accounts holding positions on ``symbols``, then exactly their positions;
-    the accounts' books and the positions.
+@dataclass(frozen=True)
+class _Step:
+    """One repricing: a tick (funding, then its bar's exits) or a snapshot (liquidations
+    at the mark)."""
 
-    Accounts before positions, the order a verdict takes them in: no deadlock. A verdict
-    of an account not locked here may open a position on these symbols after the holders
-    are read; that position is left out (it opened after this tick, the next one marks it),
-    so every position handled here belongs to a locked account and no book is missed.
+    marks: Mapping[str, Decimal]
+    at: datetime  # the marks' market time
+    now: datetime  # the books' time
+    event_prefix: str  # an account's event: ``{event_prefix}:{agent}``
+    equity_source: str
+    tick: MarketTick | None = None
+    cycle_id: str | None = None
+
+
+@dataclass
+class _Stepped:
+    """What one step did."""
+
+    agents: list[str]
+    fresh: set[str]
+    exits: dict[str, int] = field(default_factory=dict)
+    funding_payments: int = 0
+
+
+class _Books:
+    """The accounts and open positions a run of steps reprices, in memory while it runs.
+
+    Read once: every account (for the equity snapshots), the accounts holding a position
+    on the run's symbols (locked, accounts before positions as a verdict takes them: no
+    deadlock) and all their open positions (locked), the symbols' latest mark times.
+    No verdict is applied inside a run, so no position opens while it runs.
     """
-    holders = await sql.accounts.lock_holders(conn, symbols)
-    if not holders:
-        return {}, []
-    books = {a.agent_id: a.book for a in holders}
-    return books, await sql.positions.open_positions_on(conn, symbols, list(books))
 
+    def __init__(
+        self,
+        accounts: list[AccountRow],
+        held: dict[str, Book],
+        positions: list[PositionRow],
+        marked_at: dict[str, datetime],
+        fee_rate: Decimal,
+    ) -> None:
+        self.accounts = accounts
+        self.held = held
+        self.positions = {p.id: p for p in positions}
+        self.marked_at = marked_at
+        self.fee_rate = fee_rate
+        self.new_marks: dict[str, tuple[datetime, Decimal]] = {}
+        self.moved: set[UUID] = set()
+        self.equity: list[tuple[str, datetime, str, Book]] = []
+        self.funding: list[FundingPayment] = []
+        self.last_paid: dict[UUID, datetime] | None = None
+        self.rates: dict[str, Decimal] | None = None
+        self.saved_at: dict[str, datetime] = {}  # an account's time: the last step marking it
 
-async def _save_marked_books(
-    conn: asyncpg.Connection, books: Mapping[str, Book], now: datetime
-) -> None:
-    totals = await sql.positions.open_unrealized(conn, list(books))
-    await sql.accounts.save_books(
-        conn,
-        {agent: book.marked(totals.get(agent, Decimal(0))) for agent, book in books.items()},
-        now,
-    )
+    @classmethod
+    async def load(
+        cls, conn: asyncpg.Connection, symbols: Sequence[str], fee_rate: Decimal
+    ) -> _Books:
+        holders = await sql.accounts.lock_holders(conn, sorted(symbols))
+        held = {a.agent_id: a.book for a in holders}
+        positions = await sql.positions.lock_open_positions(conn, list(held)) if held else []
+        accounts = await sql.accounts.accounts(conn)
+        marked_at = await sql.positions.mark_times(conn, sorted(symbols))
+        return cls(accounts, held, positions, marked_at, fee_rate)
 
+    # ------------------------------------------------------------ one step
 
-# A position's exit on this pass, if any: (conn, position, books, fresh) -> fired. It
-# updates ``books`` when it closes the position; ``fresh`` is False when a later mark of
-# the position's symbol is already applied.
-Exit = Callable[[asyncpg.Connection, PositionRow, dict[str, Book], bool], Awaitable[bool]]
-# Before the exits: (conn, positions, books) -> the accounts it changed (funding).
-Before = Callable[[asyncpg.Connection, list[PositionRow], dict[str, Book]], Awaitable[set[str]]]
-
-
-async def reprice(
-    conn: asyncpg.Connection,
-    mark_prices: Mapping[str, Decimal],
-    now: datetime,
-    *,
-    at: datetime,
-    exit: Exit,
-    event_prefix: str,
-    before: Before | None = None,
-) -> tuple[list[str], set[str]]:
-    """Mark every open position on these symbols, after ``before`` and each one's ``exit``.
-
-    The one path of ticks and snapshots: lock the holders and their positions, advance
-    the symbols' marks (``at`` is their market time), run ``before``, then per position its
-    ``exit`` or, when its symbol's mark is fresh, the new mark; save the books and
-    announce each account an exit or ``before`` changed (event ``{event_prefix}:{agent}``).
-    Returns the agents holding positions and the fresh symbols.
-    """
-    if not mark_prices:
-        return [], set()
-    books, positions = await _lock_holdings(conn, sorted(mark_prices))
-    # After the positions, as a verdict takes them; a stale mark changes no position.
-    fresh = await sql.positions.advance_marks(conn, mark_prices, at)
-    if not books:
-        return [], fresh
-    agents = list(books)
-    changed = set() if before is None else await before(conn, positions, books)
-    marks: list[tuple[UUID, Decimal, Decimal]] = []
-    for p in positions:
-        if await exit(conn, p, books, p.symbol in fresh):
-            changed.add(p.agent_id)
-            continue
-        if p.symbol not in fresh:
-            continue
-        mark = mark_prices[p.symbol]
-        marks.append(
-            (p.id, mark, accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity))
-        )
-    await sql.positions.mark_positions(conn, marks)
-    await _save_marked_books(conn, books, now)
-    for agent_id in sorted(changed):
-        await _announce_account(conn, agent_id, f"{event_prefix}:{agent_id}", now)
-    return agents, fresh
-
-
-async def mark_to_market(
-    conn: asyncpg.Connection,
-    mark_prices: Mapping[str, Decimal],
-    now: datetime,
-    *,
-    at: datetime,
-    cycle_id: str | None = None,
-) -> MarkOutcome:
-    """Reprice every open position on these symbols, liquidating those the mark went through.
-
-    A snapshot can arrive after a gap no tick covered: a position whose mark is at or
-    past its liquidation price is liquidated there rather than left open below zero.
-    ``at`` is the marks' market time: a symbol already marked later is left alone.
-    """
-    outcome = MarkOutcome()
-
-    async def liquidated(
-        conn: asyncpg.Connection, p: PositionRow, books: dict[str, Book], fresh: bool
-    ) -> bool:
-        if not fresh or not accounting.is_liquidated(
-            p.side, p.liquidation_price, mark_prices[p.symbol]
-        ):
-            return False
-        books[p.agent_id] = await liquidate(conn, p, books[p.agent_id], cycle_id=cycle_id, now=now)
-        outcome.liquidations += 1
-        return True
-
-    outcome.agents, _ = await reprice(
-        conn,
-        mark_prices,
-        now,
-        at=at,
-        exit=liquidated,
-        event_prefix=f"account:mark:{cycle_id or now.isoformat()}",
-    )
-    return outcome
-
-
-async def _announce_account(
-    conn: asyncpg.Connection, agent_id: str, event_id: str, now: datetime
-) -> None:
-    row = await sql.accounts.account(conn, agent_id)
-    if row is None:
-        return
-    await enqueue(
-        conn,
-        subjects.ledger_account(agent_id),
-        event_id,
-        AccountEvent(event_id=event_id, account=account_view(row), at=now),
-    )
-
-
-class TickProcessor:
-    """Applies one tick inside the caller's transaction."""
-
-    def __init__(self, taker_fee_rate: Decimal) -> None:
-        self._fee_rate = taker_fee_rate
-
-    async def apply(self, conn: asyncpg.Connection, tick: MarketTick, now: datetime) -> TickOutcome:
-        # The tick's own id, not only the message id: a copy republished under another
-        # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
-        if not await sql.cycles.claim_tick(conn, tick.tick_id, now):
-            return TickOutcome(duplicate=True)
-        outcome = TickOutcome()
-        prices = {p.symbol: p for p in tick.prices}
-
-        async def fund(
-            conn: asyncpg.Connection, positions: list[PositionRow], books: dict[str, Book]
-        ) -> set[str]:
-            return await self._fund(conn, tick, positions, books=books, outcome=outcome, now=now)
-
-        async def exit(
-            conn: asyncpg.Connection, p: PositionRow, books: dict[str, Book], fresh: bool
-        ) -> bool:
-            # An old bar still happened: its exits fire, once, even when it is stale.
-            return await self._exit(
-                conn, position=p, price=prices[p.symbol], books=books, outcome=outcome, now=now
+    async def step(self, conn: asyncpg.Connection, step: _Step) -> _Stepped:
+        """Apply ``step``: advance its symbols' marks, fund, fire exits, mark the rest."""
+        fresh = self._advance(step)
+        on_step = [p for p in self.positions.values() if p.symbol in step.marks]
+        done = _Stepped(agents=sorted({p.agent_id for p in on_step}), fresh=fresh)
+        changed: set[str] = set()
+        if step.tick is not None:
+            changed |= await self._fund(conn, step, step.tick, on_step, done)
+        for p in on_step:
+            if await self._exit(conn, step, p, p.symbol in fresh, done):
+                changed.add(p.agent_id)
+            elif p.symbol in fresh:
+                mark = step.marks[p.symbol]
+                pnl = accounting.unrealized_pnl(p.side, p.entry_price, mark, p.quantity)
+                self.positions[p.id] = replace(p, current_price=mark, unrealized_pnl=pnl)
+                self.moved.add(p.id)
+        for agent in done.agents:
+            unrealized = sum(
+                (p.unrealized_pnl for p in self.positions.values() if p.agent_id == agent),
+                Decimal(0),
             )
+            self.held[agent] = self.held[agent].marked(unrealized)
+            self.saved_at[agent] = step.now
+        for account in self.accounts:
+            book = self.held.get(account.agent_id, account.book)
+            self.equity.append((account.agent_id, step.at, step.equity_source, book))
+        for agent in sorted(changed):
+            await self._announce(conn, agent, f"{step.event_prefix}:{agent}", step.now)
+        return done
 
-        outcome.agents, fresh = await reprice(
-            conn,
-            {s: p.mark_price for s, p in prices.items()},
-            now,
-            at=tick.at,
-            exit=exit,
-            event_prefix=f"account:tick:{tick.tick_id}",
-            before=fund,
-        )
-        outcome.stale_symbols = sorted(set(prices) - fresh)
-        await sql.equity.snapshot_equity(conn, tick.at, f"tick:{tick.tick_id}")
-        return outcome
+    def _advance(self, step: _Step) -> set[str]:
+        """The step's symbols whose mark moves forward (or stays at the same time)."""
+        fresh = set()
+        for symbol, mark in step.marks.items():
+            latest = self.marked_at.get(symbol)
+            if latest is None or latest <= step.at:
+                fresh.add(symbol)
+                self.marked_at[symbol] = step.at
+                self.new_marks[symbol] = (step.at, mark)
+        return fresh
+
+    async def _exit(
+        self, conn: asyncpg.Connection, step: _Step, p: PositionRow, fresh: bool, done: _Stepped
+    ) -> bool:
+        """Close ``p`` if the step fires its exit: a tick's bar (even a stale one: an old
+        bar still happened), a snapshot's mark through its liquidation price (fresh only)."""
+        book = self.held[p.agent_id]
+        tick = step.tick
+        if tick is None:
+            if not fresh or not accounting.is_liquidated(
+                p.side, p.liquidation_price, step.marks[p.symbol]
+            ):
+                return False
+            self.held[p.agent_id] = await liquidate(
+                conn, p, book, cycle_id=step.cycle_id, now=step.now
+            )
+            reason = accounting.EXIT_LIQUIDATION
+        else:
+            price = next(t for t in tick.prices if t.symbol == p.symbol)
+            fired = accounting.triggered_exit(
+                p.side,
+                price.high,
+                price.low,
+                liquidation=p.liquidation_price,
+                stop_loss=p.stop_loss,
+                take_profit=p.take_profit,
+            )
+            if fired is None:
+                return False
+            if fired.reason == accounting.EXIT_LIQUIDATION:
+                closing = accounting.liquidation_closing(p.margin, fired.price)
+                status = PositionStatus.LIQUIDATED
+            else:
+                closing = closing_at(p, fired.price, self.fee_rate)
+                status = PositionStatus.CLOSED
+            self.held[p.agent_id] = await close_and_announce(
+                conn,
+                p,
+                closing,
+                book,
+                status=status,
+                exit_reason=fired.reason,
+                cycle_id=None,
+                now=step.now,
+            )
+            reason = fired.reason
+        del self.positions[p.id]
+        self.moved.discard(p.id)
+        done.exits[reason] = done.exits.get(reason, 0) + 1
+        return True
 
     async def _fund(
         self,
         conn: asyncpg.Connection,
+        step: _Step,
         tick: MarketTick,
         positions: list[PositionRow],
-        *,
-        books: dict[str, Book],
-        outcome: TickOutcome,
-        now: datetime,
+        done: _Stepped,
     ) -> set[str]:
         """Charge the funding due at this tick; the agents whose books it changed."""
-        changed: set[str] = set()
         prices = {p.symbol: p for p in tick.prices}
         if tick.data_time:
             # A replay: the data's own settlements, each at its time and its rate.
@@ -252,19 +236,25 @@ class TickProcessor:
             rates = {s: settlement.rate for s, settlement in settled.items()}
             latest = {s: settlement.funding_time for s, settlement in settled.items()}
         else:
-            # Live: every 00:00, 08:00 and 16:00 UTC at the latest rate the market announced.
+            # Live: every 00:00, 08:00 and 16:00 UTC at the latest rate the market announced
+            # (no snapshot comes inside a run of ticks: read once for the run).
             last = last_funding_time(tick.at)
             due = [p for p in positions if p.opened_at <= last]
-            rates = await sql.cycles.latest_funding_rates(conn, sorted({p.symbol for p in due}))
+            if due and self.rates is None:
+                symbols = sorted({p.symbol for p in self.positions.values()})
+                self.rates = await sql.cycles.latest_funding_rates(conn, symbols)
+            rates = self.rates or {}
             latest = {}
         if not due:
-            return changed
-        last_paid = await sql.trades.last_funding_times(conn, [p.id for p in due])
+            return set()
+        if self.last_paid is None:
+            self.last_paid = await sql.trades.last_funding_times(conn, list(self.positions))
+        changed: set[str] = set()
         for position in due:
             rate = rates.get(position.symbol)
             if rate is None:
                 continue
-            paid = last_paid.get(position.id)
+            paid = self.last_paid.get(position.id)
             if position.symbol in latest:
                 settled_at = latest[position.symbol]
                 times = [] if paid is not None and paid >= settled_at else [settled_at]
@@ -275,58 +265,137 @@ class TickProcessor:
                 times = funding_times(since, tick.at)
             mark = prices[position.symbol].mark_price
             for when in times:
+                book = self.held[position.agent_id]
                 amount = accounting.funding_payment(position.side, mark, position.quantity, rate)
                 # An account never goes below zero: it pays at most what its balance holds.
-                amount = min(amount, books[position.agent_id].balance)
-                await sql.trades.insert_funding(
-                    conn,
-                    position,
-                    funding_time=when,
-                    mark_price=mark,
-                    funding_rate=rate,
-                    amount=amount,
-                    now=now,
-                )
-                books[position.agent_id] = books[position.agent_id].funded(amount)
+                amount = min(amount, book.balance)
+                self.funding.append(FundingPayment(position, when, mark, rate, amount, step.now))
+                self.last_paid[position.id] = when
+                self.held[position.agent_id] = book.funded(amount)
                 changed.add(position.agent_id)
-                outcome.funding_payments += 1
+                done.funding_payments += 1
         return changed
 
-    async def _exit(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        position: PositionRow,
-        price: TickPrice,
-        books: dict[str, Book],
-        outcome: TickOutcome,
-        now: datetime,
-    ) -> bool:
-        fired = accounting.triggered_exit(
-            position.side,
-            price.high,
-            price.low,
-            liquidation=position.liquidation_price,
-            stop_loss=position.stop_loss,
-            take_profit=position.take_profit,
+    async def _announce(
+        self, conn: asyncpg.Connection, agent_id: str, event_id: str, now: datetime
+    ) -> None:
+        row = next(a for a in self.accounts if a.agent_id == agent_id).with_book(
+            self.held[agent_id]
         )
-        if fired is None:
-            return False
-        if fired.reason == accounting.EXIT_LIQUIDATION:
-            closing = accounting.liquidation_closing(position.margin, fired.price)
-            status = PositionStatus.LIQUIDATED
-        else:
-            closing = closing_at(position, fired.price, self._fee_rate)
-            status = PositionStatus.CLOSED
-        books[position.agent_id] = await close_and_announce(
+        await enqueue(
             conn,
-            position,
-            closing,
-            books[position.agent_id],
-            status=status,
-            exit_reason=fired.reason,
-            cycle_id=None,
-            now=now,
+            subjects.ledger_account(agent_id),
+            event_id,
+            AccountEvent(event_id=event_id, account=account_view(row), at=now),
         )
-        outcome.exits[fired.reason] = outcome.exits.get(fired.reason, 0) + 1
-        return True
+
+    # ------------------------------------------------------------ the run's writes
+
+    async def save(self, conn: asyncpg.Connection) -> None:
+        """Write what the run did: each kind of effect in one statement."""
+        await sql.positions.save_marks(conn, self.new_marks)
+        await sql.positions.mark_positions(
+            conn,
+            [
+                (p.id, p.current_price, p.unrealized_pnl)
+                for p in self.positions.values()
+                if p.id in self.moved
+            ],
+        )
+        await sql.trades.insert_funding(conn, self.funding)
+        await sql.accounts.save_books(
+            conn, {agent: (self.held[agent], at) for agent, at in self.saved_at.items()}
+        )
+        await sql.equity.insert_snapshots(conn, self.equity)
+
+
+async def _run(
+    conn: asyncpg.Connection, steps: Sequence[_Step], *, fee_rate: Decimal
+) -> list[_Stepped]:
+    symbols = sorted({s for step in steps for s in step.marks})
+    books = await _Books.load(conn, symbols, fee_rate)
+    done = [await books.step(conn, step) for step in steps]
+    await books.save(conn)
+    return done
+
+
+async def mark_to_market(
+    conn: asyncpg.Connection,
+    mark_prices: Mapping[str, Decimal],
+    now: datetime,
+    *,
+    at: datetime,
+    source: str,
+    cycle_id: str | None = None,
+) -> MarkOutcome:
+    """Reprice every open position on these symbols, liquidating those the mark went
+    through, and snapshot every account's equity under ``source``.
+
+    A snapshot can arrive after a gap no tick covered: a position whose mark is at or
+    past its liquidation price is liquidated there rather than left open below zero.
+    ``at`` is the marks' market time: a symbol already marked later is left alone.
+    """
+    step = _Step(
+        marks=mark_prices,
+        at=at,
+        now=now,
+        event_prefix=f"account:mark:{cycle_id or now.isoformat()}",
+        equity_source=source,
+        cycle_id=cycle_id,
+    )
+    # A snapshot only liquidates, which pays no fee.
+    (done,) = await _run(conn, [step], fee_rate=Decimal(0))
+    return MarkOutcome(
+        agents=done.agents, liquidations=done.exits.get(accounting.EXIT_LIQUIDATION, 0)
+    )
+
+
+class TickProcessor:
+    """Applies a run of consecutive ticks inside the caller's transaction."""
+
+    def __init__(self, taker_fee_rate: Decimal) -> None:
+        self._fee_rate = taker_fee_rate
+
+    async def apply(
+        self, conn: asyncpg.Connection, ticks: Sequence[MarketTick], now: datetime
+    ) -> list[TickOutcome]:
+        """One outcome per tick, in order; ``now`` is the books' time of a live tick (a
+        replay's is its own time)."""
+        # The tick's own id, not only the message id: a copy republished under another
+        # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
+        times = [tick.at if tick.data_time else now for tick in ticks]
+        claimed = await sql.cycles.claim_ticks(
+            conn, [(tick.tick_id, at) for tick, at in zip(ticks, times, strict=True)]
+        )
+        steps: list[_Step] = []
+        for tick, at in zip(ticks, times, strict=True):
+            if tick.tick_id not in claimed:
+                continue
+            claimed.discard(tick.tick_id)  # a second copy in this run is one too
+            steps.append(
+                _Step(
+                    marks={p.symbol: p.mark_price for p in tick.prices},
+                    at=tick.at,
+                    now=at,
+                    event_prefix=f"account:tick:{tick.tick_id}",
+                    equity_source=f"tick:{tick.tick_id}",
+                    tick=tick,
+                )
+            )
+        done = iter(await _run(conn, steps, fee_rate=self._fee_rate) if steps else [])
+        outcomes = []
+        kept = {id(step.tick) for step in steps}
+        for tick in ticks:
+            if id(tick) not in kept:
+                outcomes.append(TickOutcome(duplicate=True))
+                continue
+            stepped = next(done)
+            outcomes.append(
+                TickOutcome(
+                    agents=stepped.agents,
+                    stale_symbols=sorted({p.symbol for p in tick.prices} - stepped.fresh),
+                    exits=stepped.exits,
+                    funding_payments=stepped.funding_payments,
+                )
+            )
+        return outcomes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,11 @@ class AccountRow:
     @property
     def equity(self) -> Decimal:
         return self.book.equity
+
+    def with_book(self, book: Book) -> AccountRow:
+        """This account holding ``book``, as :func:`save_book` writes it."""
+        held = {f.name: getattr(book, f.name) for f in fields(Book)}
+        return replace(self, **held, total_pnl=book.total_pnl)
 
 
 # The tables name an agent by the schema's first word for it, ``llm_id``; rows say agent_id.
@@ -175,11 +180,11 @@ async def save_book(
     return account_row(record)
 
 
-async def save_books(conn: Connection, books: Mapping[str, Book], now: datetime) -> None:
-    """Write each account's book, all in one round trip."""
+async def save_books(conn: Connection, books: Mapping[str, tuple[Book, datetime]]) -> None:
+    """Write each account's book, each at its time, all in one round trip."""
     if books:
         await conn.executemany(
-            _SAVE_BOOK, [_book_values(agent_id, book, now) for agent_id, book in books.items()]
+            _SAVE_BOOK, [_book_values(agent_id, book, at) for agent_id, (book, at) in books.items()]
         )
 
 

@@ -66,15 +66,17 @@ async def claim_and_advance(
     return {r["msg_id"] for r in records}
 
 
-async def claim_tick(conn: Connection, tick_id: str, now: datetime) -> bool:
-    """Record that tick ``tick_id`` is being applied; False when it already was."""
-    claimed = await conn.fetchval(
-        "INSERT INTO applied_ticks (tick_id, applied_at) VALUES ($1, $2) "
+async def claim_ticks(conn: Connection, ticks: Sequence[tuple[str, datetime]]) -> set[str]:
+    """Record that these ``(tick id, applied at)`` ticks are being applied; returns the ids
+    not applied before."""
+    records = await conn.fetch(
+        "INSERT INTO applied_ticks (tick_id, applied_at) "
+        "SELECT DISTINCT ON (i) i, a FROM unnest($1::text[], $2::timestamptz[]) AS u (i, a) "
         "ON CONFLICT DO NOTHING RETURNING tick_id",
-        tick_id,
-        now,
+        [tick_id for tick_id, _ in ticks],
+        [at for _, at in ticks],
     )
-    return claimed is not None
+    return {r["tick_id"] for r in records}
 
 
 PRUNE_PROCESSED = (

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 import asyncpg
 from asyncpg import Connection
 
+from services.ledger.accounting import Book
+
 
 def snapshot_insert(at: str, source: str, accounts: str) -> str:
     """The statement recording the equity of each row of ``accounts`` (a table or a CTE of
@@ -27,9 +29,30 @@ def snapshot_insert(at: str, source: str, accounts: str) -> str:
     )
 
 
-async def snapshot_equity(conn: Connection, at: datetime, source: str) -> None:
-    """One equity_snapshots row per account from its current book."""
-    await conn.execute(snapshot_insert("$1", "$2", "llm_accounts"), at, source)
+async def insert_snapshots(
+    conn: Connection, rows: Sequence[tuple[str, datetime, str, Book]]
+) -> None:
+    """Store ``(agent, at, source, book)`` equity snapshots, all in one round trip."""
+    if not rows:
+        return
+    await conn.executemany(
+        "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
+        "unrealized_pnl, total_fees, total_funding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+            (
+                agent,
+                at,
+                source,
+                book.equity,
+                book.balance,
+                book.margin_used,
+                book.unrealized_pnl,
+                book.total_fees,
+                book.total_funding,
+            )
+            for agent, at, source, book in rows
+        ],
+    )
 
 
 # ---------------------------------------------------------------- cycles

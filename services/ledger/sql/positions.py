@@ -138,15 +138,11 @@ async def verdict_inputs(
     return VerdictInputs(decided, account, positions, cycle, prices)
 
 
-async def open_positions_on(
-    conn: Connection, symbols: Sequence[str], agent_ids: Sequence[str]
-) -> list[PositionRow]:
-    """Lock and return the open positions of ``llm_ids`` on ``symbols``."""
+async def lock_open_positions(conn: Connection, agent_ids: Sequence[str]) -> list[PositionRow]:
+    """Lock and return every open position of these accounts, in id order."""
     records = await conn.fetch(
-        f"SELECT {COLUMNS} FROM positions "
-        "WHERE status = 'OPEN' AND symbol = ANY($1::text[]) AND llm_id = ANY($2::text[]) "
+        f"SELECT {COLUMNS} FROM positions WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) "
         "ORDER BY id FOR UPDATE",
-        list(symbols),
         list(agent_ids),
     )
     return [_position(r) for r in records]
@@ -256,26 +252,28 @@ async def positions_page(
 # ---------------------------------------------------------------- marks
 
 
-async def advance_marks(
-    conn: Connection, mark_prices: Mapping[str, Decimal], at: datetime
-) -> set[str]:
-    """Record ``at`` as each symbol's mark time unless a later mark is already applied.
-
-    Returns the symbols whose mark moved forward (or stayed at the same time): only those
-    may be re-marked. Rows are taken in symbol order, so concurrent markers cannot deadlock.
-    """
-    symbols = sorted(mark_prices)
+async def mark_times(conn: Connection, symbols: Sequence[str]) -> dict[str, datetime]:
+    """The market time of each symbol's latest applied mark (absent: never marked)."""
     records = await conn.fetch(
-        "INSERT INTO symbol_marks (symbol, marked_at, mark_price) "
-        "SELECT s, $2, p FROM unnest($1::text[], $3::numeric[]) AS u (s, p) ORDER BY s "
-        "ON CONFLICT (symbol) DO UPDATE SET marked_at = EXCLUDED.marked_at, "
-        "mark_price = EXCLUDED.mark_price WHERE symbol_marks.marked_at <= EXCLUDED.marked_at "
-        "RETURNING symbol",
-        symbols,
-        at,
-        [mark_prices[s] for s in symbols],
+        "SELECT symbol, marked_at FROM symbol_marks WHERE symbol = ANY($1::text[])", list(symbols)
     )
-    return {r["symbol"] for r in records}
+    return {r["symbol"]: r["marked_at"] for r in records}
+
+
+async def save_marks(conn: Connection, marks: Mapping[str, tuple[datetime, Decimal]]) -> None:
+    """Record each symbol's (market time, mark price) unless a later mark is already
+    applied. Rows are taken in symbol order, so concurrent markers cannot deadlock."""
+    symbols = sorted(marks)
+    await conn.execute(
+        "INSERT INTO symbol_marks (symbol, marked_at, mark_price) "
+        "SELECT s, t, p FROM unnest($1::text[], $2::timestamptz[], $3::numeric[]) "
+        "AS u (s, t, p) ORDER BY s "
+        "ON CONFLICT (symbol) DO UPDATE SET marked_at = EXCLUDED.marked_at, "
+        "mark_price = EXCLUDED.mark_price WHERE symbol_marks.marked_at <= EXCLUDED.marked_at",
+        symbols,
+        [marks[s][0] for s in symbols],
+        [marks[s][1] for s in symbols],
+    )
 
 
 async def latest_mark(conn: Connection) -> datetime | None:

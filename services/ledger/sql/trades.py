@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -123,26 +124,37 @@ async def last_funding_times(
     return {r["position_id"]: r["last"] for r in records}
 
 
-async def insert_funding(
-    conn: Connection,
-    position: PositionRow,
-    *,
-    funding_time: datetime,
-    mark_price: Decimal,
-    funding_rate: Decimal,
-    amount: Decimal,
-    now: datetime,
-) -> None:
-    await conn.execute(
+@dataclass(frozen=True)
+class FundingPayment:
+    """One position's payment at one funding time."""
+
+    position: PositionRow
+    funding_time: datetime
+    mark_price: Decimal
+    funding_rate: Decimal
+    amount: Decimal
+    paid_at: datetime
+
+
+async def insert_funding(conn: Connection, payments: Sequence[FundingPayment]) -> None:
+    """Store these funding payments, all in one round trip."""
+    if not payments:
+        return
+    await conn.executemany(
         "INSERT INTO funding_payments (llm_id, position_id, symbol, funding_time, mark_price, "
         "quantity, funding_rate, amount, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        position.agent_id,
-        position.id,
-        position.symbol,
-        funding_time,
-        mark_price,
-        position.quantity,
-        funding_rate,
-        amount,
-        now,
+        [
+            (
+                p.position.agent_id,
+                p.position.id,
+                p.position.symbol,
+                p.funding_time,
+                p.mark_price,
+                p.position.quantity,
+                p.funding_rate,
+                p.amount,
+                p.paid_at,
+            )
+            for p in payments
+        ],
     )

@@ -1,0 +1,142 @@
+"""A run of ticks applied together books exactly what the same ticks applied one by one do.
+
+A replay publishes a cycle period's bars together and the ledger prices such a run in
+memory, writing each kind of effect once; the books, events and snapshots must not depend
+on how the ticks were batched.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.common.contracts import (
+    Action,
+    FundingSettlement,
+    MarketTick,
+    TickPrice,
+    TradeAction,
+)
+from services.ledger.marks import TickOutcome, TickProcessor
+from tests.builders import approved, verdict
+from tests.ledger.harness import Ledger
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+FEE = Decimal("0.0004")
+
+_STATE = {
+    "accounts": "SELECT * FROM llm_accounts ORDER BY llm_id",
+    "positions": "SELECT * FROM positions ORDER BY id",
+    "trades": "SELECT llm_id, position_id, symbol, action, side, entry_price, exit_price, "
+    "quantity, realized_pnl, pnl_percentage, fees, exit_reason, executed_at, closed_at "
+    "FROM trades ORDER BY position_id, executed_at",
+    "funding": "SELECT llm_id, position_id, symbol, funding_time, mark_price, quantity, "
+    "funding_rate, amount, paid_at FROM funding_payments ORDER BY position_id, funding_time",
+    "equity": "SELECT llm_id, at, source, equity, balance, margin_used, unrealized_pnl, "
+    "total_fees, total_funding FROM equity_snapshots ORDER BY source, llm_id",
+    "marks": "SELECT * FROM symbol_marks ORDER BY symbol",
+    "events": "SELECT event_id, subject, message_type, payload FROM outbox "
+    "WHERE published_at IS NULL ORDER BY event_id",
+    "ticks": "SELECT * FROM applied_ticks ORDER BY tick_id",
+}
+
+
+async def _state(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {name: [dict(r) for r in await conn.fetch(query)] for name, query in _STATE.items()}
+
+
+def _bar(symbol: str, mark: int, high: int, low: int, **more: Any) -> TickPrice:
+    return TickPrice(
+        symbol=symbol,
+        last_price=Decimal(mark),
+        mark_price=Decimal(mark),
+        high=Decimal(high),
+        low=Decimal(low),
+        **more,
+    )
+
+
+async def _apply(
+    conn: asyncpg.Connection, runs: list[list[MarketTick]], lg: Ledger
+) -> tuple[list[TickOutcome], dict[str, list[dict[str, Any]]]]:
+    """Apply ``runs`` in a transaction rolled back afterwards: outcomes and the books."""
+    processor = TickProcessor(FEE)
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        outcomes = [o for run in runs for o in await processor.apply(conn, run, lg.clock.now())]
+        return outcomes, await _state(conn)
+    finally:
+        await transaction.rollback()
+
+
+async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
+    lg: Ledger, database_url: str
+) -> None:
+    lg.clock.advance(3600)
+    now = lg.clock.now()
+    await lg.start_cycle("c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum", "random")
+    long_btc = Action(
+        action=TradeAction.BUY,
+        symbol=BTC,
+        margin_usd=Decimal(10),
+        leverage=10,
+        stop_loss=Decimal(99000),
+        take_profit=Decimal(105000),
+    )
+    short_eth = Action(action=TradeAction.SELL, symbol=ETH, margin_usd=Decimal(20), leverage=10)
+    await lg.apply(verdict("c1", "momentum", now, approved(long_btc)))
+    await lg.apply(verdict("c1", "random", now, approved(short_eth)))
+
+    def tick(n: int, after_s: int, *prices: TickPrice) -> MarketTick:
+        at = now + timedelta(seconds=after_s)
+        return MarketTick(tick_id=f"run-{n}", at=at, prices=prices, data_time=True)
+
+    settlement = FundingSettlement(funding_time=now + timedelta(seconds=90), rate=Decimal("1e-4"))
+    ticks = [
+        tick(1, 60, _bar(BTC, 100500, 100600, 100400), _bar(ETH, 3010, 3020, 3000)),
+        # ETH settles its funding within this bar: the short is paid.
+        tick(
+            2,
+            120,
+            _bar(BTC, 100700, 100800, 100600),
+            _bar(ETH, 3020, 3025, 3015, settlement=settlement),
+        ),
+        # BTC's bar reaches the long's stop.
+        tick(3, 180, _bar(BTC, 99500, 100800, 98900), _bar(ETH, 3030, 3040, 3020)),
+        tick(4, 240, _bar(ETH, 3050, 3060, 3040)),
+        # Older than the tick before it: ETH stays marked at 3,050, but the bar happened and
+        # goes through the short's liquidation price.
+        tick(5, 200, _bar(ETH, 3000, 3300, 2990)),
+        # A copy of an applied tick changes nothing.
+        tick(2, 120, _bar(BTC, 1, 1, 1), _bar(ETH, 1, 1, 1)),
+    ]
+    conn = await asyncpg.connect(database_url)
+    try:
+        together, books_together = await _apply(conn, [ticks], lg)
+        one_by_one, books_one_by_one = await _apply(conn, [[t] for t in ticks], lg)
+    finally:
+        await conn.close()
+
+    assert together == one_by_one
+    assert books_together == books_one_by_one
+    # And the run did what its bars say.
+    assert [o.duplicate for o in together] == [False] * 5 + [True]
+    assert together[2].exits == {"stop_loss": 1}
+    assert together[4].exits == {"liquidation": 1} and together[4].stale_symbols == [ETH]
+    assert together[1].funding_payments == 1
+    funding = books_together["funding"]
+    assert [(f["llm_id"], f["funding_time"]) for f in funding] == [
+        ("random", settlement.funding_time)
+    ]
+    accounts = len(books_together["accounts"])
+    ticked = [e for e in books_together["equity"] if e["source"].startswith("tick:run-")]
+    assert len(ticked) == 5 * accounts  # every account after every tick
+    marks = {m["symbol"]: m["mark_price"] for m in books_together["marks"]}
+    assert marks == {BTC: Decimal(99500), ETH: Decimal(3050)}
+    assert {p["status"] for p in books_together["positions"]} == {"CLOSED", "LIQUIDATED"}
+    events = [e["event_id"] for e in books_together["events"]]
+    assert "account:tick:run-2:random" in events and "account:tick:run-3:momentum" in events
