@@ -116,7 +116,7 @@ async def _ticks(conn: asyncpg.Connection, count: int) -> list[float]:
         t0 = time.perf_counter()
         async with conn.transaction():
             await sql.cycles.claim_message(conn, f"t{n}", "bench")
-            await processor.apply(conn, tick, START)
+            await processor.apply(conn, [tick], START)
         samples.append((time.perf_counter() - t0) * 1000)
     return samples
 
