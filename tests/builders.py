@@ -18,6 +18,7 @@ from services.common.contracts import (
     CycleStarted,
     Decision,
     DecisionRecord,
+    FundingSettlement,
     Heartbeat,
     Indicators,
     LeaderboardEntry,
@@ -112,6 +113,25 @@ def snapshot(
         decision_deadline=deadline or at + timedelta(minutes=4),
         source=source,
         symbols=symbols or tuple(symbol_snapshot(s, at=at) for s in PRICES),
+    )
+
+
+def bar(
+    symbol: str,
+    mark: Money,
+    *,
+    low: Money,
+    high: Money,
+    settlement: FundingSettlement | None = None,
+) -> TickPrice:
+    """One symbol's bar in a tick: its mark (also its last price), low and high."""
+    return TickPrice(
+        symbol=symbol,
+        last_price=Decimal(mark),
+        mark_price=Decimal(mark),
+        high=Decimal(high),
+        low=Decimal(low),
+        settlement=settlement,
     )
 
 

@@ -28,7 +28,7 @@ from services.common.contracts import (
 )
 from services.common.settings import PROJECT_ROOT
 from tests import builders
-from tests.builders import buy, close, sell, symbol_snapshot
+from tests.builders import bar, buy, close, sell, symbol_snapshot
 from tests.e2e.gate import Gate
 from tests.e2e.processes import ServiceProcess
 from tests.support import eventually
@@ -210,23 +210,14 @@ SETUP_ACTIONS: dict[str, tuple[Action, ...]] = {
 }
 
 
-def _bar(symbol: str, mark: str, low: str, high: str) -> TickPrice:
-    return TickPrice(
-        symbol=symbol,
-        last_price=Decimal(mark),
-        mark_price=Decimal(mark),
-        high=Decimal(high),
-        low=Decimal(low),
-    )
-
-
 # Ordinary ticks: BTC and BNB marks that fire nothing, plus one bar that fires one exit.
 EXIT_BARS: dict[str, TickPrice] = {
-    "eth-tp": _bar("ETHUSDT", "2520", "2490", "2560"),  # mean-reversion's target 2550
-    "eth-sl": _bar("ETHUSDT", "2455", "2440", "2510"),  # momentum's stop 2450
-    "sol-sl": _bar("SOLUSDT", "127", "124", "129"),  # momentum's short stop 128
-    "sol-tp": _bar("SOLUSDT", "123", "121", "126"),  # mean-reversion's short target 122
-    "xrp-both": _bar("XRPUSDT", "0.5", "0.48", "0.53"),  # random's stop 0.49 and target 0.52
+    "eth-tp": bar("ETHUSDT", "2520", low="2490", high="2560"),  # mean-reversion's target 2550
+    "eth-sl": bar("ETHUSDT", "2455", low="2440", high="2510"),  # momentum's stop 2450
+    "sol-sl": bar("SOLUSDT", "127", low="124", high="129"),  # momentum's short stop 128
+    "sol-tp": bar("SOLUSDT", "123", low="121", high="126"),  # mean-reversion's short target 122
+    # random's stop 0.49 and target 0.52
+    "xrp-both": bar("XRPUSDT", "0.5", low="0.48", high="0.53"),
 }
 # Funding ticks: two after the first funding time (one payment), one after the second.
 # They carry the same marks, so what a payment costs does not depend on which tick pays.
@@ -239,7 +230,10 @@ BNB_FUNDING_MARK, DOGE_FUNDING_MARK = "510", "0.21"
 
 
 def _ordinary_tick(tick_id: str, k: int, extra: TickPrice | None = None) -> MarketTick:
-    prices = [_bar("BTCUSDT", "60000", "59500", "60500"), _bar("BNBUSDT", "500", "495", "505")]
+    prices = [
+        bar("BTCUSDT", "60000", low="59500", high="60500"),
+        bar("BNBUSDT", "500", low="495", high="505"),
+    ]
     if extra is not None:
         prices.append(extra)
     # Within the test's first second: before any funding time after the positions opened.
@@ -251,8 +245,8 @@ def _funding_tick(tick_id: str) -> MarketTick:
         tick_id=tick_id,
         at=FUNDING_TICKS[tick_id],
         prices=(
-            _bar("BNBUSDT", BNB_FUNDING_MARK, "505", "515"),
-            _bar("DOGEUSDT", DOGE_FUNDING_MARK, "0.2", "0.22"),
+            bar("BNBUSDT", BNB_FUNDING_MARK, low="505", high="515"),
+            bar("DOGEUSDT", DOGE_FUNDING_MARK, low="0.2", high="0.22"),
         ),
     )
 

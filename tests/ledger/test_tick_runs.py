@@ -14,14 +14,12 @@ from typing import Any
 import asyncpg
 
 from services.common.contracts import (
-    Action,
     FundingSettlement,
     MarketTick,
     TickPrice,
-    TradeAction,
 )
 from services.ledger.marks import TickOutcome, TickProcessor
-from tests.builders import approved, verdict
+from tests.builders import approved, bar, buy, sell, verdict
 from tests.ledger.harness import Ledger
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
@@ -48,17 +46,6 @@ async def _state(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     return {name: [dict(r) for r in await conn.fetch(query)] for name, query in _STATE.items()}
 
 
-def _bar(symbol: str, mark: int, high: int, low: int, **more: Any) -> TickPrice:
-    return TickPrice(
-        symbol=symbol,
-        last_price=Decimal(mark),
-        mark_price=Decimal(mark),
-        high=Decimal(high),
-        low=Decimal(low),
-        **more,
-    )
-
-
 async def _apply(
     conn: asyncpg.Connection, runs: list[list[MarketTick]], lg: Ledger
 ) -> tuple[list[TickOutcome], dict[str, list[dict[str, Any]]]]:
@@ -79,15 +66,8 @@ async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
     lg.clock.advance(3600)
     now = lg.clock.now()
     await lg.start_cycle("c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum", "random")
-    long_btc = Action(
-        action=TradeAction.BUY,
-        symbol=BTC,
-        margin_usd=Decimal(10),
-        leverage=10,
-        stop_loss=Decimal(99000),
-        take_profit=Decimal(105000),
-    )
-    short_eth = Action(action=TradeAction.SELL, symbol=ETH, margin_usd=Decimal(20), leverage=10)
+    long_btc = buy(BTC, 10, 10, stop_loss=99000, take_profit=105000)
+    short_eth = sell(ETH, 20, 10)
     await lg.apply(verdict("c1", "momentum", now, approved(long_btc)))
     await lg.apply(verdict("c1", "random", now, approved(short_eth)))
 
@@ -97,22 +77,22 @@ async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
 
     settlement = FundingSettlement(funding_time=now + timedelta(seconds=90), rate=Decimal("1e-4"))
     ticks = [
-        tick(1, 60, _bar(BTC, 100500, 100600, 100400), _bar(ETH, 3010, 3020, 3000)),
+        tick(1, 60, bar(BTC, 100500, high=100600, low=100400), bar(ETH, 3010, high=3020, low=3000)),
         # ETH settles its funding within this bar: the short is paid.
         tick(
             2,
             120,
-            _bar(BTC, 100700, 100800, 100600),
-            _bar(ETH, 3020, 3025, 3015, settlement=settlement),
+            bar(BTC, 100700, high=100800, low=100600),
+            bar(ETH, 3020, high=3025, low=3015, settlement=settlement),
         ),
         # BTC's bar reaches the long's stop.
-        tick(3, 180, _bar(BTC, 99500, 100800, 98900), _bar(ETH, 3030, 3040, 3020)),
-        tick(4, 240, _bar(ETH, 3050, 3060, 3040)),
+        tick(3, 180, bar(BTC, 99500, high=100800, low=98900), bar(ETH, 3030, high=3040, low=3020)),
+        tick(4, 240, bar(ETH, 3050, high=3060, low=3040)),
         # Older than the tick before it: ETH stays marked at 3,050, but the bar happened and
         # goes through the short's liquidation price.
-        tick(5, 200, _bar(ETH, 3000, 3300, 2990)),
+        tick(5, 200, bar(ETH, 3000, high=3300, low=2990)),
         # A copy of an applied tick changes nothing.
-        tick(2, 120, _bar(BTC, 1, 1, 1), _bar(ETH, 1, 1, 1)),
+        tick(2, 120, bar(BTC, 1, high=1, low=1), bar(ETH, 1, high=1, low=1)),
     ]
     conn = await asyncpg.connect(database_url)
     try:
