@@ -43,24 +43,35 @@ async def complete_cycle(
 
 
 async def complete_locked(
-    conn: asyncpg.Connection, row: CycleRow, now: datetime, *, deadline_passed: bool
+    conn: asyncpg.Connection,
+    row: CycleRow,
+    now: datetime,
+    *,
+    deadline_passed: bool,
+    decided: int | None = None,
 ) -> CycleCompleted | None:
-    """:func:`complete_cycle` for a cycle the caller's transaction has read and locked."""
+    """:func:`complete_cycle` for a cycle the caller's transaction has read and locked;
+    ``decided``: how many decisions of its expected agents the books hold, when the
+    caller knows (else counted)."""
     if not row.running:
         return None
     cycle_id = row.cycle_id
     # Asked after every verdict: count first, read the results only once it is done.
     expected = row.expected_agents
-    counted = await sql.decisions.decided_count(conn, cycle_id, expected)
+    counted = (
+        decided
+        if decided is not None
+        else await sql.decisions.decided_count(conn, cycle_id, expected)
+    )
     if counted < len(set(expected)) and not deadline_passed:
         return None
     if row.data_time:
         # A replay's decisions join the chain now, in agent order: the same data gives
         # the same chain whichever answer came first.
         await sql.decisions.link_cycle(conn, cycle_id)
-    decided = await sql.decisions.decision_results(conn, cycle_id)
-    everyone_decided = all(agent in decided for agent in expected)
-    agents = list(row.expected_agents) + sorted(set(decided) - set(row.expected_agents))
+    results = await sql.decisions.decision_results(conn, cycle_id)
+    everyone_decided = all(agent in results for agent in expected)
+    agents = list(row.expected_agents) + sorted(set(results) - set(row.expected_agents))
     timed_out = not everyone_decided
     duration = max((now - row.started_at).total_seconds(), 0.0)
     event = CycleCompleted(
@@ -68,7 +79,7 @@ async def complete_locked(
         completed_at=now,
         duration_seconds=duration,
         timed_out=timed_out,
-        outcomes=tuple(outcome(a, decided.get(a)) for a in agents),
+        outcomes=tuple(outcome(a, results.get(a)) for a in agents),
     )
     await sql.cycles.finish_cycle(
         conn, cycle_id, "timed_out" if timed_out else "completed", now, duration

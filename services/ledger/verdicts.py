@@ -153,8 +153,14 @@ class VerdictApplier:
             ),
         )
         if cycle.running:
+            # This decision is one more of the cycle's (when its agent is expected).
+            expected = decision.agent_id in cycle.expected_agents
             run.applied.cycle_completed = await complete_locked(
-                conn, cycle, now, deadline_passed=False
+                conn,
+                cycle,
+                now,
+                deadline_passed=False,
+                decided=inputs.cycle_decisions + int(expected),
             )
         return run.applied
 

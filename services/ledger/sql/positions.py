@@ -107,6 +107,7 @@ class VerdictInputs:
     """What applying a verdict reads."""
 
     decided: bool  # its decision is already in the books
+    cycle_decisions: int  # decisions of the cycle's expected agents in the books
     account: AccountRow
     positions: list[PositionRow]
     cycle: CycleRow | None  # None: the market never announced it
@@ -117,12 +118,14 @@ async def verdict_inputs(
     conn: Connection, agent_id: str, cycle_id: str, decision_id: str
 ) -> VerdictInputs | None:
     """Everything applying a verdict reads, in one round trip: the account (locked) and
-    its open positions, the cycle (locked) and its snapshot prices, and whether the
-    decision is stored already. None: the agent has no account."""
+    its open positions, the cycle (locked) and its snapshot prices, whether the decision
+    is stored already and how many of the cycle's are. None: the agent has no account."""
     record = await conn.fetchrow(
         _portfolio_select(
             more=f", {cycles.cycle_and_prices_columns('$2')}, "
-            "EXISTS (SELECT 1 FROM decisions WHERE decision_id = $3) AS decided",
+            "EXISTS (SELECT 1 FROM decisions WHERE decision_id = $3) AS decided, "
+            "(SELECT count(*) FROM decisions d JOIN cycles c ON c.cycle_id = d.cycle_id "
+            "WHERE d.cycle_id = $2 AND d.llm_id = ANY(c.expected_agents)) AS cycle_decisions",
             lock=" FOR UPDATE OF llm_accounts",
         ),
         agent_id,
@@ -132,10 +135,10 @@ async def verdict_inputs(
     if record is None:
         return None
     values = dict(record)
-    decided = values.pop("decided")
+    decided, counted = values.pop("decided"), values.pop("cycle_decisions")
     cycle, prices = cycles.cycle_and_prices_of(values)
     account, positions = _portfolio_of(values)
-    return VerdictInputs(decided, account, positions, cycle, prices)
+    return VerdictInputs(decided, counted, account, positions, cycle, prices)
 
 
 async def lock_open_positions(conn: Connection, agent_ids: Sequence[str]) -> list[PositionRow]:
