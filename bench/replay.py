@@ -13,6 +13,7 @@ under 90 s), aiming at 200.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -54,7 +55,7 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
                 result, cpu_at_first = _measure(arena, port, timeout)
             finally:
                 timeline.stop()
-            cpu = cpu_seconds_by_process(arena.process.pid)
+            cpu = cpu_seconds_by_process(arena.process.pid, arena.data_dir / "postgres")
             # From the first completed cycle on: start-up (imports, migrations) left out.
             spent = {name: cpu[name] - cpu_at_first.get(name, 0.0) for name in cpu}
             per_cycle = {
@@ -73,8 +74,9 @@ def run(days: int = 30, lineup: Path | None = None, timeout: float = 1800) -> di
         shutil.rmtree(root, ignore_errors=True)
 
 
-def cpu_seconds_by_process(root_pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) each process under the launcher has used so far.
+def cpu_seconds_by_process(root_pid: int, postgres_dir: Path | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) each process under the launcher has used so far, and
+    the embedded Postgres's (its server and backends, which run apart from the launcher).
 
     Named by the module a process runs (``services.ledger``, ``nats-server``, ...), agents
     by their id; on a loaded machine this is the figure that says where a cycle's cost
@@ -90,7 +92,23 @@ def cpu_seconds_by_process(root_pid: int) -> dict[str, float]:
             continue
         name = _process_name(command, agent)
         found[name] = found.get(name, 0.0) + times.user + times.system
+    if postgres_dir is not None:
+        found["postgres"] = _postgres_seconds(postgres_dir)
     return found
+
+
+def _postgres_seconds(data_dir: Path) -> float:
+    """CPU seconds of the Postgres server started on ``data_dir`` and its backends."""
+    total = 0.0
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "-D" not in command or Path(command[command.index("-D") + 1]) != data_dir:
+            continue
+        with contextlib.suppress(psutil.Error):
+            for one in (process, *process.children(recursive=True)):
+                times = one.cpu_times()
+                total += times.user + times.system
+    return total
 
 
 def _process_name(command: list[str], agent: str) -> str:
@@ -115,7 +133,9 @@ def _measure(arena: Launch, port: int, timeout: float) -> tuple[dict[str, Any], 
             if status is not None:
                 if first_at is None and status["cycles_completed"] >= 1:
                     first_at, first_count = now, status["cycles_completed"]
-                    cpu_at_first = cpu_seconds_by_process(arena.process.pid)
+                    cpu_at_first = cpu_seconds_by_process(
+                        arena.process.pid, arena.data_dir / "postgres"
+                    )
                 if status["cycles_started"] != last_started:
                     last_started, last_change = status["cycles_started"], now
                 finished = (
