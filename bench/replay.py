@@ -98,13 +98,16 @@ def cpu_seconds_by_process(root_pid: int, postgres_dir: Path | None = None) -> d
 
 
 def _postgres_seconds(data_dir: Path) -> float:
-    """CPU seconds of the Postgres server started on ``data_dir`` and its backends."""
+    """CPU seconds of the Postgres server started on ``data_dir`` and its backends, those
+    running and those ended (the server's waited-for children)."""
     total = 0.0
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
         if "-D" not in command or Path(command[command.index("-D") + 1]) != data_dir:
             continue
         with contextlib.suppress(psutil.Error):
+            server = process.cpu_times()
+            total += server.children_user + server.children_system
             for one in (process, *process.children(recursive=True)):
                 times = one.cpu_times()
                 total += times.user + times.system
