@@ -107,10 +107,16 @@ class TickPublisher:
         until published or stopping. How many were published (0: stopping, not recorded,
         so a restart takes these steps again).
 
-        A source error after some steps publishes those, then propagates.
+        A source error after some steps publishes those, records the position after the
+        last of them (not the failed step's), then propagates.
+
+        The lot keeps its order in the stream: it is handed to the connection in one go,
+        so what the server misses of it when the connection drops is its end, which the
+        retry publishes (the rest dropped as copies by their ids).
         """
         async with self._lock:
             ticks: list[MarketTick] = []
+            position = self._position
             failure: Exception | None = None
             for _ in range(count):
                 try:
@@ -121,6 +127,7 @@ class TickPublisher:
                 now = self.market_now()
                 tick_id = self._tick_id(self._ticks + len(ticks) + 1, now)
                 ticks.append(MarketTick(tick_id=tick_id, at=now, prices=prices, data_time=True))
+                position = self._resumable.position() if self._resumable else None
             if ticks:
                 events = [(subjects.MARKET_TICK, tick, tick.tick_id) for tick in ticks]
 
@@ -130,7 +137,8 @@ class TickPublisher:
                 what = f"publishing ticks {ticks[0].tick_id} to {ticks[-1].tick_id}"
                 if not await until_done(publish, what=what, stopped=self._stopped):
                     return 0
-                self._record(self._ticks + len(ticks))
+                self._ticks += len(ticks)
+                self._position = position
                 self.latest = ticks[-1]
                 self._metrics.ticks.inc(len(ticks))
             if failure is not None:

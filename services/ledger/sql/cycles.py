@@ -72,7 +72,7 @@ async def claim_ticks(conn: Connection, ticks: Sequence[tuple[str, datetime]]) -
     records = await conn.fetch(
         "INSERT INTO applied_ticks (tick_id, applied_at) "
         "SELECT DISTINCT ON (i) i, a FROM unnest($1::text[], $2::timestamptz[]) AS u (i, a) "
-        "ON CONFLICT DO NOTHING RETURNING tick_id",
+        "ORDER BY i, a ON CONFLICT DO NOTHING RETURNING tick_id",
         [tick_id for tick_id, _ in ticks],
         [at for _, at in ticks],
     )

@@ -119,7 +119,12 @@ async def verdict_inputs(
 ) -> VerdictInputs | None:
     """Everything applying a verdict reads, in one round trip: the account (locked) and
     its open positions, the cycle (locked) and its snapshot prices, whether the decision
-    is stored already and how many of the cycle's are. None: the agent has no account."""
+    is stored already and how many of the cycle's are. None: the agent has no account.
+
+    The count is read as of the statement's start: exact as long as one consumer applies
+    the verdicts (the books' consumer, in stream order). The cycle is locked by the
+    same statement as the account; the only other transaction locking cycles (the deadline
+    watcher's) locks no account, so the order between the two cannot deadlock."""
     record = await conn.fetchrow(
         _portfolio_select(
             more=f", {cycles.cycle_and_prices_columns('$2')}, "
