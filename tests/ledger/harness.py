@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from services.common.bus import Bus, BusMetrics
 from services.common.clock import ManualClock
 from services.common.contracts import (
     AccountEvent,
+    Action,
     CycleCompleted,
     Message,
     PositionEvent,
@@ -25,7 +27,7 @@ from services.common.contracts import (
 from services.common.runner import ServiceHost
 from services.common.settings import Settings
 from services.ledger.service import LedgerService, build
-from tests.builders import cycle_started, snapshot
+from tests.builders import approved, buy, cycle_started, snapshot, verdict
 from tests.support import collect, eventually, running
 
 LINEUP = Path(__file__).resolve().parent / "agents.toml"
@@ -119,3 +121,19 @@ async def ledger(
     finally:
         await db.close()
         await bus.close()
+
+
+LONG_BTC = buy("BTCUSDT", 10, 10, stop_loss=99000, take_profit=105000)
+
+
+async def open_positions(lg: Ledger, *, momentum: list[Action], random: list[Action]) -> datetime:
+    """A cycle at 01:00 in which momentum and random open ``momentum`` and ``random``; its
+    time."""
+    lg.clock.advance(3600)
+    now = lg.clock.now()
+    await lg.start_cycle(
+        "c1", 1, {"BTCUSDT": Decimal(100000), "ETHUSDT": Decimal(3000)}, "momentum", "random"
+    )
+    await lg.apply(verdict("c1", "momentum", now, *(approved(a) for a in momentum)))
+    await lg.apply(verdict("c1", "random", now, *(approved(a) for a in random)))
+    return now

@@ -19,8 +19,8 @@ import asyncpg
 
 from services.common.contracts import MarketTick, TickPrice
 from services.ledger.marks import TickProcessor
-from tests.builders import approved, bar, buy, sell, verdict
-from tests.ledger.harness import Ledger
+from tests.builders import bar, buy, sell
+from tests.ledger.harness import LONG_BTC, Ledger, open_positions
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 FEE = Decimal("0.0004")
@@ -48,12 +48,9 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 async def test_a_run_of_live_ticks_books_what_one_tick_per_transaction_booked(
     lg: Ledger, database_url: str
 ) -> None:
-    lg.clock.advance(3600)
-    now = lg.clock.now()
-    await lg.start_cycle("c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum", "random")
-    long_btc = buy(BTC, 10, 10, stop_loss=99000, take_profit=105000)
-    await lg.apply(verdict("c1", "momentum", now, approved(long_btc), approved(sell(ETH, 20, 10))))
-    await lg.apply(verdict("c1", "random", now, approved(buy(ETH, 20, 10))))
+    now = await open_positions(
+        lg, momentum=[LONG_BTC, sell(ETH, 20, 10)], random=[buy(ETH, 20, 10)]
+    )
     hour, minute = timedelta(hours=1), timedelta(minutes=1)
 
     def tick(n: int, after: timedelta, *prices: TickPrice) -> MarketTick:

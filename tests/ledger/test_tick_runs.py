@@ -19,8 +19,8 @@ from services.common.contracts import (
     TickPrice,
 )
 from services.ledger.marks import TickOutcome, TickProcessor
-from tests.builders import approved, bar, buy, sell, verdict
-from tests.ledger.harness import Ledger
+from tests.builders import bar, sell
+from tests.ledger.harness import LONG_BTC, Ledger, open_positions
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 FEE = Decimal("0.0004")
@@ -63,13 +63,7 @@ async def _apply(
 async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
     lg: Ledger, database_url: str
 ) -> None:
-    lg.clock.advance(3600)
-    now = lg.clock.now()
-    await lg.start_cycle("c1", 1, {BTC: Decimal(100000), ETH: Decimal(3000)}, "momentum", "random")
-    long_btc = buy(BTC, 10, 10, stop_loss=99000, take_profit=105000)
-    short_eth = sell(ETH, 20, 10)
-    await lg.apply(verdict("c1", "momentum", now, approved(long_btc)))
-    await lg.apply(verdict("c1", "random", now, approved(short_eth)))
+    now = await open_positions(lg, momentum=[LONG_BTC], random=[sell(ETH, 20, 10)])
 
     def tick(n: int, after_s: int, *prices: TickPrice) -> MarketTick:
         at = now + timedelta(seconds=after_s)
