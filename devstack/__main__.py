@@ -163,6 +163,7 @@ def _supervise(
         port_is_free=is_free,
         free_port=free_port,
         agents_per_process=settings.agents_per_process,
+        reserved=(settings.gateway_port,),
     )
     agent_processes = sum(1 for p in placed if p.module == "services.agent")
     status_file = data_dir / "processes.json"

@@ -11,7 +11,7 @@ machine (another arena, another program) is replaced by a free port.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from deploy.render import Workload
@@ -69,8 +69,11 @@ def programs(
     port_is_free: Callable[[int], bool],
     free_port: Callable[[], int],
     agents_per_process: int = 1,
+    reserved: Collection[int] = (),
 ) -> tuple[Program, ...]:
-    """Every process of the arena, in start order, with a usable metrics port each."""
+    """Every process of the arena, in start order, with a usable metrics port each: free,
+    none of ``reserved`` (the gateway's), and no two the same (the system may hand out
+    a port it handed out a moment ago, the first socket being closed)."""
     planned = [Program("market", "services.market", "market")]
     planned += [_agent_program(g) for g in agent_groups(lineup, agents_per_process)]
     planned += [
@@ -79,9 +82,11 @@ def programs(
         Program("gateway", "services.gateway", "gateway"),
     ]
     placed = []
+    used = set(reserved)
     for offset, program in enumerate(planned):
         port = FIRST_METRICS_PORT + offset
-        if not port_is_free(port):
+        while port in used or not port_is_free(port):
             port = free_port()
+        used.add(port)
         placed.append(replace(program, metrics_port=port))
     return tuple(placed)
