@@ -85,8 +85,10 @@ def programs(
     used = set(reserved)
     for offset, program in enumerate(planned):
         port = FIRST_METRICS_PORT + offset
-        while port in used or not port_is_free(port):
+        if port in used or not port_is_free(port):
             port = free_port()
+            while port in used:
+                port = free_port()
         used.add(port)
         placed.append(replace(program, metrics_port=port))
     return tuple(placed)
