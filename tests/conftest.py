@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import sys
@@ -63,28 +64,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _DUMP_BEFORE_TIMEOUT_SECONDS = 10
 
 
+def _running_loops() -> list[asyncio.AbstractEventLoop]:
+    """The event loops running now, in any thread: pytest-asyncio runs a test in a loop of
+    its own runner, not the policy's."""
+    return [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running()
+    ]
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    print(f"\n--- {len(tasks)} asyncio tasks, {_DUMP_BEFORE_TIMEOUT_SECONDS}s before timeout ---")
+    for task in tasks:
+        task.print_stack(limit=20, file=sys.stdout)
+
+
 @pytest.fixture(autouse=True)
 def _dump_tasks_before_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
     marker = request.node.get_closest_marker("timeout")
     timeout = float(marker.args[0]) if marker and marker.args else request.config.getini("timeout")
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        yield
-        return
 
     def dump() -> None:
-        tasks = asyncio.all_tasks(loop)
-        print(
-            f"\n--- {len(tasks)} asyncio tasks, {_DUMP_BEFORE_TIMEOUT_SECONDS}s before timeout ---"
-        )
-        for task in tasks:
-            task.print_stack(limit=8, file=sys.stdout)
+        for loop in _running_loops():
+            loop.call_soon_threadsafe(_dump_tasks, loop)
 
-    timer = threading.Timer(
-        max(float(timeout) - _DUMP_BEFORE_TIMEOUT_SECONDS, 1.0),
-        lambda: loop.call_soon_threadsafe(dump),
-    )
+    timer = threading.Timer(max(float(timeout) - _DUMP_BEFORE_TIMEOUT_SECONDS, 1.0), dump)
     timer.daemon = True
     timer.start()
     try:

@@ -27,7 +27,8 @@ async def eventually(
 ) -> Any:
     """Poll ``check`` until it returns a truthy value; fail with the last value after ``timeout``.
 
-    Exceptions raised by ``check`` count as "not yet" (the last one is reported).
+    Exceptions raised by ``check`` count as "not yet" (the last one is reported). A check
+    that does not answer is given up at the deadline too: the failure then says so.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -35,7 +36,14 @@ async def eventually(
         try:
             result = check()
             if inspect.isawaitable(result):
-                result = await result
+                try:
+                    result = await asyncio.wait_for(
+                        result, max(deadline - time.monotonic(), interval)
+                    )
+                except TimeoutError:
+                    raise AssertionError(
+                        f"{what} not reached within {timeout}s: the check itself did not answer"
+                    ) from None
             if result:
                 return result
             last = result

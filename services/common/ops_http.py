@@ -76,12 +76,22 @@ def ops_app(registry: CollectorRegistry, ready: Callable[[], dict[str, bool]]) -
     )
 
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
 class HttpServer:
     """Serve an ASGI app on a pre-bound socket inside the running event loop."""
 
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self._sock = sock
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        # A client that keeps its connection open must not hold the service's exit.
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
         self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

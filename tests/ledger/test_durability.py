@@ -8,6 +8,7 @@ operator lists, re-drives and drops dead letters with ``python -m services.ledge
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -39,8 +40,11 @@ async def _dead_letters(lg: Ledger) -> int:
     return int(info.state.messages)
 
 
-def _dlq_cli(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def _dlq_cli(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m services.ledger dlq ARGS`` as an operator runs it, in a thread: the
+    ledger under test shares this event loop and must go on meanwhile."""
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.ledger", "dlq", *args],
         cwd=PROJECT_ROOT,
         env={**os.environ, "NATS_URL": nats_url},
@@ -154,7 +158,7 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
 
         await eventually(both, what="both dead letters")
 
-        listed = _dlq_cli(nats_url, "list")
+        listed = await _dlq_cli(nats_url, "list")
         assert listed.returncode == 0, listed.stderr
         assert "2 dead letter(s)" in listed.stdout
         assert "arena.llm.call.ghost" in listed.stdout and "reason=rejected" in listed.stdout
@@ -170,7 +174,7 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
             "INSERT INTO llm_accounts (llm_id, provider, model_name, display_name, balance, "
             "initial_balance) VALUES ('ghost', 'openai', 'gpt-4o', 'Ghost', 100, 100)"
         )
-        redriven = _dlq_cli(nats_url, "replay", str(ghost_seq))
+        redriven = await _dlq_cli(nats_url, "replay", str(ghost_seq))
         assert redriven.returncode == 0, redriven.stderr
         assert "re-driven to arena.llm.call.ghost" in redriven.stdout
         await eventually(
@@ -182,15 +186,15 @@ async def test_an_operator_lists_re_drives_and_drops_dead_letters(
         await eventually(both, what="the request's dead letter")
         request_seq = max(
             int(row.split()[0])
-            for row in _dlq_cli(nats_url, "list").stdout.splitlines()
+            for row in (await _dlq_cli(nats_url, "list")).stdout.splitlines()
             if "  consumer=" in row
         )
-        refused = _dlq_cli(nats_url, "replay", str(request_seq))
+        refused = await _dlq_cli(nats_url, "replay", str(request_seq))
         assert refused.returncode == 1
         assert "cannot be re-driven; drop it" in refused.stderr
-        dropped = _dlq_cli(nats_url, "drop", "--all")
+        dropped = await _dlq_cli(nats_url, "drop", "--all")
         assert dropped.returncode == 0 and f"{tick_seq}: dropped" in dropped.stdout
         assert await _dead_letters(lg) == 0
-        missing = _dlq_cli(nats_url, "drop", str(tick_seq))
+        missing = await _dlq_cli(nats_url, "drop", str(tick_seq))
         assert missing.returncode == 1
         assert f"no dead letter with sequence {tick_seq}" in missing.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,8 +20,11 @@ from tests.support import eventually
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 
 
-def _cli_verify(database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def _cli_verify(database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m services.ledger verify``, in a thread: a ledger under test may share
+    this event loop."""
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.ledger", "verify", *options],
         cwd=PROJECT_ROOT,
         check=False,
@@ -66,7 +70,7 @@ async def test_verify_passes_on_honest_books_and_names_a_tampered_balance(
         assert len(problems) == 1
         assert problems[0].startswith("random: balance is ")
 
-    result = _cli_verify(database_url)
+    result = await _cli_verify(database_url)
     assert result.returncode == 1, result.stderr
     assert "random: balance" in result.stdout
 
@@ -76,7 +80,7 @@ async def test_verify_cli_says_ok_on_honest_books(
 ) -> None:
     async with ledger(make_settings, database_url):
         pass  # start-up alone migrates and opens the accounts
-    result = _cli_verify(database_url)
+    result = await _cli_verify(database_url)
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
 
 
@@ -135,7 +139,7 @@ async def test_verify_goes_on_from_its_checkpoint_and_full_checks_everything(
         )
         assert (await _ask_verify(lg, full=False)).checked_from == 8  # still there
 
-    result = _cli_verify(database_url, "--full")
+    result = await _cli_verify(database_url, "--full")
     assert result.returncode == 1, result.stderr
     assert "c1:random: hash does not match" in result.stdout
     assert "c5:random: hash does not match" in result.stdout
