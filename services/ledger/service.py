@@ -197,13 +197,13 @@ class LedgerService:
         self,
         consumer: str,
         items: Sequence[Item],
-        insert: Callable[[asyncpg.Connection, list[Any]], Awaitable[None]],
+        record: Callable[[asyncpg.Connection, str, list[tuple[str, Any]]], Awaitable[int]],
     ) -> Mapping[int, str]:
-        """Store what ``items`` carry, each once (claimed by message id), in one transaction
-        and one ``insert``; returns the items refused for good: one naming another agent
-        than its subject's."""
+        """Store what ``items`` carry, each once (claimed by message id), in one statement
+        (``record``); returns the items refused for good: one naming another agent than
+        its subject's."""
         refused: dict[int, str] = {}
-        fresh: list[Item] = []
+        fresh: list[tuple[str, Any]] = []
         for index, (message, delivery) in enumerate(items):
             agent_id = getattr(message, "agent_id", "")
             try:
@@ -211,20 +211,17 @@ class LedgerService:
             except PermanentError as exc:
                 refused[index] = str(exc)
                 continue
-            fresh.append((message, delivery))
+            fresh.append((delivery.msg_id, message))
         with unavailable_is_transient():
             try:
-                async with acquire(self._pool) as conn, conn.transaction():
-                    new = await sql.cycles.claim_messages(
-                        conn, [d.msg_id for _, d in fresh], consumer
-                    )
-                    await insert(conn, [m for m, d in fresh if d.msg_id in new])
+                async with acquire(self._pool) as conn:
+                    new = await record(conn, consumer, fresh)
             except asyncpg.ForeignKeyViolationError as exc:
                 # An agent the ledger has no account for: retrying cannot help (a batch with
                 # one is split, so only that one is dead-lettered).
                 raise PermanentError(str(exc)) from exc
-        if len(new) < len(fresh):
-            self._metrics.duplicates.labels(consumer).inc(len(fresh) - len(new))
+        if new < len(fresh):
+            self._metrics.duplicates.labels(consumer).inc(len(fresh) - new)
         return refused
 
     # ------------------------------------------------------------ consumers
@@ -258,10 +255,10 @@ class LedgerService:
         return effects.refused
 
     async def _on_llm_calls(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(LLM_CALLS.durable, items, sql.decisions.insert_llm_calls)
+        return await self._record_all(LLM_CALLS.durable, items, sql.decisions.record_llm_calls)
 
     async def _on_proposals(self, items: Sequence[Item]) -> Mapping[int, str]:
-        return await self._record_all(PROPOSALS.durable, items, sql.decisions.insert_proposals)
+        return await self._record_all(PROPOSALS.durable, items, sql.decisions.record_proposals)
 
     # ------------------------------------------------------------ deadlines
 

@@ -36,6 +36,14 @@ _CLAIM = (
 )
 
 
+def claiming(store: str) -> str:
+    """One statement that claims the message ids ``$1`` for consumer ``$2`` and runs
+    ``store``, an insert that keeps only the rows of claimed ids (``WHERE <id> IN (SELECT
+    msg_id FROM claimed)``); it answers how many ids were new. Claim and rows commit or
+    fail together, in one round trip."""
+    return f"WITH claimed AS ({_CLAIM}), stored AS ({store}) SELECT count(*)::int FROM claimed"
+
+
 async def consumer_position(conn: Connection, durable: str) -> int | None:
     """The last stream sequence ``durable`` applied, if it applied any."""
     value = await conn.fetchval(

@@ -15,19 +15,48 @@ from asyncpg import Connection
 from services.common.contracts import PARSE_ERROR_PREFIX, Decision, LlmCall, Verdict
 from services.ledger import chain
 from services.ledger.chain import ChainLink, DecisionContent
+from services.ledger.sql.cycles import claiming
 from services.ledger.sql.paging import agent_page
 
 # ---------------------------------------------------------------- proposals
 
 
-async def insert_proposals(conn: Connection, decisions: Sequence[Decision]) -> None:
-    """Record each proposed decision once, all in one round trip."""
-    if decisions:
-        await conn.executemany(
-            "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (decision_id) DO NOTHING",
-            [(d.decision_id, d.cycle_id, d.agent_id, d.decided_at) for d in decisions],
+_PROPOSALS = claiming(
+    "INSERT INTO proposals (decision_id, cycle_id, llm_id, decided_at) "
+    "SELECT r.decision_id, r.cycle_id, r.llm_id, r.decided_at "
+    "FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) "
+    "AS r(msg_id, decision_id, cycle_id, llm_id, decided_at) "
+    "WHERE r.msg_id IN (SELECT msg_id FROM claimed) ON CONFLICT (decision_id) DO NOTHING"
+)
+
+
+async def record_proposals(
+    conn: Connection, consumer: str, proposals: Sequence[tuple[str, Decision]]
+) -> int:
+    """Record each proposed decision of a message ``consumer`` has not applied before (by
+    message id), all in one statement; returns how many messages were new."""
+    rows = _first_of_each(proposals)
+    if not rows:
+        return 0
+    return int(
+        await conn.fetchval(
+            _PROPOSALS,
+            [msg_id for msg_id, _ in rows],
+            consumer,
+            [d.decision_id for _, d in rows],
+            [d.cycle_id for _, d in rows],
+            [d.agent_id for _, d in rows],
+            [d.decided_at for _, d in rows],
         )
+    )
+
+
+def _first_of_each(items: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``items`` with each message id once (a copy delivered in the same batch dropped)."""
+    first: dict[str, tuple[str, Any]] = {}
+    for msg_id, item in items:
+        first.setdefault(msg_id, (msg_id, item))
+    return list(first.values())
 
 
 async def unbooked_proposals(
@@ -300,37 +329,53 @@ async def insert_rejection(
     )
 
 
-_LLM_CALL = """
-INSERT INTO llm_api_calls (llm_id, provider, model, response_time_ms, prompt_tokens,
-    completion_tokens, estimated_cost, success, called_at, call_id, cycle_id, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (call_id) DO NOTHING
-"""
+_LLM_CALLS = claiming(
+    "INSERT INTO llm_api_calls (llm_id, provider, model, response_time_ms, prompt_tokens, "
+    "completion_tokens, estimated_cost, success, called_at, call_id, cycle_id, error) "
+    "SELECT r.llm_id, r.provider, r.model, r.response_time_ms, r.prompt_tokens, "
+    "r.completion_tokens, r.estimated_cost, r.success, r.called_at, r.call_id, r.cycle_id, "
+    "r.error FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
+    "$7::int[], $8::int[], $9::numeric[], $10::bool[], $11::timestamptz[], $12::text[], "
+    "$13::text[], $14::text[]) AS r(msg_id, llm_id, provider, model, response_time_ms, "
+    "prompt_tokens, completion_tokens, estimated_cost, success, called_at, call_id, "
+    "cycle_id, error) "
+    "WHERE r.msg_id IN (SELECT msg_id FROM claimed) ON CONFLICT (call_id) DO NOTHING"
+)
 
 
-async def insert_llm_calls(conn: Connection, calls: Sequence[LlmCall]) -> None:
-    """Store each model call, all in one round trip."""
-    if calls:
-        await conn.executemany(
-            _LLM_CALL,
-            [
-                (
-                    call.agent_id,
-                    call.provider,
-                    call.model,
-                    call.response_time_ms,
-                    call.prompt_tokens,
-                    call.completion_tokens,
-                    call.estimated_cost,
-                    call.success,
-                    call.called_at,
-                    call.call_id,
-                    call.cycle_id,
-                    call.error,
-                )
-                for call in calls
-            ],
+async def record_llm_calls(
+    conn: Connection, consumer: str, calls: Sequence[tuple[str, LlmCall]]
+) -> int:
+    """Store each model call of a message ``consumer`` has not applied before (by message
+    id), all in one statement; returns how many messages were new."""
+    rows = _first_of_each(calls)
+    if not rows:
+        return 0
+    columns = [
+        [
+            call.agent_id,
+            call.provider,
+            call.model,
+            call.response_time_ms,
+            call.prompt_tokens,
+            call.completion_tokens,
+            call.estimated_cost,
+            call.success,
+            call.called_at,
+            call.call_id,
+            call.cycle_id,
+            call.error,
+        ]
+        for _, call in rows
+    ]
+    return int(
+        await conn.fetchval(
+            _LLM_CALLS,
+            [msg_id for msg_id, _ in rows],
+            consumer,
+            *map(list, zip(*columns, strict=True)),
         )
+    )
 
 
 async def llm_costs(conn: Connection) -> dict[str, Decimal]:
