@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 _MODELS: dict[str, type[Message]] = {e.message.__name__: e.message for e in channels.EVENTS}
 
 
-async def enqueue(conn: asyncpg.Connection, subject: str, event_id: str, message: Message) -> None:
-    """Write one event to publish once the surrounding transaction commits."""
+def outbox_row(subject: str, event_id: str, message: Message) -> sql.outbox.OutboxRow:
+    """``message`` as the outbox stores it (an event model, else TypeError)."""
     name = type(message).__name__
     if name not in _MODELS:
         raise TypeError(f"{name} is not an event model")
-    await sql.outbox.insert(conn, event_id, subject, name, message.model_dump_json())
+    return sql.outbox.OutboxRow(event_id, subject, name, message.model_dump_json())
+
+
+async def enqueue(conn: asyncpg.Connection, subject: str, event_id: str, message: Message) -> None:
+    """Write one event to publish once the surrounding transaction commits."""
+    await sql.outbox.insert(conn, outbox_row(subject, event_id, message))
 
 
 class OutboxRelay:

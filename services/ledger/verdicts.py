@@ -41,7 +41,7 @@ from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_locked
-from services.ledger.outbox import enqueue
+from services.ledger.outbox import enqueue, outbox_row
 from services.ledger.sql.cycles import CycleRow
 from services.ledger.views import account_view, position_view
 
@@ -136,20 +136,22 @@ class VerdictApplier:
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
 
-        updated = await sql.accounts.save_book(
-            conn, account.agent_id, run.book, now, equity_source=f"decision:{decision.decision_id}"
-        )
         # A replay's decisions join the chain when their cycle completes, in agent order.
         linked = not (cycle.data_time and cycle.running)
         await sql.decisions.insert_decision(conn, verdict, run.results, now, linked=linked)
-        await enqueue(
+        event_id = f"account:{decision.decision_id}"
+        await sql.accounts.save_book(
             conn,
-            subjects.ledger_account(account.agent_id),
-            f"account:{decision.decision_id}",
-            AccountEvent(
-                event_id=f"account:{decision.decision_id}",
-                account=account_view(updated),
-                at=now,
+            account.agent_id,
+            run.book,
+            now,
+            equity_source=f"decision:{decision.decision_id}",
+            event=outbox_row(
+                subjects.ledger_account(account.agent_id),
+                event_id,
+                AccountEvent(
+                    event_id=event_id, account=account_view(account.with_book(run.book)), at=now
+                ),
             ),
         )
         if cycle.running:

@@ -198,5 +198,5 @@ async def test_verify_and_the_stats_drawdown_survive_pruning_and_thinning(
         assert await lg.count("SELECT count(*) FROM positions WHERE status = 'OPEN'") == 0
         assert await verify(lg.db) == []
 
-    result = _cli_verify(database_url)
+    result = await _cli_verify(database_url)
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr

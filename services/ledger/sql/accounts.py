@@ -13,7 +13,7 @@ from asyncpg import Connection
 
 from services.common.lineup import Lineup
 from services.ledger.accounting import Book
-from services.ledger.sql import equity
+from services.ledger.sql import equity, outbox
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -164,20 +164,27 @@ def _book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
 
 
 async def save_book(
-    conn: Connection, agent_id: str, book: Book, now: datetime, *, equity_source: str
-) -> AccountRow:
-    """Write ``book`` to the account and snapshot its equity at ``now`` under
-    ``equity_source``, in one statement; the account row as it is now."""
-    record = await conn.fetchrow(
+    conn: Connection,
+    agent_id: str,
+    book: Book,
+    now: datetime,
+    *,
+    equity_source: str,
+    event: outbox.OutboxRow,
+) -> None:
+    """Write ``book`` to the account, snapshot its equity at ``now`` under
+    ``equity_source`` and write ``event`` to the outbox, in one statement."""
+    found = await conn.fetchval(
         f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
-        f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}) "
-        f"SELECT {COLUMNS} FROM saved",
+        f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}), "
+        f"event AS ({outbox.insert_statement(15)}) "
+        "SELECT count(*) FROM saved",
         *_book_values(agent_id, book, now),
         equity_source,
+        *event.values(),
     )
-    if record is None:
+    if not found:
         raise LookupError(f"no account {agent_id!r}")
-    return account_row(record)
 
 
 async def save_books(conn: Connection, books: Mapping[str, tuple[Book, datetime]]) -> None:

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from asyncpg import Connection
 
-_INSERT = """
-INSERT INTO outbox (event_id, subject, message_type, payload) VALUES ($1, $2, $3, $4::jsonb)
-"""
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event as the outbox stores it: its id, subject, model name and JSON."""
+
+    event_id: str
+    subject: str
+    message_type: str
+    payload: str
+
+    def values(self) -> tuple[str, str, str, str]:
+        return (self.event_id, self.subject, self.message_type, self.payload)
 
 
-async def insert(
-    conn: Connection, event_id: str, subject: str, message_type: str, payload: str
-) -> None:
-    await conn.execute(_INSERT, event_id, subject, message_type, payload)
+def insert_statement(first: int) -> str:
+    """The insert of one :class:`OutboxRow` whose values are parameters ``$first`` to
+    ``$first+3`` (to run inside another statement)."""
+    event_id, subject, message_type, payload = (f"${first + n}" for n in range(4))
+    return (
+        "INSERT INTO outbox (event_id, subject, message_type, payload) "
+        f"VALUES ({event_id}, {subject}, {message_type}, {payload}::jsonb)"
+    )
+
+
+async def insert(conn: Connection, row: OutboxRow) -> None:
+    await conn.execute(insert_statement(1), *row.values())
 
 
 async def take_pending(conn: Connection, batch: int) -> list[asyncpg.Record]:
