@@ -39,7 +39,7 @@ from services.common.contracts import (
 from services.common.instruments import load_instruments
 from services.common.runner import ServiceContext
 from services.risk.metrics import RiskMetrics
-from services.risk.validator import Validator, late_verdict
+from services.risk.validator import Validator, late_verdict, trades_nothing
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ class RiskService:
         cycle = self._cycles.get(decision.cycle_id) or await self._ask_cycle(decision.cycle_id)
         deadline = cycle.deadline if cycle else decision.decision_deadline
         try:
-            portfolio = await self._portfolio(decision)
+            # A HOLD is judged by no rule: no question to the ledger for it.
+            portfolio = None if trades_nothing(decision) else await self._portfolio(decision)
         except Unavailable as exc:
             now = self._now(cycle)
             if now <= deadline:

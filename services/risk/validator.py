@@ -42,7 +42,7 @@ class Validator:
     def validate(
         self,
         decision: Decision,
-        portfolio: Portfolio,
+        portfolio: Portfolio | None,
         decided_at: datetime,
         prices: Mapping[str, Decimal] | None = None,
         cycle_deadline: datetime | None = None,
@@ -51,12 +51,19 @@ class Validator:
 
         ``prices`` and ``cycle_deadline`` come from the cycle's snapshot as the market
         announced it; only when the cycle is unknown does the decision's own (agent-written)
-        deadline stand in.
+        deadline stand in. ``portfolio`` may be None only for a decision that
+        :func:`trades_nothing` (no rule looks at a HOLD).
         """
         deadline = cycle_deadline or decision.decision_deadline
         earlier: list[Prior] = []
         results: list[ActionResult] = []
         for index, action in enumerate(decision.actions):
+            if action.action is TradeAction.HOLD:
+                results.append(ActionResult(index=index, action=action, approved=True))
+                earlier.append(Prior(action, True))
+                continue
+            if portfolio is None:
+                raise ValueError(f"decision {decision.decision_id} trades: its portfolio is needed")
             context = ActionContext(
                 action=action,
                 portfolio=portfolio,
@@ -80,6 +87,11 @@ class Validator:
             decision=decision,
             results=tuple(results),
         )
+
+
+def trades_nothing(decision: Decision) -> bool:
+    """Every action a HOLD (or none at all): a verdict that needs no portfolio."""
+    return all(action.action is TradeAction.HOLD for action in decision.actions)
 
 
 LATE = "late"

@@ -10,7 +10,7 @@ from services.common.contracts import Action, Portfolio, Reason, TradeAction
 from services.common.instruments import InstrumentTable, opening_cost
 from services.common.rules import ActionContext, judge
 from services.common.settings import DEFAULT_SYMBOLS, TradingLimits
-from services.risk.validator import Validator
+from services.risk.validator import Validator, trades_nothing
 from tests.builders import NOW, buy, close, decision, hold, portfolio, sell
 
 LIMITS = TradingLimits()
@@ -171,3 +171,16 @@ def test_a_new_rule_is_one_function() -> None:
     )
     assert [r.code for r in judge(ctx, (no_doge,))] == ["no_doge"]
     assert judge(ctx) == ()
+
+
+def test_holds_need_no_portfolio_and_a_trade_does() -> None:
+    holding = decision(hold(), hold())
+    assert trades_nothing(holding) and trades_nothing(decision())
+    verdict = VALIDATOR.validate(holding, None, NOW)
+    assert [(r.approved, r.reasons) for r in verdict.results] == [(True, ()), (True, ())]
+    # The same HOLDs judged with a portfolio: the same verdict.
+    assert VALIDATOR.validate(holding, portfolio(), NOW) == verdict
+    trading = decision(hold(), buy())
+    assert not trades_nothing(trading)
+    with pytest.raises(ValueError, match="its portfolio is needed"):
+        VALIDATOR.validate(trading, None, NOW)

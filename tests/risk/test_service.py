@@ -20,7 +20,7 @@ from services.common.contracts import (
 )
 from services.common.settings import Settings
 from services.risk.service import build
-from tests.builders import NOW, buy, close, decision, portfolio
+from tests.builders import NOW, buy, close, decision, hold, portfolio
 from tests.support import collect, eventually, publish_raw, running
 
 
@@ -122,6 +122,23 @@ async def test_waits_for_the_ledger_rather_than_guessing(
         await serve_ledger(bus, {"momentum": portfolio()})
         await eventually(lambda: len(verdicts) == 1, what="the verdict once the ledger answers")
         assert verdicts[0].results[0].approved
+
+
+async def test_a_decision_that_only_holds_is_judged_without_asking_the_ledger(
+    bus: Bus, make_settings: Callable[..., Settings]
+) -> None:
+    # No ledger answers here: a decision with a trade would wait for it (see above).
+    verdicts = await verdicts_on(bus)
+    async with running("risk", build, make_settings(), ManualClock(NOW)):
+        for proposed in (decision(hold(), hold()), decision(cycle_id="c2")):
+            await bus.publish(
+                subjects.decision_proposed("momentum"), proposed, proposed.decision_id
+            )
+        await eventually(lambda: len(verdicts) == 2, what="the verdicts without a ledger")
+    by_id = {v.verdict_id: v for v in verdicts}
+    held = by_id["c1:momentum"].results
+    assert [(r.index, r.approved, r.reasons) for r in held] == [(0, True, ()), (1, True, ())]
+    assert by_id["c2:momentum"].results == ()
 
 
 async def test_judges_the_deadline_the_market_announced_by_its_own_clock(
