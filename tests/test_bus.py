@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +21,7 @@ from services.common.bus import (
     Unavailable,
     redact_url,
 )
+from services.common.consumers import Item
 from services.common.contracts import (
     AccountsQuery,
     CycleStarted,
@@ -279,3 +280,32 @@ async def test_internal_errors_do_not_leak_details_to_the_caller(nats_url: str) 
 )
 def test_logged_urls_hide_passwords(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+async def test_a_lingering_consumer_takes_what_came_meanwhile_in_one_batch(
+    nats_url: str,
+) -> None:
+    bus, _ = await _bus(nats_url)
+    batches: list[list[str]] = []
+
+    async def handler(items: Sequence[Item]) -> Mapping[int, str]:
+        batches.append([message.cycle_id for message, _ in items])  # type: ignore[attr-defined]
+        return {}
+
+    spec = ConsumerSpec("lingering", subjects.CYCLE_STARTED, batch=8, linger_seconds=1.0)
+    try:
+        await bus.consume_batches(spec, {subjects.CYCLE_STARTED: CycleStarted}, handler)
+        # Published well within one pull's second: handed over together, in order.
+        for n in range(1, 6):
+            await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
+        await eventually(lambda: sum(map(len, batches)) == 5, what="the five cycles")
+        assert [c for batch in batches for c in batch] == ["c1", "c2", "c3", "c4", "c5"]
+        assert len(batches) <= 2  # one pull, or two when the first ended as they came
+        # A full batch ends its pull at once; the rest follows in the next one.
+        for n in range(6, 16):
+            await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
+        await eventually(lambda: sum(map(len, batches)) == 15, what="ten more")
+        assert max(map(len, batches)) <= 8
+        assert [c for batch in batches for c in batch] == [f"c{n}" for n in range(1, 16)]
+    finally:
+        await bus.close()

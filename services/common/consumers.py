@@ -30,7 +30,12 @@ from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.decoded import DecodedMessages
 from services.common.delivery import Ack, DeadLetter, DeliveryPolicy, Retry
-from services.common.durables import ConsumerSpec, ready_messages, subscribe
+from services.common.durables import (
+    ConsumerSpec,
+    gathered_messages,
+    ready_messages,
+    subscribe,
+)
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -166,9 +171,14 @@ class Consumers:
                 try:
                     # One message, handed over the moment it arrives; then whatever else is
                     # ready, without waiting (a fetch of N waits until N or its timeout).
-                    batch = await sub.fetch(1, timeout=1.0)
-                    if spec.batch > 1:
-                        batch += await ready_messages(sub, spec.batch - 1)
+                    if spec.linger_seconds is not None:
+                        batch = await gathered_messages(sub, spec.batch, spec.linger_seconds)
+                        if not batch:
+                            continue
+                    else:
+                        batch = await sub.fetch(1, timeout=1.0)
+                        if spec.batch > 1:
+                            batch += await ready_messages(sub, spec.batch - 1)
                 except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
                     continue
                 except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,9 @@ from services.common import subjects
 from services.common.delivery import DEFAULT_RETRY_DELAYS
 
 log = logging.getLogger(__name__)
+
+# How long after its expiry a gathering pull's end (its 408) is waited for.
+LINGER_GRACE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class ConsumerSpec:
     # One by one: messages fetched together on different subjects (different agents, on
     # per-agent subjects) are handled concurrently, those on one subject still in order.
     concurrent_subjects: bool = False
+    # For records nobody waits on: gather up to ``batch`` messages for this long with one
+    # pull, instead of handing each over the moment it arrives (two pulls a message).
+    linger_seconds: float | None = None
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -128,5 +135,35 @@ async def ready_messages(
         if status is None:
             found.append(msg)
         elif status != "100":  # 404 no messages, 408 expired, 409: nothing more now
+            break
+    return found
+
+
+async def gathered_messages(
+    sub: JetStreamContext.PullSubscription, limit: int, linger: float
+) -> list[Msg]:
+    """Up to ``limit`` messages, gathered for at most ``linger`` seconds with one pull
+    request (the server ends it with a 408 status when it expires short of ``limit``).
+
+    A request lost with the connection is given up shortly after it would have expired;
+    the caller asks again. Through the same nats-py internals as :func:`ready_messages`.
+    """
+    expires = int(linger * 1_000_000_000)
+    request = json.dumps({"batch": limit, "expires": expires}).encode()
+    await sub._nc.publish(sub._nms, request, sub._deliver)
+    deadline = time.monotonic() + linger + LINGER_GRACE_SECONDS
+    found: list[Msg] = []
+    while len(found) < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            msg = await sub._sub.next_msg(timeout=remaining)
+        except TimeoutError:
+            break
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            found.append(msg)
+        elif status != "100":  # 408: the request expired; 404, 409: it ended otherwise
             break
     return found

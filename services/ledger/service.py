@@ -80,9 +80,23 @@ BOOKS = ConsumerSpec(
     max_ack_pending=BOOKS_BATCH,
 )
 BOOK_TYPES: dict[str, type[Message]] = {ch.subject: ch.message for ch in BOOK_CHANNELS}
-LLM_CALLS = ConsumerSpec("ledger-llm-calls", channels.LLM_CALL.subject)
+# Records nobody waits on: a second's worth in one pull and one statement (a replay's
+# cycles would otherwise cost two pulls and a statement per message).
+RECORDS_BATCH = 128
+RECORDS_LINGER_SECONDS = 1.0
+LLM_CALLS = ConsumerSpec(
+    "ledger-llm-calls",
+    channels.LLM_CALL.subject,
+    batch=RECORDS_BATCH,
+    linger_seconds=RECORDS_LINGER_SECONDS,
+)
 # Every decision as proposed, so ``verify`` can tell one that never reached the books.
-PROPOSALS = ConsumerSpec("ledger-proposals", channels.DECISION_PROPOSED.subject)
+PROPOSALS = ConsumerSpec(
+    "ledger-proposals",
+    channels.DECISION_PROPOSED.subject,
+    batch=RECORDS_BATCH,
+    linger_seconds=RECORDS_LINGER_SECONDS,
+)
 
 
 class LedgerService:
