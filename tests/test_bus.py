@@ -301,7 +301,7 @@ async def test_a_lingering_consumer_takes_what_came_meanwhile_in_one_batch(
         await eventually(lambda: sum(map(len, batches)) == 5, what="the five cycles")
         assert [c for batch in batches for c in batch] == ["c1", "c2", "c3", "c4", "c5"]
         assert len(batches) <= 2  # one pull, or two when the first ended as they came
-        # A full batch ends its pull at once; the rest follows in the next one.
+        # A batch holds eight at most; the rest follows with the next pull.
         for n in range(6, 16):
             await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
         await eventually(lambda: sum(map(len, batches)) == 15, what="ten more")

@@ -169,13 +169,15 @@ class Consumers:
         try:
             while not self._stopping.is_set():
                 try:
-                    # One message, handed over the moment it arrives; then whatever else is
-                    # ready, without waiting (a fetch of N waits until N or its timeout).
                     if spec.linger_seconds is not None:
+                        # What comes within the linger, with one pull.
                         batch = await gathered_messages(sub, spec.batch, spec.linger_seconds)
                         if not batch:
                             continue
                     else:
+                        # One message, handed over the moment it arrives; then whatever
+                        # else is ready, without waiting (a fetch of N waits until N or its
+                        # timeout).
                         batch = await sub.fetch(1, timeout=1.0)
                         if spec.batch > 1:
                             batch += await ready_messages(sub, spec.batch - 1)

@@ -7,6 +7,7 @@ what the server has ready without waiting for more. :mod:`consumers` runs the lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -145,25 +146,59 @@ async def gathered_messages(
     """Up to ``limit`` messages, gathered for at most ``linger`` seconds with one pull
     request (the server ends it with a 408 status when it expires short of ``limit``).
 
-    A request lost with the connection is given up shortly after it would have expired;
-    the caller asks again. Through the same nats-py internals as :func:`ready_messages`.
+    What an earlier request left in the subscription's queue comes first: its messages are
+    returned at once, its statuses dropped (they must not end this request). A request
+    lost with the connection is given up shortly after it would have expired; the caller
+    asks again. Any other end the server gives it (the durable gone, JetStream away)
+    raises :class:`PullRefused`, so the caller backs off rather than asking again at once.
+    Cancelled, it gives back what it gathered (redelivered now, not after the ack wait).
+    Through the same nats-py internals as :func:`ready_messages`.
     """
+    found = _left_in_queue(sub, limit)
+    if found:
+        return found
     expires = int(linger * 1_000_000_000)
     request = json.dumps({"batch": limit, "expires": expires}).encode()
     await sub._nc.publish(sub._nms, request, sub._deliver)
     deadline = time.monotonic() + linger + LINGER_GRACE_SECONDS
+    try:
+        while len(found) < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                msg = await sub._sub.next_msg(timeout=remaining)
+            except TimeoutError:
+                break
+            status = JetStreamContext.is_status_msg(msg)
+            if status is None:
+                found.append(msg)
+            elif status == "408":  # the request expired: what came is the batch
+                break
+            elif status != "100":  # not a heartbeat: the request ended otherwise
+                if found:
+                    break
+                raise PullRefused(f"pull on {sub._nms} ended with {status}: {msg.headers}")
+    except asyncio.CancelledError:
+        for msg in found:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        raise
+    return found
+
+
+class PullRefused(RuntimeError):
+    """The server ended a pull request with an error status."""
+
+
+def _left_in_queue(sub: JetStreamContext.PullSubscription, limit: int) -> list[Msg]:
+    """Messages already in the subscription's queue (up to ``limit``), its statuses
+    dropped, as nats-py's own fetch does before it asks."""
+    queue = sub._sub._pending_queue
     found: list[Msg] = []
-    while len(found) < limit:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            msg = await sub._sub.next_msg(timeout=remaining)
-        except TimeoutError:
-            break
-        status = JetStreamContext.is_status_msg(msg)
-        if status is None:
+    while len(found) < limit and not queue.empty():
+        msg = queue.get_nowait()
+        sub._sub._pending_size -= len(msg.data)
+        if JetStreamContext.is_status_msg(msg) is None:
             found.append(msg)
-        elif status != "100":  # 408: the request expired; 404, 409: it ended otherwise
-            break
     return found

@@ -47,7 +47,7 @@ RESAMPLES = 500
 SEED = 0
 BACKGROUND_NICENESS = 10  # the worker process's, above the services' 0
 ORPHAN_CHECK_SECONDS = 1.0
-PAUSE_FACTOR = 9  # computing takes at most a tenth of the time (a tenth of a core)
+PAUSE_FACTOR = 4  # computing takes at most a fifth of the ledger's time
 MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
 
 Series = npt.NDArray[np.float64]

@@ -158,7 +158,7 @@ class LedgerService:
         async with acquire(self._pool) as conn:
             position = await sql.cycles.consumer_position(conn, BOOKS.durable)
         await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
-        # A batch per transaction, as the books: a cycle's calls and proposals come together.
+        # Gathered a second at a time, each batch one statement with its claims.
         await self._bus.consume_batches(
             LLM_CALLS, {LLM_CALLS.filter_subject: channels.LLM_CALL.message}, self._on_llm_calls
         )

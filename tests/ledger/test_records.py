@@ -50,5 +50,6 @@ async def test_model_calls_keep_every_field_and_fail_with_their_claims(lg: Ledge
     ghost = llm_call("ghost", "g1", now)
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await record_llm_calls(lg.db, CONSUMER, [("m2", ghost), ("m3", call)])
-    assert await lg.count("SELECT count(*) FROM processed_messages WHERE msg_id = 'm2'") == 0
+    claims = "SELECT count(*) FROM processed_messages WHERE msg_id = ANY($1::text[])"
+    assert await lg.count(claims, ["m2", "m3"]) == 0
     assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1

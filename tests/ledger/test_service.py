@@ -27,6 +27,8 @@ from services.common.contracts import (
     Verdict,
 )
 from services.common.settings import Settings
+from services.ledger import sql
+from services.ledger.views import account_view
 from tests.builders import (
     approved,
     buy,
@@ -188,6 +190,20 @@ async def test_verdicts_open_and_close_positions_with_exact_accounting(lg: Ledge
     assert lg.metric("arena_ledger_rejections_total", code="margin_too_high") == 1
 
     await _check_queries(lg)
+
+
+async def test_a_verdicts_account_event_is_the_account_as_stored(lg: Ledger) -> None:
+    # The event is built from the book the verdict writes, before the statement that
+    # writes both: it must be the stored row to the last digit (amounts keep their scale).
+    await lg.start_cycle("c1", 1, {BTC: Decimal("95000.10")}, "momentum", "random")
+    v = verdict("c1", "momentum", lg.clock.now(), approved(buy(BTC, "10.50", 3)))
+    await lg.apply(v)
+    event_id = f"account:{v.verdict_id}"
+    await eventually(lambda: any(a.event_id == event_id for a in lg.accounts), what="event")
+    (event,) = [a for a in lg.accounts if a.event_id == event_id]
+    stored = {row.agent_id: row for row in await sql.accounts.accounts(lg.db)}
+    assert event.account == account_view(stored["momentum"])
+    assert event.account.model_dump_json() == account_view(stored["momentum"]).model_dump_json()
 
 
 async def test_the_same_verdict_twice_changes_nothing(lg: Ledger) -> None:

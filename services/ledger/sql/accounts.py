@@ -177,7 +177,7 @@ async def save_book(
     found = await conn.fetchval(
         f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
         f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}), "
-        f"event AS ({outbox.insert_statement(15)}) "
+        f"event AS ({outbox.insert_statement(15, 'EXISTS (SELECT 1 FROM saved)')}) "
         "SELECT count(*) FROM saved",
         *_book_values(agent_id, book, now),
         equity_source,

@@ -23,13 +23,13 @@ class OutboxRow:
         return (self.event_id, self.subject, self.message_type, self.payload)
 
 
-def insert_statement(first: int) -> str:
+def insert_statement(first: int, where: str = "true") -> str:
     """The insert of one :class:`OutboxRow` whose values are parameters ``$first`` to
-    ``$first+3`` (to run inside another statement)."""
+    ``$first+3``, when ``where`` holds (to run inside another statement)."""
     event_id, subject, message_type, payload = (f"${first + n}" for n in range(4))
     return (
         "INSERT INTO outbox (event_id, subject, message_type, payload) "
-        f"VALUES ({event_id}, {subject}, {message_type}, {payload}::jsonb)"
+        f"SELECT {event_id}, {subject}, {message_type}, {payload}::jsonb WHERE {where}"
     )
 
 
