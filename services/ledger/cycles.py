@@ -11,7 +11,7 @@ import asyncpg
 from services.common import subjects
 from services.common.contracts import AgentOutcome, CycleCompleted
 from services.ledger import sql
-from services.ledger.outbox import enqueue
+from services.ledger.outbox import outbox_row
 from services.ledger.sql.cycles import CycleRow
 
 
@@ -82,7 +82,11 @@ async def complete_locked(
         outcomes=tuple(outcome(a, results.get(a)) for a in agents),
     )
     await sql.cycles.finish_cycle(
-        conn, cycle_id, "timed_out" if timed_out else "completed", now, duration
+        conn,
+        cycle_id,
+        "timed_out" if timed_out else "completed",
+        now,
+        duration,
+        event=outbox_row(subjects.CYCLE_COMPLETED, cycle_id, event),
     )
-    await enqueue(conn, subjects.CYCLE_COMPLETED, cycle_id, event)
     return event

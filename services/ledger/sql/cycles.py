@@ -15,6 +15,7 @@ from typing import Any
 from asyncpg import Connection
 
 from services.common.contracts import CycleStarted, MarketSnapshot
+from services.ledger.sql import outbox
 
 # ---------------------------------------------------------------- messages and ticks
 
@@ -161,15 +162,24 @@ async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) ->
 
 
 async def finish_cycle(
-    conn: Connection, cycle_id: str, status: str, now: datetime, duration_seconds: float
+    conn: Connection,
+    cycle_id: str,
+    status: str,
+    now: datetime,
+    duration_seconds: float,
+    *,
+    event: outbox.OutboxRow,
 ) -> None:
+    """Close the cycle and write its completion ``event`` to the outbox, in one statement."""
     await conn.execute(
+        f"WITH event AS ({outbox.insert_statement(5)}) "
         "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
         "WHERE cycle_id = $1",
         cycle_id,
         status,
         now,
         duration_seconds,
+        *event.values(),
     )
 
 

@@ -138,25 +138,36 @@ async def insert_decision(
 async def link_cycle(conn: Connection, cycle_id: str) -> int:
     """Append the cycle's decisions not yet in the chain, in agent order; how many.
 
-    The head is read and locked once, the links computed in turn, and the rows and the
-    head written in one round trip each."""
+    The decisions are read with the chain's head (locked) in one round trip, the links
+    computed in turn, and the rows and the head written in one more."""
     records = await conn.fetch(
-        _CHAIN_SELECT + "WHERE cycle_id = $1 AND seq IS NULL ORDER BY llm_id, decision_id",
+        "WITH head AS (SELECT seq AS head_seq, hash AS head_hash FROM decision_chain_head "
+        "FOR UPDATE) SELECT d.*, head.head_seq, head.head_hash FROM ("
+        + _CHAIN_SELECT
+        + "WHERE cycle_id = $1 AND seq IS NULL) d CROSS JOIN head "
+        "ORDER BY d.llm_id, d.decision_id",
         cycle_id,
     )
     if not records:
         return 0
-    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
-    seq, prev_hash = head["seq"], head["hash"]
-    links: list[tuple[str, int, str, str]] = []
+    seq, prev_hash = records[0]["head_seq"], records[0]["head_hash"]
+    links: list[ChainLink] = []
     for r in records:
         link = chain.link(seq + 1, prev_hash, _content(r))
-        links.append((r["decision_id"], link.seq, link.prev_hash, link.hash))
+        links.append(link)
         seq, prev_hash = link.seq, link.hash
-    await conn.executemany(
-        "UPDATE decisions SET seq = $2, prev_hash = $3, hash = $4 WHERE decision_id = $1", links
+    await conn.execute(
+        "WITH head AS (UPDATE decision_chain_head SET seq = $4, hash = $5) "
+        "UPDATE decisions d SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
+        "FROM unnest($1::text[], $2::bigint[], $3::text[], $6::text[]) "
+        "AS l(decision_id, seq, prev_hash, hash) WHERE d.decision_id = l.decision_id",
+        [r["decision_id"] for r in records],
+        [link.seq for link in links],
+        [link.prev_hash for link in links],
+        seq,
+        prev_hash,
+        [link.hash for link in links],
     )
-    await _move_head(conn, seq, prev_hash)
     return len(records)
 
 
