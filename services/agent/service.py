@@ -88,6 +88,8 @@ class AgentService:
             subjects.MARKET_SNAPSHOT,
             start="last",
             ack_wait_seconds=self._ack_wait,
+            # One snapshot at a time: no second pull after each for what else is ready.
+            batch=1,
         )
         await self._bus.consume(spec, MarketSnapshot, self.handle)
         self._heartbeat.start()

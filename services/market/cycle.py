@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # The latest completion first: at most one cycle runs, so no older one can matter.
 COMPLETIONS = ConsumerSpec(
-    "market-completions", subjects.CYCLE_COMPLETED, start="last", ack_wait_seconds=10
+    "market-completions", subjects.CYCLE_COMPLETED, start="last", ack_wait_seconds=10, batch=1
 )
 
 
