@@ -30,12 +30,7 @@ from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.decoded import DecodedMessages
 from services.common.delivery import Ack, DeadLetter, DeliveryPolicy, Retry
-from services.common.durables import (
-    ConsumerSpec,
-    gathered_messages,
-    ready_messages,
-    subscribe,
-)
+from services.common.durables import ConsumerSpec, gathered_messages, ready_messages, subscribe
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -124,19 +125,9 @@ async def ready_messages(
     consumer that timeout after every quiet moment.) It goes through the subscription's
     pull subject and inbox, nats-py's own (``_nms``, ``_deliver``, ``_sub``).
     """
-    request = json.dumps({"batch": limit, "no_wait": True}).encode()
-    await sub._nc.publish(sub._nms, request, sub._deliver)
     found: list[Msg] = []
-    while len(found) < limit:
-        try:
-            msg = await sub._sub.next_msg(timeout=timeout)
-        except TimeoutError:
-            break
-        status = JetStreamContext.is_status_msg(msg)
-        if status is None:
-            found.append(msg)
-        elif status != "100":  # 404 no messages, 408 expired, 409: nothing more now
-            break
+    # 404 no messages, 408 expired, 409: nothing more now.
+    await _pull(sub, {"batch": limit, "no_wait": True}, found, limit, lambda: timeout)
     return found
 
 
@@ -157,34 +148,46 @@ async def gathered_messages(
     found = _left_in_queue(sub, limit)
     if found:
         return found
-    expires = int(linger * 1_000_000_000)
-    request = json.dumps({"batch": limit, "expires": expires}).encode()
-    await sub._nc.publish(sub._nms, request, sub._deliver)
     deadline = time.monotonic() + linger + LINGER_GRACE_SECONDS
+    request = {"batch": limit, "expires": int(linger * 1_000_000_000)}
     try:
-        while len(found) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                msg = await sub._sub.next_msg(timeout=remaining)
-            except TimeoutError:
-                break
-            status = JetStreamContext.is_status_msg(msg)
-            if status is None:
-                found.append(msg)
-            elif status == "408":  # the request expired: what came is the batch
-                break
-            elif status != "100":  # not a heartbeat: the request ended otherwise
-                if found:
-                    break
-                raise PullRefused(f"pull on {sub._nms} ended with {status}: {msg.headers}")
+        ending = await _pull(sub, request, found, limit, lambda: deadline - time.monotonic())
     except asyncio.CancelledError:
         for msg in found:
             with contextlib.suppress(Exception):
                 await msg.nak()
         raise
+    status = None if ending is None else JetStreamContext.is_status_msg(ending)
+    if ending is not None and status != "408" and not found:  # 408: the request expired
+        raise PullRefused(f"pull on {sub._nms} ended with {status}: {ending.headers}")
     return found
+
+
+async def _pull(
+    sub: JetStreamContext.PullSubscription,
+    request: Mapping[str, object],
+    found: list[Msg],
+    limit: int,
+    wait: Callable[[], float],
+) -> Msg | None:
+    """Send the pull ``request`` and add its messages to ``found`` until there are
+    ``limit``, no message comes within ``wait()`` seconds, or a status other than a
+    heartbeat ends it; returns that status message (None for the other two ends)."""
+    await sub._nc.publish(sub._nms, json.dumps(request).encode(), sub._deliver)
+    while len(found) < limit:
+        timeout = wait()
+        if timeout <= 0:
+            return None
+        try:
+            msg = await sub._sub.next_msg(timeout=timeout)
+        except TimeoutError:
+            return None
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            found.append(msg)
+        elif status != "100":
+            return msg
+    return None
 
 
 class PullRefused(RuntimeError):
