@@ -3,11 +3,13 @@ once (a copy in the same batch or a later one changes nothing), all or nothing."
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
+from services.ledger import sql
 from services.ledger.sql.decisions import record_llm_calls, record_proposals
 from tests.builders import decision, hold, llm_call
 from tests.ledger.harness import Ledger
@@ -53,3 +55,22 @@ async def test_model_calls_keep_every_field_and_fail_with_their_claims(lg: Ledge
     claims = "SELECT count(*) FROM processed_messages WHERE msg_id = ANY($1::text[])"
     assert await lg.count(claims, ["m2", "m3"]) == 0
     assert await lg.count("SELECT count(*) FROM llm_api_calls") == 1
+
+
+async def test_records_are_written_while_the_books_hold_the_account(
+    lg: Ledger, database_url: str
+) -> None:
+    # The books lock an account for a verdict while another transaction stores a record
+    # that refers to it: the record's foreign key must not wait for (nor deadlock with)
+    # the books' lock.
+    books = await asyncpg.connect(database_url)
+    try:
+        async with books.transaction():
+            assert await sql.accounts.account(books, "momentum", for_update=True) is not None
+            await sql.positions.verdict_inputs(books, "momentum", "c1", "d1")
+            stored = record_proposals(lg.db, CONSUMER, [("m1", decision(hold()))])
+            assert await asyncio.wait_for(stored, 5) == 1
+            call = llm_call("momentum", "k1", lg.clock.now())
+            assert await asyncio.wait_for(record_llm_calls(lg.db, CONSUMER, [("m2", call)]), 5)
+    finally:
+        await books.close()

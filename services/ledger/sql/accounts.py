@@ -109,7 +109,7 @@ async def upsert_accounts(
 async def account(
     conn: Connection, agent_id: str, *, for_update: bool = False
 ) -> AccountRow | None:
-    lock = " FOR UPDATE" if for_update else ""
+    lock = " FOR NO KEY UPDATE" if for_update else ""
     record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id = $1{lock}", agent_id
     )
@@ -128,10 +128,16 @@ async def agent_ids(conn: Connection) -> list[str]:
 
 async def lock_holders(conn: Connection, symbols: Sequence[str]) -> list[AccountRow]:
     """Lock and return the accounts holding an open position on any of ``symbols``, in one
-    fixed order (by id), so concurrent transactions cannot deadlock."""
+    fixed order (by id), so concurrent transactions cannot deadlock.
+
+    The books lock rows FOR NO KEY UPDATE (here, in :func:`account` and in the positions'
+    reads): they never change a key, and a row written elsewhere that refers to an account
+    (a curve bucket, a proposal, a model call) takes a key-share lock on it for its foreign
+    key, which FOR UPDATE would block, and deadlock with (seen in replays: a second lost
+    to Postgres's deadlock timeout each time)."""
     records = await conn.fetch(
         f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id IN (SELECT llm_id FROM positions "
-        "WHERE status = 'OPEN' AND symbol = ANY($1::text[])) ORDER BY llm_id FOR UPDATE",
+        "WHERE status = 'OPEN' AND symbol = ANY($1::text[])) ORDER BY llm_id FOR NO KEY UPDATE",
         list(symbols),
     )
     return [account_row(r) for r in records]

@@ -58,7 +58,7 @@ def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
 async def open_position_for(
     conn: Connection, agent_id: str, symbol: str, *, for_update: bool = False
 ) -> PositionRow | None:
-    lock = " FOR UPDATE" if for_update else ""
+    lock = " FOR NO KEY UPDATE" if for_update else ""
     record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM positions "
         f"WHERE llm_id = $1 AND symbol = $2 AND status = 'OPEN'{lock}",
@@ -97,7 +97,7 @@ async def portfolio(
 ) -> tuple[AccountRow, list[PositionRow]] | None:
     """An account and its open positions in one statement (one round trip, one snapshot);
     ``for_update`` locks the account row."""
-    lock = " FOR UPDATE OF llm_accounts" if for_update else ""
+    lock = " FOR NO KEY UPDATE OF llm_accounts" if for_update else ""
     record = await conn.fetchrow(_portfolio_select(lock=lock), agent_id)
     return None if record is None else _portfolio_of(dict(record))
 
@@ -131,7 +131,7 @@ async def verdict_inputs(
             "EXISTS (SELECT 1 FROM decisions WHERE decision_id = $3) AS decided, "
             "(SELECT count(*) FROM decisions d JOIN cycles c ON c.cycle_id = d.cycle_id "
             "WHERE d.cycle_id = $2 AND d.llm_id = ANY(c.expected_agents)) AS cycle_decisions",
-            lock=" FOR UPDATE OF llm_accounts",
+            lock=" FOR NO KEY UPDATE OF llm_accounts",
         ),
         agent_id,
         cycle_id,
@@ -150,7 +150,7 @@ async def lock_open_positions(conn: Connection, agent_ids: Sequence[str]) -> lis
     """Lock and return every open position of these accounts, in id order."""
     records = await conn.fetch(
         f"SELECT {COLUMNS} FROM positions WHERE status = 'OPEN' AND llm_id = ANY($1::text[]) "
-        "ORDER BY id FOR UPDATE",
+        "ORDER BY id FOR NO KEY UPDATE",
         list(agent_ids),
     )
     return [_position(r) for r in records]
