@@ -111,7 +111,8 @@ async def test_a_verdict_after_a_tick_waiting_for_its_locks_is_applied_after_it(
                 return bool(
                     await lg.db.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE '%FROM llm_accounts WHERE llm_id IN (SELECT%FOR NO KEY UPDATE%' "
+                        "AND query LIKE '%FROM llm_accounts WHERE llm_id IN (SELECT%"
+                        "FOR NO KEY UPDATE%' "
                         "AND pid <> pg_backend_pid()"
                     )
                 )
