@@ -92,8 +92,8 @@ class OutboxRelay:
         no later relay pass could publish it, and it must not hold back the rows after it.
         """
         async with acquire(self._pool) as conn, conn.transaction():
-            rows = await sql.outbox.take_pending(conn, self._batch)
-            events, sent = [], []
+            rows = await sql.outbox.take_pending(conn, self._batch, self._clock.now())
+            events = []
             for row in rows:
                 try:
                     message = decode(row["message_type"], row["payload"])
@@ -101,11 +101,10 @@ class OutboxRelay:
                     await self._set_aside(conn, row, str(exc))
                     continue
                 events.append((row["subject"], message, row["event_id"]))
-                sent.append(row["id"])
-            # In id order, acknowledged together; if any is not, the pass rolls back and
-            # the next one sends the lot again (copies dropped by their ids).
+            # In id order, acknowledged together; if any is not, the pass rolls back (the
+            # rows unsent again) and the next one sends the lot again (copies dropped by
+            # their ids).
             await self._bus.publish_all(events)
-            await sql.outbox.mark_published(conn, sent, self._clock.now())
         return len(rows)
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: str) -> None:

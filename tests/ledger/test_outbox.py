@@ -40,6 +40,10 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(lg: Ledger) -> Non
     assert [r["event_id"] for r in failed] == ["bad:type", "bad:payload"]
     assert "unknown message type 'NoSuchEvent'" in failed[0]["error"]
     assert "invalid AccountEvent payload" in failed[1]["error"]
+    set_aside_published = (
+        "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND published_at IS NOT NULL"
+    )
+    assert await lg.count(set_aside_published) == 0
     assert await lg.count("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") > 0
     assert lg.metric("arena_ledger_outbox_failed_total") == 2
     await eventually(

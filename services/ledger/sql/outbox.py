@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,28 +36,29 @@ async def insert(conn: Connection, row: OutboxRow) -> None:
     await conn.execute(insert_statement(1), *row.values())
 
 
-async def take_pending(conn: Connection, batch: int) -> list[asyncpg.Record]:
-    """Lock and return up to ``batch`` unsent rows, in id order."""
+async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyncpg.Record]:
+    """Mark up to ``batch`` unsent rows published at ``now`` and return them, in id order,
+    in one statement: the caller publishes them before its transaction commits (and rolls
+    back, leaving them unsent, when it cannot)."""
     # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
-    return list(
-        await conn.fetch(
-            "SELECT id, event_id, subject, message_type, payload::text AS payload "
-            "FROM outbox WHERE published_at IS NULL AND failed_at IS NULL "
-            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            batch,
-        )
+    records = await conn.fetch(
+        "UPDATE outbox SET published_at = $2 WHERE id IN (SELECT id FROM outbox "
+        "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 "
+        "FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, event_id, subject, message_type, payload::text AS payload",
+        batch,
+        now,
     )
-
-
-async def mark_published(conn: Connection, ids: Sequence[int], now: datetime) -> None:
-    await conn.execute(
-        "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::bigint[])", list(ids), now
-    )
+    return sorted(records, key=lambda r: r["id"])
 
 
 async def mark_failed(conn: Connection, outbox_id: int, now: datetime, error: str) -> None:
+    """Set a row aside: never published."""
     await conn.execute(
-        "UPDATE outbox SET failed_at = $2, error = $3 WHERE id = $1", outbox_id, now, error
+        "UPDATE outbox SET published_at = NULL, failed_at = $2, error = $3 WHERE id = $1",
+        outbox_id,
+        now,
+        error,
     )
 
 
