@@ -6,10 +6,11 @@ deadline plus grace is awaited first. NATS down at a cycle start: see
 :mod:`services.market.cycle`; a live tick that cannot be published is skipped and counted,
 a replayed one is retried until published.
 
-At most one step is taken twice across a restart: the one whose tick was published just
-before the process ended, before it was recorded. The source is deterministic, so it is
-the same step under the same tick id (see :mod:`services.market.ticks`), and JetStream's
-duplicate window or the ledger's applied-tick record drops the copy.
+At most the steps published last before the process ended, before they were recorded, are
+taken twice across a restart: a live tick, or a replay's bars up to a cycle (recorded
+with that cycle's start). The source is deterministic, so they are the same steps under
+the same tick ids (see :mod:`services.market.ticks`), and JetStream's duplicate window or
+the ledger's applied-tick record drops the copies.
 """
 
 from __future__ import annotations

@@ -264,7 +264,10 @@ class CycleScheduler:
                 except Exception:
                     log.exception("the replay cannot play its next bar; it stops here")
                     self._replay_done = True
-                await self._keeper.save()
+                    await self._keeper.save()
+                # Recorded with the cycle that starts next (its announcement records the
+                # state first): a restart before it plays these bars again, the copies
+                # dropped by their tick ids.
                 continue
             async with self._start_lock:
                 if self._current is None:
