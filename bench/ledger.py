@@ -94,7 +94,7 @@ async def _verdicts(conn: asyncpg.Connection, agents: int) -> list[float]:
         t0 = time.perf_counter()
         async with conn.transaction():
             await sql.cycles.claim_message(conn, f"v{n}", "bench")
-            await applier.apply(conn, _verdict(f"a{n:03d}", "c1", actions), START)
+            await applier.apply(conn, [_verdict(f"a{n:03d}", "c1", actions)], START)
         samples.append((time.perf_counter() - t0) * 1000)
     return samples
 

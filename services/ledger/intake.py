@@ -108,28 +108,50 @@ class BookIntake:
                     self._consumer,
                     max(d.stream_sequence for _, d in items),
                 )
-                run: list[MarketTick] = []  # consecutive ticks, applied together
-                for index, (message, delivery) in enumerate(items):
-                    if delivery.msg_id not in fresh:
-                        effects.duplicates += 1
-                        continue
-                    fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
-                    if isinstance(message, MarketTick):
-                        run.append(message)
-                        continue
-                    await self._ticks_run(conn, run, now, effects)
-                    try:
-                        await self._one(conn, message, delivery, now, effects)
-                    except PermanentError as exc:
-                        # Raised before the message wrote anything: the rest go on.
-                        effects.refused[index] = str(exc)
-                    except asyncpg.ForeignKeyViolationError as exc:
-                        # A write naming an agent the ledger has no account for: the batch
-                        # is rolled back and the bus applies its messages one by one, this
-                        # one then dead-lettered alone.
-                        raise PermanentError(str(exc)) from exc
-                await self._ticks_run(conn, run, now, effects)
+                try:
+                    await self._in_order(conn, items, fresh, now, effects)
+                except asyncpg.ForeignKeyViolationError as exc:
+                    # A write naming an agent the ledger has no account for: the batch is
+                    # rolled back and the bus applies its messages one by one, this one
+                    # then dead-lettered alone.
+                    raise PermanentError(str(exc)) from exc
         return effects
+
+    async def _in_order(
+        self,
+        conn: asyncpg.Connection,
+        items: Sequence[Item],
+        fresh: set[str],
+        now: datetime,
+        effects: Effects,
+    ) -> None:
+        """Apply the messages of ``fresh`` ids in order, consecutive ticks together and
+        consecutive verdicts together."""
+        run: list[MarketTick] = []
+        verdicts: list[tuple[int, Verdict]] = []
+        for index, (message, delivery) in enumerate(items):
+            if delivery.msg_id not in fresh:
+                effects.duplicates += 1
+                continue
+            fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
+            if isinstance(message, MarketTick):
+                await self._verdicts_run(conn, verdicts, now, effects)
+                run.append(message)
+                continue
+            await self._ticks_run(conn, run, now, effects)
+            try:
+                if isinstance(message, Verdict):
+                    agent = message.decision.agent_id
+                    same_agent(delivery, agent, f"verdict {message.verdict_id}")
+                    verdicts.append((index, message))
+                    continue
+                await self._verdicts_run(conn, verdicts, now, effects)
+                await self._one(conn, message, now, effects)
+            except PermanentError as exc:
+                # Raised before the message wrote anything: the rest go on.
+                effects.refused[index] = str(exc)
+        await self._ticks_run(conn, run, now, effects)
+        await self._verdicts_run(conn, verdicts, now, effects)
 
     async def _ticks_run(
         self, conn: asyncpg.Connection, run: list[MarketTick], now: datetime, effects: Effects
@@ -144,24 +166,31 @@ class BookIntake:
             effects.marked = effects.marked or bool(outcome.agents)
         run.clear()
 
-    async def _one(
+    async def _verdicts_run(
         self,
         conn: asyncpg.Connection,
-        message: object,
-        delivery: Delivery,
+        verdicts: list[tuple[int, Verdict]],
         now: datetime,
         effects: Effects,
     ) -> None:
-        if isinstance(message, Verdict):
-            same_agent(delivery, message.decision.agent_id, f"verdict {message.verdict_id}")
-            applied = await self._applier.apply(conn, message, now)
-            if applied.duplicate:
+        if not verdicts:
+            return
+        outcomes = await self._applier.apply(conn, [v for _, v in verdicts], now)
+        for (index, _), applied in zip(verdicts, outcomes, strict=True):
+            if isinstance(applied, PermanentError):
+                effects.refused[index] = str(applied)
+            elif applied.duplicate:
                 effects.duplicates += 1
-                return
-            effects.verdicts.append(applied)
-            if applied.cycle_completed is not None:
-                effects.completed.append(applied.cycle_completed)
-        elif isinstance(message, MarketSnapshot):
+            else:
+                effects.verdicts.append(applied)
+                if applied.cycle_completed is not None:
+                    effects.completed.append(applied.cycle_completed)
+        verdicts.clear()
+
+    async def _one(
+        self, conn: asyncpg.Connection, message: object, now: datetime, effects: Effects
+    ) -> None:
+        if isinstance(message, MarketSnapshot):
             at = message.taken_at if message.data_time else now
             await self._snapshot(conn, message, at, effects)
         elif isinstance(message, CycleStarted):

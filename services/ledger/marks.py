@@ -115,12 +115,8 @@ class _Books:
     async def load(
         cls, conn: asyncpg.Connection, symbols: Sequence[str], fee_rate: Decimal
     ) -> _Books:
-        holders = await sql.accounts.lock_holders(conn, sorted(symbols))
-        held = {a.agent_id: a.book for a in holders}
-        positions = await sql.positions.lock_open_positions(conn, list(held)) if held else []
-        accounts = await sql.accounts.accounts(conn)
-        marked_at = await sql.positions.mark_times(conn, sorted(symbols))
-        return cls(accounts, held, positions, marked_at, fee_rate)
+        books = await sql.runs.load_books(conn, symbols)
+        return cls(books.accounts, books.held, books.positions, books.marked_at, fee_rate)
 
     # ------------------------------------------------------------ one step
 
@@ -292,21 +288,21 @@ class _Books:
     # ------------------------------------------------------------ the run's writes
 
     async def save(self, conn: asyncpg.Connection) -> None:
-        """Write what the run did: each kind of effect in one statement."""
-        await sql.positions.save_marks(conn, self.new_marks)
-        await sql.positions.mark_positions(
+        """Write what the run did, every kind of effect in one statement."""
+        await sql.runs.save_effects(
             conn,
-            [
-                (p.id, p.current_price, p.unrealized_pnl)
-                for p in self.positions.values()
-                if p.id in self.moved
-            ],
+            sql.runs.RunEffects(
+                marks=self.new_marks,
+                positions=[
+                    (p.id, p.current_price, p.unrealized_pnl)
+                    for p in self.positions.values()
+                    if p.id in self.moved
+                ],
+                funding=self.funding,
+                books={agent: (self.held[agent], at) for agent, at in self.saved_at.items()},
+                equity=self.equity,
+            ),
         )
-        await sql.trades.insert_funding(conn, self.funding)
-        await sql.accounts.save_books(
-            conn, {agent: (self.held[agent], at) for agent, at in self.saved_at.items()}
-        )
-        await sql.equity.insert_snapshots(conn, self.equity)
 
 
 async def _run(

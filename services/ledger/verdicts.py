@@ -1,4 +1,4 @@
-"""Applying one verdict inside one transaction: opens, closes, rejections, events.
+"""Applying verdicts inside the books' transaction: opens, closes, rejections, events.
 
 The ledger executes what risk approved at the cycle's snapshot price, but judges every
 approved action again with the trading rules against its own books (a verdict forged on
@@ -12,6 +12,8 @@ announcement there is) is recorded with its trades refused for that reason.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -42,7 +44,9 @@ from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_locked
 from services.ledger.outbox import enqueue, outbox_row
+from services.ledger.sql.accounts import AccountRow, BookSave
 from services.ledger.sql.cycles import CycleRow
+from services.ledger.sql.decisions import Booked
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
@@ -61,6 +65,22 @@ POSITION_IDS = UUID("e5b1a06b-ad1e-4059-9817-0620b6303e0b")
 
 def position_id(decision_id: str, index: int) -> UUID:
     return uuid5(POSITION_IDS, f"{decision_id}:{index}")
+
+
+def _one_per_agent(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """The longest run of ``verdicts`` from the first with no agent, and no decision,
+    twice."""
+    agents: set[str] = set()
+    decisions: set[str] = set()
+    taken = []
+    for verdict in verdicts:
+        decision = verdict.decision
+        if decision.agent_id in agents or decision.decision_id in decisions:
+            break
+        agents.add(decision.agent_id)
+        decisions.add(decision.decision_id)
+        taken.append(verdict)
+    return taken
 
 
 class _Refused(Exception):
@@ -88,10 +108,11 @@ class _Run:
     verdict: Verdict
     cycle: CycleRow
     prices: dict[str, Decimal]
+    account: AccountRow  # as read before the verdict
     book: Book
     portfolio: Portfolio
     now: datetime
-    applied: Applied
+    applied: Applied = field(default_factory=Applied)
     results: list[dict[str, Any]] = field(default_factory=list)
     earlier: list[Prior] = field(default_factory=list)
 
@@ -109,62 +130,121 @@ class VerdictApplier:
         self._limits = limits
         self._symbols = symbols
 
-    async def apply(self, conn: asyncpg.Connection, verdict: Verdict, now: datetime) -> Applied:
-        """Apply ``verdict`` in the caller's transaction (a decision already stored: no-op).
+    async def apply(
+        self, conn: asyncpg.Connection, verdicts: Sequence[Verdict], now: datetime
+    ) -> list[Applied | PermanentError]:
+        """Apply ``verdicts`` in order in the caller's transaction: for each, what it did
+        (its decision already stored: a duplicate, no-op) or why it is refused for good,
+        found before it wrote anything (its agent has no account).
 
-        Its cycle and snapshot came before it on the bus (see :mod:`intake`): when either
-        is missing it never will come, and the verdict's trades are refused for it.
+        Verdicts of different agents are applied together, in rounds: their inputs read in
+        one statement, their decisions stored in one round trip and their books in one
+        more. A round ends before an agent's second verdict (or a second copy of a
+        decision) and after a verdict that completes its cycle, so every verdict reads
+        the books as the verdicts before it left them: the same as applied one by one.
+
+        Each cycle and snapshot came before its verdicts on the bus (see :mod:`intake`):
+        when either is missing it never will come, and the verdict's trades are refused
+        for it.
         """
+        outcomes: list[Applied | PermanentError] = []
+        while len(outcomes) < len(verdicts):
+            outcomes += await self._round(conn, verdicts[len(outcomes) :], now)
+        return outcomes
+
+    async def _round(
+        self, conn: asyncpg.Connection, verdicts: Sequence[Verdict], now: datetime
+    ) -> list[Applied | PermanentError]:
+        """Apply a round of ``verdicts`` (at least the first); what each applied did."""
+        taken = _one_per_agent(verdicts)
+        keys = [
+            sql.positions.VerdictKey(d.agent_id, d.cycle_id, d.decision_id)
+            for d in (v.decision for v in taken)
+        ]
+        outcomes: list[Applied | PermanentError] = []
+        runs: list[_Run] = []
+        decided: Counter[str] = Counter()  # per cycle, its expected agents' in this round
+        completing: tuple[_Run, int] | None = None
+        inputs = await sql.positions.verdict_inputs(conn, keys)
+        for verdict, found in zip(taken, inputs, strict=True):
+            agent = verdict.decision.agent_id
+            if found is None:
+                outcomes.append(PermanentError(f"agent {agent!r} has no account in the ledger"))
+                continue
+            if found.decided:
+                outcomes.append(Applied(duplicate=True))
+                continue
+            run = await self._run(conn, verdict, found, now)
+            runs.append(run)
+            outcomes.append(run.applied)
+            cycle = run.cycle
+            if cycle.running:
+                # This decision is one more of the cycle's (when its agent is expected).
+                decided[cycle.cycle_id] += int(agent in cycle.expected_agents)
+                count = found.cycle_decisions + decided[cycle.cycle_id]
+                if count >= len(set(cycle.expected_agents)):
+                    completing = (run, count)
+                    break
+        await self._store(conn, runs)
+        if completing is not None:
+            run, count = completing
+            run.applied.cycle_completed = await complete_locked(
+                conn, run.cycle, run.now, deadline_passed=False, decided=count
+            )
+        return outcomes
+
+    async def _run(
+        self,
+        conn: asyncpg.Connection,
+        verdict: Verdict,
+        inputs: sql.positions.VerdictInputs,
+        now: datetime,
+    ) -> _Run:
+        """Apply the verdict's actions (their own rows written as they go)."""
         decision = verdict.decision
-        inputs = await sql.positions.verdict_inputs(
-            conn, decision.agent_id, decision.cycle_id, decision.decision_id
-        )
-        if inputs is None:
-            raise PermanentError(f"agent {decision.agent_id!r} has no account in the ledger")
-        if inputs.decided:
-            return Applied(duplicate=True)
-        account = inputs.account
         cycle = inputs.cycle or CycleRow.unknown(decision.cycle_id)
         if cycle.data_time:
             now = verdict.decided_at  # risk's "now" in a replay: the snapshot's time
+        account = inputs.account
         portfolio = Portfolio(
             account=account_view(account),
             positions=tuple(position_view(p) for p in inputs.positions),
         )
-
-        run = _Run(verdict, cycle, inputs.prices, account.book, portfolio, now, Applied())
+        run = _Run(verdict, cycle, inputs.prices, account, account.book, portfolio, now)
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
+        return run
 
-        # A replay's decisions join the chain when their cycle completes, in agent order.
-        linked = not (cycle.data_time and cycle.running)
-        await sql.decisions.insert_decision(conn, verdict, run.results, now, linked=linked)
-        event_id = f"account:{decision.decision_id}"
-        await sql.accounts.save_book(
+    @staticmethod
+    async def _store(conn: asyncpg.Connection, runs: Sequence[_Run]) -> None:
+        """The round's decisions, then its books with their equity and account events."""
+        await sql.decisions.insert_decisions(
             conn,
-            account.agent_id,
-            run.book,
-            now,
-            equity_source=f"decision:{decision.decision_id}",
-            event=outbox_row(
-                subjects.ledger_account(account.agent_id),
-                event_id,
-                AccountEvent(
-                    event_id=event_id, account=account_view(account.with_book(run.book)), at=now
-                ),
-            ),
+            [
+                # A replay's decisions join the chain when their cycle completes, in agent
+                # order.
+                Booked(
+                    r.verdict, r.results, r.now, linked=not (r.cycle.data_time and r.cycle.running)
+                )
+                for r in runs
+            ],
         )
-        if cycle.running:
-            # This decision is one more of the cycle's (when its agent is expected).
-            expected = decision.agent_id in cycle.expected_agents
-            run.applied.cycle_completed = await complete_locked(
-                conn,
-                cycle,
-                now,
-                deadline_passed=False,
-                decided=inputs.cycle_decisions + int(expected),
+        saves = []
+        for run in runs:
+            decision_id = run.verdict.decision.decision_id
+            event_id = f"account:{decision_id}"
+            account = account_view(run.account.with_book(run.book))
+            event = AccountEvent(event_id=event_id, account=account, at=run.now)
+            saves.append(
+                BookSave(
+                    run.account.agent_id,
+                    run.book,
+                    run.now,
+                    equity_source=f"decision:{decision_id}",
+                    event=outbox_row(subjects.ledger_account(account.agent_id), event_id, event),
+                )
             )
-        return run.applied
+        await sql.accounts.save_books_and_announce(conn, saves)
 
     async def _one(self, conn: asyncpg.Connection, run: _Run, result: ActionResult) -> None:
         action = result.action

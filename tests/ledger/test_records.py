@@ -11,6 +11,7 @@ import pytest
 
 from services.ledger import sql
 from services.ledger.sql.decisions import record_llm_calls, record_proposals
+from services.ledger.sql.positions import VerdictKey
 from tests.builders import decision, hold, llm_call
 from tests.ledger.harness import Ledger
 
@@ -67,7 +68,7 @@ async def test_records_are_written_while_the_books_hold_the_account(
     try:
         async with books.transaction():
             assert await sql.accounts.account(books, "momentum", for_update=True) is not None
-            await sql.positions.verdict_inputs(books, "momentum", "c1", "d1")
+            await sql.positions.verdict_inputs(books, [VerdictKey("momentum", "c1", "d1")])
             stored = record_proposals(lg.db, CONSUMER, [("m1", decision(hold()))])
             assert await asyncio.wait_for(stored, 5) == 1
             call = llm_call("momentum", "k1", lg.clock.now())

@@ -10,7 +10,8 @@ owns (and its transaction).
   (``processed_messages``, ``consumer_positions``, ``applied_ticks``);
 - :mod:`equity`: ``equity_snapshots`` and their thinning;
 - :mod:`curves`: the equity curves' summaries (``equity_curve_*``);
-- :mod:`outbox`: ``outbox``.
+- :mod:`outbox`: ``outbox``;
+- :mod:`runs`: what a run of marks reads and writes across the books' tables.
 
 A statement reading several tables lives with the table it is about.
 """
@@ -23,7 +24,18 @@ from services.ledger.sql import (
     equity,
     outbox,
     positions,
+    runs,
     trades,
 )
 
-__all__ = ["accounts", "curves", "cycles", "decisions", "equity", "outbox", "positions", "trades"]
+__all__ = [
+    "accounts",
+    "curves",
+    "cycles",
+    "decisions",
+    "equity",
+    "outbox",
+    "positions",
+    "runs",
+    "trades",
+]

@@ -48,7 +48,7 @@ class AccountRow:
         return self.book.equity
 
     def with_book(self, book: Book) -> AccountRow:
-        """This account holding ``book``, as :func:`save_book` writes it."""
+        """This account holding ``book``, as :func:`save_books_and_announce` writes it."""
         held = {f.name: getattr(book, f.name) for f in fields(Book)}
         return replace(self, **held, total_pnl=book.total_pnl)
 
@@ -126,23 +126,6 @@ async def agent_ids(conn: Connection) -> list[str]:
     return [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
 
 
-async def lock_holders(conn: Connection, symbols: Sequence[str]) -> list[AccountRow]:
-    """Lock and return the accounts holding an open position on any of ``symbols``, in one
-    fixed order (by id), so concurrent transactions cannot deadlock.
-
-    The books lock rows FOR NO KEY UPDATE (here, in :func:`account` and in the positions'
-    reads): they never change a key, and a row written elsewhere that refers to an account
-    (a curve bucket, a proposal, a model call) takes a key-share lock on it for its foreign
-    key, which FOR UPDATE would block, and deadlock with (seen in replays: a second lost
-    to Postgres's deadlock timeout each time)."""
-    records = await conn.fetch(
-        f"SELECT {COLUMNS} FROM llm_accounts WHERE llm_id IN (SELECT llm_id FROM positions "
-        "WHERE status = 'OPEN' AND symbol = ANY($1::text[])) ORDER BY llm_id FOR NO KEY UPDATE",
-        list(symbols),
-    )
-    return [account_row(r) for r in records]
-
-
 _SAVE_BOOK = (
     "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
     "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
@@ -151,7 +134,8 @@ _SAVE_BOOK = (
 )
 
 
-def _book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
+def book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
+    """An account's book as the parameters of its update: the agent first, ``now`` its time."""
     return (
         agent_id,
         book.balance,
@@ -169,35 +153,36 @@ def _book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
     )
 
 
-async def save_book(
-    conn: Connection,
-    agent_id: str,
-    book: Book,
-    now: datetime,
-    *,
-    equity_source: str,
-    event: outbox.OutboxRow,
-) -> None:
-    """Write ``book`` to the account, snapshot its equity at ``now`` under
-    ``equity_source`` and write ``event`` to the outbox, in one statement."""
-    found = await conn.fetchval(
-        f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
-        f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}), "
-        f"event AS ({outbox.insert_statement(15, 'EXISTS (SELECT 1 FROM saved)')}) "
-        "SELECT count(*) FROM saved",
-        *_book_values(agent_id, book, now),
-        equity_source,
-        *event.values(),
-    )
-    if not found:
-        raise LookupError(f"no account {agent_id!r}")
+@dataclass(frozen=True)
+class BookSave:
+    """An account's new book, the source of the equity snapshot taken of it at ``at``,
+    and the event announcing it."""
+
+    agent_id: str
+    book: Book
+    at: datetime
+    equity_source: str
+    event: outbox.OutboxRow
 
 
-async def save_books(conn: Connection, books: Mapping[str, tuple[Book, datetime]]) -> None:
-    """Write each account's book, each at its time, all in one round trip."""
-    if books:
+_SAVE_BOOK_AND_ANNOUNCE = (
+    f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
+    f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}), "
+    f"event AS ({outbox.insert_statement(15, 'EXISTS (SELECT 1 FROM saved)')}) "
+    "SELECT count(*) FROM saved"
+)
+
+
+async def save_books_and_announce(conn: Connection, saves: Sequence[BookSave]) -> None:
+    """Write each book to its account (locked by the caller: it exists), snapshot its
+    equity and write its event to the outbox: one statement each, all in one round trip."""
+    if saves:
         await conn.executemany(
-            _SAVE_BOOK, [_book_values(agent_id, book, at) for agent_id, (book, at) in books.items()]
+            _SAVE_BOOK_AND_ANNOUNCE,
+            [
+                (*book_values(s.agent_id, s.book, s.at), s.equity_source, *s.event.values())
+                for s in saves
+            ],
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -83,24 +84,57 @@ _CHAIN_SELECT = (
 )
 
 
-async def insert_decision(
-    conn: Connection,
-    verdict: Verdict,
-    results: Sequence[dict[str, Any]],
-    now: datetime,
-    *,
-    linked: bool = True,
-) -> ChainLink | None:
-    """Store the decision and, when ``linked``, append it to the hash chain (locks the
-    chain's head); otherwise :func:`link_cycle` appends it when its cycle completes."""
-    decision = verdict.decision
-    row = DecisionContent(
+@dataclass(frozen=True)
+class Booked:
+    """A judged decision as the books store it: its verdict, each action's result, when
+    it was applied, and whether it joins the hash chain now (a running replay cycle's
+    decisions join it when the cycle completes, see :func:`link_cycle`)."""
+
+    verdict: Verdict
+    results: Sequence[dict[str, Any]]
+    applied_at: datetime
+    linked: bool
+
+
+_INSERT_DECISION = (
+    "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
+    "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
+    "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, "
+    "$14, $15)"
+)
+
+
+async def insert_decisions(conn: Connection, decisions: Sequence[Booked]) -> None:
+    """Store the decisions, in order, those ``linked`` appended to the hash chain in that
+    order (its head read, locked and moved once for all of them)."""
+    if not decisions:
+        return
+    head = None
+    if any(d.linked for d in decisions):
+        head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+    seq, last_hash = (head["seq"], head["hash"]) if head else (0, "")
+    rows = []
+    for booked in decisions:
+        row = _content_of(booked)
+        link = None
+        if booked.linked:
+            link = chain.link(seq + 1, last_hash, row)
+            seq, last_hash = link.seq, link.hash
+        rows.append(_decision_values(booked, row, link))
+    await conn.executemany(_INSERT_DECISION, rows)
+    if head is not None:
+        await _move_head(conn, seq, last_hash)
+
+
+def _content_of(booked: Booked) -> DecisionContent:
+    decision = booked.verdict.decision
+    return DecisionContent(
         decision_id=decision.decision_id,
         cycle_id=decision.cycle_id,
         agent_id=decision.agent_id,
         decision=decision.model_dump(mode="json"),
-        results=[dict(r) for r in results],
-        applied_at=now,
+        results=[dict(r) for r in booked.results],
+        applied_at=booked.applied_at,
         columns=chain.columns(
             actions=[a.model_dump(mode="json") for a in decision.actions],
             reasoning=decision.reasoning,
@@ -110,12 +144,13 @@ async def insert_decision(
             decided_at=decision.decided_at,
         ),
     )
-    link = await _append(conn, row) if linked else None
-    await conn.execute(
-        "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
-        "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
-        "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, "
-        "$14, $15)",
+
+
+def _decision_values(
+    booked: Booked, row: DecisionContent, link: ChainLink | None
+) -> tuple[Any, ...]:
+    decision = booked.verdict.decision
+    return (
         decision.decision_id,
         decision.cycle_id,
         decision.agent_id,
@@ -125,14 +160,13 @@ async def insert_decision(
         decision.prompt_sha256,
         decision.error,
         decision.decided_at,
-        json.dumps(list(results)),
-        now,
+        json.dumps(list(booked.results)),
+        booked.applied_at,
         link.seq if link else None,
         json.dumps(row.decision),
         link.prev_hash if link else None,
         link.hash if link else None,
     )
-    return link
 
 
 async def link_cycle(conn: Connection, cycle_id: str) -> int:
@@ -169,14 +203,6 @@ async def link_cycle(conn: Connection, cycle_id: str) -> int:
         [link.hash for link in links],
     )
     return len(records)
-
-
-async def _append(conn: Connection, row: DecisionContent) -> ChainLink:
-    """The chain's next link for ``row``; the head moves to it (and stays locked)."""
-    head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
-    link = chain.link(head["seq"] + 1, head["hash"], row)
-    await _move_head(conn, link.seq, link.hash)
-    return link
 
 
 async def _move_head(conn: Connection, seq: int, hash_: str) -> None:

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 import asyncpg
 from asyncpg import Connection
 
-from services.ledger.accounting import Book
-
 
 def snapshot_insert(at: str, source: str, accounts: str) -> str:
     """The statement recording the equity of each row of ``accounts`` (a table or a CTE of
@@ -26,32 +24,6 @@ def snapshot_insert(at: str, source: str, accounts: str) -> str:
         f"unrealized_pnl, total_fees, total_funding) SELECT llm_id, {at}, {source}, "
         "balance + margin_used + unrealized_pnl, balance, margin_used, unrealized_pnl, "
         f"total_fees, total_funding FROM {accounts}"
-    )
-
-
-async def insert_snapshots(
-    conn: Connection, rows: Sequence[tuple[str, datetime, str, Book]]
-) -> None:
-    """Store ``(agent, at, source, book)`` equity snapshots, all in one round trip."""
-    if not rows:
-        return
-    await conn.executemany(
-        "INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used, "
-        "unrealized_pnl, total_fees, total_funding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [
-            (
-                agent,
-                at,
-                source,
-                book.equity,
-                book.balance,
-                book.margin_used,
-                book.unrealized_pnl,
-                book.total_fees,
-                book.total_funding,
-            )
-            for agent, at, source, book in rows
-        ],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -114,36 +114,58 @@ class VerdictInputs:
     prices: dict[str, Decimal]  # the cycle's snapshot prices (empty: not stored)
 
 
-async def verdict_inputs(
-    conn: Connection, agent_id: str, cycle_id: str, decision_id: str
-) -> VerdictInputs | None:
-    """Everything applying a verdict reads, in one round trip: the account (locked) and
-    its open positions, the cycle (locked) and its snapshot prices, whether the decision
-    is stored already and how many of the cycle's are. None: the agent has no account.
+@dataclass(frozen=True)
+class VerdictKey:
+    """Which verdict's inputs to read: its agent, cycle and decision."""
 
-    The count is read as of the statement's start: exact as long as one consumer applies
-    the verdicts (the books' consumer, in stream order). The cycle is locked by the
-    same statement as the account; the only other transaction locking cycles (the deadline
-    watcher's) locks no account, so the order between the two cannot deadlock."""
-    record = await conn.fetchrow(
-        _portfolio_select(
-            more=f", {cycles.cycle_and_prices_columns('$2')}, "
-            "EXISTS (SELECT 1 FROM decisions WHERE decision_id = $3) AS decided, "
-            "(SELECT count(*) FROM decisions d JOIN cycles c ON c.cycle_id = d.cycle_id "
-            "WHERE d.cycle_id = $2 AND d.llm_id = ANY(c.expected_agents)) AS cycle_decisions",
-            lock=" FOR NO KEY UPDATE OF llm_accounts",
-        ),
-        agent_id,
-        cycle_id,
-        decision_id,
+    agent_id: str
+    cycle_id: str
+    decision_id: str
+
+
+_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in accounts.column_names(AccountRow))
+
+_VERDICT_INPUTS = (
+    f"SELECT r.n, {_ACCOUNT_COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions p "
+    "WHERE p.status = 'OPEN' AND p.llm_id = a.llm_id ORDER BY opened_at, symbol) "
+    f"AS held_positions, {cycles.cycle_and_prices_columns('r.cycle_id')}, "
+    "EXISTS (SELECT 1 FROM decisions WHERE decision_id = r.decision_id) AS decided, "
+    "(SELECT count(*) FROM decisions d JOIN cycles c ON c.cycle_id = d.cycle_id "
+    "WHERE d.cycle_id = r.cycle_id AND d.llm_id = ANY(c.expected_agents)) AS cycle_decisions "
+    "FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY "
+    "AS r(llm_id, cycle_id, decision_id, n) JOIN llm_accounts a ON a.llm_id = r.llm_id "
+    "ORDER BY a.llm_id FOR NO KEY UPDATE OF a"
+)
+
+
+async def verdict_inputs(
+    conn: Connection, keys: Sequence[VerdictKey]
+) -> list[VerdictInputs | None]:
+    """Everything applying each verdict reads, for all of them in one round trip: the
+    account (locked, in agent order) and its open positions, the cycle (locked) and its
+    snapshot prices, whether the decision is stored already and how many of the cycle's
+    are; in the order of ``keys``, None where the agent has no account.
+
+    The counts are read as of the statement's start: exact as long as one consumer applies
+    the verdicts (the books' consumer, in stream order), which adds the ones it applies
+    after the read. The cycles are locked by the same statement as the accounts; the only
+    other transaction locking cycles (the deadline watcher's) locks no account, so the
+    order between the two cannot deadlock."""
+    records = await conn.fetch(
+        _VERDICT_INPUTS,
+        [k.agent_id for k in keys],
+        [k.cycle_id for k in keys],
+        [k.decision_id for k in keys],
     )
-    if record is None:
-        return None
-    values = dict(record)
-    decided, counted = values.pop("decided"), values.pop("cycle_decisions")
-    cycle, prices = cycles.cycle_and_prices_of(values)
-    account, positions = _portfolio_of(values)
-    return VerdictInputs(decided, counted, account, positions, cycle, prices)
+    found: list[VerdictInputs | None] = [None] * len(keys)
+    for record in records:
+        values = dict(record)
+        index = values.pop("n") - 1
+        decided, counted = values.pop("decided"), values.pop("cycle_decisions")
+        cycle, prices = cycles.cycle_and_prices_of(values)
+        account, positions = _portfolio_of(values)
+        found[index] = VerdictInputs(decided, counted, account, positions, cycle, prices)
+    return found
 
 
 async def lock_open_positions(conn: Connection, agent_ids: Sequence[str]) -> list[PositionRow]:
@@ -222,13 +244,6 @@ async def close_position(
     return _position(record)
 
 
-async def mark_positions(conn: Connection, marks: Sequence[tuple[UUID, Decimal, Decimal]]) -> None:
-    """Set (position id, current price, unrealized PnL) for each position."""
-    await conn.executemany(
-        "UPDATE positions SET current_price = $2, unrealized_pnl = $3 WHERE id = $1", marks
-    )
-
-
 _STATUSES = {
     "open": ["OPEN"],
     "closed": ["CLOSED", "LIQUIDATED"],
@@ -258,30 +273,6 @@ async def positions_page(
 
 
 # ---------------------------------------------------------------- marks
-
-
-async def mark_times(conn: Connection, symbols: Sequence[str]) -> dict[str, datetime]:
-    """The market time of each symbol's latest applied mark (absent: never marked)."""
-    records = await conn.fetch(
-        "SELECT symbol, marked_at FROM symbol_marks WHERE symbol = ANY($1::text[])", list(symbols)
-    )
-    return {r["symbol"]: r["marked_at"] for r in records}
-
-
-async def save_marks(conn: Connection, marks: Mapping[str, tuple[datetime, Decimal]]) -> None:
-    """Record each symbol's (market time, mark price) unless a later mark is already
-    applied. Rows are taken in symbol order, so concurrent markers cannot deadlock."""
-    symbols = sorted(marks)
-    await conn.execute(
-        "INSERT INTO symbol_marks (symbol, marked_at, mark_price) "
-        "SELECT s, t, p FROM unnest($1::text[], $2::timestamptz[], $3::numeric[]) "
-        "AS u (s, t, p) ORDER BY s "
-        "ON CONFLICT (symbol) DO UPDATE SET marked_at = EXCLUDED.marked_at, "
-        "mark_price = EXCLUDED.mark_price WHERE symbol_marks.marked_at <= EXCLUDED.marked_at",
-        symbols,
-        [marks[s][0] for s in symbols],
-        [marks[s][1] for s in symbols],
-    )
 
 
 async def latest_mark(conn: Connection) -> datetime | None:

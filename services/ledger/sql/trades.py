@@ -134,27 +134,3 @@ class FundingPayment:
     funding_rate: Decimal
     amount: Decimal
     paid_at: datetime
-
-
-async def insert_funding(conn: Connection, payments: Sequence[FundingPayment]) -> None:
-    """Store these funding payments, all in one round trip."""
-    if not payments:
-        return
-    await conn.executemany(
-        "INSERT INTO funding_payments (llm_id, position_id, symbol, funding_time, mark_price, "
-        "quantity, funding_rate, amount, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [
-            (
-                p.position.agent_id,
-                p.position.id,
-                p.position.symbol,
-                p.funding_time,
-                p.mark_price,
-                p.position.quantity,
-                p.funding_rate,
-                p.amount,
-                p.paid_at,
-            )
-            for p in payments
-        ],
-    )

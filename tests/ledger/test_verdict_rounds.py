@@ -1,0 +1,141 @@
+"""Verdicts applied together book exactly what the same verdicts applied one by one do.
+
+The books apply consecutive verdicts of different agents in rounds (their inputs read in
+one statement, their decisions and books written once for the round); the books, the
+chain, the events and what each verdict did must not depend on how they were batched:
+not with an agent's second verdict in the batch, a copy of a decision (under
+another agent's name too), an agent without
+an account, nor a verdict arriving after its cycle completed within the batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.common import subjects
+from services.common.bus import PermanentError
+from services.common.contracts import Verdict
+from services.common.instruments import InstrumentTable
+from services.common.settings import TradingLimits
+from services.ledger.verdicts import Applied, VerdictApplier
+from tests.builders import approved, buy, close, cycle_started, hold, rejected, sell, snapshot
+from tests.builders import verdict as make_verdict
+from tests.ledger.harness import LONG_BTC, Ledger, open_positions
+from tests.support import eventually
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+FEE = Decimal("0.0004")
+
+_STATE = {
+    "accounts": "SELECT * FROM llm_accounts ORDER BY llm_id",
+    "positions": "SELECT * FROM positions ORDER BY id",
+    "trades": "SELECT llm_id, position_id, symbol, action, side, entry_price, exit_price, "
+    "quantity, realized_pnl, fees, exit_reason, executed_at, closed_at "
+    "FROM trades ORDER BY position_id, executed_at",
+    "decisions": "SELECT decision_id, cycle_id, llm_id, results, applied_at, seq, prev_hash, "
+    "hash, decision FROM decisions ORDER BY decision_id",
+    "chain head": "SELECT * FROM decision_chain_head",
+    "rejections": "SELECT llm_id, symbol, decision, rejection_reason, decision_id, cycle_id, "
+    "reason_codes FROM rejected_decisions ORDER BY decision_id, symbol, rejection_reason",
+    "equity": "SELECT llm_id, at, source, equity, balance, margin_used, unrealized_pnl "
+    "FROM equity_snapshots ORDER BY source, llm_id",
+    "cycles": "SELECT cycle_id, status, completed_at FROM cycles ORDER BY cycle_id",
+    "events": "SELECT event_id, subject, message_type, payload FROM outbox "
+    "WHERE published_at IS NULL ORDER BY event_id",
+}
+
+
+async def _state(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {name: [dict(r) for r in await conn.fetch(query)] for name, query in _STATE.items()}
+
+
+Outcomes = list[Applied | str]
+
+
+async def _apply(
+    conn: asyncpg.Connection, batches: list[list[Verdict]], lg: Ledger
+) -> tuple[Outcomes, dict[str, list[dict[str, Any]]]]:
+    """Apply ``batches`` in a transaction rolled back afterwards: outcomes and the books."""
+    applier = VerdictApplier(FEE, InstrumentTable(), TradingLimits(), frozenset({BTC, ETH}))
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        outcomes: Outcomes = []
+        for batch in batches:
+            for one in await applier.apply(conn, batch, lg.clock.now()):
+                outcomes.append(str(one) if isinstance(one, PermanentError) else one)
+        return outcomes, await _state(conn)
+    finally:
+        await transaction.rollback()
+
+
+@pytest.mark.parametrize("data_time", [False, True], ids=["live", "replay"])
+async def test_verdicts_applied_together_book_what_they_do_one_by_one(
+    lg: Ledger, database_url: str, data_time: bool
+) -> None:
+    await open_positions(lg, momentum=[LONG_BTC], random=[sell(ETH, 20, 10)])
+    lg.clock.advance(300)
+    now = lg.clock.now()
+    agents = ("momentum", "random", "mean-reversion")
+    started = cycle_started("c2", 2, now, agents).model_copy(update={"data_time": data_time})
+    await lg.publish(subjects.CYCLE_STARTED, started, "c2")
+    prices = {BTC: Decimal(100500), ETH: Decimal(2990)}
+    market = snapshot(cycle_id="c2", at=now, prices=prices).model_copy(
+        update={"data_time": data_time}
+    )
+    await lg.publish(subjects.MARKET_SNAPSHOT, market, "c2")
+    stored = "SELECT count(*) FROM market_data WHERE cycle_id = 'c2'"
+    await eventually(lambda: lg.count(stored), what="c2's snapshot stored")
+
+    def verdict(agent: str, *results: Any, decision_id: str | None = None) -> Verdict:
+        made = make_verdict("c2", agent, now, *results)
+        if decision_id is None:
+            return made
+        proposed = made.decision.model_copy(update={"decision_id": decision_id})
+        return made.model_copy(update={"verdict_id": decision_id, "decision": proposed})
+
+    copied = verdict("mean-reversion", approved(buy(BTC, 10, 5)), rejected(sell(ETH), ("x", "no")))
+    verdicts = [
+        verdict("momentum", approved(close(BTC)), approved(buy(ETH, 15, 3))),
+        copied,
+        verdict("ghost", approved(hold())),
+        # Another agent's verdict under the same decision id: that decision is stored.
+        verdict("random", approved(hold()), decision_id=copied.decision.decision_id),
+        copied,  # a copy of a decision in the same batch
+        # More margin than the balance: refused by the ledger, the rest of it applied.
+        verdict("random", approved(close(ETH)), approved(buy(BTC, 500, 2))),
+        # The cycle completed with random's: too late, its trades refused.
+        verdict("momentum", approved(sell(BTC, 10, 2)), decision_id="second-thought"),
+    ]
+    conn = await asyncpg.connect(database_url)
+    try:
+        together, books_together = await _apply(conn, [verdicts], lg)
+        one_by_one, books_one_by_one = await _apply(conn, [[v] for v in verdicts], lg)
+    finally:
+        await conn.close()
+
+    assert together == one_by_one
+    assert books_together == books_one_by_one
+    # And the verdicts did what they say.
+    assert together[2] == "agent 'ghost' has no account in the ledger"
+    applied = [o for o in together if isinstance(o, Applied)]
+    assert [o.duplicate for o in applied] == [False, False, True, True, False, False]
+    opened_closed = [(o.opened, o.closed) for o in applied]
+    assert opened_closed == [(1, 1), (1, 0), (0, 0), (0, 0), (0, 1), (0, 0)]
+    assert applied[4].cycle_completed is not None
+    assert "ledger_insufficient_balance" in applied[4].rejection_codes
+    assert applied[5].rejection_codes == ["ledger_cycle_closed"]
+    assert [c["status"] for c in books_together["cycles"]] == ["completed", "completed"]
+    decisions = books_together["decisions"]
+    assert len(decisions) == 6  # two of c1, four of c2
+    # Every decision is in the chain, each link after the one before.
+    assert sorted(d["seq"] for d in decisions) == list(range(1, 7))
+    by_seq = sorted(decisions, key=lambda d: d["seq"])
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(by_seq))
+    events = [e["event_id"] for e in books_together["events"]]
+    assert sum(e.startswith("account:") for e in events) == 4
