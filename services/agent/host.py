@@ -18,7 +18,13 @@ from collections.abc import Sequence
 
 from services.agent.identity import resolve_agents
 from services.agent.metrics import AgentMetrics
-from services.agent.service import AgentService, agent_service, consumer_name, decision_log_of
+from services.agent.service import (
+    AgentService,
+    agent_service,
+    consumer_name,
+    decision_log_of,
+    shared_portfolios,
+)
 from services.common.runner import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -112,5 +118,7 @@ async def build(ctx: ServiceContext) -> AgentService | AgentHost:
     specs = resolve_agents(ctx.settings)
     metrics = AgentMetrics(ctx.registry)
     decisions = decision_log_of(ctx)
-    agents = [agent_service(spec, ctx, metrics, decisions) for spec in specs]
+    # One question to the ledger a cycle for all the hosted agents' portfolios.
+    portfolios = shared_portfolios(ctx, specs)
+    agents = [agent_service(spec, ctx, metrics, decisions, portfolios) for spec in specs]
     return agents[0] if len(agents) == 1 else AgentHost(agents)

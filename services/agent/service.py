@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,25 +22,26 @@ from services.agent.factory import build_trader
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
+from services.agent.portfolios import SharedPortfolios
 from services.agent.trader import Outcome, Trader, TraderAnswer
 from services.common import channels, subjects
 from services.common.bus import Bus, BusError, ConsumerSpec, Delivery, Unavailable
-from services.common.channels import Request
 from services.common.clock import Clock
 from services.common.contracts import (
     Decision,
     MarketSnapshot,
     Message,
     Portfolio,
-    PortfolioQuery,
+    Portfolios,
+    PortfoliosQuery,
     SnapshotQuery,
+    SnapshotReply,
 )
 from services.common.lineup import AgentSpec
 from services.common.runner import ServiceContext
 
 log = logging.getLogger(__name__)
 
-QueryT = TypeVar("QueryT", bound=Message)
 ReplyT = TypeVar("ReplyT", bound=Message)
 
 # Leave the ledger at least this long to answer, even close to the deadline.
@@ -62,6 +64,7 @@ class AgentService:
         clock: Clock,
         metrics: AgentMetrics,
         heartbeat: Heartbeater,
+        portfolios: SharedPortfolios,
         request_timeout: float = 2.0,
         ack_wait_seconds: float = MIN_ACK_WAIT_SECONDS,
         decision_log: DecisionLog | None = None,
@@ -73,6 +76,7 @@ class AgentService:
         self._clock = clock
         self._metrics = metrics
         self._heartbeat = heartbeat
+        self._portfolios = portfolios
         self._request_timeout = request_timeout
         self._ack_wait = max(MIN_ACK_WAIT_SECONDS, ack_wait_seconds)
         self._decision_log = decision_log
@@ -236,8 +240,12 @@ class AgentService:
         and the decision's prompt records that.
         """
         query = SnapshotQuery(cycle_id=snapshot.cycle_id)
+
+        def ask(timeout: float) -> Awaitable[SnapshotReply]:
+            return self._bus.ask(channels.MARKET_QUERY_SNAPSHOT, query, timeout=timeout)
+
         try:
-            reply = await self._ask(snapshot, channels.MARKET_QUERY_SNAPSHOT, query)
+            reply = await self._retrying(snapshot, ask)
         except BusError as exc:
             problem = str(exc)
         else:
@@ -253,13 +261,16 @@ class AgentService:
         return snapshot
 
     async def _portfolio(self, snapshot: MarketSnapshot) -> Portfolio:
-        query = PortfolioQuery(agent_id=self._spec.id, cycle_id=snapshot.cycle_id)
-        return await self._ask(snapshot, channels.LEDGER_QUERY_PORTFOLIO, query)
+        def ask(timeout: float) -> Awaitable[Portfolio]:
+            return self._portfolios.portfolio(self._spec.id, snapshot.cycle_id, timeout)
 
-    async def _ask(
-        self, snapshot: MarketSnapshot, channel: Request[QueryT, ReplyT], query: QueryT
+        return await self._retrying(snapshot, ask)
+
+    async def _retrying(
+        self, snapshot: MarketSnapshot, ask: Callable[[float], Awaitable[ReplyT]]
     ) -> ReplyT:
-        """A question to a peer service, asked again while there is time.
+        """A question to a peer service (``ask`` with a timeout), asked again while there
+        is time.
 
         A ledger or market restarting for a few seconds should not cost the agent its
         cycle: the question is repeated with back-off as long as the answer would still
@@ -270,7 +281,7 @@ class AgentService:
             remaining = (snapshot.decision_deadline - self._clock.now()).total_seconds()
             timeout = max(MIN_QUERY_SECONDS, min(self._request_timeout, remaining))
             try:
-                return await self._bus.ask(channel, query, timeout=timeout)
+                return await ask(timeout)
             except Unavailable:
                 left = (snapshot.decision_deadline - self._clock.now()).total_seconds()
                 if left - wait - self._request_timeout < self._spec.timeout_seconds:
@@ -279,11 +290,21 @@ class AgentService:
                 wait = min(wait * 2, 2.0)
 
 
+def shared_portfolios(ctx: ServiceContext, specs: Sequence[AgentSpec]) -> SharedPortfolios:
+    """The portfolios of the agents of ``specs``, asked for together on ``ctx``'s bus."""
+
+    def ask(query: PortfoliosQuery, timeout: float) -> Awaitable[Portfolios]:
+        return ctx.bus.ask(channels.LEDGER_QUERY_PORTFOLIOS, query, timeout=timeout)
+
+    return SharedPortfolios([spec.id for spec in specs], ask)
+
+
 def agent_service(
     spec: AgentSpec,
     ctx: ServiceContext,
     metrics: AgentMetrics,
     decision_log: DecisionLog | None,
+    portfolios: SharedPortfolios,
 ) -> AgentService:
     """One line-up entry as an agent on ``ctx``'s bus (a process may host several)."""
     settings = ctx.settings
@@ -297,6 +318,7 @@ def agent_service(
         heartbeat=Heartbeater(
             ctx.bus, ctx.clock, spec, disabled_reason=lambda: trader.disabled_reason
         ),
+        portfolios=portfolios,
         request_timeout=settings.request_timeout,
         ack_wait_seconds=settings.cycle_seconds + MIN_ACK_WAIT_SECONDS,
         decision_log=decision_log,
@@ -311,4 +333,5 @@ def decision_log_of(ctx: ServiceContext) -> DecisionLog | None:
 async def build(ctx: ServiceContext) -> AgentService:
     """The agent ``AGENT_ID`` names (:func:`services.agent.host.build` hosts several)."""
     spec = resolve_agent(ctx.settings)
-    return agent_service(spec, ctx, AgentMetrics(ctx.registry), decision_log_of(ctx))
+    portfolios = shared_portfolios(ctx, [spec])
+    return agent_service(spec, ctx, AgentMetrics(ctx.registry), decision_log_of(ctx), portfolios)

@@ -158,6 +158,15 @@ LEDGER_QUERY_PORTFOLIO = Request(
     LEDGER,
     "An agent's account and open positions.",
 )
+LEDGER_QUERY_PORTFOLIOS = Request(
+    "ledgerQueryPortfolios",
+    "arena.ledger.query.portfolios",
+    c.PortfoliosQuery,
+    c.Portfolios,
+    LEDGER,
+    "Several agents' accounts and open positions, in one question (an agent process asks "
+    "for all the agents it hosts once a cycle).",
+)
 LEDGER_QUERY_ACCOUNTS = Request(
     "ledgerQueryAccounts",
     "arena.ledger.query.accounts",

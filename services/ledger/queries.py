@@ -30,6 +30,8 @@ from services.common.contracts import (
     Page,
     Portfolio,
     PortfolioQuery,
+    Portfolios,
+    PortfoliosQuery,
     Positions,
     PositionSide,
     PositionsQuery,
@@ -207,17 +209,28 @@ class LedgerQueries:
             yield conn
 
     async def portfolio(self, query: PortfolioQuery) -> Portfolio:
-        # Asked for every decision, twice (the agent, then risk): one statement, no
-        # transaction around it.
+        # Asked by the gateway and by risk (for a decision that does not carry the
+        # portfolio it was made on): one statement, no transaction around it.
+        asked = PortfoliosQuery(agent_ids=(query.agent_id,), cycle_id=query.cycle_id)
+        found = (await self.portfolios(asked)).portfolios
+        if not found:
+            raise NotFound(f"no account for agent {query.agent_id!r}")
+        return found[0]
+
+    async def portfolios(self, query: PortfoliosQuery) -> Portfolios:
+        """Asked for every cycle by each agent process, for all the agents it hosts."""
         if query.cycle_id is not None:
             await self._until_booked(query.cycle_id)
         async with acquire(self._pool) as conn:
-            found = await sql.positions.portfolio(conn, query.agent_id)
-        if found is None:
-            raise NotFound(f"no account for agent {query.agent_id!r}")
-        row, positions = found
-        return Portfolio(
-            account=account_view(row), positions=tuple(position_view(p) for p in positions)
+            found = await sql.positions.portfolios(conn, query.agent_ids)
+        return Portfolios(
+            portfolios=tuple(
+                Portfolio(
+                    account=account_view(row),
+                    positions=tuple(position_view(p) for p in positions),
+                )
+                for row, positions in (found[a] for a in query.agent_ids if a in found)
+            )
         )
 
     async def _until_booked(self, cycle_id: str) -> None:

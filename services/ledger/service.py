@@ -171,6 +171,7 @@ class LedgerService:
         # Every decision asks for its agent's portfolio twice (the agent, then risk): with
         # many agents, several at once, within a part of the pool.
         await self._serve(channels.LEDGER_QUERY_PORTFOLIO, q.portfolio, PORTFOLIO_CONCURRENCY)
+        await self._serve(channels.LEDGER_QUERY_PORTFOLIOS, q.portfolios, PORTFOLIO_CONCURRENCY)
         await self._serve(channels.LEDGER_QUERY_ACCOUNTS, q.accounts)
         await self._serve(channels.LEDGER_QUERY_LEADERBOARD, q.leaderboard)
         await self._serve(channels.LEDGER_QUERY_POSITIONS, q.positions)

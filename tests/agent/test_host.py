@@ -17,7 +17,7 @@ from services.agent.heartbeat import Heartbeater
 from services.agent.host import AgentHost, build, process_name
 from services.agent.identity import resolve_agents
 from services.agent.metrics import AgentMetrics
-from services.agent.service import AgentService, agent_service
+from services.agent.service import AgentService, agent_service, shared_portfolios
 from services.agent.strategy import Answer
 from services.agent.trader import BaselineTrader, Trader, TraderAnswer
 from services.common import subjects
@@ -74,7 +74,8 @@ async def test_each_hosted_agent_decides_as_itself(bus: Bus, settings: Settings)
             "random": "random",
             "mean-reversion": "rsi-reversion",
         }
-        assert sorted(asked) == sorted(HOSTED * 2)
+        # One question to the ledger a cycle, for all three portfolios.
+        assert asked == [HOSTED, HOSTED]
         await eventually(
             lambda: {h.agent_id for h in heartbeats} == set(HOSTED), what="three heartbeats"
         )
@@ -116,14 +117,17 @@ async def test_a_failing_agent_leaves_its_siblings_deciding(bus: Bus, settings: 
         metrics = AgentMetrics(ctx.registry)
 
         # Every hosted agent shares the host's bus, clock and metrics.
-        hosted = functools.partial(AgentService, bus=ctx.bus, clock=ctx.clock, metrics=metrics)
+        portfolios = shared_portfolios(ctx, [momentum, random, reversion])
+        hosted = functools.partial(
+            AgentService, bus=ctx.bus, clock=ctx.clock, metrics=metrics, portfolios=portfolios
+        )
 
         def with_trader(spec: AgentSpec, trader: Trader) -> AgentService:
             return hosted(spec=spec, trader=trader, heartbeat=Heartbeater(ctx.bus, ctx.clock, spec))
 
         return AgentHost(
             [
-                agent_service(momentum, ctx, metrics, None),
+                agent_service(momentum, ctx, metrics, None, portfolios),
                 with_trader(random, BaselineTrader(Exploding())),
                 with_trader(reversion, stuck),
             ]

@@ -10,7 +10,7 @@ import pytest
 from services.agent.heartbeat import Heartbeater
 from services.agent.identity import resolve_agent
 from services.agent.metrics import AgentMetrics
-from services.agent.service import AgentService, build
+from services.agent.service import AgentService, build, shared_portfolios
 from services.agent.strategy import Answer
 from services.agent.trader import BaselineTrader
 from services.common import channels, subjects
@@ -21,7 +21,8 @@ from services.common.contracts import (
     Heartbeat,
     MarketSnapshot,
     Portfolio,
-    PortfolioQuery,
+    Portfolios,
+    PortfoliosQuery,
     TradeAction,
 )
 from services.common.runner import ServiceContext, ServiceHost
@@ -65,7 +66,7 @@ async def test_publishes_one_decision_per_snapshot(bus: Bus, settings: Settings)
         assert first.decision_deadline == NOW + timedelta(seconds=60)
         assert [(a.action, a.symbol) for a in first.actions] == [(TradeAction.BUY, "BTCUSDT")]
         assert "EMA20" in first.reasoning
-        assert asked == ["momentum"] * 3
+        assert asked == [("momentum",)] * 3
         await eventually(lambda: heartbeats, what="a heartbeat")
         assert (heartbeats[0].agent_id, heartbeats[0].status) == ("momentum", "ok")
         decided = sample(host, "arena_agent_decisions_total", agent="momentum", outcome="decided")
@@ -105,13 +106,13 @@ async def test_skips_a_snapshot_past_its_deadline(bus: Bus, settings: Settings) 
 
 async def test_a_replay_snapshot_is_answered_in_its_own_time(bus: Bus, settings: Settings) -> None:
     # A replay's snapshot: its deadline, a year back, is in the data's time.
-    asked: list[PortfolioQuery] = []
+    asked: list[PortfoliosQuery] = []
 
-    async def answer(query: PortfolioQuery) -> Portfolio:
+    async def answer(query: PortfoliosQuery) -> Portfolios:
         asked.append(query)
-        return portfolio()
+        return Portfolios(portfolios=(portfolio(),))
 
-    await bus.serve(channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery, answer)
+    await bus.serve(channels.LEDGER_QUERY_PORTFOLIOS.subject, PortfoliosQuery, answer)
     decisions = await decisions_on(bus)
     clock = ManualClock(NOW)
     data_at = NOW - timedelta(days=365)
@@ -125,7 +126,7 @@ async def test_a_replay_snapshot_is_answered_in_its_own_time(bus: Bus, settings:
     assert decided.decided_at == data_at  # the data's time, not the wall clock's
     assert decided.decision_deadline == data_at + timedelta(minutes=4)
     assert [a.action for a in decided.actions] == [TradeAction.BUY]
-    assert [(q.agent_id, q.cycle_id) for q in asked] == [("momentum", "r1")]
+    assert [(q.agent_ids, q.cycle_id) for q in asked] == [(("momentum",), "r1")]
 
 
 async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
@@ -140,7 +141,7 @@ async def test_publishes_hold_with_error_when_the_ledger_does_not_answer(
         assert [a.action for a in decision.actions] == [TradeAction.HOLD]
         assert decision.error is not None
         assert "portfolio unavailable" in decision.error
-        assert channels.LEDGER_QUERY_PORTFOLIO.subject in decision.error
+        assert channels.LEDGER_QUERY_PORTFOLIOS.subject in decision.error
         outcome = "portfolio_unavailable"
         assert sample(host, "arena_agent_decisions_total", agent="momentum", outcome=outcome) == 1
 
@@ -165,6 +166,7 @@ async def test_a_failing_strategy_becomes_a_hold_and_the_agent_carries_on(
             clock=ctx.clock,
             metrics=AgentMetrics(ctx.registry),
             heartbeat=Heartbeater(ctx.bus, ctx.clock, spec),
+            portfolios=shared_portfolios(ctx, [spec]),
         )
 
     async with running("agent-momentum", exploding_agent, settings, clock):

@@ -21,6 +21,8 @@ from services.common.contracts import (
     LeaderboardQuery,
     Portfolio,
     PortfolioQuery,
+    Portfolios,
+    PortfoliosQuery,
     PositionSide,
     Reason,
     StatsQuery,
@@ -90,6 +92,14 @@ async def _check_queries(lg: Ledger) -> None:
             channels.LEDGER_QUERY_PORTFOLIO.subject, PortfolioQuery(agent_id="nobody"), Portfolio
         )
     assert missing.value.reply.code == "not_found"
+    # Several at once (a host's agents): in the order asked, one without an account left out.
+    several = await lg.bus.request(
+        channels.LEDGER_QUERY_PORTFOLIOS.subject,
+        PortfoliosQuery(agent_ids=("random", "nobody", "momentum")),
+        Portfolios,
+    )
+    assert [p.account.agent_id for p in several.portfolios] == ["random", "momentum"]
+    assert several.portfolios[1] == portfolio
     accounts = await lg.bus.request(
         channels.LEDGER_QUERY_ACCOUNTS.subject, AccountsQuery(), Accounts
     )

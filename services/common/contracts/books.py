@@ -7,6 +7,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import Field
+
 from services.common.contracts.base import AgentId, Message, Money, Price, Quantity
 from services.common.contracts.queries import PagedQuery, PagedReply
 
@@ -95,6 +97,22 @@ class PortfolioQuery(Message):
 class Portfolio(Message):
     account: AccountView
     positions: tuple[PositionView, ...]
+
+
+MAX_PORTFOLIOS_ASKED = 1000
+
+
+class PortfoliosQuery(Message):
+    """Several agents' portfolios in one question (a process hosting them asks once a
+    cycle); ``cycle_id`` as in :class:`PortfolioQuery`."""
+
+    agent_ids: tuple[AgentId, ...] = Field(min_length=1, max_length=MAX_PORTFOLIOS_ASKED)
+    cycle_id: str | None = None
+
+
+class Portfolios(Message):
+    portfolios: tuple[Portfolio, ...]
+    """Those of the agents asked for that have an account, in the order asked."""
 
 
 class AccountsQuery(Message):

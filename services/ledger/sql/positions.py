@@ -78,11 +78,15 @@ async def open_positions(conn: Connection, agent_id: str | None = None) -> list[
     return [_position(r) for r in records]
 
 
-def _portfolio_select(more: str = "", lock: str = "") -> str:
+_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in accounts.column_names(AccountRow))
+
+
+def _held_positions(agent: str) -> str:
+    """The select-list item of the open positions of the agent ``agent`` names (an SQL
+    expression), oldest first; :func:`_portfolio_of` reads it."""
     return (
-        f"SELECT {accounts.COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions "
-        "WHERE status = 'OPEN' AND llm_id = $1 ORDER BY opened_at, symbol) AS held_positions"
-        f"{more} FROM llm_accounts WHERE llm_id = $1{lock}"
+        f"ARRAY(SELECT ROW({COLUMNS}) FROM positions p WHERE p.status = 'OPEN' "
+        f"AND p.llm_id = {agent} ORDER BY opened_at, symbol) AS held_positions"
     )
 
 
@@ -92,14 +96,20 @@ def _portfolio_of(values: dict[str, Any]) -> tuple[AccountRow, list[PositionRow]
     return accounts.account_row(values), positions
 
 
-async def portfolio(
-    conn: Connection, agent_id: str, *, for_update: bool = False
-) -> tuple[AccountRow, list[PositionRow]] | None:
-    """An account and its open positions in one statement (one round trip, one snapshot);
-    ``for_update`` locks the account row."""
-    lock = " FOR NO KEY UPDATE OF llm_accounts" if for_update else ""
-    record = await conn.fetchrow(_portfolio_select(lock=lock), agent_id)
-    return None if record is None else _portfolio_of(dict(record))
+_PORTFOLIOS = (
+    f"SELECT {_ACCOUNT_COLUMNS}, {_held_positions('a.llm_id')} FROM llm_accounts a "
+    "WHERE a.llm_id = ANY($1::text[])"
+)
+
+
+async def portfolios(
+    conn: Connection, agent_ids: Sequence[str]
+) -> dict[str, tuple[AccountRow, list[PositionRow]]]:
+    """Each account and its open positions, in one statement (one round trip, one
+    snapshot); an agent without an account is left out."""
+    records = await conn.fetch(_PORTFOLIOS, list(agent_ids))
+    found = [_portfolio_of(dict(r)) for r in records]
+    return {account.agent_id: (account, positions) for account, positions in found}
 
 
 @dataclass(frozen=True)
@@ -123,12 +133,9 @@ class VerdictKey:
     decision_id: str
 
 
-_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in accounts.column_names(AccountRow))
-
 _VERDICT_INPUTS = (
-    f"SELECT r.n, {_ACCOUNT_COLUMNS}, ARRAY(SELECT ROW({COLUMNS}) FROM positions p "
-    "WHERE p.status = 'OPEN' AND p.llm_id = a.llm_id ORDER BY opened_at, symbol) "
-    f"AS held_positions, {cycles.cycle_and_prices_columns('r.cycle_id')}, "
+    f"SELECT r.n, {_ACCOUNT_COLUMNS}, {_held_positions('a.llm_id')}, "
+    f"{cycles.cycle_and_prices_columns('r.cycle_id')}, "
     "EXISTS (SELECT 1 FROM decisions WHERE decision_id = r.decision_id) AS decided, "
     "(SELECT count(*) FROM decisions d JOIN cycles c ON c.cycle_id = d.cycle_id "
     "WHERE d.cycle_id = r.cycle_id AND d.llm_id = ANY(c.expected_agents)) AS cycle_decisions "
