@@ -232,12 +232,17 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
     async def leaderboard(_: c.LeaderboardQuery) -> c.Leaderboard:
         return arena.leaderboard()
 
+    def held(agent_id: str) -> c.Portfolio:
+        return c.Portfolio(
+            account=account(agent_id, arena.equity[agent_id]), positions=(position(agent_id),)
+        )
+
     async def portfolio(query: c.PortfolioQuery) -> c.Portfolio:
         known(query.agent_id)
-        return c.Portfolio(
-            account=account(query.agent_id, arena.equity[query.agent_id]),
-            positions=(position(query.agent_id),),
-        )
+        return held(query.agent_id)
+
+    async def portfolios(query: c.PortfoliosQuery) -> c.Portfolios:
+        return c.Portfolios(portfolios=tuple(held(a) for a in query.agent_ids if a in arena.equity))
 
     async def positions(query: c.PositionsQuery) -> c.Positions:
         known(query.agent_id)
@@ -316,6 +321,7 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
         accounts,
         leaderboard,
         portfolio,
+        portfolios,
         positions,
         trades,
         decisions,
