@@ -67,9 +67,11 @@ async def complete_locked(
         return None
     if row.data_time:
         # A replay's decisions join the chain now, in agent order: the same data gives
-        # the same chain whichever answer came first.
-        await sql.decisions.link_cycle(conn, cycle_id)
-    results = await sql.decisions.decision_results(conn, cycle_id)
+        # the same chain whichever answer came first. Its running cycle's decisions are
+        # all outside the chain until then: those linked are all of them.
+        results = await sql.decisions.link_cycle(conn, cycle_id)
+    else:
+        results = await sql.decisions.decision_results(conn, cycle_id)
     everyone_decided = all(agent in results for agent in expected)
     agents = list(row.expected_agents) + sorted(set(results) - set(row.expected_agents))
     timed_out = not everyone_decided

@@ -205,10 +205,9 @@ class BookIntake:
     ) -> None:
         effects.snapshots.append(message.cycle_id)
         # A cycle has one snapshot: another copy must not re-mark the books.
-        if await sql.cycles.snapshot_stored(conn, message.cycle_id):
+        if not await sql.cycles.store_snapshot(conn, message):
             effects.duplicates += 1
             return
-        await sql.cycles.insert_market_data(conn, message)
         marked = await mark_to_market(
             conn,
             {s.symbol: s.mark_price for s in message.symbols},

@@ -44,9 +44,9 @@ from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_locked
 from services.ledger.outbox import enqueue, outbox_row
-from services.ledger.sql.accounts import AccountRow, BookSave
+from services.ledger.sql.accounts import AccountRow
 from services.ledger.sql.cycles import CycleRow
-from services.ledger.sql.decisions import Booked
+from services.ledger.sql.decisions import Booked, BookSave
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
@@ -217,25 +217,20 @@ class VerdictApplier:
 
     @staticmethod
     async def _store(conn: asyncpg.Connection, runs: Sequence[_Run]) -> None:
-        """The round's decisions, then its books with their equity and account events."""
-        await sql.decisions.insert_decisions(
-            conn,
-            [
-                # A replay's decisions join the chain when their cycle completes, in agent
-                # order.
-                Booked(
-                    r.verdict, r.results, r.now, linked=not (r.cycle.data_time and r.cycle.running)
-                )
-                for r in runs
-            ],
-        )
-        saves = []
+        """The round's decisions, its books, their equity snapshots and account events."""
+        decisions = [
+            # A replay's decisions join the chain when their cycle completes, in agent
+            # order.
+            Booked(r.verdict, r.results, r.now, linked=not (r.cycle.data_time and r.cycle.running))
+            for r in runs
+        ]
+        books = []
         for run in runs:
             decision_id = run.verdict.decision.decision_id
             event_id = f"account:{decision_id}"
             account = account_view(run.account.with_book(run.book))
             event = AccountEvent(event_id=event_id, account=account, at=run.now)
-            saves.append(
+            books.append(
                 BookSave(
                     run.account.agent_id,
                     run.book,
@@ -244,7 +239,7 @@ class VerdictApplier:
                     event=outbox_row(subjects.ledger_account(account.agent_id), event_id, event),
                 )
             )
-        await sql.accounts.save_books_and_announce(conn, saves)
+        await sql.decisions.store_booked(conn, decisions, books)
 
     async def _one(self, conn: asyncpg.Connection, run: _Run, result: ActionResult) -> None:
         action = result.action

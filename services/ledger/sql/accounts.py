@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +13,6 @@ from asyncpg import Connection
 
 from services.common.lineup import Lineup
 from services.ledger.accounting import Book
-from services.ledger.sql import equity, outbox
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -126,12 +125,35 @@ async def agent_ids(conn: Connection) -> list[str]:
     return [r["llm_id"] for r in await conn.fetch("SELECT llm_id FROM llm_accounts")]
 
 
-_SAVE_BOOK = (
-    "UPDATE llm_accounts SET balance = $2, margin_used = $3, total_pnl = $4, "
-    "realized_pnl = $5, unrealized_pnl = $6, total_fees = $7, total_trades = $8, "
-    "winning_trades = $9, losing_trades = $10, open_positions = $11, updated_at = $12, "
-    "total_funding = $13 WHERE llm_id = $1"
+# What writing a book sets, in :func:`book_values` order, and the columns' types.
+_BOOK_COLUMNS = (
+    ("llm_id", "text"),
+    ("balance", "numeric"),
+    ("margin_used", "numeric"),
+    ("total_pnl", "numeric"),
+    ("realized_pnl", "numeric"),
+    ("unrealized_pnl", "numeric"),
+    ("total_fees", "numeric"),
+    ("total_trades", "integer"),
+    ("winning_trades", "integer"),
+    ("losing_trades", "integer"),
+    ("open_positions", "integer"),
+    ("updated_at", "timestamptz"),
+    ("total_funding", "numeric"),
 )
+BOOK_WIDTH = len(_BOOK_COLUMNS)
+
+
+def books_update(first: int) -> str:
+    """The update writing books given as :func:`book_values` rows, one array per column in
+    parameters ``$first`` on (to run inside another statement)."""
+    arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(_BOOK_COLUMNS))
+    names = ", ".join(name for name, _ in _BOOK_COLUMNS)
+    sets = ", ".join(f"{name} = b.{name}" for name, _ in _BOOK_COLUMNS[1:])
+    return (
+        f"UPDATE llm_accounts a SET {sets} FROM unnest({arrays}) AS b ({names}) "
+        "WHERE a.llm_id = b.llm_id"
+    )
 
 
 def book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
@@ -151,39 +173,6 @@ def book_values(agent_id: str, book: Book, now: datetime) -> tuple[Any, ...]:
         now,
         book.total_funding,
     )
-
-
-@dataclass(frozen=True)
-class BookSave:
-    """An account's new book, the source of the equity snapshot taken of it at ``at``,
-    and the event announcing it."""
-
-    agent_id: str
-    book: Book
-    at: datetime
-    equity_source: str
-    event: outbox.OutboxRow
-
-
-_SAVE_BOOK_AND_ANNOUNCE = (
-    f"WITH saved AS ({_SAVE_BOOK} RETURNING {COLUMNS}), "
-    f"snapshot AS ({equity.snapshot_insert('$12', '$14', 'saved')}), "
-    f"event AS ({outbox.insert_statement(15, 'EXISTS (SELECT 1 FROM saved)')}) "
-    "SELECT count(*) FROM saved"
-)
-
-
-async def save_books_and_announce(conn: Connection, saves: Sequence[BookSave]) -> None:
-    """Write each book to its account (locked by the caller: it exists), snapshot its
-    equity and write its event to the outbox: one statement each, all in one round trip."""
-    if saves:
-        await conn.executemany(
-            _SAVE_BOOK_AND_ANNOUNCE,
-            [
-                (*book_values(s.agent_id, s.book, s.at), s.equity_source, *s.event.values())
-                for s in saves
-            ],
-        )
 
 
 async def trade_count(conn: Connection, agent_id: str | None) -> int:

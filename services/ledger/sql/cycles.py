@@ -195,28 +195,36 @@ async def overdue_cycles(conn: Connection, deadline_before: datetime) -> list[st
 # ---------------------------------------------------------------- market data
 
 
-async def insert_market_data(conn: Connection, snapshot: MarketSnapshot) -> None:
-    await conn.executemany(
-        "INSERT INTO market_data (symbol, price, mark_price, volume_24h, price_change_24h, "
-        "high_24h, low_24h, funding_rate, data_timestamp, cycle_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        "ON CONFLICT (cycle_id, symbol) DO NOTHING",
-        [
-            (
-                s.symbol,
-                s.last_price,
-                s.mark_price,
-                s.volume_24h,
-                s.price_change_pct_24h,
-                s.high_24h,
-                s.low_24h,
-                s.funding_rate,
-                snapshot.taken_at,
-                snapshot.cycle_id,
-            )
-            for s in snapshot.symbols
-        ],
+_STORE_SNAPSHOT = (
+    "WITH stored AS (INSERT INTO market_data (symbol, price, mark_price, volume_24h, "
+    "price_change_24h, high_24h, low_24h, funding_rate, data_timestamp, cycle_id) "
+    "SELECT s.*, $9::timestamptz, $10::text FROM unnest($1::text[], $2::numeric[], "
+    "$3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], "
+    "$8::numeric[]) AS s (symbol, price, mark_price, volume_24h, price_change_24h, high_24h, "
+    "low_24h, funding_rate) "
+    "WHERE NOT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $10) "
+    "ON CONFLICT (cycle_id, symbol) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
+)
+
+
+async def store_snapshot(conn: Connection, snapshot: MarketSnapshot) -> bool:
+    """Store the snapshot's prices, one row a symbol, unless its cycle has a snapshot
+    stored already (a copy): True when stored now."""
+    rows = snapshot.symbols
+    stored = await conn.fetchval(
+        _STORE_SNAPSHOT,
+        [s.symbol for s in rows],
+        [s.last_price for s in rows],
+        [s.mark_price for s in rows],
+        [s.volume_24h for s in rows],
+        [s.price_change_pct_24h for s in rows],
+        [s.high_24h for s in rows],
+        [s.low_24h for s in rows],
+        [s.funding_rate for s in rows],
+        snapshot.taken_at,
+        snapshot.cycle_id,
     )
+    return bool(stored)
 
 
 async def snapshot_stored(conn: Connection, cycle_id: str) -> bool:

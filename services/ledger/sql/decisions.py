@@ -15,7 +15,10 @@ from asyncpg import Connection
 
 from services.common.contracts import PARSE_ERROR_PREFIX, Decision, LlmCall, Verdict
 from services.ledger import chain
+from services.ledger.accounting import Book
 from services.ledger.chain import ChainLink, DecisionContent
+from services.ledger.sql import accounts, equity, outbox
+from services.ledger.sql.arrays import columns
 from services.ledger.sql.cycles import claiming
 from services.ledger.sql.paging import agent_page
 
@@ -96,18 +99,64 @@ class Booked:
     linked: bool
 
 
-_INSERT_DECISION = (
-    "INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, reasoning, model, "
-    "prompt_sha256, error, decided_at, results, applied_at, seq, decision, prev_hash, hash) "
-    "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, "
-    "$14, $15)"
+@dataclass(frozen=True)
+class BookSave:
+    """An account's book after a decision, the source of the equity snapshot taken of it
+    at ``at``, and the event announcing it."""
+
+    agent_id: str
+    book: Book
+    at: datetime
+    equity_source: str
+    event: outbox.OutboxRow
+
+
+_DECISION_COLUMNS = (
+    "decision_id text, cycle_id text, llm_id text, actions text, reasoning text, model text, "
+    "prompt_sha256 text, error text, decided_at timestamptz, results text, "
+    "applied_at timestamptz, seq bigint, decision text, prev_hash text, hash text"
+)
+_DECISION_WIDTH = 15
+_BOOKS_AT = 18  # the first parameter of the books (after the decisions and the head)
+_EQUITY_AT = _BOOKS_AT + accounts.BOOK_WIDTH
+_EVENTS_AT = _EQUITY_AT + 3
+
+
+def _unnest(first: int, columns: str, alias: str) -> str:
+    """``unnest`` of one array parameter per column of ``columns`` ("name type, ..."),
+    from ``$first`` on, as ``alias`` with the columns' names."""
+    pairs = [c.split() for c in columns.split(", ")]
+    arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(pairs))
+    return f"unnest({arrays}) AS {alias} ({', '.join(name for name, _ in pairs)})"
+
+
+_STORE_BOOKED = (
+    "WITH decided AS (INSERT INTO decisions (decision_id, cycle_id, llm_id, actions, "
+    "reasoning, model, prompt_sha256, error, decided_at, results, applied_at, seq, decision, "
+    "prev_hash, hash) SELECT decision_id, cycle_id, llm_id, actions::jsonb, reasoning, model, "
+    "prompt_sha256, error, decided_at, results::jsonb, applied_at, seq, decision::jsonb, "
+    f"prev_hash, hash FROM {_unnest(1, _DECISION_COLUMNS, 'r')}), "
+    "head AS (UPDATE decision_chain_head SET seq = $16, hash = $17 WHERE $16::bigint IS NOT NULL), "
+    f"saved AS ({accounts.books_update(_BOOKS_AT)} RETURNING a.*), "
+    "snapshot AS ("
+    + equity.snapshot_insert(
+        "e.at",
+        "e.source",
+        f"saved JOIN {_unnest(_EQUITY_AT, 'llm_id text, at timestamptz, source text', 'e')} "
+        "USING (llm_id)",
+    )
+    + f") {outbox.insert_many_statement(_EVENTS_AT)}"
 )
 
 
-async def insert_decisions(conn: Connection, decisions: Sequence[Booked]) -> None:
+async def store_booked(
+    conn: Connection, decisions: Sequence[Booked], books: Sequence[BookSave]
+) -> None:
     """Store the decisions, in order, those ``linked`` appended to the hash chain in that
-    order (its head read, locked and moved once for all of them)."""
-    if not decisions:
+    order, and write each book (to its account, locked by the caller), its equity snapshot
+    and its event: one statement, after a read of the chain's head (locked) when some
+    decision joins the chain now."""
+    if not decisions and not books:
         return
     head = None
     if any(d.linked for d in decisions):
@@ -121,9 +170,17 @@ async def insert_decisions(conn: Connection, decisions: Sequence[Booked]) -> Non
             link = chain.link(seq + 1, last_hash, row)
             seq, last_hash = link.seq, link.hash
         rows.append(_decision_values(booked, row, link))
-    await conn.executemany(_INSERT_DECISION, rows)
-    if head is not None:
-        await _move_head(conn, seq, last_hash)
+    await conn.execute(
+        _STORE_BOOKED,
+        *columns(rows, _DECISION_WIDTH),
+        seq if head else None,
+        last_hash if head else None,
+        *columns(
+            [accounts.book_values(b.agent_id, b.book, b.at) for b in books], accounts.BOOK_WIDTH
+        ),
+        *columns([(b.agent_id, b.at, b.equity_source) for b in books], 3),
+        *columns([b.event.values() for b in books], 4),
+    )
 
 
 def _content_of(booked: Booked) -> DecisionContent:
@@ -169,8 +226,10 @@ def _decision_values(
     )
 
 
-async def link_cycle(conn: Connection, cycle_id: str) -> int:
-    """Append the cycle's decisions not yet in the chain, in agent order; how many.
+async def link_cycle(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Append the cycle's decisions not yet in the chain, in agent order; the results of
+    each agent's decision so linked (a replay cycle's decisions are all linked when it
+    completes: its outcomes).
 
     The decisions are read with the chain's head (locked) in one round trip, the links
     computed in turn, and the rows and the head written in one more."""
@@ -183,7 +242,7 @@ async def link_cycle(conn: Connection, cycle_id: str) -> int:
         cycle_id,
     )
     if not records:
-        return 0
+        return {}
     seq, prev_hash = records[0]["head_seq"], records[0]["head_hash"]
     links: list[ChainLink] = []
     for r in records:
@@ -202,11 +261,7 @@ async def link_cycle(conn: Connection, cycle_id: str) -> int:
         prev_hash,
         [link.hash for link in links],
     )
-    return len(records)
-
-
-async def _move_head(conn: Connection, seq: int, hash_: str) -> None:
-    await conn.execute("UPDATE decision_chain_head SET seq = $1, hash = $2", seq, hash_)
+    return {r["llm_id"]: json.loads(r["results"]) for r in records}
 
 
 async def chain_rows(

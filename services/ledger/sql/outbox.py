@@ -32,6 +32,16 @@ def insert_statement(first: int, where: str = "true") -> str:
     )
 
 
+def insert_many_statement(first: int) -> str:
+    """The insert of :class:`OutboxRow` values given as four arrays (event ids, subjects,
+    model names, JSON), parameters ``$first`` to ``$first+3``, in their order."""
+    arrays = ", ".join(f"${first + n}::text[]" for n in range(4))
+    return (
+        "INSERT INTO outbox (event_id, subject, message_type, payload) "
+        f"SELECT i, s, t, p::jsonb FROM unnest({arrays}) AS o (i, s, t, p)"
+    )
+
+
 async def insert(conn: Connection, row: OutboxRow) -> None:
     await conn.execute(insert_statement(1), *row.values())
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from asyncpg import Connection
@@ -21,6 +20,7 @@ from asyncpg import Connection
 from services.ledger.accounting import Book
 from services.ledger.sql import accounts
 from services.ledger.sql.accounts import AccountRow
+from services.ledger.sql.arrays import columns
 from services.ledger.sql.positions import PositionRow, lock_open_positions
 from services.ledger.sql.trades import FundingPayment
 
@@ -67,7 +67,7 @@ async def load_books(conn: Connection, symbols: Sequence[str]) -> RunBooks:
     return RunBooks(rows, held, positions, marked_at)
 
 
-_SAVE = """
+_SAVE = f"""
 WITH marks AS (
     INSERT INTO symbol_marks (symbol, marked_at, mark_price)
     SELECT s, t, p FROM unnest($1::text[], $2::timestamptz[], $3::numeric[]) AS u (s, t, p)
@@ -83,21 +83,7 @@ WITH marks AS (
         quantity, funding_rate, amount, paid_at)
     SELECT * FROM unnest($7::text[], $8::uuid[], $9::text[], $10::timestamptz[],
         $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::timestamptz[])
-), books AS (
-    UPDATE llm_accounts a SET balance = b.balance, margin_used = b.margin_used,
-        total_pnl = b.total_pnl, realized_pnl = b.realized_pnl,
-        unrealized_pnl = b.unrealized_pnl, total_fees = b.total_fees,
-        total_trades = b.total_trades, winning_trades = b.winning_trades,
-        losing_trades = b.losing_trades, open_positions = b.open_positions,
-        updated_at = b.updated_at, total_funding = b.total_funding
-    FROM unnest($16::text[], $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[],
-        $21::numeric[], $22::numeric[], $23::integer[], $24::integer[], $25::integer[],
-        $26::integer[], $27::timestamptz[], $28::numeric[])
-        AS b (llm_id, balance, margin_used, total_pnl, realized_pnl, unrealized_pnl,
-              total_fees, total_trades, winning_trades, losing_trades, open_positions,
-              updated_at, total_funding)
-    WHERE a.llm_id = b.llm_id
-)
+), books AS ({accounts.books_update(16)})
 INSERT INTO equity_snapshots (llm_id, at, source, equity, balance, margin_used,
     unrealized_pnl, total_fees, total_funding)
 SELECT * FROM unnest($29::text[], $30::timestamptz[], $31::text[], $32::numeric[],
@@ -157,13 +143,8 @@ async def save_effects(conn: Connection, effects: RunEffects) -> None:
         symbols,
         [effects.marks[s][0] for s in symbols],
         [effects.marks[s][1] for s in symbols],
-        *_columns(effects.positions, 3),
-        *_columns(funding, 9),
-        *_columns(books, 13),
-        *_columns(equity, 9),
+        *columns(effects.positions, 3),
+        *columns(funding, 9),
+        *columns(books, accounts.BOOK_WIDTH),
+        *columns(equity, 9),
     )
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """``rows`` as ``width`` column lists (empty lists when there are no rows)."""
-    return [[row[i] for row in rows] for i in range(width)]
