@@ -1,11 +1,13 @@
 """Closing one position: its row, its trade, the account's book and the ``closed`` event.
 
 A verdict's close, a tick's stop, target or liquidation and a snapshot's liquidation all
-end a position the same way, inside the caller's transaction.
+end a position the same way, inside the caller's transaction; the caller writes the event
+to the outbox (a tick's exit at once, a verdict's with the rest of its round, in order).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,7 +17,8 @@ from services.common import subjects
 from services.common.contracts import PositionEvent, PositionStatus
 from services.ledger import accounting, sql
 from services.ledger.accounting import Book, Closing
-from services.ledger.outbox import enqueue
+from services.ledger.outbox import outbox_row
+from services.ledger.sql.outbox import OutboxRow
 from services.ledger.sql.positions import PositionRow
 from services.ledger.views import position_view
 
@@ -32,6 +35,14 @@ def closing_at(position: PositionRow, price: Decimal, fee_rate: Decimal) -> Clos
     )
 
 
+@dataclass(frozen=True)
+class Closed:
+    """The owner's book after a close, and the event announcing it (for the outbox)."""
+
+    book: Book
+    event: OutboxRow
+
+
 async def close_and_announce(
     conn: asyncpg.Connection,
     position: PositionRow,
@@ -42,15 +53,14 @@ async def close_and_announce(
     exit_reason: str,
     cycle_id: str | None,
     now: datetime,
-) -> Book:
-    """Close ``position`` as ``closing`` says; return the owner's book after it."""
+) -> Closed:
+    """Close ``position`` as ``closing`` says: the owner's book after it, and its event."""
     closed = await sql.positions.close_position(conn, position.id, closing, now, status)
     await sql.trades.insert_close_trade(
         conn, position, closing, exit_reason=exit_reason, cycle_id=cycle_id, now=now
     )
     event_id = f"position:{position.id}:closed"
-    await enqueue(
-        conn,
+    event = outbox_row(
         subjects.ledger_position(position.agent_id),
         event_id,
         PositionEvent(
@@ -65,7 +75,7 @@ async def close_and_announce(
             at=now,
         ),
     )
-    return book.closed(position.margin, position.unrealized_pnl, closing)
+    return Closed(book.closed(position.margin, position.unrealized_pnl, closing), event)
 
 
 async def liquidate(
@@ -75,7 +85,7 @@ async def liquidate(
     *,
     cycle_id: str | None,
     now: datetime,
-) -> Book:
+) -> Closed:
     """Liquidate ``position`` at its liquidation price: it loses its margin, no more."""
     if position.liquidation_price is None:
         raise ValueError(f"position {position.id} has no liquidation price")

@@ -173,9 +173,7 @@ class _Books:
                 p.side, p.liquidation_price, step.marks[p.symbol]
             ):
                 return False
-            self.held[p.agent_id] = await liquidate(
-                conn, p, book, cycle_id=step.cycle_id, now=step.now
-            )
+            closed = await liquidate(conn, p, book, cycle_id=step.cycle_id, now=step.now)
             reason = accounting.EXIT_LIQUIDATION
         else:
             price = next(t for t in tick.prices if t.symbol == p.symbol)
@@ -195,7 +193,7 @@ class _Books:
             else:
                 closing = closing_at(p, fired.price, self.fee_rate)
                 status = PositionStatus.CLOSED
-            self.held[p.agent_id] = await close_and_announce(
+            closed = await close_and_announce(
                 conn,
                 p,
                 closing,
@@ -206,6 +204,8 @@ class _Books:
                 now=step.now,
             )
             reason = fired.reason
+        self.held[p.agent_id] = closed.book
+        await sql.outbox.insert(conn, closed.event)
         del self.positions[p.id]
         self.moved.discard(p.id)
         done.exits[reason] = done.exits.get(reason, 0) + 1

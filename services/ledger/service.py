@@ -57,7 +57,8 @@ from services.ledger.verdicts import VerdictApplier
 log = logging.getLogger(__name__)
 
 # Portfolio requests answered at once (of the pool's eight connections).
-PORTFOLIO_CONCURRENCY = 4
+PORTFOLIOS_CONCURRENCY = 2
+PORTFOLIO_CONCURRENCY = 2
 
 BOOKS_BATCH = 256
 Q = TypeVar("Q", bound=Message)
@@ -168,10 +169,11 @@ class LedgerService:
             self._on_proposals,
         )
         q = self._queries
-        # Every decision asks for its agent's portfolio twice (the agent, then risk): with
-        # many agents, several at once, within a part of the pool.
+        # Every agent process asks for its agents' portfolios each cycle (risk and the
+        # gateway for one now and then): with many processes, several at once, within
+        # half the pool between the two.
+        await self._serve(channels.LEDGER_QUERY_PORTFOLIOS, q.portfolios, PORTFOLIOS_CONCURRENCY)
         await self._serve(channels.LEDGER_QUERY_PORTFOLIO, q.portfolio, PORTFOLIO_CONCURRENCY)
-        await self._serve(channels.LEDGER_QUERY_PORTFOLIOS, q.portfolios, PORTFOLIO_CONCURRENCY)
         await self._serve(channels.LEDGER_QUERY_ACCOUNTS, q.accounts)
         await self._serve(channels.LEDGER_QUERY_LEADERBOARD, q.leaderboard)
         await self._serve(channels.LEDGER_QUERY_POSITIONS, q.positions)

@@ -43,10 +43,11 @@ from services.ledger import accounting, sql
 from services.ledger.accounting import Book
 from services.ledger.closing import close_and_announce, closing_at, liquidate
 from services.ledger.cycles import complete_locked
-from services.ledger.outbox import enqueue, outbox_row
+from services.ledger.outbox import outbox_row
 from services.ledger.sql.accounts import AccountRow
 from services.ledger.sql.cycles import CycleRow
 from services.ledger.sql.decisions import Booked, BookSave
+from services.ledger.sql.outbox import OutboxRow
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
@@ -115,6 +116,7 @@ class _Run:
     applied: Applied = field(default_factory=Applied)
     results: list[dict[str, Any]] = field(default_factory=list)
     earlier: list[Prior] = field(default_factory=list)
+    events: list[OutboxRow] = field(default_factory=list)  # its positions', in order
 
 
 class VerdictApplier:
@@ -138,10 +140,12 @@ class VerdictApplier:
         found before it wrote anything (its agent has no account).
 
         Verdicts of different agents are applied together, in rounds: their inputs read in
-        one statement, their decisions stored in one round trip and their books in one
-        more. A round ends before an agent's second verdict (or a second copy of a
-        decision) and after a verdict that completes its cycle, so every verdict reads
-        the books as the verdicts before it left them: the same as applied one by one.
+        one statement; their decisions, books, equity snapshots and events (each
+        decision's position events, then its account event, decision after decision)
+        written in one more. A round ends before an agent's second verdict (or a second
+        copy of a decision) and after a verdict that completes its cycle, so every
+        verdict reads the books as the verdicts before it left them: the same as applied
+        one by one (tests/ledger/test_verdict_rounds.py).
 
         Each cycle and snapshot came before its verdicts on the bus (see :mod:`intake`):
         when either is missing it never will come, and the verdict's trades are refused
@@ -236,7 +240,10 @@ class VerdictApplier:
                     run.book,
                     run.now,
                     equity_source=f"decision:{decision_id}",
-                    event=outbox_row(subjects.ledger_account(account.agent_id), event_id, event),
+                    events=(
+                        *run.events,
+                        outbox_row(subjects.ledger_account(account.agent_id), event_id, event),
+                    ),
                 )
             )
         await sql.decisions.store_booked(conn, decisions, books)
@@ -359,18 +366,19 @@ class VerdictApplier:
         await sql.trades.insert_open_trade(conn, position, opening, run.now)
         run.book = run.book.opened(opening)
         event_id = f"position:{position.id}:opened"
-        await enqueue(
-            conn,
-            subjects.ledger_position(agent),
-            event_id,
-            PositionEvent(
-                event_id=event_id,
-                kind="opened",
-                cycle_id=run.cycle.cycle_id,
-                position=position_view(position),
-                fee=opening.fee,
-                at=run.now,
-            ),
+        run.events.append(
+            outbox_row(
+                subjects.ledger_position(agent),
+                event_id,
+                PositionEvent(
+                    event_id=event_id,
+                    kind="opened",
+                    cycle_id=run.cycle.cycle_id,
+                    position=position_view(position),
+                    fee=opening.fee,
+                    at=run.now,
+                ),
+            )
         )
         entry.update(outcome="opened", position_id=str(position.id))
         run.applied.opened += 1
@@ -391,11 +399,11 @@ class VerdictApplier:
         if accounting.is_liquidated(position.side, position.liquidation_price, price):
             # The price gapped through the liquidation price since the last mark: the
             # position was liquidated there, and a close cannot lose more than its margin.
-            run.book = await liquidate(conn, position, run.book, cycle_id=cycle_id, now=run.now)
+            closed = await liquidate(conn, position, run.book, cycle_id=cycle_id, now=run.now)
             exit_reason = accounting.EXIT_LIQUIDATION
         else:
             closing = closing_at(position, price, self._fee_rate)
-            run.book = await close_and_announce(
+            closed = await close_and_announce(
                 conn,
                 position,
                 closing,
@@ -406,6 +414,8 @@ class VerdictApplier:
                 now=run.now,
             )
             exit_reason = EXIT_DECISION
+        run.book = closed.book
+        run.events.append(closed.event)
         entry.update(outcome="closed", exit_reason=exit_reason, position_id=str(position.id))
         run.applied.closed += 1
 

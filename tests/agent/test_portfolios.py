@@ -17,11 +17,11 @@ HOSTED = ("momentum", "random", "mean-reversion")
 TIMEOUT = 2.0
 
 
-def shared(bus: Bus, agents: tuple[str, ...] = HOSTED) -> SharedPortfolios:
+def shared(bus: Bus, fresh_for: float = 60.0) -> SharedPortfolios:
     async def ask(query: PortfoliosQuery, timeout: float) -> Portfolios:
         return await bus.ask(channels.LEDGER_QUERY_PORTFOLIOS, query, timeout=timeout)
 
-    return SharedPortfolios(agents, ask)
+    return SharedPortfolios(HOSTED, ask, shared_seconds=fresh_for)
 
 
 async def test_the_hosted_agents_share_one_question_a_cycle(bus: Bus) -> None:
@@ -50,6 +50,16 @@ async def test_an_agent_asking_again_for_a_cycle_asks_afresh_for_itself(bus: Bus
     # answer already taken.
     await portfolios.portfolio("momentum", "c1", TIMEOUT)
     assert asked == [HOSTED, ("momentum",)]
+
+
+async def test_an_answer_no_longer_fresh_is_not_handed_out(bus: Bus) -> None:
+    asked = await serve_ledger(bus)
+    portfolios = shared(bus, fresh_for=0.0)
+    await portfolios.portfolio("momentum", "c1", TIMEOUT)
+    # A sibling asking after the answer went stale (ticks may have moved its books since):
+    # a fresh question, not the old answer.
+    await portfolios.portfolio("random", "c1", TIMEOUT)
+    assert asked == [HOSTED, HOSTED]
 
 
 async def test_a_failed_question_is_asked_again_by_each_asker(bus: Bus) -> None:

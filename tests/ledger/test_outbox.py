@@ -5,8 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
 from services.common import subjects
-from tests.builders import approved, buy, verdict
+from services.common.bus import Bus
+from services.common.clock import ManualClock
+from services.common.contracts import AccountEvent
+from services.ledger import sql
+from services.ledger.metrics import LedgerMetrics
+from services.ledger.migrate import apply_migrations
+from services.ledger.outbox import OutboxRelay, outbox_row
+from tests.builders import NOW, account, approved, buy, verdict
 from tests.ledger.harness import Ledger
 from tests.support import eventually
 
@@ -50,3 +61,29 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(lg: Ledger) -> Non
         lambda: lg.metric("arena_ledger_outbox_pending") == 0,
         what="nothing left pending: failed rows are not pending",
     )
+
+
+async def test_a_pass_that_cannot_publish_leaves_its_rows_to_send(
+    database_url: str, bus: Bus
+) -> None:
+    # The relay marks the rows it takes in the statement that takes them: a publish that
+    # fails must roll that back, or the events would be lost.
+    conn = await asyncpg.connect(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await apply_migrations(conn)
+        event = AccountEvent(event_id="e1", account=account("momentum"), at=NOW)
+        # No stream takes this subject: JetStream refuses the publish.
+        await sql.outbox.insert(conn, outbox_row("arena.nowhere.momentum", "e1", event))
+        relay = OutboxRelay(pool, bus, ManualClock(NOW), LedgerMetrics(CollectorRegistry()))
+        with pytest.raises(Exception, match=r"no response from stream"):
+            await relay.publish_pending()
+        unsent = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL"
+        assert await conn.fetchval(unsent) == 1
+        # Once the events can go out (here: a subject the stream takes), the row is sent.
+        await conn.execute("UPDATE outbox SET subject = $1", subjects.ledger_account("momentum"))
+        assert await relay.publish_pending() == 1
+        assert await conn.fetchval(unsent) == 0
+    finally:
+        await pool.close()
+        await conn.close()

@@ -45,8 +45,9 @@ _STATE = {
     "equity": "SELECT llm_id, at, source, equity, balance, margin_used, unrealized_pnl "
     "FROM equity_snapshots ORDER BY source, llm_id",
     "cycles": "SELECT cycle_id, status, completed_at FROM cycles ORDER BY cycle_id",
+    # In the order they are published.
     "events": "SELECT event_id, subject, message_type, payload FROM outbox "
-    "WHERE published_at IS NULL ORDER BY event_id",
+    "WHERE published_at IS NULL ORDER BY id",
 }
 
 
@@ -81,19 +82,27 @@ async def test_verdicts_applied_together_book_what_they_do_one_by_one(
     await open_positions(lg, momentum=[LONG_BTC], random=[sell(ETH, 20, 10)])
     lg.clock.advance(300)
     now = lg.clock.now()
-    agents = ("momentum", "random", "mean-reversion")
-    started = cycle_started("c2", 2, now, agents).model_copy(update={"data_time": data_time})
-    await lg.publish(subjects.CYCLE_STARTED, started, "c2")
     prices = {BTC: Decimal(100500), ETH: Decimal(2990)}
-    market = snapshot(cycle_id="c2", at=now, prices=prices).model_copy(
-        update={"data_time": data_time}
-    )
-    await lg.publish(subjects.MARKET_SNAPSHOT, market, "c2")
-    stored = "SELECT count(*) FROM market_data WHERE cycle_id = 'c2'"
-    await eventually(lambda: lg.count(stored), what="c2's snapshot stored")
+    # Two cycles running: c2 expects all three agents, c3 two of them.
+    for cycle_id, sequence, agents in (
+        ("c2", 2, ("momentum", "random", "mean-reversion")),
+        ("c3", 3, ("momentum", "random")),
+    ):
+        started = cycle_started(cycle_id, sequence, now, agents)
+        await lg.publish(
+            subjects.CYCLE_STARTED, started.model_copy(update={"data_time": data_time}), cycle_id
+        )
+        market = snapshot(cycle_id=cycle_id, at=now, prices=prices)
+        await lg.publish(
+            subjects.MARKET_SNAPSHOT, market.model_copy(update={"data_time": data_time}), cycle_id
+        )
+    stored = "SELECT count(DISTINCT cycle_id) = 2 FROM market_data WHERE cycle_id IN ('c2', 'c3')"
+    await eventually(lambda: lg.count(stored), what="the snapshots stored")
 
-    def verdict(agent: str, *results: Any, decision_id: str | None = None) -> Verdict:
-        made = make_verdict("c2", agent, now, *results)
+    def verdict(
+        agent: str, *results: Any, decision_id: str | None = None, cycle_id: str = "c2"
+    ) -> Verdict:
+        made = make_verdict(cycle_id, agent, now, *results)
         if decision_id is None:
             return made
         proposed = made.decision.model_copy(update={"decision_id": decision_id})
@@ -102,6 +111,7 @@ async def test_verdicts_applied_together_book_what_they_do_one_by_one(
     copied = verdict("mean-reversion", approved(buy(BTC, 10, 5)), rejected(sell(ETH), ("x", "no")))
     verdicts = [
         verdict("momentum", approved(close(BTC)), approved(buy(ETH, 15, 3))),
+        verdict("random", approved(hold()), cycle_id="c3"),  # the round spans two cycles
         copied,
         verdict("ghost", approved(hold())),
         # Another agent's verdict under the same decision id: that decision is stored.
@@ -111,6 +121,7 @@ async def test_verdicts_applied_together_book_what_they_do_one_by_one(
         verdict("random", approved(close(ETH)), approved(buy(BTC, 500, 2))),
         # The cycle completed with random's: too late, its trades refused.
         verdict("momentum", approved(sell(BTC, 10, 2)), decision_id="second-thought"),
+        verdict("momentum", approved(buy(BTC, 10, 2)), cycle_id="c3"),  # completes c3
     ]
     conn = await asyncpg.connect(database_url)
     try:
@@ -122,20 +133,24 @@ async def test_verdicts_applied_together_book_what_they_do_one_by_one(
     assert together == one_by_one
     assert books_together == books_one_by_one
     # And the verdicts did what they say.
-    assert together[2] == "agent 'ghost' has no account in the ledger"
+    assert together[3] == "agent 'ghost' has no account in the ledger"
     applied = [o for o in together if isinstance(o, Applied)]
-    assert [o.duplicate for o in applied] == [False, False, True, True, False, False]
+    assert [o.duplicate for o in applied] == [False, False, False, True, True, False, False, False]
     opened_closed = [(o.opened, o.closed) for o in applied]
-    assert opened_closed == [(1, 1), (1, 0), (0, 0), (0, 0), (0, 1), (0, 0)]
-    assert applied[4].cycle_completed is not None
-    assert "ledger_insufficient_balance" in applied[4].rejection_codes
-    assert applied[5].rejection_codes == ["ledger_cycle_closed"]
-    assert [c["status"] for c in books_together["cycles"]] == ["completed", "completed"]
+    assert opened_closed == [(1, 1), (0, 0), (1, 0), (0, 0), (0, 0), (0, 1), (0, 0), (1, 0)]
+    completed = [o.cycle_completed.cycle_id for o in applied if o.cycle_completed]
+    assert completed == ["c2", "c3"]
+    assert "ledger_insufficient_balance" in applied[5].rejection_codes
+    assert applied[6].rejection_codes == ["ledger_cycle_closed"]
+    assert [c["status"] for c in books_together["cycles"]] == ["completed"] * 3
     decisions = books_together["decisions"]
-    assert len(decisions) == 6  # two of c1, four of c2
+    assert len(decisions) == 8  # two of c1, four of c2, two of c3
     # Every decision is in the chain, each link after the one before.
-    assert sorted(d["seq"] for d in decisions) == list(range(1, 7))
+    assert sorted(d["seq"] for d in decisions) == list(range(1, 9))
     by_seq = sorted(decisions, key=lambda d: d["seq"])
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(by_seq))
     events = [e["event_id"] for e in books_together["events"]]
-    assert sum(e.startswith("account:") for e in events) == 4
+    assert sum(e.startswith("account:") for e in events) == 6
+    # A decision's position events come just before its account event.
+    closed_btc = events.index("account:c2:momentum") - 2
+    assert events[closed_btc].startswith("position:") and events[closed_btc].endswith(":closed")

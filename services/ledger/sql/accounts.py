@@ -47,7 +47,7 @@ class AccountRow:
         return self.book.equity
 
     def with_book(self, book: Book) -> AccountRow:
-        """This account holding ``book``, as :func:`save_books_and_announce` writes it."""
+        """This account holding ``book``, as :func:`books_update` writes it."""
         held = {f.name: getattr(book, f.name) for f in fields(Book)}
         return replace(self, **held, total_pnl=book.total_pnl)
 

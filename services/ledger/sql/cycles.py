@@ -196,14 +196,14 @@ async def overdue_cycles(conn: Connection, deadline_before: datetime) -> list[st
 
 
 _STORE_SNAPSHOT = (
-    "WITH stored AS (INSERT INTO market_data (symbol, price, mark_price, volume_24h, "
+    "WITH fresh AS (SELECT NOT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $10) AS "
+    "fresh), stored AS (INSERT INTO market_data (symbol, price, mark_price, volume_24h, "
     "price_change_24h, high_24h, low_24h, funding_rate, data_timestamp, cycle_id) "
     "SELECT s.*, $9::timestamptz, $10::text FROM unnest($1::text[], $2::numeric[], "
     "$3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], "
     "$8::numeric[]) AS s (symbol, price, mark_price, volume_24h, price_change_24h, high_24h, "
-    "low_24h, funding_rate) "
-    "WHERE NOT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $10) "
-    "ON CONFLICT (cycle_id, symbol) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
+    "low_24h, funding_rate) WHERE (SELECT fresh FROM fresh) "
+    "ON CONFLICT (cycle_id, symbol) DO NOTHING) SELECT fresh FROM fresh"
 )
 
 

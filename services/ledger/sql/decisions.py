@@ -102,13 +102,13 @@ class Booked:
 @dataclass(frozen=True)
 class BookSave:
     """An account's book after a decision, the source of the equity snapshot taken of it
-    at ``at``, and the event announcing it."""
+    at ``at``, and the decision's events (its positions', then the account's), in order."""
 
     agent_id: str
     book: Book
     at: datetime
     equity_source: str
-    event: outbox.OutboxRow
+    events: tuple[outbox.OutboxRow, ...]
 
 
 _DECISION_COLUMNS = (
@@ -145,7 +145,8 @@ _STORE_BOOKED = (
         f"saved JOIN {_unnest(_EQUITY_AT, 'llm_id text, at timestamptz, source text', 'e')} "
         "USING (llm_id)",
     )
-    + f") {outbox.insert_many_statement(_EVENTS_AT)}"
+    + f"), events AS ({outbox.insert_many_statement(_EVENTS_AT)}) "
+    "SELECT count(*) FROM saved"
 )
 
 
@@ -161,6 +162,8 @@ async def store_booked(
     head = None
     if any(d.linked for d in decisions):
         head = await conn.fetchrow("SELECT seq, hash FROM decision_chain_head FOR UPDATE")
+        if head is None:
+            raise LookupError("the decision chain has no head row")
     seq, last_hash = (head["seq"], head["hash"]) if head else (0, "")
     rows = []
     for booked in decisions:
@@ -170,7 +173,7 @@ async def store_booked(
             link = chain.link(seq + 1, last_hash, row)
             seq, last_hash = link.seq, link.hash
         rows.append(_decision_values(booked, row, link))
-    await conn.execute(
+    saved = await conn.fetchval(
         _STORE_BOOKED,
         *columns(rows, _DECISION_WIDTH),
         seq if head else None,
@@ -179,8 +182,11 @@ async def store_booked(
             [accounts.book_values(b.agent_id, b.book, b.at) for b in books], accounts.BOOK_WIDTH
         ),
         *columns([(b.agent_id, b.at, b.equity_source) for b in books], 3),
-        *columns([b.event.values() for b in books], 4),
+        *columns([e.values() for b in books for e in b.events], 4),
     )
+    if saved != len(books):
+        missing = sorted({b.agent_id for b in books})
+        raise LookupError(f"not every account of {missing} was written ({saved} were)")
 
 
 def _content_of(booked: Booked) -> DecisionContent:
@@ -315,7 +321,9 @@ async def decided_count(conn: Connection, cycle_id: str, agents: Sequence[str]) 
 
 async def decision_results(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
     records = await conn.fetch(
-        "SELECT llm_id, results FROM decisions WHERE cycle_id = $1", cycle_id
+        # In the order link_cycle reads them: an agent's last decision is its outcome.
+        "SELECT llm_id, results FROM decisions WHERE cycle_id = $1 ORDER BY llm_id, decision_id",
+        cycle_id,
     )
     return {r["llm_id"]: json.loads(r["results"]) for r in records}
 

@@ -47,9 +47,10 @@ async def insert(conn: Connection, row: OutboxRow) -> None:
 
 
 async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyncpg.Record]:
-    """Mark up to ``batch`` unsent rows published at ``now`` and return them, in id order,
-    in one statement: the caller publishes them before its transaction commits (and rolls
-    back, leaving them unsent, when it cannot)."""
+    """Mark up to ``batch`` unsent rows published at ``now`` (the pass's time: they are
+    published before it commits) and return them, in id order, in one statement: the
+    caller publishes them before its transaction commits, and rolls back, leaving them
+    unsent, when it cannot."""
     # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
     records = await conn.fetch(
         "UPDATE outbox SET published_at = $2 WHERE id IN (SELECT id FROM outbox "

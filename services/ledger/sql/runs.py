@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from asyncpg import Connection
@@ -27,14 +28,13 @@ from services.ledger.sql.trades import FundingPayment
 _ACCOUNT_COLUMNS = accounts.column_names(AccountRow)
 
 # The holders are locked in one fixed order (by id), so concurrent transactions cannot
-# deadlock; every account is read, the holders' books as locked (the books' consumer is
-# the only writer of accounts).
+# deadlock, and their books read as locked (the latest); every account is read too.
 _BOOKS = (
-    "WITH holders AS (SELECT llm_id FROM llm_accounts WHERE llm_id IN (SELECT llm_id "
-    "FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[])) "
+    f"WITH holders AS (SELECT {accounts.COLUMNS} FROM llm_accounts WHERE llm_id IN "
+    "(SELECT llm_id FROM positions WHERE status = 'OPEN' AND symbol = ANY($1::text[])) "
     "ORDER BY llm_id FOR NO KEY UPDATE) "
     f"SELECT ARRAY(SELECT ROW({accounts.COLUMNS}) FROM llm_accounts ORDER BY llm_id) "
-    "AS accounts, ARRAY(SELECT llm_id FROM holders) AS holders, "
+    f"AS accounts, ARRAY(SELECT ROW({accounts.COLUMNS}) FROM holders) AS holders, "
     "ARRAY(SELECT symbol FROM symbol_marks WHERE symbol = ANY($1::text[]) ORDER BY symbol) "
     "AS marked, ARRAY(SELECT marked_at FROM symbol_marks WHERE symbol = ANY($1::text[]) "
     "ORDER BY symbol) AS marked_at"
@@ -53,15 +53,15 @@ class RunBooks:
     marked_at: dict[str, datetime]
 
 
+def _account(row: Sequence[Any]) -> AccountRow:
+    return accounts.account_row(dict(zip(_ACCOUNT_COLUMNS, row, strict=True)))
+
+
 async def load_books(conn: Connection, symbols: Sequence[str]) -> RunBooks:
     """The run's books, accounts locked before positions as a verdict takes them."""
     record = await conn.fetchrow(_BOOKS, sorted(symbols))
-    rows = [
-        accounts.account_row(dict(zip(_ACCOUNT_COLUMNS, row, strict=True)))
-        for row in record["accounts"]
-    ]
-    holders = set(record["holders"])
-    held = {a.agent_id: a.book for a in rows if a.agent_id in holders}
+    rows = [_account(row) for row in record["accounts"]]
+    held = {a.agent_id: a.book for a in (_account(row) for row in record["holders"])}
     positions = await lock_open_positions(conn, sorted(held)) if held else []
     marked_at = dict(zip(record["marked"], record["marked_at"], strict=True))
     return RunBooks(rows, held, positions, marked_at)
