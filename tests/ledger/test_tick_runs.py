@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
@@ -20,44 +19,19 @@ from services.common.contracts import (
 )
 from services.ledger.marks import TickOutcome, TickProcessor
 from tests.builders import bar, sell
+from tests.ledger.batching import BOOKS, together_and_one_by_one
 from tests.ledger.harness import LONG_BTC, Ledger, open_positions
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 FEE = Decimal("0.0004")
 
 _STATE = {
-    "accounts": "SELECT * FROM llm_accounts ORDER BY llm_id",
-    "positions": "SELECT * FROM positions ORDER BY id",
-    "trades": "SELECT llm_id, position_id, symbol, action, side, entry_price, exit_price, "
-    "quantity, realized_pnl, pnl_percentage, fees, exit_reason, executed_at, closed_at "
-    "FROM trades ORDER BY position_id, executed_at",
+    **BOOKS,
     "funding": "SELECT llm_id, position_id, symbol, funding_time, mark_price, quantity, "
     "funding_rate, amount, paid_at FROM funding_payments ORDER BY position_id, funding_time",
-    "equity": "SELECT llm_id, at, source, equity, balance, margin_used, unrealized_pnl, "
-    "total_fees, total_funding FROM equity_snapshots ORDER BY source, llm_id",
     "marks": "SELECT * FROM symbol_marks ORDER BY symbol",
-    "events": "SELECT event_id, subject, message_type, payload FROM outbox "
-    "WHERE published_at IS NULL ORDER BY event_id",
     "ticks": "SELECT * FROM applied_ticks ORDER BY tick_id",
 }
-
-
-async def _state(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
-    return {name: [dict(r) for r in await conn.fetch(query)] for name, query in _STATE.items()}
-
-
-async def _apply(
-    conn: asyncpg.Connection, runs: list[list[MarketTick]], lg: Ledger
-) -> tuple[list[TickOutcome], dict[str, list[dict[str, Any]]]]:
-    """Apply ``runs`` in a transaction rolled back afterwards: outcomes and the books."""
-    processor = TickProcessor(FEE)
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        outcomes = [o for run in runs for o in await processor.apply(conn, run, lg.clock.now())]
-        return outcomes, await _state(conn)
-    finally:
-        await transaction.rollback()
 
 
 async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
@@ -88,13 +62,14 @@ async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
         # A copy of an applied tick changes nothing.
         tick(2, 120, bar(BTC, 1, high=1, low=1), bar(ETH, 1, high=1, low=1)),
     ]
-    conn = await asyncpg.connect(database_url)
-    try:
-        together, books_together = await _apply(conn, [ticks], lg)
-        one_by_one, books_one_by_one = await _apply(conn, [[t] for t in ticks], lg)
-    finally:
-        await conn.close()
+    processor = TickProcessor(FEE)
 
+    async def apply(conn: asyncpg.Connection, run: list[MarketTick]) -> list[TickOutcome]:
+        return await processor.apply(conn, run, lg.clock.now())
+
+    (together, books_together), (one_by_one, books_one_by_one) = await together_and_one_by_one(
+        database_url, ticks, apply, _STATE
+    )
     assert together == one_by_one
     assert books_together == books_one_by_one
     # And the run did what its bars say.

@@ -25,6 +25,7 @@ from services.common.settings import TradingLimits
 from services.ledger.verdicts import Applied, VerdictApplier
 from tests.builders import approved, buy, close, cycle_started, hold, rejected, sell, snapshot
 from tests.builders import verdict as make_verdict
+from tests.ledger.batching import BOOKS, together_and_one_by_one
 from tests.ledger.harness import LONG_BTC, Ledger, open_positions
 from tests.support import eventually
 
@@ -32,47 +33,14 @@ BTC, ETH = "BTCUSDT", "ETHUSDT"
 FEE = Decimal("0.0004")
 
 _STATE = {
-    "accounts": "SELECT * FROM llm_accounts ORDER BY llm_id",
-    "positions": "SELECT * FROM positions ORDER BY id",
-    "trades": "SELECT llm_id, position_id, symbol, action, side, entry_price, exit_price, "
-    "quantity, realized_pnl, fees, exit_reason, executed_at, closed_at "
-    "FROM trades ORDER BY position_id, executed_at",
+    **BOOKS,
     "decisions": "SELECT decision_id, cycle_id, llm_id, results, applied_at, seq, prev_hash, "
     "hash, decision FROM decisions ORDER BY decision_id",
     "chain head": "SELECT * FROM decision_chain_head",
     "rejections": "SELECT llm_id, symbol, decision, rejection_reason, decision_id, cycle_id, "
     "reason_codes FROM rejected_decisions ORDER BY decision_id, symbol, rejection_reason",
-    "equity": "SELECT llm_id, at, source, equity, balance, margin_used, unrealized_pnl "
-    "FROM equity_snapshots ORDER BY source, llm_id",
     "cycles": "SELECT cycle_id, status, completed_at FROM cycles ORDER BY cycle_id",
-    # In the order they are published.
-    "events": "SELECT event_id, subject, message_type, payload FROM outbox "
-    "WHERE published_at IS NULL ORDER BY id",
 }
-
-
-async def _state(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
-    return {name: [dict(r) for r in await conn.fetch(query)] for name, query in _STATE.items()}
-
-
-Outcomes = list[Applied | str]
-
-
-async def _apply(
-    conn: asyncpg.Connection, batches: list[list[Verdict]], lg: Ledger
-) -> tuple[Outcomes, dict[str, list[dict[str, Any]]]]:
-    """Apply ``batches`` in a transaction rolled back afterwards: outcomes and the books."""
-    applier = VerdictApplier(FEE, InstrumentTable(), TradingLimits(), frozenset({BTC, ETH}))
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        outcomes: Outcomes = []
-        for batch in batches:
-            for one in await applier.apply(conn, batch, lg.clock.now()):
-                outcomes.append(str(one) if isinstance(one, PermanentError) else one)
-        return outcomes, await _state(conn)
-    finally:
-        await transaction.rollback()
 
 
 @pytest.mark.parametrize("data_time", [False, True], ids=["live", "replay"])
@@ -123,13 +91,15 @@ async def test_verdicts_applied_together_book_what_they_do_one_by_one(
         verdict("momentum", approved(sell(BTC, 10, 2)), decision_id="second-thought"),
         verdict("momentum", approved(buy(BTC, 10, 2)), cycle_id="c3"),  # completes c3
     ]
-    conn = await asyncpg.connect(database_url)
-    try:
-        together, books_together = await _apply(conn, [verdicts], lg)
-        one_by_one, books_one_by_one = await _apply(conn, [[v] for v in verdicts], lg)
-    finally:
-        await conn.close()
+    applier = VerdictApplier(FEE, InstrumentTable(), TradingLimits(), frozenset({BTC, ETH}))
 
+    async def apply(conn: asyncpg.Connection, batch: list[Verdict]) -> list[Applied | str]:
+        applied = await applier.apply(conn, batch, lg.clock.now())
+        return [str(a) if isinstance(a, PermanentError) else a for a in applied]
+
+    (together, books_together), (one_by_one, books_one_by_one) = await together_and_one_by_one(
+        database_url, verdicts, apply, _STATE
+    )
     assert together == one_by_one
     assert books_together == books_one_by_one
     # And the verdicts did what they say.
