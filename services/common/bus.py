@@ -63,6 +63,9 @@ M = TypeVar("M", bound=Message)
 Q = TypeVar("Q", bound=Message)
 R = TypeVar("R", bound=Message)
 
+Publication = tuple[str, Message, str]
+"""An event to publish: its subject, the message, its natural id (see :meth:`Bus.publish`)."""
+
 # A drain that has not finished by then is abandoned: shutting down must not hang.
 DRAIN_TIMEOUT_SECONDS = 5.0
 
@@ -146,9 +149,7 @@ class Bus(Replies):
         ack = await self._js.publish(subject, message.to_bytes(), headers={MSG_ID: msg_id})
         self._count_published(message, ack.duplicate)
 
-    async def publish_all(
-        self, events: Sequence[tuple[str, Message, str]], timeout: float = 5.0
-    ) -> None:
+    async def publish_all(self, events: Sequence[Publication], timeout: float = 5.0) -> None:
         """Publish ``(subject, message, natural_id)`` events in order, then wait for every
         acknowledgement at once (one round trip for the lot, not one per event).
 

@@ -1,13 +1,17 @@
 """A running cycle, and how one is announced even when NATS is down for a moment.
 
 NATS down at a cycle start: the market state naming the new cycle and its sequence is
-recorded first, then ``arena.cycle.started`` and the snapshot are published, each
-retried with back-off until done or the cycle's decision deadline passed. Past the
+recorded first, then ``arena.cycle.started`` and the snapshot are published together,
+each step retried with back-off until done or the cycle's decision deadline passed. Past the
 deadline the cycle is logged as not started and counted failed; the next slot tries
 again. Its sequence number stays used: nothing is published before the state is
 recorded, so a restart never publishes a sequence twice (a gap is possible). Stopped
 meanwhile, the cycle stays recorded as running, and a restarted market waits for its
 completion or deadline plus grace like for any other.
+
+A replay publishes a cycle period's bars, the start and the snapshot in one lot, then
+records the state (:func:`announce_after_bars`): its ids follow the data, so taking the
+same steps again after a restart publishes nothing twice.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common import subjects
-from services.common.bus import Bus, ConsumerSpec
+from services.common.bus import Bus, ConsumerSpec, Publication
 from services.common.clock import Clock
 from services.common.contracts import CycleStarted, MarketSnapshot
 from services.market.retry import until_done
 from services.market.snapshot import build_snapshot
 from services.market.source import MarketSource
 from services.market.state import SavedCycle
+from services.market.ticks import TakenBars
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +114,16 @@ async def take_snapshot(
         return None
 
 
+def _announcement(started: CycleStarted, snapshot: MarketSnapshot) -> list[Publication]:
+    """The start and the snapshot, in that order; the snapshot without its candles (see
+    ``MarketSnapshot.candles_omitted``): the scheduler keeps the full one for whoever asks."""
+    cycle_id = started.cycle_id
+    return [
+        (subjects.CYCLE_STARTED, started, cycle_id),
+        (subjects.MARKET_SNAPSHOT, snapshot.without_candles(), cycle_id),
+    ]
+
+
 async def announce(
     *,
     bus: Bus,
@@ -119,28 +134,19 @@ async def announce(
     stopped: asyncio.Event,
     give_up_at: datetime,
 ) -> bool:
-    """Record the state, then publish the start and the snapshot; False if not all done.
-
-    The snapshot goes out without its candles (see ``MarketSnapshot.candles_omitted``);
-    the scheduler keeps the full one for whoever asks.
-    """
+    """Record the state, then publish the start and the snapshot as one lot (one
+    acknowledgement); False if not all done by ``give_up_at`` or stopping."""
     cycle_id = started.cycle_id
 
     def expired() -> bool:
         return clock.now() >= give_up_at
 
-    async def publish_start() -> None:
-        await bus.publish(subjects.CYCLE_STARTED, started, natural_id=cycle_id)
-
-    lean = snapshot.without_candles()
-
-    async def publish_snapshot() -> None:
-        await bus.publish(subjects.MARKET_SNAPSHOT, lean, natural_id=cycle_id)
+    async def publish() -> None:
+        await bus.publish_all(_announcement(started, snapshot))
 
     for step, attempt in (
         ("recording the market state", record),
-        ("publishing its start", publish_start),
-        ("publishing its snapshot", publish_snapshot),
+        ("publishing its start and snapshot", publish),
     ):
         what = f"cycle {cycle_id}: {step}"
         if not await until_done(attempt, what=what, stopped=stopped, give_up=expired):
@@ -148,3 +154,28 @@ async def announce(
                 log.error("cycle %s not started: NATS unavailable until its deadline", cycle_id)
             return False
     return True
+
+
+async def announce_after_bars(
+    *,
+    bus: Bus,
+    started: CycleStarted,
+    snapshot: MarketSnapshot,
+    bars: TakenBars,
+    stopped: asyncio.Event,
+) -> bool:
+    """A replay: publish the period's bars, then the start and the snapshot, as one lot
+    (one acknowledgement, and the ledger books them together); retried until published,
+    since bars must not be dropped. False only when stopping.
+
+    The state is recorded after the lot, not before: a replay's ids follow the data, so a
+    restart in between publishes the same bars and the same cycle under the same ids,
+    and the copies are dropped (JetStream's duplicate window, the ledger's record of the
+    messages it applied).
+    """
+    what = f"{bars.describe()} with cycle {started.cycle_id}'s start and snapshot"
+
+    async def publish() -> None:
+        await bus.publish_all([*bars.events(), *_announcement(started, snapshot)])
+
+    return await until_done(publish, what=what, stopped=stopped)

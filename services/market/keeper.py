@@ -7,10 +7,11 @@ deadline plus grace is awaited first. NATS down at a cycle start: see
 a replayed one is retried until published.
 
 At most the steps published last before the process ended, before they were recorded, are
-taken twice across a restart: a live tick, or a replay's bars up to a cycle (recorded
-with that cycle's start). The source is deterministic, so they are the same steps under
-the same tick ids (see :mod:`services.market.ticks`), and JetStream's duplicate window or
-the ledger's applied-tick record drops the copies.
+taken twice across a restart: a live tick, or a replay's bars up to a cycle with that
+cycle's start and snapshot (published in one lot, then recorded). The source is
+deterministic, so they are the same steps and the same cycle under the same ids (see
+:mod:`services.market.ticks`), and JetStream's duplicate window or the ledger's record
+of the messages it applied drops the copies.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from services.market.schedule import SchedulerConfig, bars_until, new_id, next_s
 from services.market.source import MarketSource, PacedSource, ResumableSource
 from services.market.state import CycleStats, MarketState
 from services.market.state_store import StateStore
-from services.market.ticks import TickPublisher
+from services.market.ticks import TakenBars, TickPublisher
 
 log = logging.getLogger(__name__)
 
@@ -256,24 +256,30 @@ class CycleScheduler:
                     "replay finished at %s after %d cycles", paced.now().isoformat(), self._sequence
                 )
                 continue
+            bars: TakenBars | None = None
             if paced.now() < due:
-                # The bars up to the next cycle together; a pause or stop acts between cycles.
-                bars = bars_until(paced.now(), due, paced.step, paced.remaining())
-                try:
-                    await self._ticks.publish_bars(bars)
-                except Exception:
-                    log.exception("the replay cannot play its next bar; it stops here")
+                # The bars up to the next cycle, published with its start and snapshot; a
+                # pause or stop acts between cycles.
+                bars = await self._ticks.take_bars(
+                    bars_until(paced.now(), due, paced.step, paced.remaining())
+                )
+                if bars.failure is not None:
+                    log.error(
+                        "the replay cannot play its next bar; it stops here",
+                        exc_info=bars.failure,
+                    )
+                    await self._ticks.publish_taken(bars)  # the bars read before it
                     self._replay_done = True
                     await self._keeper.save()
-                # Recorded with the cycle that starts next (its announcement records the
-                # state first): a restart before it plays these bars again, the copies
-                # dropped by their tick ids.
-                continue
+                    continue
             async with self._start_lock:
                 if self._current is None:
                     more = paced.remaining() >= bars_per_cycle
                     self._next_run_at = paced.now() + bars_per_cycle * paced.step if more else None
-                    await self._begin_cycle()
+                    await self._begin_cycle(bars)
+                    continue
+            if bars is not None:  # a manual trigger started a cycle meanwhile
+                await self._ticks.publish_taken(bars)
 
     async def _cycle_running(self) -> bool:
         """True while a cycle runs; past its deadline plus grace it is counted failed."""
@@ -291,7 +297,9 @@ class CycleScheduler:
         await self._keeper.save()
         return True
 
-    async def _begin_cycle(self) -> None:
+    async def _begin_cycle(self, bars: TakenBars | None = None) -> None:
+        """Start a cycle; a replay's ``bars`` (read from the source, not yet published) go
+        out before its start, in the same lot."""
         config = self._config
         wall = self._clock.now()
         now = self._ticks.market_now()
@@ -310,6 +318,8 @@ class CycleScheduler:
             data_time=data_time,
         )
         if snapshot is None:
+            if bars is not None:
+                await self._ticks.publish_taken(bars)
             self._count_failed()
             await self._keeper.save()
             return
@@ -329,15 +339,23 @@ class CycleScheduler:
         self._current = cycle
         self._stats.started += 1
         self._snapshots.keep(snapshot)
-        announced = await cycles.announce(
-            bus=self._bus,
-            clock=self._clock,
-            started=started,
-            snapshot=snapshot,
-            record=self._keeper.save_strictly,
-            stopped=self._stopped,
-            give_up_at=deadline,
-        )
+        if bars is None:
+            announced = await cycles.announce(
+                bus=self._bus,
+                clock=self._clock,
+                started=started,
+                snapshot=snapshot,
+                record=self._keeper.save_strictly,
+                stopped=self._stopped,
+                give_up_at=deadline,
+            )
+        else:
+            announced = await cycles.announce_after_bars(
+                bus=self._bus, started=started, snapshot=snapshot, bars=bars, stopped=self._stopped
+            )
+            if announced:
+                self._ticks.record_bars(bars)
+                await self._keeper.save()
         if not announced:
             if self._stopped.is_set():
                 return  # a restart takes up what was recorded

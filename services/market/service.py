@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from services.common import channels
@@ -111,9 +112,13 @@ class MarketService:
 
 
 async def build(
-    ctx: ServiceContext, *, max_wait_seconds: float = MAX_WAIT_SECONDS
+    ctx: ServiceContext,
+    *,
+    max_wait_seconds: float = MAX_WAIT_SECONDS,
+    store: Callable[[Bus], StateStore] = StateStore,
 ) -> MarketService:
-    """The market as configured; ``max_wait_seconds`` bounds how late a clock jump is noticed."""
+    """The market as configured; ``max_wait_seconds`` bounds how late a clock jump is
+    noticed, ``store`` keeps its state (in the bus's key-value bucket)."""
     settings = ctx.settings
     source = await create_source(settings, ctx.clock)
     agents = tuple(a.id for a in load_lineup(settings.agents_file).active)
@@ -124,7 +129,7 @@ async def build(
         source=source,
         config=replace(config, max_wait_seconds=max_wait_seconds),
         metrics=MarketMetrics(ctx.registry),
-        store=StateStore(ctx.bus),
+        store=store(ctx.bus),
         paced=source if isinstance(source, ReplaySource) else None,
         resumable=source if isinstance(source, SimulatorSource | ReplaySource) else None,
     )

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.common import subjects
-from services.common.bus import Bus
+from services.common.bus import Bus, Publication
 from services.common.clock import Clock
 from services.common.contracts import MarketTick
 from services.market.metrics import MarketMetrics
@@ -25,6 +26,23 @@ from services.market.source import JsonObject, MarketSource, PacedSource, Resuma
 from services.market.state import SavedSource
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TakenBars:
+    """A replay's next bars read as ticks, with the source's position after the last of
+    them and the source error that ended them early, if one did."""
+
+    ticks: tuple[MarketTick, ...]
+    position: JsonObject | None
+    failure: Exception | None = None
+
+    def events(self) -> list[Publication]:
+        """What :meth:`Bus.publish_all` takes: each tick under its id."""
+        return [(subjects.MARKET_TICK, tick, tick.tick_id) for tick in self.ticks]
+
+    def describe(self) -> str:
+        return f"publishing ticks {self.ticks[0].tick_id} to {self.ticks[-1].tick_id}"
 
 
 class TickPublisher:
@@ -109,11 +127,17 @@ class TickPublisher:
 
         A source error after some steps publishes those, records the position after the
         last of them (not the failed step's), then propagates.
-
-        The lot keeps its order in the stream: it is handed to the connection in one go,
-        so what the server misses of it when the connection drops is its end, which the
-        retry publishes (the rest dropped as copies by their ids).
         """
+        bars = await self.take_bars(count)
+        published = await self.publish_taken(bars)
+        if bars.failure is not None:
+            raise bars.failure
+        return published
+
+    async def take_bars(self, count: int) -> TakenBars:
+        """Replay: the source's next ``count`` steps as ticks, neither published nor
+        recorded yet (see :meth:`record_bars`); a source error ends them early, the
+        error kept in :attr:`TakenBars.failure`."""
         async with self._lock:
             ticks: list[MarketTick] = []
             position = self._position
@@ -128,22 +152,34 @@ class TickPublisher:
                 tick_id = self._tick_id(self._ticks + len(ticks) + 1, now)
                 ticks.append(MarketTick(tick_id=tick_id, at=now, prices=prices, data_time=True))
                 position = self._resumable.position() if self._resumable else None
-            if ticks:
-                events = [(subjects.MARKET_TICK, tick, tick.tick_id) for tick in ticks]
+            return TakenBars(tuple(ticks), position, failure)
 
-                async def publish() -> None:
-                    await self._bus.publish_all(events)
+    async def publish_taken(self, bars: TakenBars) -> int:
+        """Publish taken bars alone as one lot, retried until published or stopping, and
+        record them; how many were published (0 when stopping: not recorded).
 
-                what = f"publishing ticks {ticks[0].tick_id} to {ticks[-1].tick_id}"
-                if not await until_done(publish, what=what, stopped=self._stopped):
-                    return 0
-                self._ticks += len(ticks)
-                self._position = position
-                self.latest = ticks[-1]
-                self._metrics.ticks.inc(len(ticks))
-            if failure is not None:
-                raise failure
-            return len(ticks)
+        The lot keeps its order in the stream: it is handed to the connection in one go,
+        so what the server misses of it when the connection drops is its end, which the
+        retry publishes (the rest dropped as copies by their ids).
+        """
+        if not bars.ticks:
+            return 0
+
+        async def publish() -> None:
+            await self._bus.publish_all(bars.events())
+
+        if not await until_done(publish, what=bars.describe(), stopped=self._stopped):
+            return 0
+        self.record_bars(bars)
+        return len(bars.ticks)
+
+    def record_bars(self, bars: TakenBars) -> None:
+        """Taken bars are published: the next state saved records them."""
+        self._ticks += len(bars.ticks)
+        self._position = bars.position
+        if bars.ticks:
+            self.latest = bars.ticks[-1]
+        self._metrics.ticks.inc(len(bars.ticks))
 
     def _tick_id(self, count: int, now: datetime) -> str:
         return f"{self._run}-{count}" if self._resumable else new_id(now, precise=True)

@@ -58,6 +58,7 @@ class Observer:
     started: list[tuple[int, CycleStarted]] = field(default_factory=list)
     snapshots: list[tuple[int, MarketSnapshot]] = field(default_factory=list)
     ticks: list[MarketTick] = field(default_factory=list)
+    tick_sequences: list[int] = field(default_factory=list)
 
     async def on_started(self, msg: Msg) -> None:
         message = CycleStarted.model_validate_json(msg.data)
@@ -71,6 +72,7 @@ class Observer:
 
     async def on_tick(self, msg: Msg) -> None:
         self.ticks.append(MarketTick.model_validate_json(msg.data))
+        self.tick_sequences.append(msg.metadata.sequence.stream)
 
     async def complete(self, cycle_id: str) -> None:
         completed = CycleCompleted(

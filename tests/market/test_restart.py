@@ -18,7 +18,8 @@ from services.common.instruments import load_instruments
 from services.common.settings import Settings
 from services.market.service import build
 from services.market.simulator import SimulatorSource
-from services.market.state_store import STATE_KEY
+from services.market.state import MarketState
+from services.market.state_store import STATE_KEY, StateStore
 from tests.market.observer import MANUAL, MARKET, T0, Observer, Restartable, at, metric, observing
 from tests.support import eventually, running
 
@@ -239,6 +240,64 @@ async def test_a_replay_resumes_at_its_bar(
     ]
     assert [t.at for t in obs.ticks] == [DAY_START + timedelta(minutes=m) for m in range(501, 511)]
     assert len({t.tick_id for t in obs.ticks}) == 10
+
+
+class _ForgetsCycleTwo(StateStore):
+    """Cannot record the state once cycle 2 is running (after its lot is published), as if
+    the market died between publishing it and recording it."""
+
+    failed = False
+
+    async def save(self, state: MarketState) -> None:
+        if state.sequence == 2 and state.current is not None and not self.failed:
+            type(self).failed = True
+            raise ConnectionError("the state is not recorded")
+        await super().save(state)
+
+
+async def test_a_replay_restarted_between_publishing_a_cycle_and_recording_it_publishes_it_once(
+    make_settings: Callable[..., Settings], nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.market.keeper")
+    settings = make_settings(
+        MARKET_SOURCE=f"replay:{FIXTURES}",
+        ARENA_SYMBOLS="BTCUSDT,ETHUSDT",
+        ARENA_CYCLE_SECONDS=300,
+        ARENA_DECISION_SECONDS=5,
+    )
+    clock = ManualClock(T0)
+    _ForgetsCycleTwo.failed = False
+    forgetful = functools.partial(build, store=_ForgetsCycleTwo)
+    async with observing(nats_url) as obs:
+        async with running("market", forgetful, settings, clock):
+            await obs.first_cycle()
+            await obs.complete(obs.cycle_ids()[0])
+            await eventually(lambda: len(obs.started) == 2, what="the second cycle")
+            await eventually(lambda: _ForgetsCycleTwo.failed, what="its state not recorded")
+        assert any("could not be saved" in r.getMessage() for r in caplog.records)
+        recorded = await obs.saved_state()
+        assert recorded.sequence == 1 and recorded.current is None
+
+        # The restart takes the same bars and cycle 2 again: the same ids, stored once.
+        async with running("market", build, settings, clock) as host:
+
+            async def cycle_two_again() -> bool:
+                return (await obs.status()).current_cycle_id == obs.cycle_ids()[1]
+
+            await eventually(cycle_two_again, what="cycle 2 taken up again")
+            for kind, copies in (("MarketTick", 5), ("CycleStarted", 1), ("MarketSnapshot", 1)):
+                dropped = metric(host, "arena_messages_duplicate_publish_total", type=kind)
+                assert dropped == copies, kind
+            await obs.complete(obs.cycle_ids()[1])
+            await eventually(lambda: len(obs.started) == 3, what="the third cycle")
+            await eventually(lambda: len(obs.ticks) == 10, what="ten bars")
+        recorded = await obs.saved_state()
+
+    assert obs.sequences() == [1, 2, 3]
+    assert [t.at for t in obs.ticks] == [DAY_START + timedelta(minutes=m) for m in range(501, 511)]
+    assert len({t.tick_id for t in obs.ticks}) == 10
+    assert len(obs.snapshots) == 3
+    assert recorded.sequence == 3 and recorded.source.ticks == 10
 
 
 async def test_an_unreadable_saved_state_is_logged_and_the_market_starts_afresh(
