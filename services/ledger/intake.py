@@ -43,7 +43,7 @@ from services.common.contracts import (
 from services.common.lineup import Lineup
 from services.ledger import sql
 from services.ledger.database import acquire, unavailable_is_transient
-from services.ledger.marks import TickOutcome, TickProcessor, mark_to_market
+from services.ledger.marks import MarkOutcome, SnapshotMarks, TickOutcome, TickProcessor
 from services.ledger.verdicts import Applied, VerdictApplier
 
 
@@ -97,24 +97,30 @@ class BookIntake:
 
     async def apply(self, items: Sequence[Item], now: datetime) -> Effects:
         """Apply ``items`` in order, in one transaction (TransientError: Postgres is away)."""
-        effects = Effects()
         with unavailable_is_transient():
             async with acquire(self._pool) as conn, conn.transaction():
-                # Where to resume after a crash: right after this batch, whatever becomes
-                # of each message in it (applied, a copy, or refused and dead-lettered).
-                fresh = await sql.cycles.claim_and_advance(
-                    conn,
-                    [delivery.msg_id for _, delivery in items],
-                    self._consumer,
-                    max(d.stream_sequence for _, d in items),
-                )
-                try:
-                    await self._in_order(conn, items, fresh, now, effects)
-                except asyncpg.ForeignKeyViolationError as exc:
-                    # A write naming an agent the ledger has no account for: the batch is
-                    # rolled back and the bus applies its messages one by one, this one
-                    # then dead-lettered alone.
-                    raise PermanentError(str(exc)) from exc
+                return await self.apply_in(conn, items, now)
+
+    async def apply_in(
+        self, conn: asyncpg.Connection, items: Sequence[Item], now: datetime
+    ) -> Effects:
+        """:meth:`apply` inside the caller's transaction."""
+        effects = Effects()
+        # Where to resume after a crash: right after this batch, whatever becomes of each
+        # message in it (applied, a copy, or refused and dead-lettered).
+        fresh = await sql.cycles.claim_and_advance(
+            conn,
+            [delivery.msg_id for _, delivery in items],
+            self._consumer,
+            max(d.stream_sequence for _, d in items),
+        )
+        try:
+            await self._in_order(conn, items, fresh, now, effects)
+        except asyncpg.ForeignKeyViolationError as exc:
+            # A write naming an agent the ledger has no account for: the batch is rolled
+            # back and the bus applies its messages one by one, this one then
+            # dead-lettered alone.
+            raise PermanentError(str(exc)) from exc
         return effects
 
     async def _in_order(
@@ -125,40 +131,78 @@ class BookIntake:
         now: datetime,
         effects: Effects,
     ) -> None:
-        """Apply the messages of ``fresh`` ids in order, consecutive ticks together and
-        consecutive verdicts together."""
-        run: list[MarketTick] = []
+        """Apply the messages of ``fresh`` ids in order: consecutive ticks and snapshots
+        (and the cycle starts between them, which do not touch the books) as one run of
+        marks, consecutive verdicts together."""
+        run: list[MarketTick | SnapshotMarks] = []
         verdicts: list[tuple[int, Verdict]] = []
         for index, (message, delivery) in enumerate(items):
             if delivery.msg_id not in fresh:
                 effects.duplicates += 1
                 continue
             fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
-            if isinstance(message, MarketTick):
+            if isinstance(message, MarketTick | MarketSnapshot | CycleStarted):
                 await self._verdicts_run(conn, verdicts, now, effects)
-                run.append(message)
+                await self._into_run(conn, message, run, now, effects)
                 continue
-            await self._ticks_run(conn, run, now, effects)
+            await self._marks_run(conn, run, now, effects)
             try:
                 if isinstance(message, Verdict):
                     agent = message.decision.agent_id
                     same_agent(delivery, agent, f"verdict {message.verdict_id}")
                     verdicts.append((index, message))
                     continue
-                await self._verdicts_run(conn, verdicts, now, effects)
-                await self._one(conn, message, now, effects)
+                raise PermanentError(f"the books take no {type(message).__name__}")
             except PermanentError as exc:
                 # Raised before the message wrote anything: the rest go on.
                 effects.refused[index] = str(exc)
-        await self._ticks_run(conn, run, now, effects)
+        await self._marks_run(conn, run, now, effects)
         await self._verdicts_run(conn, verdicts, now, effects)
 
-    async def _ticks_run(
-        self, conn: asyncpg.Connection, run: list[MarketTick], now: datetime, effects: Effects
+    async def _into_run(
+        self,
+        conn: asyncpg.Connection,
+        message: MarketTick | MarketSnapshot | CycleStarted,
+        run: list[MarketTick | SnapshotMarks],
+        now: datetime,
+        effects: Effects,
+    ) -> None:
+        """A tick joins the run of marks; a snapshot is stored and joins it; a cycle start
+        is stored."""
+        if isinstance(message, MarketTick):
+            run.append(message)
+        elif isinstance(message, CycleStarted):
+            expected = message.agents or tuple(a.id for a in self._lineup.active)
+            await sql.cycles.insert_cycle(conn, message, expected, now)
+        else:
+            effects.snapshots.append(message.cycle_id)
+            # A cycle has one snapshot: another copy must not re-mark the books.
+            if not await sql.cycles.store_snapshot(conn, message):
+                effects.duplicates += 1
+                return
+            run.append(
+                SnapshotMarks(
+                    cycle_id=message.cycle_id,
+                    marks={s.symbol: s.mark_price for s in message.symbols},
+                    at=message.taken_at,
+                    now=message.taken_at if message.data_time else now,
+                )
+            )
+
+    async def _marks_run(
+        self,
+        conn: asyncpg.Connection,
+        run: list[MarketTick | SnapshotMarks],
+        now: datetime,
+        effects: Effects,
     ) -> None:
         if not run:
             return
-        for outcome in await self._ticks.apply(conn, run, now):
+        for outcome in await self._ticks.apply_run(conn, run, now):
+            if isinstance(outcome, MarkOutcome):
+                effects.snapshot_liquidations += outcome.liquidations
+                effects.marked = True
+                continue
             if outcome.duplicate:
                 effects.duplicates += 1
                 continue
@@ -186,35 +230,3 @@ class BookIntake:
                 if applied.cycle_completed is not None:
                     effects.completed.append(applied.cycle_completed)
         verdicts.clear()
-
-    async def _one(
-        self, conn: asyncpg.Connection, message: object, now: datetime, effects: Effects
-    ) -> None:
-        if isinstance(message, MarketSnapshot):
-            at = message.taken_at if message.data_time else now
-            await self._snapshot(conn, message, at, effects)
-        elif isinstance(message, CycleStarted):
-            expected = message.agents or tuple(a.id for a in self._lineup.active)
-            await sql.cycles.insert_cycle(conn, message, expected, now)
-        else:
-            raise PermanentError(f"the books take no {type(message).__name__}")
-
-    @staticmethod
-    async def _snapshot(
-        conn: asyncpg.Connection, message: MarketSnapshot, now: datetime, effects: Effects
-    ) -> None:
-        effects.snapshots.append(message.cycle_id)
-        # A cycle has one snapshot: another copy must not re-mark the books.
-        if not await sql.cycles.store_snapshot(conn, message):
-            effects.duplicates += 1
-            return
-        marked = await mark_to_market(
-            conn,
-            {s.symbol: s.mark_price for s in message.symbols},
-            now,
-            at=message.taken_at,
-            source=f"cycle:{message.cycle_id}",
-            cycle_id=message.cycle_id,
-        )
-        effects.snapshot_liquidations += marked.liquidations
-        effects.marked = True

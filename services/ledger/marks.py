@@ -11,11 +11,13 @@ Marks only move forward in market time (``symbol_marks``): a tick or snapshot ol
 the symbol's latest applied mark still pays its funding and fires its exits once, but
 leaves ``current_price`` and ``unrealized_pnl`` at the newer mark.
 
-A run of consecutive ticks (a replay publishes a cycle period's bars together) is priced
-in memory one tick after the other, on the books read and locked once, and written
-set-wise: one statement per kind of effect for the run (marks, positions, books, equity
-snapshots, funding payments), not a dozen per tick. An exit writes its position, trade and
-event as it fires, and an account's event is written for the tick that changed it.
+A run of consecutive ticks and snapshots (a replay publishes a cycle period's bars with
+the next cycle's snapshot) is priced in memory one step after the other, on the books
+read and locked once, and written set-wise: one statement per kind of effect for the run
+(marks, positions, books, equity snapshots, funding payments), not a dozen per tick. An
+exit writes its position, trade and event as it fires, and an account's event is written
+for the step that changed it. A snapshot's step only liquidates (no fee): the positions
+its mark went through, a gap no tick covered.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ class TickOutcome:
     stale_symbols: list[str] = field(default_factory=list)
     exits: dict[str, int] = field(default_factory=dict)
     funding_payments: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotMarks:
+    """A cycle's snapshot, stored already, to reprice the books at in a run: its mark
+    prices, their market time ``at`` and the books' time ``now``."""
+
+    cycle_id: str
+    marks: Mapping[str, Decimal]
+    at: datetime
+    now: datetime
+
+    def step(self) -> _Step:
+        return _Step(
+            marks=self.marks,
+            at=self.at,
+            now=self.now,
+            event_prefix=f"account:mark:{self.cycle_id}",
+            equity_source=f"cycle:{self.cycle_id}",
+            cycle_id=self.cycle_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -315,39 +338,14 @@ async def _run(
     return done
 
 
-async def mark_to_market(
-    conn: asyncpg.Connection,
-    mark_prices: Mapping[str, Decimal],
-    now: datetime,
-    *,
-    at: datetime,
-    source: str,
-    cycle_id: str | None = None,
-) -> MarkOutcome:
-    """Reprice every open position on these symbols, liquidating those the mark went
-    through, and snapshot every account's equity under ``source``.
-
-    A snapshot can arrive after a gap no tick covered: a position whose mark is at or
-    past its liquidation price is liquidated there rather than left open below zero.
-    ``at`` is the marks' market time: a symbol already marked later is left alone.
-    """
-    step = _Step(
-        marks=mark_prices,
-        at=at,
-        now=now,
-        event_prefix=f"account:mark:{cycle_id or now.isoformat()}",
-        equity_source=source,
-        cycle_id=cycle_id,
-    )
-    # A snapshot only liquidates, which pays no fee.
-    (done,) = await _run(conn, [step], fee_rate=Decimal(0))
+def _marked(done: _Stepped) -> MarkOutcome:
     return MarkOutcome(
         agents=done.agents, liquidations=done.exits.get(accounting.EXIT_LIQUIDATION, 0)
     )
 
 
 class TickProcessor:
-    """Applies a run of consecutive ticks inside the caller's transaction."""
+    """Applies a run of consecutive ticks and snapshots inside the caller's transaction."""
 
     def __init__(self, taker_fee_rate: Decimal) -> None:
         self._fee_rate = taker_fee_rate
@@ -355,41 +353,58 @@ class TickProcessor:
     async def apply(
         self, conn: asyncpg.Connection, ticks: Sequence[MarketTick], now: datetime
     ) -> list[TickOutcome]:
-        """One outcome per tick, in order; ``now`` is the books' time of a live tick (a
-        replay's is its own time)."""
+        """A run of ticks alone: :meth:`apply_run`."""
+        return [o for o in await self.apply_run(conn, ticks, now) if isinstance(o, TickOutcome)]
+
+    async def apply_run(
+        self, conn: asyncpg.Connection, run: Sequence[MarketTick | SnapshotMarks], now: datetime
+    ) -> list[TickOutcome | MarkOutcome]:
+        """One outcome per tick or snapshot, in order; ``now`` is the books' time of a live
+        tick (a replay's is its own time)."""
         # The tick's own id, not only the message id: a copy republished under another
         # Nats-Msg-Id must not snapshot equity again nor re-mark at its (older) prices.
-        times = [tick.at if tick.data_time else now for tick in ticks]
-        claimed = await sql.cycles.claim_ticks(
-            conn, [(tick.tick_id, at) for tick, at in zip(ticks, times, strict=True)]
+        ticks = [item for item in run if isinstance(item, MarketTick)]
+        times = {id(tick): tick.at if tick.data_time else now for tick in ticks}
+        claimed = (
+            await sql.cycles.claim_ticks(conn, [(t.tick_id, times[id(t)]) for t in ticks])
+            if ticks
+            else set()
         )
         steps: list[_Step] = []
-        for tick, at in zip(ticks, times, strict=True):
-            if tick.tick_id not in claimed:
+        kept: set[int] = set()
+        for item in run:
+            if isinstance(item, SnapshotMarks):
+                steps.append(item.step())
+                kept.add(id(item))
                 continue
-            claimed.discard(tick.tick_id)  # a second copy in this run is one too
+            if item.tick_id not in claimed:
+                continue
+            claimed.discard(item.tick_id)  # a second copy in this run is one too
+            kept.add(id(item))
             steps.append(
                 _Step(
-                    marks={p.symbol: p.mark_price for p in tick.prices},
-                    at=tick.at,
-                    now=at,
-                    event_prefix=f"account:tick:{tick.tick_id}",
-                    equity_source=f"tick:{tick.tick_id}",
-                    tick=tick,
+                    marks={p.symbol: p.mark_price for p in item.prices},
+                    at=item.at,
+                    now=times[id(item)],
+                    event_prefix=f"account:tick:{item.tick_id}",
+                    equity_source=f"tick:{item.tick_id}",
+                    tick=item,
                 )
             )
         done = iter(await _run(conn, steps, fee_rate=self._fee_rate) if steps else [])
-        outcomes = []
-        kept = {id(step.tick) for step in steps}
-        for tick in ticks:
-            if id(tick) not in kept:
+        outcomes: list[TickOutcome | MarkOutcome] = []
+        for item in run:
+            if id(item) not in kept:
                 outcomes.append(TickOutcome(duplicate=True))
                 continue
             stepped = next(done)
+            if isinstance(item, SnapshotMarks):
+                outcomes.append(_marked(stepped))
+                continue
             outcomes.append(
                 TickOutcome(
                     agents=stepped.agents,
-                    stale_symbols=sorted({p.symbol for p in tick.prices} - stepped.fresh),
+                    stale_symbols=sorted({p.symbol for p in item.prices} - stepped.fresh),
                     exits=stepped.exits,
                     funding_payments=stepped.funding_payments,
                 )
