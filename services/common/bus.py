@@ -203,15 +203,23 @@ class Bus(Replies):
         handler: Callable[[M], Awaitable[None]],
         *,
         speaker: Callable[[M], str] | None = None,
+        unheard: Callable[[], bool] | None = None,
     ) -> None:
         """A plain (non-durable) subscription, for listeners that may miss messages.
 
         ``speaker`` names the agent a message speaks for; on a per-agent subject it must
         be the subject's last token (an agent may only speak for itself), else the
         message is dead-lettered instead of handled.
+
+        ``unheard``: when it returns True for a message (it may act on the message's
+        arrival, e.g. drop a cached answer), the message is neither decoded nor handled:
+        a listener whose audience is away spends nothing on it. A malformed message is
+        then not dead-lettered here either (the subject's durable consumers do that).
         """
 
         async def on_message(msg: Msg) -> None:
+            if unheard is not None and unheard():
+                return
             try:
                 message = message_type.model_validate_json(msg.data)
             except ValidationError as exc:
@@ -225,6 +233,20 @@ class Bus(Replies):
                     return
             try:
                 await handler(message)
+            except Exception:
+                log.exception("listener on %s failed", subject)
+
+        await self._nc.subscribe(subject, cb=on_message)
+        await seen_by_server(self._nc)
+
+    async def subscribe_arrivals(self, subject: str, arrived: Callable[[], None]) -> None:
+        """A plain subscription that only notes that messages arrive (``arrived`` called for
+        each, nothing decoded): for a listener to whom a message's coming is all that
+        counts."""
+
+        async def on_message(_: Msg) -> None:
+            try:
+                arrived()
             except Exception:
                 log.exception("listener on %s failed", subject)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from services.common import channels
 from services.common.bus import Bus
 from services.common.channels import Event
-from services.common.contracts import Decision, Heartbeat, MarketTick, Message
+from services.common.contracts import Decision, Heartbeat, Message
 from services.gateway.agents import AgentBoard
 from services.gateway.cache import ReadCache
 from services.gateway.hub import Hub
@@ -60,6 +61,19 @@ RELAYS: tuple[Relay, ...] = (
 )
 
 
+def _unheard(hub: Hub, cache: ReadCache, relay: Relay) -> Callable[[], bool]:
+    """With no client connected an event only makes cached reads stale: it is not decoded
+    (a replay publishes dozens a second, a month's snapshots among them)."""
+
+    def unheard() -> bool:
+        if hub.client_count:
+            return False
+        cache.invalidate(*relay.invalidates)
+        return True
+
+    return unheard
+
+
 def _forward(hub: Hub, cache: ReadCache, relay: Relay) -> Callable[[Message], Awaitable[None]]:
     async def forward(message: Message) -> None:
         # Stale answers go first, so a client that refetches on this event sees the change.
@@ -80,19 +94,23 @@ async def subscribe_relays(
 
     Core (non-durable) subscriptions: a browser that was not connected has no use for
     events it missed; it gets the current state in ``initial_data`` instead. A malformed
-    message is dead-lettered by the bus and the next one is relayed.
+    message is dead-lettered by the bus and the next one is relayed. While no client is
+    connected events are not decoded, only make the cache's answers stale.
     """
     for relay in relays:
         channel = relay.channel
         await bus.subscribe_core(
-            channel.subject, channel.message, _forward(hub, cache, relay), speaker=relay.speaker
+            channel.subject,
+            channel.message,
+            _forward(hub, cache, relay),
+            speaker=relay.speaker,
+            unheard=_unheard(hub, cache, relay),
         )
 
-    async def on_tick(_: MarketTick) -> None:
-        cache.invalidate(PRICES_KEY)
-
-    tick = channels.MARKET_TICK
-    await bus.subscribe_core(tick.subject, tick.message, on_tick)
+    # A tick only makes the prices stale (they are read afresh): it is not decoded.
+    await bus.subscribe_arrivals(
+        channels.MARKET_TICK.subject, functools.partial(cache.invalidate, PRICES_KEY)
+    )
 
 
 async def subscribe_heartbeats(bus: Bus, board: AgentBoard, hub: Hub) -> None:

@@ -48,6 +48,7 @@ SEED = 0
 BACKGROUND_NICENESS = 10  # the worker process's, above the services' 0
 ORPHAN_CHECK_SECONDS = 1.0
 PAUSE_FACTOR = 4  # computing takes at most a fifth of the ledger's time
+MIN_PAUSE_SECONDS = 5.0  # and a replay's figures are at most this much behind
 MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
 
 Series = npt.NDArray[np.float64]
@@ -149,6 +150,7 @@ class LiveEvidence:
     ``periods_per_year``, :data:`RESAMPLES` resamples and seed :data:`SEED`, in a worker
     process started at the first computation; one given runs in a thread). Only agents
     with :data:`MIN_CYCLES` cycles are computed: before that no process is started.
+    Between two computations at least ``min_pause_seconds`` pass.
     """
 
     def __init__(
@@ -158,8 +160,10 @@ class LiveEvidence:
         *,
         benchmark: str = BENCHMARK,
         compute: Compute | None = None,
+        min_pause_seconds: float = MIN_PAUSE_SECONDS,
     ) -> None:
         self._pool = pool
+        self._min_pause = min_pause_seconds
         self._benchmark = benchmark
         self._compute = compute or functools.partial(compute_all, periods_per_year=periods_per_year)
         self._in_worker = compute is None
@@ -187,10 +191,12 @@ class LiveEvidence:
                 await self.refresh()
             except Exception:
                 log.exception("computing the live return and alpha intervals failed")
-            # A replay completes several cycles a second: computing after each would keep
-            # a core busy. Resting PAUSE_FACTOR times as long as the computation took keeps
-            # it to a fraction of one (a live cycle of minutes is computed after each).
-            await asyncio.sleep(PAUSE_FACTOR * (loop.time() - started))
+            # A replay completes dozens of cycles a second: computing after each would keep
+            # a core busy. Resting PAUSE_FACTOR times as long as the computation took, and
+            # at least min_pause_seconds, keeps it to a small fraction of one (a live cycle
+            # of minutes is computed after each).
+            took = loop.time() - started
+            await asyncio.sleep(max(PAUSE_FACTOR * took, self._min_pause))
 
     async def refresh(self) -> bool:
         """Read the series and compute; False (the previous figures kept) when the read
