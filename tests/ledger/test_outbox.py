@@ -87,3 +87,27 @@ async def test_a_pass_that_cannot_publish_leaves_its_rows_to_send(
     finally:
         await pool.close()
         await conn.close()
+
+
+async def test_only_the_relays_mark_commits_without_waiting_for_the_disk(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        default = await conn.fetchval("SHOW synchronous_commit")
+        assert default == "on"
+        event = AccountEvent(event_id="e-async", account=account("momentum"), at=NOW)
+        async with conn.transaction():
+            await sql.outbox.insert(
+                conn, outbox_row(subjects.ledger_account("momentum"), "e-async", event)
+            )
+            assert await conn.fetchval("SHOW synchronous_commit") == default
+        async with conn.transaction():
+            taken = await sql.outbox.take_pending(conn, 10, NOW)
+            assert [r["event_id"] for r in taken] == ["e-async"]
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        # For that transaction alone: the session's next ones wait for the disk again.
+        assert await conn.fetchval("SHOW synchronous_commit") == default
+    finally:
+        await conn.close()

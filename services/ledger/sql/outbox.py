@@ -50,10 +50,18 @@ async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyn
     """Mark up to ``batch`` unsent rows published at ``now`` (the pass's time: they are
     published before it commits) and return them, in id order, in one statement: the
     caller publishes them before its transaction commits, and rolls back, leaving them
-    unsent, when it cannot."""
+    unsent, when it cannot.
+
+    The transaction then commits without waiting for its WAL to reach the disk
+    (``synchronous_commit`` off for it alone): a mark lost to a crash of Postgres only
+    publishes its events again, and their ids make the copies harmless (JetStream's
+    duplicate window, the consumers' own records). Every write that matters is
+    committed synchronously, which also flushes the marks written before it."""
     # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
     records = await conn.fetch(
-        "UPDATE outbox SET published_at = $2 WHERE id IN (SELECT id FROM outbox "
+        "UPDATE outbox SET published_at = $2 "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
+        "WHERE id IN (SELECT id FROM outbox "
         "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 "
         "FOR UPDATE SKIP LOCKED) "
         "RETURNING id, event_id, subject, message_type, payload::text AS payload",
