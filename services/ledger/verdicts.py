@@ -48,6 +48,7 @@ from services.ledger.sql.accounts import AccountRow
 from services.ledger.sql.cycles import CycleRow
 from services.ledger.sql.decisions import Booked, BookSave
 from services.ledger.sql.outbox import OutboxRow
+from services.ledger.sql.positions import PositionRow
 from services.ledger.views import account_view, position_view
 
 CYCLE_CLOSED = "ledger_cycle_closed"
@@ -113,6 +114,9 @@ class _Run:
     book: Book
     portfolio: Portfolio
     now: datetime
+    # The agent's open positions by symbol as its actions leave them (its account is
+    # locked: nothing else changes them meanwhile).
+    open: dict[str, PositionRow]
     applied: Applied = field(default_factory=Applied)
     results: list[dict[str, Any]] = field(default_factory=list)
     earlier: list[Prior] = field(default_factory=list)
@@ -214,7 +218,8 @@ class VerdictApplier:
             account=account_view(account),
             positions=tuple(position_view(p) for p in inputs.positions),
         )
-        run = _Run(verdict, cycle, inputs.prices, account, account.book, portfolio, now)
+        held = {p.symbol: p for p in inputs.positions}
+        run = _Run(verdict, cycle, inputs.prices, account, account.book, portfolio, now, held)
         for result in sorted(verdict.results, key=lambda r: r.index):
             await self._one(conn, run, result)
         return run
@@ -329,7 +334,7 @@ class VerdictApplier:
         if action.symbol is None or action.margin_usd is None or action.leverage is None:
             raise _Refused(INVALID_ACTION, "an open needs a symbol, margin_usd and leverage")
         price = self._price(run, action.symbol)
-        if await sql.positions.open_position_for(conn, agent, action.symbol) is not None:
+        if action.symbol in run.open:
             raise _Refused(POSITION_OPEN, f"a {action.symbol} position is already open")
         side = PositionSide.LONG if action.action is TradeAction.BUY else PositionSide.SHORT
         instrument = self._instruments[action.symbol]
@@ -364,6 +369,7 @@ class VerdictApplier:
             now=run.now,
         )
         await sql.trades.insert_open_trade(conn, position, opening, run.now)
+        run.open[action.symbol] = position
         run.book = run.book.opened(opening)
         event_id = f"position:{position.id}:opened"
         run.events.append(
@@ -386,12 +392,9 @@ class VerdictApplier:
     async def _close(
         self, conn: asyncpg.Connection, run: _Run, entry: dict[str, Any], action: Action
     ) -> None:
-        agent = run.verdict.decision.agent_id
         if action.symbol is None:
             raise _Refused(INVALID_ACTION, "a close needs a symbol")
-        position = await sql.positions.open_position_for(
-            conn, agent, action.symbol, for_update=True
-        )
+        position = run.open.get(action.symbol)
         if position is None:
             raise _Refused(NOTHING_TO_CLOSE, f"no open {action.symbol} position to close")
         price = self._price(run, action.symbol)
@@ -414,6 +417,7 @@ class VerdictApplier:
                 now=run.now,
             )
             exit_reason = EXIT_DECISION
+        del run.open[action.symbol]
         run.book = closed.book
         run.events.append(closed.event)
         entry.update(outcome="closed", exit_reason=exit_reason, position_id=str(position.id))

@@ -55,19 +55,6 @@ def _position(record: asyncpg.Record | dict[str, Any]) -> PositionRow:
 # ---------------------------------------------------------------- positions
 
 
-async def open_position_for(
-    conn: Connection, agent_id: str, symbol: str, *, for_update: bool = False
-) -> PositionRow | None:
-    lock = " FOR NO KEY UPDATE" if for_update else ""
-    record = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM positions "
-        f"WHERE llm_id = $1 AND symbol = $2 AND status = 'OPEN'{lock}",
-        agent_id,
-        symbol,
-    )
-    return None if record is None else _position(record)
-
-
 async def open_positions(conn: Connection, agent_id: str | None = None) -> list[PositionRow]:
     records = await conn.fetch(
         f"SELECT {COLUMNS} FROM positions "
