@@ -72,7 +72,8 @@ async def gateway(
     if market:
         responders.append(await standins.market(nats_url, arena))
     env.setdefault("ARENA_AGENTS_FILE", str(LINEUP))
-    settings = make_settings(ARENA_REQUEST_TIMEOUT=SHORT_TIMEOUT, **env)
+    env.setdefault("ARENA_REQUEST_TIMEOUT", SHORT_TIMEOUT)
+    settings = make_settings(**env)
     try:
         async with (
             running("gateway", build, settings, clock or ManualClock(NOW)) as host,

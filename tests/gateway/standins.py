@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common import channels
 from services.common import contracts as c
-from services.common.bus import BadRequest, Bus, BusMetrics, NotFound
+from services.common.bus import BadRequest, Bus, BusMetrics, NotFound, TransientError
 from services.market.prices import latest_prices
 from tests import builders
 from tests.builders import (
@@ -135,6 +135,8 @@ class ArenaState:
     )
     paused: bool = False
     control_calls: list[str] = field(default_factory=list)
+    # The ledger's answers that fail as "unavailable" meanwhile (e.g. "leaderboard").
+    failing: set[str] = field(default_factory=set)
     # Model usage per agent in /trading/stats (the others made no call).
     usage: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
@@ -230,6 +232,8 @@ async def ledger(nats_url: str, state: ArenaState | None = None) -> Bus:
         return arena.accounts()
 
     async def leaderboard(_: c.LeaderboardQuery) -> c.Leaderboard:
+        if "leaderboard" in arena.failing:
+            raise TransientError("the leaderboard cannot be read just now")
         return arena.leaderboard()
 
     def held(agent_id: str) -> c.Portfolio:

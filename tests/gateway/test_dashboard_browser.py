@@ -1,6 +1,7 @@
 """The dashboard in a real Chromium driven by Playwright: it loads, shows the agents,
-updates after a cycle, and shows a model's reasoning as text, never as HTML; its Seasons
-page shows a season's report, agent ids as text."""
+updates after a cycle (asking again for what failed to load), and shows a model's
+reasoning as text, never as HTML; its Seasons page shows a season's report, agent ids as
+text."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ async def test_dashboard_shows_the_race_live_and_model_text_as_text(
     nats_url: str, make_settings: MakeSettings, browser: object
 ) -> None:
     state = standins.ArenaState()
-    async with gateway(nats_url, make_settings, state=state) as gw:
+    # The stand-ins answer in this test's event loop, which drives the browser too: under
+    # load an answer can take longer than the harness's short timeout.
+    async with gateway(nats_url, make_settings, state=state, ARENA_REQUEST_TIMEOUT=5) as gw:
         watched = await watched_page(browser, viewport={"width": 1400, "height": 1500})
         page = watched.page
         await page.goto(f"{gw.base_url}/dashboard/")
@@ -128,6 +131,38 @@ async def _intervals_shown(page: object) -> None:
     unknown = page.locator('#leaderboard tr[data-agent="random"] td')  # type: ignore[attr-defined]
     await expect(unknown.nth(4)).to_have_class("muted")
     await expect(unknown.nth(5)).to_have_class("muted")
+
+
+async def test_a_part_that_fails_to_refresh_is_asked_again_until_it_loads(
+    nats_url: str, make_settings: MakeSettings, browser: object
+) -> None:
+    state = standins.ArenaState()
+    async with gateway(nats_url, make_settings, state=state, ARENA_REQUEST_TIMEOUT=5) as gw:
+        page = await browser.new_page()  # type: ignore[attr-defined]
+        await page.goto(f"{gw.base_url}/dashboard/")
+        expect = playwright_api.expect
+        rows = page.locator("#leaderboard tbody tr[data-agent]")
+        await expect(rows).to_have_count(3)
+        await expect(rows.first).to_have_attribute("data-agent", "momentum")
+        banner = page.locator("#banner")
+        await expect(banner).to_be_hidden()
+
+        # A cycle completes while the ledger cannot answer the leaderboard.
+        state.failing.add("leaderboard")
+        state.equity["random"] = Decimal("104.50")
+        publisher = await standins.connect(nats_url, "publisher")
+        completed = CycleCompleted(
+            cycle_id="c-1", completed_at=NOW, duration_seconds=1.0, timed_out=False, outcomes=()
+        )
+        await publisher.publish(subjects.CYCLE_COMPLETED, completed, "c-1")
+        await publisher.close()
+        await expect(banner).to_contain_text("the leaderboard cannot be read just now")
+        await expect(rows.first).to_have_attribute("data-agent", "momentum")
+
+        # Readable again: the next attempt shows it, and the message goes.
+        state.failing.clear()
+        await expect(rows.first).to_have_attribute("data-agent", "random", timeout=10_000)
+        await expect(banner).to_be_hidden()
 
 
 async def test_dashboard_says_when_disconnected_and_reconnects_by_itself(

@@ -19,12 +19,30 @@
 
   // ------------------------------------------------------------ REST
 
+  // A part whose refresh failed (a service restarting, a timeout) is asked again every few
+  // seconds until it loads; once none is failing, their message leaves the banner.
+  const RETRY_MS = 3000;
+  const failing = new Set();
+  let failure = "";
   async function load(path, render) {
     try {
       render(await get(path));
+      return true;
     } catch (error) {
-      banner(String(error.message || error));
+      failure = String(error.message || error);
+      banner(failure);
+      return false;
     }
+  }
+  async function reload(part) {
+    if (await refreshers[part]()) {
+      failing.delete(part);
+      const shown = document.getElementById("banner").textContent;
+      if (!failing.size && failure && shown === failure) banner("");
+      return;
+    }
+    failing.add(part);
+    setTimeout(() => refresh(part), RETRY_MS);
   }
 
   const refreshers = {
@@ -52,7 +70,7 @@
       flushTimer = null;
       const todo = [...pending];
       pending.clear();
-      todo.forEach((p) => refreshers[p]());
+      todo.forEach(reload);
     }, 150);
   }
 
