@@ -16,6 +16,7 @@ from services.common.bus import (
     ConsumerSpec,
     Delivery,
     NotFound,
+    PermanentError,
     RemoteError,
     TransientError,
     Unavailable,
@@ -244,15 +245,16 @@ async def test_requests_are_answered_as_many_at_once_as_the_responder_allows(
     await asyncio.gather(server.close(), client.close())
 
 
-async def test_a_failed_ack_does_not_end_the_consumer_loop(nats_url: str) -> None:
+async def test_a_failed_settle_does_not_end_the_consumer_loop(nats_url: str) -> None:
     bus, metrics = await _bus(nats_url)
     js = bus._nc.jetstream()
 
-    async def pull_the_rug(message: CycleStarted, delivery: Delivery) -> None:
-        # The ack that follows has no consumer to go to and fails.
-        await js.delete_consumer(subjects.STREAM, "t-rug")
+    async def refuse(message: CycleStarted, delivery: Delivery) -> None:
+        # The message goes to the dead letters, which have no stream to take them now.
+        await js.delete_stream(subjects.DLQ_STREAM)
+        raise PermanentError("refused for good")
 
-    await bus.consume(ConsumerSpec("t-rug", subjects.CYCLE_STARTED), CycleStarted, pull_the_rug)
+    await bus.consume(ConsumerSpec("t-rug", subjects.CYCLE_STARTED), CycleStarted, refuse)
     await bus.publish(subjects.CYCLE_STARTED, _cycle(1), natural_id="c1")
     await eventually(
         lambda: metrics.failed.labels("t-rug")._value.get() == 1, what="the failed settle"

@@ -293,7 +293,7 @@ class Consumers:
         for index, (msg, _) in enumerate(kept):
             reason = refused.get(index)
             outcome: Ack | DeadLetter = Ack() if reason is None else DeadLetter("rejected", reason)
-            await self._settle(spec, msg, outcome, wait=False)
+            await self._settle(spec, msg, outcome)
 
     # ------------------------------------------------------------ common
 
@@ -340,11 +340,14 @@ class Consumers:
         spec: ConsumerSpec,
         msg: Msg,
         settlement: Ack | Retry | DeadLetter,
-        *,
-        wait: bool = True,
     ) -> None:
+        """Ack, retry or dead-letter ``msg``. An ack goes out without waiting for the
+        server to confirm it (a round trip a message): one lost with the connection only
+        redelivers its message, which every handler takes as the copy it is (effects are
+        keyed by the message's ids: decisions by cycle and agent, verdicts by decision,
+        the books' inputs by message id)."""
         if isinstance(settlement, Ack):
-            await (msg.ack_sync() if wait else msg.ack())
+            await msg.ack()
             self._metrics.consumed.labels(spec.durable).inc()
         elif isinstance(settlement, Retry):
             await msg.nak(delay=settlement.delay)
