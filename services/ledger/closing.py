@@ -55,9 +55,8 @@ async def close_and_announce(
     now: datetime,
 ) -> Closed:
     """Close ``position`` as ``closing`` says: the owner's book after it, and its event."""
-    closed = await sql.positions.close_position(conn, position.id, closing, now, status)
-    await sql.trades.insert_close_trade(
-        conn, position, closing, exit_reason=exit_reason, cycle_id=cycle_id, now=now
+    closed = await sql.positions.close_position(
+        conn, position, closing, status=status, exit_reason=exit_reason, cycle_id=cycle_id, now=now
     )
     event_id = f"position:{position.id}:closed"
     event = outbox_row(

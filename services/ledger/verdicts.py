@@ -357,7 +357,7 @@ class VerdictApplier:
                 f"balance {run.book.balance} does not cover margin {opening.margin} "
                 f"plus fee {opening.fee}",
             )
-        position = await sql.positions.insert_position(
+        position = await sql.positions.open_position(
             conn,
             position_id(run.verdict.decision.decision_id, entry["index"]),
             agent,
@@ -368,7 +368,6 @@ class VerdictApplier:
             cycle_id=run.cycle.cycle_id,
             now=run.now,
         )
-        await sql.trades.insert_open_trade(conn, position, opening, run.now)
         run.open[action.symbol] = position
         run.book = run.book.opened(opening)
         event_id = f"position:{position.id}:opened"

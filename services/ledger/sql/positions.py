@@ -1,4 +1,5 @@
-"""``positions`` and what happens to them: ``trades``, ``funding_payments``, ``symbol_marks``."""
+"""``positions`` and what happens to them: ``trades`` (written with the opening or the
+closing they record), ``funding_payments``, ``symbol_marks``."""
 
 from __future__ import annotations
 
@@ -184,7 +185,7 @@ async def open_unrealized(conn: Connection, agent_ids: Sequence[str]) -> dict[st
     return {r["llm_id"]: r["unrealized"] for r in records}
 
 
-async def insert_position(
+async def open_position(
     conn: Connection,
     position_id: UUID,
     agent_id: str,
@@ -196,12 +197,17 @@ async def insert_position(
     cycle_id: str | None,
     now: datetime,
 ) -> PositionRow:
+    """Insert the position and its opening trade, in one statement."""
     record = await conn.fetchrow(
-        "INSERT INTO positions (id, llm_id, symbol, side, entry_price, current_price, quantity, "
-        "leverage, margin, unrealized_pnl, liquidation_price, stop_loss, take_profit, status, "
-        "opened_at, cycle_id, entry_fee) "
+        "WITH opened AS (INSERT INTO positions (id, llm_id, symbol, side, entry_price, "
+        "current_price, quantity, leverage, margin, unrealized_pnl, liquidation_price, "
+        "stop_loss, take_profit, status, opened_at, cycle_id, entry_fee) "
         "VALUES ($14, $1, $2, $3, $4, $4, $5, $6, $7, 0, $8, $9, $10, 'OPEN', $11, $12, $13) "
-        f"RETURNING {COLUMNS}",
+        f"RETURNING {COLUMNS}), "
+        "traded AS (INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, "
+        "quantity, fees, executed_at, cycle_id) "
+        "VALUES ($1, $14, $2, $15, $3, $4, $5, $13, $11, $12)) "
+        "SELECT * FROM opened",
         agent_id,
         symbol,
         opening.side.value,
@@ -216,24 +222,45 @@ async def insert_position(
         cycle_id,
         opening.fee,
         position_id,
+        "BUY" if opening.side is PositionSide.LONG else "SELL",
     )
     return _position(record)
 
 
 async def close_position(
     conn: Connection,
-    position_id: UUID,
+    position: PositionRow,
     closing: Closing,
+    *,
+    status: PositionStatus,
+    exit_reason: str,
+    cycle_id: str | None,
     now: datetime,
-    status: PositionStatus = PositionStatus.CLOSED,
 ) -> PositionRow:
+    """Close the position and insert its closing trade, in one statement; the closed row."""
     record = await conn.fetchrow(
-        "UPDATE positions SET status = $2, current_price = $3, unrealized_pnl = 0, "
-        f"closed_at = $4 WHERE id = $1 RETURNING {COLUMNS}",
-        position_id,
+        "WITH closed AS (UPDATE positions SET status = $2, current_price = $3, "
+        f"unrealized_pnl = 0, closed_at = $4 WHERE id = $1 RETURNING {COLUMNS}), "
+        "traded AS (INSERT INTO trades (llm_id, position_id, symbol, action, side, "
+        "entry_price, exit_price, quantity, realized_pnl, pnl_percentage, fees, exit_reason, "
+        "executed_at, closed_at, cycle_id) "
+        "VALUES ($5, $1, $6, $7, $8, $9, $3, $10, $11, $12, $13, $14, $4, $4, $15)) "
+        "SELECT * FROM closed",
+        position.id,
         status.value,
         closing.exit_price,
         now,
+        position.agent_id,
+        position.symbol,
+        "SELL" if position.side is PositionSide.LONG else "BUY",
+        position.side.value,
+        position.entry_price,
+        position.quantity,
+        closing.realized_pnl,
+        closing.pnl_percentage,
+        closing.fee,
+        exit_reason,
+        cycle_id,
     )
     return _position(record)
 

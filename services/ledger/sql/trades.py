@@ -11,64 +11,10 @@ from uuid import UUID
 import asyncpg
 from asyncpg import Connection
 
-from services.common.contracts import PositionSide
-from services.ledger.accounting import Closing, Opening
 from services.ledger.sql.paging import agent_page
 from services.ledger.sql.positions import PositionRow
 
 # ---------------------------------------------------------------- trades
-
-
-async def insert_open_trade(
-    conn: Connection, position: PositionRow, opening: Opening, now: datetime
-) -> None:
-    action = "BUY" if opening.side is PositionSide.LONG else "SELL"
-    await conn.execute(
-        "INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, quantity, "
-        "fees, executed_at, cycle_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        position.agent_id,
-        position.id,
-        position.symbol,
-        action,
-        opening.side.value,
-        opening.entry_price,
-        opening.quantity,
-        opening.fee,
-        now,
-        position.cycle_id,
-    )
-
-
-async def insert_close_trade(
-    conn: Connection,
-    position: PositionRow,
-    closing: Closing,
-    *,
-    exit_reason: str,
-    cycle_id: str | None,
-    now: datetime,
-) -> None:
-    action = "SELL" if position.side is PositionSide.LONG else "BUY"
-    await conn.execute(
-        "INSERT INTO trades (llm_id, position_id, symbol, action, side, entry_price, "
-        "exit_price, quantity, realized_pnl, pnl_percentage, fees, exit_reason, executed_at, "
-        "closed_at, cycle_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-        position.agent_id,
-        position.id,
-        position.symbol,
-        action,
-        position.side.value,
-        position.entry_price,
-        closing.exit_price,
-        position.quantity,
-        closing.realized_pnl,
-        closing.pnl_percentage,
-        closing.fee,
-        exit_reason,
-        now,
-        cycle_id,
-    )
 
 
 _NEWEST_FIRST = "executed_at DESC, (exit_price IS NULL), id"
