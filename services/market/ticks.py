@@ -119,21 +119,6 @@ class TickPublisher:
             self._metrics.ticks.inc()
             return True
 
-    async def publish_bars(self, count: int) -> int:
-        """Replay: take the source's next ``count`` steps and publish them as ticks, in
-        order, the lot acknowledged at once (one round trip, not one per bar); retried
-        until published or stopping. How many were published (0: stopping, not recorded,
-        so a restart takes these steps again).
-
-        A source error after some steps publishes those, records the position after the
-        last of them (not the failed step's), then propagates.
-        """
-        bars = await self.take_bars(count)
-        published = await self.publish_taken(bars)
-        if bars.failure is not None:
-            raise bars.failure
-        return published
-
     async def take_bars(self, count: int) -> TakenBars:
         """Replay: the source's next ``count`` steps as ticks, neither published nor
         recorded yet (see :meth:`record_bars`); a source error ends them early, the

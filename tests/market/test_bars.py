@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common import subjects
@@ -81,9 +80,11 @@ async def test_bars_up_to_a_broken_one_are_published_in_order_and_recorded(
             resumable=source,
         )
         publisher.name_run("run")
-        assert await publisher.publish_bars(2) == 2
-        with pytest.raises(ValueError, match="bar 4 is unreadable"):
-            await publisher.publish_bars(5)
+        assert await publisher.publish_taken(await publisher.take_bars(2)) == 2
+        broken = await publisher.take_bars(5)
+        assert isinstance(broken.failure, ValueError)
+        assert str(broken.failure) == "bar 4 is unreadable"
+        assert await publisher.publish_taken(broken) == 1  # what was read before it
 
         await eventually(lambda: len(seen) == 3, what="the three readable bars")
         assert [t.tick_id for t in seen] == ["run-1", "run-2", "run-3"]
