@@ -165,8 +165,8 @@ async def announce_after_bars(
     stopped: asyncio.Event,
 ) -> bool:
     """A replay: publish the period's bars, then the start and the snapshot, as one lot
-    (one acknowledgement, and the ledger books them together); retried until published,
-    since bars must not be dropped. False only when stopping.
+    (one acknowledgement; stored in this order, the ledger mostly takes them in one batch);
+    retried until published, since bars must not be dropped. False only when stopping.
 
     The state is recorded after the lot, not before: a replay's ids follow the data, so a
     restart in between publishes the same bars and the same cycle under the same ids,
