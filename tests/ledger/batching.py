@@ -25,6 +25,13 @@ BOOKS = {
     "events": "SELECT event_id, subject, message_type, payload FROM outbox "
     "WHERE published_at IS NULL ORDER BY id",
 }
+# What a run of marks (ticks, snapshots) writes besides the books.
+MARKS = {
+    "funding": "SELECT llm_id, position_id, symbol, funding_time, mark_price, quantity, "
+    "funding_rate, amount, paid_at FROM funding_payments ORDER BY position_id, funding_time",
+    "marks": "SELECT * FROM symbol_marks ORDER BY symbol",
+    "ticks": "SELECT * FROM applied_ticks ORDER BY tick_id",
+}
 Apply = Callable[[asyncpg.Connection, list[T]], Awaitable[list[R]]]
 
 

@@ -36,7 +36,7 @@ from tests.builders import (
     validated,
     verdict,
 )
-from tests.ledger.batching import BOOKS, together_and_one_by_one
+from tests.ledger.batching import BOOKS, MARKS, together_and_one_by_one
 from tests.ledger.harness import LINEUP, LONG_BTC, Ledger, open_positions
 
 CONSUMER = "intake-test"
@@ -185,10 +185,7 @@ _SUBJECTS: dict[type[Message], str] = {
 }
 _MARKED = {
     **BOOKS,
-    "funding": "SELECT llm_id, position_id, funding_time, amount, paid_at FROM funding_payments "
-    "ORDER BY position_id, funding_time",
-    "marks": "SELECT * FROM symbol_marks ORDER BY symbol",
-    "ticks": "SELECT * FROM applied_ticks ORDER BY tick_id",
+    **MARKS,
     "cycles": "SELECT * FROM cycles ORDER BY cycle_id",
     "prices": "SELECT cycle_id, symbol, price, mark_price, data_timestamp FROM market_data "
     "ORDER BY cycle_id, symbol",

@@ -19,19 +19,13 @@ from services.common.contracts import (
 )
 from services.ledger.marks import TickOutcome, TickProcessor
 from tests.builders import bar, sell
-from tests.ledger.batching import BOOKS, together_and_one_by_one
+from tests.ledger.batching import BOOKS, MARKS, together_and_one_by_one
 from tests.ledger.harness import LONG_BTC, Ledger, open_positions
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 FEE = Decimal("0.0004")
 
-_STATE = {
-    **BOOKS,
-    "funding": "SELECT llm_id, position_id, symbol, funding_time, mark_price, quantity, "
-    "funding_rate, amount, paid_at FROM funding_payments ORDER BY position_id, funding_time",
-    "marks": "SELECT * FROM symbol_marks ORDER BY symbol",
-    "ticks": "SELECT * FROM applied_ticks ORDER BY tick_id",
-}
+_STATE = {**BOOKS, **MARKS}
 
 
 async def test_a_run_of_ticks_books_what_the_ticks_one_by_one_do(
