@@ -2,8 +2,8 @@
 
 ``python -m services.<name>`` calls :func:`main`: load settings, connect to NATS,
 create the streams, build the service, start it and its ``/metrics`` endpoint, wait
-for SIGTERM or SIGINT, stop the service, drain the bus, exit 0. Tests use
-:class:`ServiceHost` to run the same sequence in-process.
+for SIGTERM or SIGINT, stop the service, drain the bus, exit 0, on uvloop's event loop.
+Tests use :class:`ServiceHost` to run the same sequence in-process.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import uvloop
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -196,7 +197,9 @@ def main(name: str, factory: Factory, settings: Settings | None = None) -> None:
     settings = settings or load_settings(name)
     configure_logging(name, settings.log_level, settings.log_dir)
     try:
-        asyncio.run(_serve_until_signalled(ServiceHost(name, factory, settings)))
+        # uvloop's event loop: the same asyncio, with less CPU per message and socket write
+        # (docs/bench.md, "Replay: where a cycle goes").
+        uvloop.run(_serve_until_signalled(ServiceHost(name, factory, settings)))
     except Exception as exc:
         log.critical("%s failed: %s", name, exc, exc_info=True)
         sys.exit(1)
