@@ -46,6 +46,19 @@ async def insert(conn: Connection, row: OutboxRow) -> None:
     await conn.execute(insert_statement(1), *row.values())
 
 
+# Marks up to $1 unsent rows published at $2 and returns them. Reads the index on exactly
+# its predicate (outbox_pending), in id order. SKIP LOCKED: a second ledger replica relays
+# other rows instead of waiting.
+TAKE = (
+    "UPDATE outbox SET published_at = $2 "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
+    "WHERE id IN (SELECT id FROM outbox "
+    "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 "
+    "FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, event_id, subject, message_type, payload::text AS payload"
+)
+
+
 async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyncpg.Record]:
     """Mark up to ``batch`` unsent rows published at ``now`` (the pass's time: they are
     published before it commits) and return them, in id order, in one statement: the
@@ -57,17 +70,7 @@ async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyn
     publishes its events again, and their ids make the copies harmless (JetStream's
     duplicate window, the consumers' own records). Every write that matters is
     committed synchronously, which also flushes the marks written before it."""
-    # SKIP LOCKED: a second ledger replica relays other rows instead of waiting.
-    records = await conn.fetch(
-        "UPDATE outbox SET published_at = $2 "
-        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
-        "WHERE id IN (SELECT id FROM outbox "
-        "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 "
-        "FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, event_id, subject, message_type, payload::text AS payload",
-        batch,
-        now,
-    )
+    records = await conn.fetch(TAKE, batch, now)
     return sorted(records, key=lambda r: r["id"])
 
 
