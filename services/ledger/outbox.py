@@ -1,9 +1,10 @@
 """The outbox: events are written in the effect's transaction and published afterwards.
 
-``enqueue`` runs inside the caller's transaction; ``OutboxRelay`` publishes unsent rows
-in id order and marks them sent. A crash between commit and publish only delays an
-event: the next relay pass (or the next start) publishes it, and JetStream drops the
-copy if the crash came after the publish but before the mark (same ``Nats-Msg-Id``).
+``enqueue`` runs inside the caller's transaction; ``OutboxRelay`` reads unsent rows in id
+order, publishes them, then marks them sent (two round trips a pass, no transaction held
+open across the publish). A crash between commit and publish only delays an event: the
+next relay pass (or the next start) publishes it, and JetStream drops the copy if the
+crash came after the publish but before the mark (same ``Nats-Msg-Id``).
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ class OutboxRelay:
         A row that cannot be decoded is marked failed (and counted) rather than retried:
         no later relay pass could publish it, and it must not hold back the rows after it.
         """
-        async with acquire(self._pool) as conn, conn.transaction():
-            rows = await sql.outbox.take_pending(conn, self._batch, self._clock.now())
+        async with acquire(self._pool) as conn:
+            rows = await sql.outbox.pending(conn, self._batch)
             events = []
+            sent = []
             for row in rows:
                 try:
                     message = decode(row["message_type"], row["payload"])
@@ -101,10 +103,12 @@ class OutboxRelay:
                     await self._set_aside(conn, row, str(exc))
                     continue
                 events.append((row["subject"], message, row["event_id"]))
-            # In id order, acknowledged together; if any is not, the pass rolls back (the
-            # rows unsent again) and the next one sends the lot again (copies dropped by
-            # their ids).
-            await self._bus.publish_all(events)
+                sent.append(row["id"])
+            if events:
+                # In id order, acknowledged together; if any is not, nothing is marked and
+                # the next pass sends the lot again (copies dropped by their ids).
+                await self._bus.publish_all(events)
+                await sql.outbox.mark_published(conn, sent, self._clock.now())
         return len(rows)
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, error: str) -> None:

@@ -67,8 +67,8 @@ async def test_undecodable_outbox_rows_do_not_block_the_relay(lg: Ledger) -> Non
 async def test_a_pass_that_cannot_publish_leaves_its_rows_to_send(
     database_url: str, bus: Bus
 ) -> None:
-    # The relay marks the rows it takes in the statement that takes them: a publish that
-    # fails must roll that back, or the events would be lost.
+    # The relay marks rows once JetStream has acknowledged them: a publish that fails must
+    # leave them to send, or the events would be lost.
     conn = await asyncpg.connect(database_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -104,21 +104,29 @@ async def test_only_the_relays_mark_commits_without_waiting_for_the_disk(
                 conn, outbox_row(subjects.ledger_account("momentum"), "e-async", event)
             )
             assert await conn.fetchval("SHOW synchronous_commit") == default
-        async with conn.transaction():
-            taken = await sql.outbox.take_pending(conn, 10, NOW)
-            assert [r["event_id"] for r in taken] == ["e-async"]
-            assert await conn.fetchval("SHOW synchronous_commit") == "off"
-        # For that transaction alone: the session's next ones wait for the disk again.
+        pending = await sql.outbox.pending(conn, 10)
+        assert [r["event_id"] for r in pending] == ["e-async"]
+        # The mark's own transaction commits with the setting off...
+        during = await conn.fetchval(
+            f"{sql.outbox.MARK} RETURNING current_setting('synchronous_commit')",
+            [pending[0]["id"]],
+            NOW,
+        )
+        assert during == "off"
+        assert await sql.outbox.pending(conn, 10) == []
+        # ...and for that transaction alone: the session's next ones wait for the disk.
+        assert await conn.fetchval("SHOW synchronous_commit") == default
+        await sql.outbox.mark_published(conn, [pending[0]["id"]], NOW)
         assert await conn.fetchval("SHOW synchronous_commit") == default
     finally:
         await conn.close()
 
 
-async def test_a_take_does_not_read_the_published_rows_again(database_url: str) -> None:
+async def test_a_pass_does_not_read_the_published_rows_again(database_url: str) -> None:
     # Published rows stay until retention prunes them, each with a dead index entry until
-    # a vacuum. Read through an index that matched its predicate only in part, as a bitmap
-    # (the planner's choice before autovacuum has analyzed the table), the take went back
-    # to the table for every one of them on every pass: 2.4 ms a take in a replay.
+    # a vacuum. Read through an index that matched the pass's predicate only in part, as a
+    # bitmap (the planner's choice before autovacuum has analyzed the table), the relay
+    # went back to the table for every one of them on every pass: 2.4 ms in a replay.
     conn = await asyncpg.connect(database_url)
     try:
         await apply_migrations(conn)
@@ -127,25 +135,21 @@ async def test_a_take_does_not_read_the_published_rows_again(database_url: str) 
         rows = [outbox_row(subject, f"e{n}", _account_event(f"e{n}")) for n in range(2000)]
         columns = [list(column) for column in zip(*(row.values() for row in rows), strict=True)]
         await conn.execute(sql.outbox.insert_many_statement(1), *columns)
-        async with conn.transaction():
-            assert len(await sql.outbox.take_pending(conn, 5000, NOW)) == 2000
+        published = await sql.outbox.pending(conn, 5000)
+        await sql.outbox.mark_published(conn, [r["id"] for r in published], NOW)
+        assert len(published) == 2000
         await sql.outbox.insert(conn, outbox_row(subject, "pending", _account_event("pending")))
 
-        async def blocks_read_by_a_take() -> int:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                plan = await conn.fetchval(
-                    f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql.outbox.TAKE}", 100, NOW
-                )
-            finally:
-                await transaction.rollback()
+        async def blocks_read_by_a_pass() -> int:
+            plan = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql.outbox.PENDING}", 100
+            )
             top = json.loads(plan)[0]["Plan"]
             return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
 
-        await blocks_read_by_a_take()  # the first one meets the dead entries, and marks them
+        await blocks_read_by_a_pass()  # the first one meets the dead entries, and marks them
         # The 2,000 published rows fill over 150 pages; the pending one is found in a few.
-        assert await blocks_read_by_a_take() < 30
+        assert await blocks_read_by_a_pass() < 30
     finally:
         await conn.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,32 +47,38 @@ async def insert(conn: Connection, row: OutboxRow) -> None:
     await conn.execute(insert_statement(1), *row.values())
 
 
-# Marks up to $1 unsent rows published at $2 and returns them. Reads the index on exactly
-# its predicate (outbox_pending), in id order. SKIP LOCKED: a second ledger replica relays
-# other rows instead of waiting.
-TAKE = (
+# Up to $1 rows neither published nor set aside, in id order, read through the index on
+# exactly that predicate (outbox_pending).
+PENDING = (
+    "SELECT id, event_id, subject, message_type, payload::text AS payload FROM outbox "
+    "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1"
+)
+
+# Marks the rows of ids $1 published at $2, in a transaction of its own that commits
+# without waiting for the disk (the setting is local to it).
+MARK = (
     "UPDATE outbox SET published_at = $2 "
     "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed "
-    "WHERE id IN (SELECT id FROM outbox "
-    "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1 "
-    "FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, event_id, subject, message_type, payload::text AS payload"
+    "WHERE id = ANY($1::bigint[])"
 )
 
 
-async def take_pending(conn: Connection, batch: int, now: datetime) -> list[asyncpg.Record]:
-    """Mark up to ``batch`` unsent rows published at ``now`` (the pass's time: they are
-    published before it commits) and return them, in id order, in one statement: the
-    caller publishes them before its transaction commits, and rolls back, leaving them
-    unsent, when it cannot.
+async def pending(conn: Connection, batch: int) -> list[asyncpg.Record]:
+    """Up to ``batch`` rows to publish, in id order (no lock: see :func:`mark_published`)."""
+    return list(await conn.fetch(PENDING, batch))
 
-    The transaction then commits without waiting for its WAL to reach the disk
-    (``synchronous_commit`` off for it alone): a mark lost to a crash of Postgres only
-    publishes its events again, and their ids make the copies harmless (JetStream's
-    duplicate window, the consumers' own records). Every write that matters is
-    committed synchronously, which also flushes the marks written before it."""
-    records = await conn.fetch(TAKE, batch, now)
-    return sorted(records, key=lambda r: r["id"])
+
+async def mark_published(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Mark rows published at ``now``, once their events are acknowledged by JetStream.
+
+    Outside the caller's transactions, in one statement whose commit does not wait for its
+    WAL to reach the disk (``synchronous_commit`` off for it alone): a mark lost to a
+    crash, of Postgres or of the relay between its publish and its mark, only publishes
+    the events again, and their ids make the copies harmless (JetStream's duplicate
+    window, the consumers' own records). For the same reason two relays (a ledger
+    replaced while the old one still runs) may both publish a row. Every write that
+    matters is committed synchronously, which also flushes the marks written before it."""
+    await conn.execute(MARK, list(ids), now)
 
 
 async def mark_failed(conn: Connection, outbox_id: int, now: datetime, error: str) -> None:
