@@ -118,6 +118,11 @@ async def test_only_the_relays_mark_commits_without_waiting_for_the_disk(
         assert await conn.fetchval("SHOW synchronous_commit") == default
         await sql.outbox.mark_published(conn, [pending[0]["id"]], NOW)
         assert await conn.fetchval("SHOW synchronous_commit") == default
+        # Inside a transaction the setting would hold for all of it: refused.
+        async with conn.transaction():
+            with pytest.raises(RuntimeError, match="outside any transaction"):
+                await sql.outbox.mark_published(conn, [pending[0]["id"]], NOW)
+            assert await conn.fetchval("SHOW synchronous_commit") == default
     finally:
         await conn.close()
 

@@ -78,6 +78,9 @@ async def mark_published(conn: Connection, ids: Sequence[int], now: datetime) ->
     window, the consumers' own records). For the same reason two relays (a ledger
     replaced while the old one still runs) may both publish a row. Every write that
     matters is committed synchronously, which also flushes the marks written before it."""
+    if conn.is_in_transaction():
+        # Inside, the setting would hold for the caller's whole transaction.
+        raise RuntimeError("the outbox's mark commits on its own, outside any transaction")
     await conn.execute(MARK, list(ids), now)
 
 
