@@ -11,6 +11,7 @@ import asyncpg
 from services.common import subjects
 from services.common.contracts import AgentOutcome, CycleCompleted
 from services.ledger import sql
+from services.ledger.chain import ChainLink
 from services.ledger.outbox import outbox_row
 from services.ledger.sql.cycles import CycleRow
 
@@ -65,11 +66,14 @@ async def complete_locked(
     )
     if counted < len(set(expected)) and not deadline_passed:
         return None
+    links: list[tuple[str, ChainLink]] = []
     if row.data_time:
         # A replay's decisions join the chain now, in agent order: the same data gives
         # the same chain whichever answer came first. Its running cycle's decisions are
-        # all outside the chain until then: those linked are all of them.
-        results = await sql.decisions.link_cycle(conn, cycle_id)
+        # all outside the chain until then: those linked are all of them (written with
+        # the cycle's close).
+        unlinked = await sql.decisions.cycle_links(conn, cycle_id)
+        links, results = unlinked.links, unlinked.results
     else:
         results = await sql.decisions.decision_results(conn, cycle_id)
     everyone_decided = all(agent in results for agent in expected)
@@ -90,5 +94,6 @@ async def complete_locked(
         now,
         duration,
         event=outbox_row(subjects.CYCLE_COMPLETED, cycle_id, event),
+        links=links,
     )
     return event

@@ -15,6 +15,7 @@ from typing import Any
 from asyncpg import Connection
 
 from services.common.contracts import CycleStarted, MarketSnapshot
+from services.ledger.chain import ChainLink
 from services.ledger.sql import outbox
 
 # ---------------------------------------------------------------- messages and ticks
@@ -161,6 +162,25 @@ async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) ->
     return None if record is None else _cycle_row(dict(record))
 
 
+_FINISH = (
+    f"WITH event AS ({outbox.insert_statement(5)}) "
+    "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
+    "WHERE cycle_id = $1"
+)
+
+# The same, with decisions joining the chain ($9 ids, $10 positions, $11 previous hashes,
+# $12 hashes) and the chain's head moved to the last of them ($13, $14).
+_FINISH_LINKING = (
+    f"WITH event AS ({outbox.insert_statement(5)}), "
+    "head AS (UPDATE decision_chain_head SET seq = $13, hash = $14), "
+    "linked AS (UPDATE decisions d SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
+    "FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[]) "
+    "AS l (decision_id, seq, prev_hash, hash) WHERE d.decision_id = l.decision_id) "
+    "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
+    "WHERE cycle_id = $1"
+)
+
+
 async def finish_cycle(
     conn: Connection,
     cycle_id: str,
@@ -169,17 +189,25 @@ async def finish_cycle(
     duration_seconds: float,
     *,
     event: outbox.OutboxRow,
+    links: Sequence[tuple[str, ChainLink]] = (),
 ) -> None:
-    """Close the cycle and write its completion ``event`` to the outbox, in one statement."""
+    """Close the cycle and write its completion ``event`` to the outbox, and the chain's
+    ``links`` (decision id, link; in chain order) with the head moved to the last, in one
+    statement."""
+    values = (cycle_id, status, now, duration_seconds, *event.values())
+    if not links:
+        await conn.execute(_FINISH, *values)
+        return
+    ids, chained = zip(*links, strict=True)
     await conn.execute(
-        f"WITH event AS ({outbox.insert_statement(5)}) "
-        "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
-        "WHERE cycle_id = $1",
-        cycle_id,
-        status,
-        now,
-        duration_seconds,
-        *event.values(),
+        _FINISH_LINKING,
+        *values,
+        list(ids),
+        [link.seq for link in chained],
+        [link.prev_hash for link in chained],
+        [link.hash for link in chained],
+        chained[-1].seq,
+        chained[-1].hash,
     )
 
 

@@ -91,7 +91,7 @@ _CHAIN_SELECT = (
 class Booked:
     """A judged decision as the books store it: its verdict, each action's result, when
     it was applied, and whether it joins the hash chain now (a running replay cycle's
-    decisions join it when the cycle completes, see :func:`link_cycle`)."""
+    decisions join it when the cycle completes, see :func:`cycle_links`)."""
 
     verdict: Verdict
     results: Sequence[dict[str, Any]]
@@ -232,13 +232,19 @@ def _decision_values(
     )
 
 
-async def link_cycle(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Append the cycle's decisions not yet in the chain, in agent order; the results of
-    each agent's decision so linked (a replay cycle's decisions are all linked when it
-    completes: its outcomes).
+@dataclass(frozen=True)
+class CycleLinks:
+    """A replay cycle's decisions outside the chain, each with its link, in agent order
+    (the chain's head read locked), and each agent's results (the cycle's outcomes)."""
 
-    The decisions are read with the chain's head (locked) in one round trip, the links
-    computed in turn, and the rows and the head written in one more."""
+    links: list[tuple[str, ChainLink]]
+    results: dict[str, list[dict[str, Any]]]
+
+
+async def cycle_links(conn: Connection, cycle_id: str) -> CycleLinks:
+    """Read the cycle's decisions not yet in the chain with the chain's head (locked), in
+    one round trip, and link them in turn; :func:`sql.cycles.finish_cycle` writes the
+    links with the cycle's close."""
     records = await conn.fetch(
         "WITH head AS (SELECT seq AS head_seq, hash AS head_hash FROM decision_chain_head "
         "FOR UPDATE) SELECT d.*, head.head_seq, head.head_hash FROM ("
@@ -248,26 +254,14 @@ async def link_cycle(conn: Connection, cycle_id: str) -> dict[str, list[dict[str
         cycle_id,
     )
     if not records:
-        return {}
+        return CycleLinks([], {})
     seq, prev_hash = records[0]["head_seq"], records[0]["head_hash"]
-    links: list[ChainLink] = []
+    links: list[tuple[str, ChainLink]] = []
     for r in records:
         link = chain.link(seq + 1, prev_hash, _content(r))
-        links.append(link)
+        links.append((r["decision_id"], link))
         seq, prev_hash = link.seq, link.hash
-    await conn.execute(
-        "WITH head AS (UPDATE decision_chain_head SET seq = $4, hash = $5) "
-        "UPDATE decisions d SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
-        "FROM unnest($1::text[], $2::bigint[], $3::text[], $6::text[]) "
-        "AS l(decision_id, seq, prev_hash, hash) WHERE d.decision_id = l.decision_id",
-        [r["decision_id"] for r in records],
-        [link.seq for link in links],
-        [link.prev_hash for link in links],
-        seq,
-        prev_hash,
-        [link.hash for link in links],
-    )
-    return {r["llm_id"]: json.loads(r["results"]) for r in records}
+    return CycleLinks(links, {r["llm_id"]: json.loads(r["results"]) for r in records})
 
 
 async def chain_rows(
@@ -321,7 +315,7 @@ async def decided_count(conn: Connection, cycle_id: str, agents: Sequence[str]) 
 
 async def decision_results(conn: Connection, cycle_id: str) -> dict[str, list[dict[str, Any]]]:
     records = await conn.fetch(
-        # In the order link_cycle reads them: an agent's last decision is its outcome.
+        # In the order cycle_links reads them: an agent's last decision is its outcome.
         "SELECT llm_id, results FROM decisions WHERE cycle_id = $1 ORDER BY llm_id, decision_id",
         cycle_id,
     )
