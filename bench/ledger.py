@@ -74,7 +74,7 @@ async def _setup(conn: asyncpg.Connection, agents: int) -> None:
         cycle_id="c1", sequence=1, started_at=START, decision_deadline=START + timedelta(hours=1),
         symbols=tuple(SYMBOLS), agents=tuple(f"a{n:03d}" for n in range(agents)),
     )  # fmt: skip
-    await sql.cycles.insert_cycle(conn, started, started.agents, START)
+    await sql.cycles.insert_cycle(conn, sql.cycles.NewCycle(started, started.agents, START))
     await conn.executemany(
         "INSERT INTO market_data (symbol, price, mark_price, funding_rate, data_timestamp, "
         "cycle_id) VALUES ($1, $2, $2, 0.0001, $3, 'c1')",

@@ -44,6 +44,7 @@ from services.common.lineup import Lineup
 from services.ledger import sql
 from services.ledger.database import acquire, unavailable_is_transient
 from services.ledger.marks import MarkOutcome, SnapshotMarks, TickOutcome, TickProcessor
+from services.ledger.sql.cycles import NewCycle
 from services.ledger.verdicts import Applied, VerdictApplier
 
 
@@ -136,6 +137,9 @@ class BookIntake:
         marks, consecutive verdicts together."""
         run: list[MarketTick | SnapshotMarks] = []
         verdicts: list[tuple[int, Verdict]] = []
+        # A cycle's start waits for the message after it: its snapshot, as in a replay's
+        # lot, is stored with it in one statement; anything else comes after it is stored.
+        start: NewCycle | None = None
         for index, (message, delivery) in enumerate(items):
             if delivery.msg_id not in fresh:
                 effects.duplicates += 1
@@ -143,8 +147,26 @@ class BookIntake:
             fresh.discard(delivery.msg_id)  # a second copy in this batch is one too
             if isinstance(message, MarketTick | MarketSnapshot | CycleStarted):
                 await self._verdicts_run(conn, verdicts, now, effects)
-                await self._into_run(conn, message, run, now, effects)
+                if (
+                    isinstance(message, MarketSnapshot)
+                    and start is not None
+                    and start.started.cycle_id == message.cycle_id
+                ):
+                    await self._snapshot(conn, message, run, now, effects, start=start)
+                    start = None
+                    continue
+                await self._store(conn, start)
+                start = None
+                if isinstance(message, CycleStarted):
+                    expected = message.agents or tuple(a.id for a in self._lineup.active)
+                    start = NewCycle(message, expected, now)
+                elif isinstance(message, MarketSnapshot):
+                    await self._snapshot(conn, message, run, now, effects)
+                else:
+                    run.append(message)
                 continue
+            await self._store(conn, start)
+            start = None
             await self._marks_run(conn, run, now, effects)
             try:
                 if isinstance(message, Verdict):
@@ -156,38 +178,41 @@ class BookIntake:
             except PermanentError as exc:
                 # Raised before the message wrote anything: the rest go on.
                 effects.refused[index] = str(exc)
+        await self._store(conn, start)
         await self._marks_run(conn, run, now, effects)
         await self._verdicts_run(conn, verdicts, now, effects)
 
-    async def _into_run(
+    @staticmethod
+    async def _store(conn: asyncpg.Connection, start: NewCycle | None) -> None:
+        """A cycle's start that no snapshot of its own followed, stored alone."""
+        if start is not None:
+            await sql.cycles.insert_cycle(conn, start)
+
+    async def _snapshot(
         self,
         conn: asyncpg.Connection,
-        message: MarketTick | MarketSnapshot | CycleStarted,
+        message: MarketSnapshot,
         run: list[MarketTick | SnapshotMarks],
         now: datetime,
         effects: Effects,
+        *,
+        start: NewCycle | None = None,
     ) -> None:
-        """A tick joins the run of marks; a snapshot is stored and joins it; a cycle start
-        is stored."""
-        if isinstance(message, MarketTick):
-            run.append(message)
-        elif isinstance(message, CycleStarted):
-            expected = message.agents or tuple(a.id for a in self._lineup.active)
-            await sql.cycles.insert_cycle(conn, message, expected, now)
-        else:
-            effects.snapshots.append(message.cycle_id)
-            # A cycle has one snapshot: another copy must not re-mark the books.
-            if not await sql.cycles.store_snapshot(conn, message):
-                effects.duplicates += 1
-                return
-            run.append(
-                SnapshotMarks(
-                    cycle_id=message.cycle_id,
-                    marks={s.symbol: s.mark_price for s in message.symbols},
-                    at=message.taken_at,
-                    now=message.taken_at if message.data_time else now,
-                )
+        """A snapshot is stored (with its cycle's ``start``, when that came right before
+        it) and joins the run of marks."""
+        effects.snapshots.append(message.cycle_id)
+        # A cycle has one snapshot: another copy must not re-mark the books.
+        if not await sql.cycles.store_snapshot(conn, message, start):
+            effects.duplicates += 1
+            return
+        run.append(
+            SnapshotMarks(
+                cycle_id=message.cycle_id,
+                marks={s.symbol: s.mark_price for s in message.symbols},
+                at=message.taken_at,
+                now=message.taken_at if message.data_time else now,
             )
+        )
 
     async def _marks_run(
         self,

@@ -134,24 +134,41 @@ def _cycle_row(values: dict[str, Any]) -> CycleRow:
     return CycleRow(**values)
 
 
-async def insert_cycle(
-    conn: Connection, started: CycleStarted, expected_agents: Sequence[str], wall_now: datetime
-) -> None:
-    """A replay's cycle (data time) expires on the wall clock one decision window after
-    ``wall_now``; any other at its deadline."""
-    window = started.decision_deadline - started.started_at
-    await conn.execute(
+@dataclass(frozen=True)
+class NewCycle:
+    """A started cycle as the books store it, with the agents expected to decide and the
+    wall-clock time it was stored at: a replay's cycle (data time) expires on the wall
+    clock one decision window after it; any other at its deadline."""
+
+    started: CycleStarted
+    expected_agents: Sequence[str]
+    wall_now: datetime
+
+    def values(self) -> tuple[Any, ...]:
+        started = self.started
+        window = started.decision_deadline - started.started_at
+        return (
+            started.cycle_id,
+            started.sequence,
+            started.started_at,
+            started.decision_deadline,
+            list(self.expected_agents),
+            started.data_time,
+            self.wall_now + window if started.data_time else None,
+        )
+
+
+def _insert_cycle(first: int) -> str:
+    """The insert of a :class:`NewCycle` whose values are parameters ``$first`` on."""
+    values = ", ".join(f"${first + n}" for n in range(7))
+    return (
         "INSERT INTO cycles (cycle_id, sequence, started_at, decision_deadline, expected_agents, "
-        "data_time, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-        "ON CONFLICT (cycle_id) DO NOTHING",
-        started.cycle_id,
-        started.sequence,
-        started.started_at,
-        started.decision_deadline,
-        list(expected_agents),
-        started.data_time,
-        wall_now + window if started.data_time else None,
+        f"data_time, expires_at) VALUES ({values}) ON CONFLICT (cycle_id) DO NOTHING"
     )
+
+
+async def insert_cycle(conn: Connection, cycle: NewCycle) -> None:
+    await conn.execute(_insert_cycle(1), *cycle.values())
 
 
 async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) -> CycleRow | None:
@@ -223,8 +240,8 @@ async def overdue_cycles(conn: Connection, deadline_before: datetime) -> list[st
 # ---------------------------------------------------------------- market data
 
 
-_STORE_SNAPSHOT = (
-    "WITH fresh AS (SELECT NOT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $10) AS "
+_SNAPSHOT_FRESH = (
+    "fresh AS (SELECT NOT EXISTS (SELECT 1 FROM market_data WHERE cycle_id = $10) AS "
     "fresh), stored AS (INSERT INTO market_data (symbol, price, mark_price, volume_24h, "
     "price_change_24h, high_24h, low_24h, funding_rate, data_timestamp, cycle_id) "
     "SELECT s.*, $9::timestamptz, $10::text FROM unnest($1::text[], $2::numeric[], "
@@ -233,14 +250,20 @@ _STORE_SNAPSHOT = (
     "low_24h, funding_rate) WHERE (SELECT fresh FROM fresh) "
     "ON CONFLICT (cycle_id, symbol) DO NOTHING) SELECT fresh FROM fresh"
 )
+_STORE_SNAPSHOT = f"WITH {_SNAPSHOT_FRESH}"
+# The same, with its cycle's start stored first (parameters $11 on).
+_STORE_CYCLE_AND_SNAPSHOT = f"WITH started AS ({_insert_cycle(11)}), {_SNAPSHOT_FRESH}"
 
 
-async def store_snapshot(conn: Connection, snapshot: MarketSnapshot) -> bool:
+async def store_snapshot(
+    conn: Connection, snapshot: MarketSnapshot, cycle: NewCycle | None = None
+) -> bool:
     """Store the snapshot's prices, one row a symbol, unless its cycle has a snapshot
-    stored already (a copy): True when stored now."""
+    stored already (a copy): True when stored now. With its ``cycle``, the cycle's start
+    too, in the same statement (a replay's lot brings them together)."""
     rows = snapshot.symbols
     stored = await conn.fetchval(
-        _STORE_SNAPSHOT,
+        _STORE_SNAPSHOT if cycle is None else _STORE_CYCLE_AND_SNAPSHOT,
         [s.symbol for s in rows],
         [s.last_price for s in rows],
         [s.mark_price for s in rows],
@@ -251,6 +274,7 @@ async def store_snapshot(conn: Connection, snapshot: MarketSnapshot) -> bool:
         [s.funding_rate for s in rows],
         snapshot.taken_at,
         snapshot.cycle_id,
+        *(() if cycle is None else cycle.values()),
     )
     return bool(stored)
 
