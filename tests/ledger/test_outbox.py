@@ -73,7 +73,7 @@ async def test_a_pass_that_cannot_publish_leaves_its_rows_to_send(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         await apply_migrations(conn)
-        event = AccountEvent(event_id="e1", account=account("momentum"), at=NOW)
+        event = _account_event("e1")
         # No stream takes this subject: JetStream refuses the publish.
         await sql.outbox.insert(conn, outbox_row("arena.nowhere.momentum", "e1", event))
         relay = OutboxRelay(pool, bus, ManualClock(NOW), LedgerMetrics(CollectorRegistry()))
@@ -98,7 +98,7 @@ async def test_only_the_relays_mark_commits_without_waiting_for_the_disk(
         await apply_migrations(conn)
         default = await conn.fetchval("SHOW synchronous_commit")
         assert default == "on"
-        event = AccountEvent(event_id="e-async", account=account("momentum"), at=NOW)
+        event = _account_event("e-async")
         async with conn.transaction():
             await sql.outbox.insert(
                 conn, outbox_row(subjects.ledger_account("momentum"), "e-async", event)

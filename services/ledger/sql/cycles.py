@@ -179,22 +179,19 @@ async def cycle(conn: Connection, cycle_id: str, *, for_update: bool = False) ->
     return None if record is None else _cycle_row(dict(record))
 
 
-_FINISH = (
-    f"WITH event AS ({outbox.insert_statement(5)}) "
-    "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
-    "WHERE cycle_id = $1"
+_COMPLETION_EVENT = f"event AS ({outbox.insert_statement(5)})"
+_CLOSE = (
+    "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 WHERE cycle_id = $1"
 )
-
+_FINISH = f"WITH {_COMPLETION_EVENT} {_CLOSE}"
 # The same, with decisions joining the chain ($9 ids, $10 positions, $11 previous hashes,
 # $12 hashes) and the chain's head moved to the last of them ($13, $14).
 _FINISH_LINKING = (
-    f"WITH event AS ({outbox.insert_statement(5)}), "
+    f"WITH {_COMPLETION_EVENT}, "
     "head AS (UPDATE decision_chain_head SET seq = $13, hash = $14), "
     "linked AS (UPDATE decisions d SET seq = l.seq, prev_hash = l.prev_hash, hash = l.hash "
     "FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[]) "
-    "AS l (decision_id, seq, prev_hash, hash) WHERE d.decision_id = l.decision_id) "
-    "UPDATE cycles SET status = $2, completed_at = $3, duration_seconds = $4 "
-    "WHERE cycle_id = $1"
+    f"AS l (decision_id, seq, prev_hash, hash) WHERE d.decision_id = l.decision_id) {_CLOSE}"
 )
 
 
