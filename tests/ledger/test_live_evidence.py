@@ -31,6 +31,7 @@ from services.ledger.live_evidence import (
     CycleSeries,
     LiveEvidence,
     compute_all,
+    timed,
 )
 from services.ledger.queries import LedgerQueries
 from tests.builders import approved, hold, verdict
@@ -316,3 +317,20 @@ async def test_a_worker_whose_ledger_died_before_it_started_ends_at_once() -> No
         if orphan.returncode is None:
             orphan.kill()
             await orphan.wait()
+
+
+def test_the_pause_after_a_computation_counts_its_cpu_time_not_its_waits() -> None:
+    """The rest after a computation is a multiple of the CPU it took: a computation kept
+    waiting for a core (or, the first, for its worker to start) does not lengthen it."""
+    waiting = threading.Event()
+
+    def waits(series: Mapping[str, CycleSeries]) -> dict[str, AgentEvidence]:
+        waiting.wait(timeout=0.3)
+        return {}
+
+    def works(series: Mapping[str, CycleSeries]) -> dict[str, AgentEvidence]:
+        sum(i * i for i in range(2_000_000))
+        return {}
+
+    assert timed(waits, {})[1] < timed(works, {})[1]
+    assert timed(waits, {})[1] < 0.1
