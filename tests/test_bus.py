@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
+from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
 from services.common import channels, subjects
@@ -309,5 +310,71 @@ async def test_a_lingering_consumer_takes_what_came_meanwhile_in_one_batch(
         await eventually(lambda: sum(map(len, batches)) == 15, what="ten more")
         assert max(map(len, batches)) <= 8
         assert [c for batch in batches for c in batch] == [f"c{n}" for n in range(1, 16)]
+    finally:
+        await bus.close()
+
+
+async def _batches_of_cycles(
+    bus: Bus, spec: ConsumerSpec, wait_for_more: Callable[[Sequence[Msg]], float]
+) -> list[list[str]]:
+    """The batches of cycle ids ``spec``'s consumer hands over, as they are handed over."""
+    batches: list[list[str]] = []
+
+    async def handler(items: Sequence[Item]) -> Mapping[int, str]:
+        batches.append([message.cycle_id for message, _ in items])  # type: ignore[attr-defined]
+        return {}
+
+    types = {subjects.CYCLE_STARTED: CycleStarted}
+    await bus.consume_batches(spec, types, handler, wait_for_more=wait_for_more)
+    return batches
+
+
+async def test_a_consumer_told_to_wait_for_more_hands_over_what_came_in_one_batch(
+    nats_url: str,
+) -> None:
+    bus, _ = await _bus(nats_url)
+    asked: list[int] = []
+
+    def three_at_least(held: Sequence[Msg]) -> float:
+        asked.append(len(held))
+        return 30.0 if len(held) < 3 else 0.0
+
+    spec = ConsumerSpec("waiting-for-more", subjects.CYCLE_STARTED, batch=4)
+    try:
+        batches = await _batches_of_cycles(bus, spec, three_at_least)
+        await bus.publish(subjects.CYCLE_STARTED, _cycle(1), "c1")
+        await eventually(lambda: asked, what="the consumer holding c1")
+        assert batches == []  # held, not handed over
+        for n in (2, 3):
+            await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
+        await eventually(lambda: batches, what="the batch")
+        assert batches == [["c1", "c2", "c3"]]
+        # Never more than the spec's batch, however long the wait asked for.
+        asked.clear()
+        for n in range(4, 11):
+            await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
+        await eventually(lambda: sum(map(len, batches)) == 10, what="seven more")
+        assert [len(batch) for batch in batches[1:]] in ([3, 4], [4, 3])
+        assert [c for batch in batches for c in batch] == [f"c{n}" for n in range(1, 11)]
+    finally:
+        await bus.close()
+
+
+async def test_the_wait_for_more_ends_at_its_bound(nats_url: str) -> None:
+    bus, _ = await _bus(nats_url)
+    spec = ConsumerSpec("waiting-in-vain", subjects.CYCLE_STARTED, batch=64)
+    try:
+        batches = await _batches_of_cycles(bus, spec, lambda held: 0.3)
+        # Nothing more comes: c1 is handed over alone once the wait has passed.
+        await bus.publish(subjects.CYCLE_STARTED, _cycle(1), "c1")
+        await eventually(lambda: batches == [["c1"]], what="c1 alone")
+        # More keeps coming (one every 50 ms for two seconds): the wait is counted from
+        # its first ask, so the batches are handed over as it ends, not at the last one.
+        for n in range(2, 42):
+            await bus.publish(subjects.CYCLE_STARTED, _cycle(n), f"c{n}")
+            await asyncio.sleep(0.05)  # the pace of the load, not a synchronisation
+        await eventually(lambda: sum(map(len, batches)) == 41, what="forty more")
+        assert len(batches) >= 4
+        assert [c for batch in batches for c in batch] == [f"c{n}" for n in range(1, 42)]
     finally:
         await bus.close()

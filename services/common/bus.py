@@ -34,7 +34,14 @@ from services.common.bus_errors import (
     Unavailable,
 )
 from services.common.bus_metrics import BusMetrics
-from services.common.consumers import BatchHandler, Consumers, Delivery, Handler, short_error
+from services.common.consumers import (
+    BatchHandler,
+    Consumers,
+    Delivery,
+    Handler,
+    WaitForMore,
+    short_error,
+)
 from services.common.contracts import Message
 from services.common.dead_letters import MSG_ID, DeadLetterWriter
 from services.common.durables import ConsumerSpec
@@ -68,6 +75,11 @@ Publication = tuple[str, Message, str]
 
 # A drain that has not finished by then is abandoned: shutting down must not hang.
 DRAIN_TIMEOUT_SECONDS = 5.0
+
+
+def message_id(subject: str, natural_id: str) -> str:
+    """The ``Nats-Msg-Id`` an event is published with: ``<subject>:<natural_id>``."""
+    return f"{subject}:{natural_id}"
 
 
 class Bus(Replies):
@@ -145,8 +157,8 @@ class Bus(Replies):
         ``natural_id`` is the event's own id (cycle_id, decision_id, tick_id, outbox id), so
         publishing the same event twice within the duplicate window stores it once.
         """
-        msg_id = f"{subject}:{natural_id}"
-        ack = await self._js.publish(subject, message.to_bytes(), headers={MSG_ID: msg_id})
+        headers = {MSG_ID: message_id(subject, natural_id)}
+        ack = await self._js.publish(subject, message.to_bytes(), headers=headers)
         self._count_published(message, ack.duplicate)
 
     async def publish_all(self, events: Sequence[Publication], timeout: float = 5.0) -> None:
@@ -159,7 +171,7 @@ class Bus(Replies):
         """
         acks = []
         for subject, message, natural_id in events:
-            headers = {MSG_ID: f"{subject}:{natural_id}"}
+            headers = {MSG_ID: message_id(subject, natural_id)}
             acks.append(await self._js.publish_async(subject, message.to_bytes(), headers=headers))
         try:
             done = await asyncio.wait_for(asyncio.gather(*acks), timeout)
@@ -191,10 +203,13 @@ class Bus(Replies):
         handler: BatchHandler,
         *,
         resume_after: int | None = None,
+        wait_for_more: WaitForMore | None = None,
     ) -> None:
         """Like :meth:`consume`, several subjects in stream order, handled a batch at a time
-        (``resume_after``: see :meth:`Consumers.in_batches`)."""
-        await self._consumers.in_batches(spec, types, handler, resume_after=resume_after)
+        (``resume_after``, ``wait_for_more``: see :meth:`Consumers.in_batches`)."""
+        await self._consumers.in_batches(
+            spec, types, handler, resume_after=resume_after, wait_for_more=wait_for_more
+        )
 
     async def subscribe_core(
         self,

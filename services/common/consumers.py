@@ -57,6 +57,11 @@ Handler = Callable[[M, Delivery], Awaitable[None]]
 Item = tuple[Message, Delivery]
 # Returns the items it refuses for good, by index, with the reason (dead-lettered).
 BatchHandler = Callable[[Sequence[Item]], Awaitable[Mapping[int, str]]]
+# A wait for more shorter than this is not asked for (a pull's expiry is a little less).
+MIN_FETCH_SECONDS = 0.001
+# Given the messages fetched so far, how long to wait for more before handing them over
+# (0: hand them over now).
+WaitForMore = Callable[[Sequence[Msg]], float]
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -129,12 +134,16 @@ class Consumers:
         handler: BatchHandler,
         *,
         resume_after: int | None = None,
+        wait_for_more: WaitForMore | None = None,
     ) -> None:
         """Consume ``spec``'s subjects, each decoded as ``types[pattern]``, in batches.
 
         ``resume_after``: the last stream sequence the handler applied (it keeps that
         itself, with its effects): the durable is made anew to start right after it, so
         nothing a dead predecessor left unacknowledged comes back out of order.
+        ``wait_for_more``: asked after every fetch how long to wait for more messages
+        before handing the batch over (the wait counted from its first ask, up to
+        ``spec.batch`` messages); without it a batch is what was ready.
         """
         sub = await subscribe(self._js, spec, resume_after)
         policy = DeliveryPolicy(spec.retry_delays, self._max_deliver)
@@ -142,17 +151,20 @@ class Consumers:
         async def handle(batch: list[Msg]) -> None:
             await self._handle_batch(spec, policy, types, handler, batch)
 
-        self._start(spec, sub, handle)
+        self._start(spec, sub, handle, wait_for_more)
 
     def _start(
         self,
         spec: ConsumerSpec,
         sub: JetStreamContext.PullSubscription,
         handle: Callable[[list[Msg]], Awaitable[None]],
+        wait_for_more: WaitForMore | None = None,
     ) -> None:
         log.info("consuming %s as %s", ", ".join(spec.subjects), spec.durable)
         self._tasks.append(
-            asyncio.create_task(self._loop(sub, spec, handle), name=f"consume:{spec.durable}")
+            asyncio.create_task(
+                self._loop(sub, spec, handle, wait_for_more), name=f"consume:{spec.durable}"
+            )
         )
 
     async def _loop(
@@ -160,6 +172,7 @@ class Consumers:
         sub: JetStreamContext.PullSubscription,
         spec: ConsumerSpec,
         handle: Callable[[list[Msg]], Awaitable[None]],
+        wait_for_more: WaitForMore | None = None,
     ) -> None:
         try:
             while not self._stopping.is_set():
@@ -176,6 +189,8 @@ class Consumers:
                         batch = await sub.fetch(1, timeout=1.0)
                         if spec.batch > 1:
                             batch += await ready_messages(sub, spec.batch - 1)
+                    if wait_for_more is not None:
+                        await _gather(sub, spec.batch, batch, wait_for_more)
                 except TimeoutError:  # nothing to fetch (nats' own and asyncio's timeouts)
                     continue
                 except Exception as exc:
@@ -362,3 +377,31 @@ def short_error(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]
     ) or json.dumps(str(exc))
+
+
+async def _gather(
+    sub: JetStreamContext.PullSubscription,
+    limit: int,
+    batch: list[Msg],
+    wait_for_more: WaitForMore,
+) -> None:
+    """Add to ``batch`` what comes while ``wait_for_more`` asks for it, up to ``limit``
+    messages. A fetch that times out or fails ends the wait: what is held is handed over
+    (a failed fetch is the loop's to notice on its next one)."""
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    while len(batch) < limit:
+        wait = wait_for_more(batch)
+        if wait <= 0:
+            return
+        if deadline is None:
+            deadline = loop.time() + wait
+        left = deadline - loop.time()
+        if left < MIN_FETCH_SECONDS:
+            return
+        try:
+            batch += await sub.fetch(1, timeout=left)
+            if len(batch) < limit:
+                batch += await ready_messages(sub, limit - len(batch))
+        except Exception:  # timed out, or the connection lost: book what is held
+            return

@@ -44,6 +44,7 @@ from services.ledger.booked import BookedCycles
 from services.ledger.curve_store import CurveKeeper
 from services.ledger.cycles import complete_cycle
 from services.ledger.database import acquire, create_pool, unavailable_is_transient
+from services.ledger.gathering import CycleGathering
 from services.ledger.intake import BookIntake, same_agent
 from services.ledger.live_evidence import LiveEvidence
 from services.ledger.marks import TickProcessor
@@ -135,6 +136,7 @@ class LedgerService:
             BOOKS.durable,
         )
         self._booked = BookedCycles()
+        self._gathering = CycleGathering()
         self._evidence = evidence or LiveEvidence(pool, CYCLES_PER_YEAR_5M)
         self._queries = LedgerQueries(pool, self._booked, self._evidence)
         self._relay = OutboxRelay(pool, bus, clock, metrics)
@@ -158,7 +160,13 @@ class LedgerService:
         ]
         async with acquire(self._pool) as conn:
             position = await sql.cycles.consumer_position(conn, BOOKS.durable)
-        await self._bus.consume_batches(BOOKS, BOOK_TYPES, self._on_books, resume_after=position)
+        await self._bus.consume_batches(
+            BOOKS,
+            BOOK_TYPES,
+            self._on_books,
+            resume_after=position,
+            wait_for_more=self._gathering.wait_for_more,
+        )
         # Gathered a second at a time, each batch one statement with its claims.
         await self._bus.consume_batches(
             LLM_CALLS, {LLM_CALLS.filter_subject: channels.LLM_CALL.message}, self._on_llm_calls
@@ -246,6 +254,7 @@ class LedgerService:
     async def _on_books(self, items: Sequence[Item]) -> Mapping[int, str]:
         effects = await self._intake.apply(items, self._clock.now())
         self._booked.booked(effects.snapshots)
+        self._gathering.booked(items)
         metrics = self._metrics
         if effects.duplicates:
             metrics.duplicates.labels(BOOKS.durable).inc(effects.duplicates)
@@ -307,6 +316,7 @@ class LedgerService:
     def _completed(self, event: CycleCompleted | None) -> None:
         if event is None:
             return
+        self._gathering.completed(event.cycle_id)
         self._metrics.cycles_completed.labels(str(event.timed_out).lower()).inc()
         self._evidence.cycle_completed()
         log.info(
