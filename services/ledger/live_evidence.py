@@ -4,13 +4,16 @@ The figures are the season report's (:mod:`services.common.evidence`) on the cyc
 completed so far: an agent's equity at a cycle is its ``cycle:<id>`` snapshot, BTC's price
 its mark in that cycle's ``market_data`` row; an agent's series keeps the completed cycles
 where both have a figure, in cycle order (a timed-out cycle is left out, as in the report).
-The bootstraps take about a second with a month of cycles and seven agents (seconds with
-a hundred agents), too long for a request and too much CPU to share the ledger's process:
-:class:`LiveEvidence` computes the figures after completed cycles in a worker process of
-its own, at a low scheduling priority (the services' work comes first on a busy machine),
-with a fixed seed (the same history gives the same figures), and ``/trading/stats``
-answers with the latest ones. While Postgres cannot be read the
-previous figures stay; the next completed cycle tries again.
+The bootstraps take about two seconds of CPU with a month of cycles and seven agents
+(half a minute with a hundred), too long for a request and too much CPU to share the
+ledger's process: :class:`LiveEvidence` computes the figures after completed cycles in a
+worker process of its own, at a low scheduling priority (the services' work comes first
+on a busy machine), with a fixed seed (the same history gives the same figures), and
+``/trading/stats`` answers with the latest ones. Between two computations it rests
+:data:`PAUSE_FACTOR` times the CPU time the last one took, five seconds at least: a
+twentieth of a core at most during a replay; a live cycle of minutes is computed after
+each (up to a month of a hundred agents, whose figures then lag a cycle or two). While
+Postgres cannot be read the previous figures stay; the next completed cycle tries again.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ RESAMPLES = 500
 SEED = 0
 BACKGROUND_NICENESS = 10  # the worker process's, above the services' 0
 ORPHAN_CHECK_SECONDS = 1.0
-PAUSE_FACTOR = 9  # computing takes at most a tenth of a core
+PAUSE_FACTOR = 19  # computing takes at most a twentieth of a core
 MIN_PAUSE_SECONDS = 5.0  # and a replay's figures are at most this much behind
 MIN_CYCLES = 3  # two returns: a deviation, a regression (as the report)
 
