@@ -179,6 +179,9 @@ class FaultArena:
         trade, one position per "opened" result. Raises AssertionError otherwise.
         """
         await self.pause_market()
+        # A cycle under way when the market paused is still being decided (a replay's
+        # always is): its decisions count once every consumer has settled what it holds.
+        await eventually(self.consumers_idle, timeout=120, what="every consumer idle")
         ids = {d.decision_id for d in await self.proposals()}
         conn = await self.db()
         try:
