@@ -7,7 +7,10 @@ and Postgres; the replay's cycles per second are measured from the first cycle t
 then ``verify`` must pass. Target: >= 100 cycles/s (a month of 5-minute cycles, 8,640, in
 under 90 s), aiming at 200.
 
-    python -m bench.replay [--days 30] [--lineup config/agents.toml]
+Its reference, measured in the same run: the design's floor (bench/cycle_floor.py), as many
+cycles of the same line-up's messages and writes with nothing done between them.
+
+    python -m bench.replay [--days 30] [--lineup config/agents.toml] [--floor]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench import cycle_floor
 from bench.cycle_timeline import CycleTimeline
 from bench.measures import Better, Measure
 from bench.replay_data import write_month
@@ -177,6 +181,7 @@ def _measure(arena: Launch, port: int, timeout: float) -> tuple[dict[str, Any], 
 
 
 QUICK_DAYS = 1
+FLOOR_NAME = "the design's floor (bench.cycle_floor)"
 
 
 def measure(quick: bool = False) -> list[Measure]:
@@ -186,6 +191,7 @@ def measure(quick: bool = False) -> list[Measure]:
     result = run(days)
     if result["verify"] != ["ok"]:
         raise RuntimeError(f"verify after the replay: {result['verify']}")
+    floor = cycle_floor.run(result["cycles"] + 1)
     found = [
         Measure(
             GROUP,
@@ -194,9 +200,16 @@ def measure(quick: bool = False) -> list[Measure]:
             "cycles/s",
             better=Better.HIGHER,
             target=TARGET_CYCLES_PER_SECOND,
+            reference=round(floor.cycles_per_second, 1),
+            reference_name=FLOOR_NAME,
         ),
         Measure(
-            GROUP, "replay CPU per cycle, all processes", result["cpu_ms_per_cycle_total"], "ms"
+            GROUP,
+            "replay CPU per cycle, all processes",
+            result["cpu_ms_per_cycle_total"],
+            "ms",
+            reference=floor.cpu_ms_per_cycle_total,
+            reference_name=FLOOR_NAME,
         ),
     ]
     found += [
@@ -210,8 +223,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--lineup", type=Path, default=None)
+    parser.add_argument(
+        "--floor", action="store_true", help="then the design's floor for as many cycles"
+    )
     args = parser.parse_args()
     result = run(args.days, args.lineup)
+    if args.floor:
+        result["floor"] = cycle_floor.run(result["cycles"] + 1).as_dict()
     print(json.dumps(result, indent=1))
 
 
