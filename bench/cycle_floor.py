@@ -35,6 +35,7 @@ import asyncio
 import json
 import multiprocessing
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -66,6 +67,7 @@ LINEUP: tuple[tuple[str, ...], ...] = (
     ("base-1", "base-2", "base-3", "base-4"),
 )
 WAIT = 30.0
+PROGRESS_EVERY = 2000  # cycles between the market's progress reports
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claimed (id text PRIMARY KEY);
@@ -182,7 +184,9 @@ async def _market(url: str, cycles: int, out: Connection) -> None:
         await done.ack()
         if cycle == 0:
             began = time.monotonic()  # from the first completion: start-up left out
-            out.send(("first", cycle))
+            out.send(("first", 0.0))
+        elif cycle % PROGRESS_EVERY == 0:
+            out.send(("progress", float(cycle)))
     out.send(("done", time.monotonic() - began))
     await nc.close()
 
@@ -443,14 +447,12 @@ def run(cycles: int = 3000) -> Floor:
         market = spawn.Process(target=_role, args=("market", server.url, cycles, send), daemon=True)
         market.start()
         children.append(("market", market))
-        assert receive.poll(120), "the floor's first cycle did not complete within 120 s"
-        receive.recv()
+        _next(receive, "first", children, 120.0)
         watched = [(name, psutil.Process(child.pid)) for name, child in children]
         watched.append(("nats-server", _nats_process(root)))
         watched += [("postgres", p) for p in _postgres_processes(postgres.data_dir)]
         before = _cpu_seconds(watched)
-        assert receive.poll(cycles * 0.5 + 60), "the floor's cycles did not complete"
-        _, seconds = receive.recv()
+        seconds = _next(receive, "done", children, cycles * 0.5 + 60, cycles)
         after = _cpu_seconds(watched)
         measured = cycles - 1
         spent = {name: after[name] - before.get(name, 0.0) for name in after}
@@ -472,6 +474,29 @@ def run(cycles: int = 3000) -> Floor:
         server.stop()
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _next(
+    receive: Connection,
+    wanted: str,
+    children: Sequence[tuple[str, Any]],
+    timeout: float,
+    cycles: int = 0,
+) -> float:
+    """The market's next report of kind ``wanted`` (its progress printed on the way); a
+    role that exits or a market that falls silent for ``timeout`` ends the run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, child in children:
+            if not child.is_alive():
+                raise RuntimeError(f"the floor's {name} process exited ({child.exitcode})")
+        if not receive.poll(0.5):
+            continue
+        kind, value = receive.recv()
+        if kind == wanted:
+            return float(value)
+        print(f"floor: {int(value):,} of {cycles:,} cycles", file=sys.stderr, flush=True)
+    raise RuntimeError(f"the floor's market did not report {wanted!r} within {timeout:.0f} s")
 
 
 def _nats_process(root: Path) -> psutil.Process:
