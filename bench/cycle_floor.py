@@ -21,7 +21,8 @@ agent each, a host with four), each step taken with the fewest round trips it al
   returned), publishes those events (the completion among them), marks them sent, acks;
 - the gateway receives the events on plain subscriptions.
 
-No decoding, validation, strategy or accounting: the cycles a second this reaches are
+No decoding, validation, strategy or accounting, and no NATS users (the arena's server
+checks each one's permissions on every message): the cycles a second this reaches are
 what the design allows on this machine before any service does its work, and its CPU a
 cycle is what NATS, Postgres and the event loops' socket work cost at the least.
 
