@@ -53,6 +53,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
+from bench.cpu import postgres_seconds, process_seconds
 from services.common.durables import ready_messages
 
 STREAM = "FLOOR"
@@ -401,23 +402,6 @@ async def _prepare(url: str, database: str) -> None:
     await db.close()
 
 
-def _cpu_seconds(processes: Sequence[tuple[str, psutil.Process]]) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for name, process in processes:
-        times = process.cpu_times()
-        found[name] = found.get(name, 0.0) + times.user + times.system
-    return found
-
-
-def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if "-D" in command and Path(command[command.index("-D") + 1]) == data_dir:
-            found += [process, *process.children(recursive=True)]
-    return found
-
-
 def run(cycles: int = 3000) -> Floor:
     """Play ``cycles`` cycles of the floor on its own NATS and Postgres."""
     from devstack.nats_server import EmbeddedNats  # the roles' processes need neither
@@ -450,11 +434,14 @@ def run(cycles: int = 3000) -> Floor:
         children.append(("market", market))
         _next(receive, "first", children, 120.0)
         watched = [(name, psutil.Process(child.pid)) for name, child in children]
-        watched.append(("nats-server", _nats_process(root)))
-        watched += [("postgres", p) for p in _postgres_processes(postgres.data_dir)]
-        before = _cpu_seconds(watched)
+        watched.append(("nats-server", psutil.Process(server.pid)))
+
+        def cpu() -> dict[str, float]:
+            return {**process_seconds(watched), "postgres": postgres_seconds(postgres.data_dir)}
+
+        before = cpu()
         seconds = _next(receive, "done", children, cycles * 0.5 + 60, cycles)
-        after = _cpu_seconds(watched)
+        after = cpu()
         measured = cycles - 1
         spent = {name: after[name] - before.get(name, 0.0) for name in after}
         decisions, unsent = asyncio.run(_booked(database))
@@ -498,14 +485,6 @@ def _next(
             return float(value)
         print(f"floor: {int(value):,} of {cycles:,} cycles", file=sys.stderr, flush=True)
     raise RuntimeError(f"the floor's market did not report {wanted!r} within {timeout:.0f} s")
-
-
-def _nats_process(root: Path) -> psutil.Process:
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if command and command[0].endswith("nats-server") and str(root) in " ".join(command):
-            return process
-    raise RuntimeError("the floor's nats-server is not running")
 
 
 def _wait_for_consumers(url: str, wanted: int, timeout: float = 60.0) -> None:

@@ -16,7 +16,6 @@ cycles of the same line-up's messages and writes with nothing done between them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import httpx
 import psutil
 
 from bench import cycle_floor
+from bench.cpu import postgres_seconds
 from bench.cycle_timeline import CycleTimeline
 from bench.measures import Better, Measure
 from bench.replay_data import write_month
@@ -97,25 +97,8 @@ def cpu_seconds_by_process(root_pid: int, postgres_dir: Path | None = None) -> d
         name = _process_name(command, agent)
         found[name] = found.get(name, 0.0) + times.user + times.system
     if postgres_dir is not None:
-        found["postgres"] = _postgres_seconds(postgres_dir)
+        found["postgres"] = postgres_seconds(postgres_dir)
     return found
-
-
-def _postgres_seconds(data_dir: Path) -> float:
-    """CPU seconds of the Postgres server started on ``data_dir`` and its backends, those
-    running and those ended (the server's waited-for children)."""
-    total = 0.0
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if "-D" not in command or Path(command[command.index("-D") + 1]) != data_dir:
-            continue
-        with contextlib.suppress(psutil.Error):
-            server = process.cpu_times()
-            total += server.children_user + server.children_system
-            for one in (process, *process.children(recursive=True)):
-                times = one.cpu_times()
-                total += times.user + times.system
-    return total
 
 
 def _process_name(command: list[str], agent: str) -> str:

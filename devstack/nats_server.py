@@ -101,6 +101,12 @@ class EmbeddedNats:
         raise RuntimeError(f"nats-server did not listen within {timeout}s; see {self.log_file}")
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("nats-server is not started")
+        return self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
